@@ -1,0 +1,95 @@
+/*
+ * cfg.h: the server's options, declared once (the contract; see cfg.c).
+ *
+ * CFG_OPTIONS is the single table of every option: its struct field, its
+ * memcached short flag (0 for long-only options), its long name, its type,
+ * its default, a metavariable and its help text. From it come struct cfg,
+ * the parser, `-h`, and `stats settings` values. Short flags and long names
+ * are memcached 1.6's, with memcached's meanings and defaults, except that
+ * the default listen address is 127.0.0.1.
+ *
+ * Parsing is pure: argv in, struct cfg or an error message out. Nothing
+ * here prints or exits; main.c decides.
+ */
+#ifndef CORECACHE_CORE_CFG_H
+#define CORECACHE_CORE_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sink.h"
+
+/*
+ * Types:
+ *   UINT   unsigned decimal (range-checked per option in cfg.c)
+ *   SIZE   bytes with an optional k/m/g suffix (-I 1m)
+ *   MEGS   megabytes (-m 64)
+ *   DOUBLE decimal fraction
+ *   STR    string
+ *   FLAG   no argument; sets true
+ *   COUNT  no argument; counts repeats (-vv)
+ *
+ * ACTION(field, short, long, TYPE, default, metavar, help)
+ */
+#define CFG_OPTIONS(ACTION)                                                                  \
+    ACTION(port, 'p', "port", UINT, 11211, "num", "TCP port to listen on")                   \
+    ACTION(udp_port, 'U', "udp-port", UINT, 0, "num", "UDP port (only 0, off, is supported)") \
+    ACTION(listen, 'l', "listen", STR, "127.0.0.1", "addr", "interface to listen on")       \
+    ACTION(enable_shutdown, 'A', "enable-shutdown", FLAG, false, NULL,                       \
+           "enable the ascii \"shutdown\" command")                                          \
+    ACTION(user, 'u', "user", STR, NULL, "user",                                             \
+           "assume the identity of <user> after binding (only when run as root)")            \
+    ACTION(memory_limit, 'm', "memory-limit", MEGS, 64, "num", "item memory in megabytes")   \
+    ACTION(disable_evictions, 'M', "disable-evictions", FLAG, false, NULL,                   \
+           "return an error when memory is exhausted instead of evicting")                   \
+    ACTION(conn_limit, 'c', "conn-limit", UINT, 1024, "num", "max simultaneous connections") \
+    ACTION(verbose, 'v', "verbose", COUNT, 0, NULL,                                          \
+           "verbose (print errors/warnings; -vv also prints commands)")                     \
+    ACTION(help, 'h', "help", FLAG, false, NULL, "print this help and exit")                 \
+    ACTION(version, 'V', "version", FLAG, false, NULL, "print version and exit")             \
+    ACTION(growth_factor, 'f', "slab-growth-factor", DOUBLE, 1.25, "num",                    \
+           "chunk size growth factor")                                                       \
+    ACTION(slab_min_size, 'n', "slab-min-size", UINT, 48, "bytes",                           \
+           "min space used for key+value+flags")                                             \
+    ACTION(threads, 't', "threads", UINT, 0, "num",                                          \
+           "number of shard threads (default: one per CPU in the affinity mask)")            \
+    ACTION(disable_cas, 'C', "disable-cas", FLAG, false, NULL, "disable use of CAS")         \
+    ACTION(listen_backlog, 'b', "listen-backlog", UINT, 1024, "num",                         \
+           "set the backlog queue limit")                                                    \
+    ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \
+           "max item size (default: 1m, min: 1k, max: 1024m)")
+
+/* The parsed options: one field per table row, typed by its TYPE. MEGS and
+ * SIZE fields hold bytes. */
+#define CFG_CTYPE_UINT uint32_t
+#define CFG_CTYPE_SIZE uint64_t
+#define CFG_CTYPE_MEGS uint64_t
+#define CFG_CTYPE_DOUBLE double
+#define CFG_CTYPE_STR const char *
+#define CFG_CTYPE_FLAG bool
+#define CFG_CTYPE_COUNT uint32_t
+#define CFG_FIELD(field, short_flag, long_name, type, def, metavar, help) CFG_CTYPE_##type field;
+struct cfg {
+    CFG_OPTIONS(CFG_FIELD)
+};
+
+/* Fills cfg with every option's default. */
+void cfg_defaults(struct cfg *cfg);
+
+/*
+ * Parses argv[1..argc) into cfg (which cfg_defaults() set up). Returns true
+ * on success. On an unknown option, a missing or invalid argument, or a value
+ * out of range it returns false and writes one line to err saying what was
+ * wrong with the value and what to do, e.g.
+ *   "corecache: -m 0: memory limit must be at least 1 (megabytes)\n".
+ * Short flags may be bundled (-vv, -vA) and take their argument attached or
+ * separate (-p11211, -p 11211); long options take --name=value or
+ * --name value. argv is not modified.
+ */
+bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err);
+
+/* Writes the -h text: a usage line and one line per option from the table. */
+bool cfg_usage(struct sink *out);
+
+#endif

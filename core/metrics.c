@@ -1,0 +1,85 @@
+/*
+ * metrics.c: generic operations over X-macro metric tables (metrics.h).
+ *
+ * Tables are plain arrays of uint64_t described by a metric_desc array, so
+ * summing shard snapshots, resetting counters and rendering memcached's
+ * "STAT <name> <value>" lines is written once here for every module.
+ */
+#include "metrics.h"
+
+#include <string.h>
+
+void metrics_sum(uint64_t *acc, const uint64_t *add, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acc[i] += add[i];
+}
+
+void metrics_reset(uint64_t *values, const struct metric_desc *desc, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (desc[i].type == METRIC_COUNTER)
+            values[i] = 0;
+    }
+}
+
+size_t metrics_u64toa(uint64_t v, char *p)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static bool stat_line(struct sink *out, const char *prefix, const char *name, const char *value,
+                      size_t nvalue)
+{
+    size_t nprefix = strlen(prefix), nname = strlen(name);
+    size_t need = 5 + nprefix + nname + 1 + nvalue + 2;
+    char *p = sink_reserve(out, need);
+    if (p == NULL)
+        return false;
+    char *start = p;
+    memcpy(p, "STAT ", 5);
+    p += 5;
+    memcpy(p, prefix, nprefix);
+    p += nprefix;
+    memcpy(p, name, nname);
+    p += nname;
+    *p++ = ' ';
+    memcpy(p, value, nvalue);
+    p += nvalue;
+    *p++ = '\r';
+    *p++ = '\n';
+    sink_commit(out, (size_t)(p - start));
+    return true;
+}
+
+bool metrics_render_stats(struct sink *out, const char *prefix, const struct metric_desc *desc,
+                          const uint64_t *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char num[20];
+        size_t len = metrics_u64toa(values[i], num);
+        if (!stat_line(out, prefix, desc[i].name, num, len))
+            return false;
+    }
+    return true;
+}
+
+bool metrics_stat_u64(struct sink *out, const char *name, uint64_t value)
+{
+    char num[20];
+    size_t len = metrics_u64toa(value, num);
+    return stat_line(out, "", name, num, len);
+}
+
+bool metrics_stat_str(struct sink *out, const char *name, const char *value)
+{
+    return stat_line(out, "", name, value, strlen(value));
+}

@@ -1,0 +1,45 @@
+/*
+ * process.h: executing parsed requests on a store (the contract; see
+ * process.c).
+ *
+ * This is where a request meets the engine: the connection (io/conn.c) has
+ * parsed it (proto.h), hashed its key (hash.h) and found the owning shard
+ * (ring.h); the owning shard calls process_key() with its own store, here
+ * or after the request crossed shards. The reply bytes go to a sink, so the
+ * same code serves local and forwarded requests. Pure: no syscalls, no
+ * clock reads, no allocation beyond what the sink provides.
+ */
+#ifndef CORECACHE_CORE_PROCESS_H
+#define CORECACHE_CORE_PROCESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "proto.h"
+#include "sink.h"
+#include "store.h"
+
+struct process_env {
+    struct store *store;
+    const struct mc_clock *clock;
+    mc_time_t now;
+};
+
+/*
+ * Executes the keyed part of `req` for one key on env->store and appends
+ * the reply to `out`:
+ *   - retrievals (get/gets/gat/gats): "VALUE <key> <flags> <bytes>[ <cas>]\r\n
+ *     <data>\r\n" on a hit, nothing on a miss (the caller ends with "END");
+ *   - storage, delete, incr/decr, touch: the reply line, or nothing under
+ *     noreply (errors too, as memcached's out_string).
+ * For a too-large storage request it unlinks the old item (set) and writes
+ * req->error. Returns false only when the sink could not provide memory.
+ */
+bool process_key(const struct process_env *env, const struct proto_req *req, const char *key,
+                 uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
+
+/* Appends "<line>\r\n" unless req->noreply; for req->error and the like. */
+bool process_reply_line(const struct proto_req *req, const char *line, struct sink *out) MC_MUST_CHECK;
+
+#endif

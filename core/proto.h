@@ -1,0 +1,144 @@
+/*
+ * proto.h: memcached's text protocol, parsed from plain bytes (the contract;
+ * see proto.c).
+ *
+ * The parser turns the bytes a connection has received into one request at
+ * a time. It never touches a socket, allocates, or copies: the request it
+ * fills points into the caller's buffer and stays valid until the caller
+ * drops those bytes. Framing follows memcached 1.6's doc/protocol.txt and
+ * proto_text.c byte for byte:
+ *
+ *   - a command line ends in "\r\n" or a bare "\n"; tokens are separated by
+ *     spaces; at most 24 tokens are examined, as memcached does;
+ *   - a storage command is followed by a data block of exactly <bytes>
+ *     bytes and "\r\n"; a block whose last two bytes are not "\r\n" gets
+ *     "CLIENT_ERROR bad data chunk" after the whole block was consumed;
+ *   - a value too large for the cache gets "SERVER_ERROR object too large
+ *     for cache" and its data block is swallowed (the parser remembers how
+ *     many bytes are left to skip, across calls);
+ *   - a line of more than 2048 bytes without a newline closes the
+ *     connection unless it starts a get/gets (multi-gets may be long).
+ *
+ * Errors are reported as a request whose `error` is the reply line; the
+ * caller sends it unless `noreply` is set, exactly as memcached's out_string
+ * suppresses replies (error replies included) under noreply.
+ *
+ * A parser is per connection state (the swallow count); it is tiny and is
+ * called only by the connection's thread.
+ */
+#ifndef CORECACHE_CORE_PROTO_H
+#define CORECACHE_CORE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_KEY_MAX 250
+#define PROTO_LINE_MAX 2048 /* longest line accepted without a newline */
+#define PROTO_MAX_TOKENS 24
+
+enum proto_cmd {
+    PROTO_NONE = 0, /* nothing to execute (bytes swallowed) */
+    PROTO_ERROR,    /* reply `error`; execute nothing */
+    /* retrieval: one or more keys */
+    PROTO_GET,
+    PROTO_GETS,
+    PROTO_GAT,
+    PROTO_GATS,
+    /* storage: one key and a data block */
+    PROTO_SET,
+    PROTO_ADD,
+    PROTO_REPLACE,
+    PROTO_APPEND,
+    PROTO_PREPEND,
+    PROTO_CAS,
+    /* other keyed commands */
+    PROTO_DELETE,
+    PROTO_INCR,
+    PROTO_DECR,
+    PROTO_TOUCH,
+    /* whole-server commands */
+    PROTO_STATS,
+    PROTO_FLUSH_ALL,
+    PROTO_VERSION,
+    PROTO_VERBOSITY,
+    PROTO_QUIT,
+    PROTO_SHUTDOWN,
+    PROTO_CMD_COUNT
+};
+
+struct proto_req {
+    enum proto_cmd cmd;
+    bool noreply;
+    bool close; /* close the connection after replying `error` (if any) */
+
+    /* Keyed commands: the key. Retrievals: the first key; the rest follow
+     * in keys[0..keys_len) and are walked with proto_next_key(). */
+    const char *key;
+    uint32_t nkey;
+    const char *keys; /* retrieval: all keys, space separated */
+    uint32_t keys_len;
+    uint32_t nkeys; /* retrieval: number of keys */
+
+    uint32_t flags;  /* storage: client flags */
+    int64_t exptime; /* storage, touch, gat/gats: as the client sent it;
+                      * flush_all: the delay (0 = now) */
+    uint32_t nbytes; /* storage: value length, without "\r\n" */
+    const char *value; /* storage: the value (nbytes bytes) */
+    uint64_t cas;      /* cas: the client's unique */
+    uint64_t delta;    /* incr/decr */
+    uint32_t level;    /* verbosity */
+    bool too_large;    /* storage: value exceeds the item size limit; the
+                        * command is still reported (a set must unlink the
+                        * old item) with `error` set; the block is swallowed */
+
+    /* stats: the argument text after "stats " (may be empty), trimmed */
+    const char *args;
+    uint32_t nargs;
+    /* shutdown: "graceful" given */
+    bool graceful;
+
+    /* Non-NULL: the reply line, without "\r\n" (e.g. "ERROR",
+     * "CLIENT_ERROR bad command line format"). */
+    const char *error;
+};
+
+struct proto_limits {
+    size_t item_size_max; /* -I */
+    /* Bytes an item of this key and value length needs (store_item_total),
+     * to decide "object too large" before the value arrives. */
+    size_t (*item_total)(size_t nkey, size_t nbytes);
+};
+
+struct proto_parser {
+    struct proto_limits limits;
+    uint64_t swallow; /* data bytes still to discard */
+};
+
+void proto_parser_init(struct proto_parser *parser, const struct proto_limits *limits);
+
+/*
+ * Parses the next request from buf[0..len).
+ * Returns the number of bytes it consumed (> 0) and fills *req (cmd may be
+ * PROTO_NONE when the bytes were only swallowed), or 0 when buf holds no
+ * complete request yet. With 0, *need (if not NULL) is the total number of
+ * bytes from buf needed before the next call can make progress, when
+ * known (a storage command waiting for its data block), else 0.
+ * With a line over PROTO_LINE_MAX and no newline (not a get/gets) it returns
+ * len with req->close set.
+ */
+size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
+                   size_t *need);
+
+/* Walks the keys of a retrieval: start with *pos = 0; returns false after
+ * the last key. */
+bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key, uint32_t *nkey);
+
+/* True for commands that take one key (storage, delete, incr/decr, touch). */
+bool proto_is_keyed(enum proto_cmd cmd);
+/* True for get/gets/gat/gats. */
+bool proto_is_retrieval(enum proto_cmd cmd);
+/* The command's name as sent ("get", "set", ...). */
+const char *proto_cmd_name(enum proto_cmd cmd);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * sink.h: an append-only byte sink, the one way core/ writes output.
+ *
+ * core/ composes replies without knowing where the bytes go: into a
+ * connection's output chain (io/conn.c), into a cross-shard reply record
+ * (io/xshard.c), or into a plain growable buffer (tests). The owner provides
+ * the memory; core asks for room, writes, and commits:
+ *
+ *     char *p = sink_reserve(out, 5);
+ *     if (p == NULL) return MC_ENOMEM;
+ *     memcpy(p, "END\r\n", 5);
+ *     sink_commit(out, 5);
+ *
+ * The fast path is inline: a pointer compare. `grow` runs only when the
+ * current region is too small; it may start a new block, so two separate
+ * reservations need not be contiguous in memory, but one reservation always
+ * is. Every sink function may be called from the thread that owns the sink
+ * only.
+ */
+#ifndef CORECACHE_CORE_SINK_H
+#define CORECACHE_CORE_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+struct sink {
+    char *pos; /* next byte to write */
+    char *end; /* end of the writable region starting at pos */
+    /* Make [pos, pos + need) writable, moving pos/end to a new region if
+     * needed. Returns false when no memory can be had. */
+    bool (*grow)(struct sink *sink, size_t need);
+};
+
+/* Returns a pointer to `need` contiguous writable bytes, or NULL. */
+static inline char *sink_reserve(struct sink *sink, size_t need)
+{
+    if ((size_t)(sink->end - sink->pos) < need && !sink->grow(sink, need))
+        return NULL;
+    return sink->pos;
+}
+
+/* Marks `used` bytes of the last reservation as written (used <= need). */
+static inline void sink_commit(struct sink *sink, size_t used)
+{
+    sink->pos += used;
+}
+
+/* Appends bytes; false when no memory can be had. */
+static inline bool sink_put(struct sink *sink, const void *data, size_t len)
+{
+    char *p = sink_reserve(sink, len);
+    if (p == NULL)
+        return false;
+    memcpy(p, data, len);
+    sink_commit(sink, len);
+    return true;
+}
+
+/* Appends a string literal (its length is taken at compile time). */
+#define sink_puts(sink, literal) sink_put((sink), (literal), sizeof(literal) - 1)
+
+#endif

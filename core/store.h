@@ -1,0 +1,168 @@
+/*
+ * store.h: one shard's storage engine (the contract; see store.c).
+ *
+ * A store owns one shard's partition of the key space: a slab arena carved
+ * from memory handed in by the caller (numa/ places it on the shard's node),
+ * a hash table, per-slab-class LRU lists, lazy and background expiry, and the
+ * shard's share of CAS values. It is single-threaded: every function below
+ * may be called only by the thread that owns the store (its shard), and no
+ * function takes a lock, makes a syscall, or reads a clock. The caller hands
+ * time in with store_set_clock() once per loop iteration.
+ *
+ * Keys are byte strings of 1..STORE_KEY_MAX bytes; the protocol layer has
+ * already validated them. `hash` is the key's 64-bit xxh3 hash, computed
+ * once by the caller (it also picks the owning shard), so the store never
+ * hashes a key itself.
+ *
+ * Memory: the arena is the memory limit. Item headers, keys and values live
+ * in it; nothing else does (the hash table and bookkeeping are allocated
+ * with malloc, as memcached's are outside -m). When a slab class has no free
+ * chunk and no free page is left, the store evicts from that class's LRU
+ * tail (expired items first), or moves a page from another class when the
+ * class has nothing to evict; it fails with MC_ENOMEM only when nothing can
+ * be evicted or evictions are disabled (-M).
+ *
+ * Item pointers returned by lookups stay valid until the next call that may
+ * allocate, store or delete on the same store: compose the reply at once.
+ */
+#ifndef CORECACHE_CORE_STORE_H
+#define CORECACHE_CORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "metrics.h"
+#include "status.h"
+
+#define STORE_KEY_MAX 250
+
+struct store; /* opaque: one per shard */
+struct item;  /* opaque outside the engine; read through item.h accessors */
+
+struct store_cfg {
+    void *arena;           /* slab memory; page-aligned; owned by the caller */
+    size_t arena_size;     /* bytes; this shard's share of -m */
+    size_t item_size_max;  /* -I: largest item (header + key + value) */
+    size_t slab_page_size; /* bytes per slab page; >= item_size_max */
+    double growth_factor;  /* -f: chunk size ratio between classes, > 1 */
+    uint32_t chunk_min;    /* -n: minimum space for key + value + flags */
+    bool evictions;        /* false under -M: fail instead of evicting */
+    bool cas_enabled;      /* false under -C: every CAS value is 0 */
+    uint32_t cas_offset;   /* this store issues CAS values offset + k * stride, */
+    uint32_t cas_stride;   /* k >= 1, so CAS values are unique across shards */
+};
+
+enum store_op {
+    STORE_SET,
+    STORE_ADD,     /* only if absent */
+    STORE_REPLACE, /* only if present */
+    STORE_APPEND,  /* present: value = old + new; flags and exptime kept */
+    STORE_PREPEND, /* present: value = new + old; flags and exptime kept */
+    STORE_CAS,     /* present and cas matches */
+};
+
+/*
+ * Creates a store over cfg->arena. Fails with MC_EINVAL on an inconsistent
+ * configuration (factor <= 1, page smaller than item_size_max, arena smaller
+ * than one page, ...) and MC_ENOMEM when bookkeeping cannot be allocated.
+ */
+enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_MUST_CHECK;
+void store_destroy(struct store **store);
+
+/* Sets the store's notion of now; call once per loop iteration. */
+void store_set_clock(struct store *store, mc_time_t now);
+
+/* Bytes an item with this key and value length takes (header included). */
+size_t store_item_total(size_t nkey, size_t nbytes);
+
+/* True if such an item is within item_size_max (so a set can succeed). */
+bool store_item_fits(const struct store *store, size_t nkey, size_t nbytes);
+
+/*
+ * --- Commands -----------------------------------------------------------
+ * Each counts itself in the store's metrics with memcached's semantics
+ * (cmd_get, get_hits, get_misses, get_expired, get_flushed, the per-class
+ * hits, and so on) so that `stats` needs no help from the caller.
+ */
+
+/* get/gets: the live item or NULL. A hit marks the item fetched and bumps it
+ * in the LRU (at most once per MC_ITEM_UPDATE_INTERVAL). */
+const struct item *store_get(struct store *store, const char *key, size_t nkey, uint64_t hash);
+
+/* gat/gats: like store_get, then sets the item's exptime; counted as touch. */
+const struct item *store_gat(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                             mc_time_t exptime);
+
+/* touch: MC_OK (TOUCHED) or MC_NOT_FOUND. */
+enum mc_status store_touch(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                           mc_time_t exptime);
+
+/*
+ * set/add/replace/append/prepend/cas. Returns MC_OK (STORED), MC_EXISTS,
+ * MC_NOT_FOUND, MC_NOT_STORED, MC_E2BIG or MC_ENOMEM. `cas` is the client's
+ * value for STORE_CAS and ignored otherwise. On success *cas_out (if not
+ * NULL) receives the new item's CAS. On MC_E2BIG or MC_ENOMEM for STORE_SET
+ * the old item under the key is unlinked, as memcached does, so stale data
+ * does not outlive a failed overwrite.
+ */
+enum mc_status store_set(struct store *store, enum store_op op, const char *key, size_t nkey,
+                         uint64_t hash, uint32_t flags, mc_time_t exptime, const char *value,
+                         size_t nbytes, uint64_t cas, uint64_t *cas_out);
+
+/* delete: MC_OK (DELETED) or MC_NOT_FOUND. */
+enum mc_status store_delete(struct store *store, const char *key, size_t nkey, uint64_t hash);
+
+/*
+ * incr/decr with memcached's rules (do_add_delta): the value must parse as
+ * memcached's safe_strtoull does (MC_NON_NUMERIC otherwise, and for an
+ * empty value); incr wraps at 2^64, decr stops at 0; the item gets a new
+ * CAS; a result no longer than the old value is written in place and padded
+ * with spaces to the old length, exactly as memcached does ("10" decr 1 is
+ * "9 "), a longer one replaces the item (flags and exptime kept). Returns
+ * MC_OK with *result set, MC_NOT_FOUND, MC_NON_NUMERIC or MC_ENOMEM.
+ */
+enum mc_status store_arith(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                           bool incr, uint64_t delta, uint64_t *result);
+
+/*
+ * flush_all: every item stored at or before `when` becomes invalid once the
+ * clock reaches `when` (when == now: immediately, including items stored in
+ * this same second, via the CAS watermark as memcached does). Memory is
+ * reclaimed lazily and by store_crawl().
+ */
+void store_flush(struct store *store, mc_time_t when);
+
+/*
+ * Background reclaim: examines up to `budget` items (resuming where the last
+ * call stopped, so repeated calls visit every item) and frees those expired
+ * or flushed. Returns the number freed. Call it from the shard's timer.
+ */
+unsigned store_crawl(struct store *store, unsigned budget);
+
+/* --- Metrics -------------------------------------------------------------
+ * store-wide metrics (memcached's `stats` names) and per-slab-class metrics
+ * (`stats slabs` and `stats items` names) are declared in store.c's X-macro
+ * tables and exported through these descriptors. */
+extern const struct metric_desc store_metric_desc[];
+extern const size_t store_metric_count;
+extern const struct metric_desc store_class_metric_desc[];
+extern const size_t store_class_metric_count;
+
+/* Largest number of slab classes a store can have (memcached's 63 + 1). */
+#define STORE_CLASSES_MAX 64
+
+/* Number of slab classes in use (ids 1..n; 0 is unused, as in memcached). */
+unsigned store_class_count(const struct store *store);
+
+/* Copies the store-wide values (store_metric_count entries). */
+void store_metrics(const struct store *store, uint64_t *out);
+
+/* Copies class `id`'s values (store_class_metric_count entries). */
+void store_class_metrics(const struct store *store, unsigned id, uint64_t *out);
+
+/* stats reset: zeroes counters, keeps gauges (curr_items, bytes, pages, ...). */
+void store_reset_metrics(struct store *store);
+
+#endif

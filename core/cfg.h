@@ -92,4 +92,13 @@ bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err);
 /* Writes the -h text: a usage line and one line per option from the table. */
 bool cfg_usage(struct sink *out);
 
+/*
+ * Appends memcached's `stats settings` lines for the options memcached
+ * reports, under memcached's names and in its order ("STAT maxbytes
+ * 67108864\r\n", "STAT tcpport 11211\r\n", "STAT evictions on\r\n", ...).
+ * Pass the cfg the server runs with, threads resolved to the shard count.
+ * Returns false if the sink is full. Any thread; cfg is only read.
+ */
+bool cfg_render_settings(const struct cfg *cfg, struct sink *out);
+
 #endif

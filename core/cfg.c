@@ -1,0 +1,711 @@
+/*
+ * cfg.c: the command line, generated from the one CFG_OPTIONS table.
+ *
+ * Everything about an option is derived from its row in cfg.h: its field in
+ * struct cfg and its default (cfg_defaults), how it is spelled and parsed
+ * (cfg_parse), its -h line (cfg_usage) and its `stats settings` value
+ * (cfg_render_settings). Three small tables in this file add what the row
+ * cannot say: the accepted range of each numeric option (CFG_LIMITS,
+ * CFG_DOUBLE_LIMITS) and memcached's stat name for the options memcached
+ * reports (CFG_SETTINGS). Adding an option means adding one row to cfg.h
+ * and, if it is numeric, one limit row here.
+ *
+ * The parser is our own, not getopt(3): getopt keeps its position in
+ * globals (optind, optarg), which core/ may not have, and it permutes argv.
+ * It accepts what memcached users type:
+ *
+ *   -v -v, -vv, -vA          short flags, bundled
+ *   -p 11211, -p11211        short option, argument separate or attached
+ *   -Mp11211                 flags bundled before an option taking the rest
+ *   --port 11211, --port=11211
+ *   --                       ends options (nothing may follow: corecache
+ *                            takes no operands)
+ *
+ * Long names must be spelled out in full (getopt_long's unique-prefix
+ * matching is not supported: a prefix that is unique today becomes
+ * ambiguous when an option is added, and scripts break).
+ *
+ * Numbers are parsed strictly: decimal digits only (no sign, no spaces, no
+ * trailing junk), overflow detected; SIZE takes one k/m/g suffix (either
+ * case, powers of 1024). A value outside its range is refused with a
+ * message that names the flag as the user spelled it and the value as the
+ * user wrote it, and says what would be accepted.
+ *
+ * Invariants: cfg_parse() either fills the whole struct cfg and returns
+ * true, or leaves it untouched and writes exactly one error line. STR
+ * fields point into argv (which the caller keeps alive); nothing is
+ * allocated. When an option is repeated the last value wins (COUNT options
+ * count instead), so -l takes one address per run; a list is one argument.
+ */
+#include "cfg.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+enum cfg_type {
+    CFG_TYPE_UINT,
+    CFG_TYPE_SIZE,
+    CFG_TYPE_MEGS,
+    CFG_TYPE_DOUBLE,
+    CFG_TYPE_STR,
+    CFG_TYPE_FLAG,
+    CFG_TYPE_COUNT,
+};
+
+/* One id per table row, in table order: CFG_OPT_port, CFG_OPT_udp_port, ... */
+#define CFG_OPTION_ID(field, short_flag, long_name, type, def, metavar, help) CFG_OPT_##field,
+enum cfg_option_id { CFG_OPTIONS(CFG_OPTION_ID) CFG_NOPTIONS };
+#undef CFG_OPTION_ID
+
+struct cfg_option {
+    char short_flag;       /* 0: long name only */
+    const char *long_name; /* without the leading "--" */
+    enum cfg_type type;
+    size_t offset;         /* of the field in struct cfg */
+    const char *metavar;   /* "num" for "<num>"; NULL for FLAG and COUNT */
+    const char *help;
+};
+
+#define CFG_OPTION_DESC(field, short_flag, long_name, type, def, metavar, help)                  \
+    [CFG_OPT_##field] = {short_flag, long_name, CFG_TYPE_##type, offsetof(struct cfg, field),    \
+                         metavar, help},
+static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG_OPTION_DESC)};
+#undef CFG_OPTION_DESC
+
+/*
+ * CFG_LIMITS: the accepted range of each integer option, in the unit the
+ * user writes (megabytes for MEGS, bytes after the suffix for SIZE), and
+ * what to say about a value below or above it. Bounds follow memcached's
+ * checks; where memcached has none (it takes atoi() of anything), the bound
+ * is what the value is used for: listen(2)'s int backlog, the ring's 1024
+ * shards, a memory limit that cannot overflow a byte count.
+ *
+ * ACTION(field, min, max, below, above)
+ */
+#define CFG_LIMITS(ACTION)                                                                       \
+    ACTION(port, 1, 65535, "port must be between 1 and 65535",                                    \
+           "port must be between 1 and 65535")                                                   \
+    ACTION(udp_port, 0, 0, "UDP is not supported; use -U 0 (the default)",                       \
+           "UDP is not supported; use -U 0 (the default)")                                       \
+    ACTION(memory_limit, 1, UINT64_C(1) << 30, "memory limit must be at least 1 (megabytes)",    \
+           "memory limit must be at most 1073741824 (megabytes)")                                \
+    ACTION(conn_limit, 1, INT32_MAX, "connection limit must be at least 1",                      \
+           "connection limit must be at most 2147483647")                                        \
+    ACTION(slab_min_size, 1, UINT32_MAX, "slab minimum size must be at least 1 (bytes)",         \
+           "slab minimum size must be at most 4294967295 (bytes)")                               \
+    ACTION(threads, 0, 1024, "threads must be between 0 (one per CPU) and 1024",                 \
+           "threads must be between 0 (one per CPU) and 1024")                                   \
+    ACTION(listen_backlog, 1, INT32_MAX, "listen backlog must be at least 1",                    \
+           "listen backlog must be at most 2147483647")                                          \
+    ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
+           "max item size must be between 1k and 1024m")
+
+struct cfg_limit {
+    bool set;
+    uint64_t min, max;
+    const char *below, *above;
+};
+
+#define CFG_LIMIT_ROW(field, min, max, below, above) [CFG_OPT_##field] = {true, min, max, below, above},
+static const struct cfg_limit cfg_limit_table[CFG_NOPTIONS] = {CFG_LIMITS(CFG_LIMIT_ROW)};
+#undef CFG_LIMIT_ROW
+
+/*
+ * CFG_DOUBLE_LIMITS: DOUBLE options must be finite and strictly greater
+ * than a bound (memcached: "Factor must be greater than 1").
+ *
+ * ACTION(field, exclusive minimum, message)
+ */
+#define CFG_DOUBLE_LIMITS(ACTION) ACTION(growth_factor, 1.0, "growth factor must be greater than 1")
+
+struct cfg_double_limit {
+    bool set;
+    double above;
+    const char *message;
+};
+
+#define CFG_DOUBLE_LIMIT_ROW(field, above, message) [CFG_OPT_##field] = {true, above, message},
+static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
+    CFG_DOUBLE_LIMITS(CFG_DOUBLE_LIMIT_ROW)};
+#undef CFG_DOUBLE_LIMIT_ROW
+
+/*
+ * CFG_SETTINGS: the options memcached reports in `stats settings`, under
+ * memcached's names and in memcached's order. For FLAG options the two
+ * words say how true and false read (memcached reports -M as
+ * "evictions off", not "disable_evictions yes").
+ *
+ * ACTION(field, stat name, word when true, word when false)
+ */
+#define CFG_SETTINGS(ACTION)                                                                     \
+    ACTION(memory_limit, "maxbytes", NULL, NULL)                                                 \
+    ACTION(conn_limit, "maxconns", NULL, NULL)                                                   \
+    ACTION(port, "tcpport", NULL, NULL)                                                          \
+    ACTION(udp_port, "udpport", NULL, NULL)                                                      \
+    ACTION(listen, "inter", NULL, NULL)                                                          \
+    ACTION(verbose, "verbosity", NULL, NULL)                                                     \
+    ACTION(disable_evictions, "evictions", "off", "on")                                          \
+    ACTION(enable_shutdown, "shutdown_command", "yes", "no")                                     \
+    ACTION(growth_factor, "growth_factor", NULL, NULL)                                           \
+    ACTION(slab_min_size, "chunk_size", NULL, NULL)                                              \
+    ACTION(threads, "num_threads", NULL, NULL)                                                   \
+    ACTION(disable_cas, "cas_enabled", "no", "yes")                                              \
+    ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
+    ACTION(item_size_max, "item_size_max", NULL, NULL)
+
+struct cfg_setting {
+    enum cfg_option_id id;
+    const char *stat_name;
+    const char *when_true, *when_false;
+};
+
+#define CFG_SETTING_ROW(field, stat_name, when_true, when_false)                                 \
+    {CFG_OPT_##field, stat_name, when_true, when_false},
+static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_ROW)};
+#undef CFG_SETTING_ROW
+
+/* Defaults by type: MEGS defaults are written in megabytes, held in bytes. */
+#define CFG_DEFAULT_UINT(def) (def)
+#define CFG_DEFAULT_SIZE(def) ((uint64_t)(def))
+#define CFG_DEFAULT_MEGS(def) ((uint64_t)(def) << 20)
+#define CFG_DEFAULT_DOUBLE(def) (def)
+#define CFG_DEFAULT_STR(def) (def)
+#define CFG_DEFAULT_FLAG(def) (def)
+#define CFG_DEFAULT_COUNT(def) (def)
+
+void cfg_defaults(struct cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+#define CFG_SET_DEFAULT(field, short_flag, long_name, type, def, metavar, help)                  \
+    cfg->field = CFG_DEFAULT_##type(def);
+    CFG_OPTIONS(CFG_SET_DEFAULT)
+#undef CFG_SET_DEFAULT
+}
+
+/* Typed access to a field through the option table. */
+#define CFG_FIELD_PTR(cfg, opt, ctype) ((ctype *)(void *)((char *)(cfg) + (opt)->offset))
+#define CFG_FIELD_VAL(cfg, opt, ctype) (*(const ctype *)(const void *)((const char *)(cfg) + (opt)->offset))
+
+static bool takes_argument(enum cfg_type type)
+{
+    return type != CFG_TYPE_FLAG && type != CFG_TYPE_COUNT;
+}
+
+/* ---- error lines ------------------------------------------------------ */
+
+/* Error lines are assembled piecewise because the pieces are user input of
+ * any length; a full sink only loses the message, never the verdict. */
+static void err_mem(struct sink *err, const char *text, size_t len)
+{
+    (void)sink_put(err, text, len);
+}
+
+static void err_str(struct sink *err, const char *text)
+{
+    err_mem(err, text, strlen(text));
+}
+
+/* A value as the user wrote it; an empty one shows as ''. */
+static void err_value(struct sink *err, const char *value)
+{
+    err_str(err, value[0] == '\0' ? "''" : value);
+}
+
+/* "corecache: <flag> <value>: <message>\n" */
+static void err_flag_value(struct sink *err, const char *flag, const char *value,
+                           const char *message)
+{
+    err_str(err, "corecache: ");
+    err_str(err, flag);
+    err_str(err, " ");
+    err_value(err, value);
+    err_str(err, ": ");
+    err_str(err, message);
+    err_str(err, "\n");
+}
+
+/* ---- numbers ---------------------------------------------------------- */
+
+enum cfg_num { CFG_NUM_OK, CFG_NUM_BAD, CFG_NUM_BIG };
+
+/* Decimal digits only, at least one. Keeps scanning past an overflow so
+ * that "99999999999999999999x" is reported as junk, not as too large. */
+static enum cfg_num parse_digits(const char *text, size_t len, uint64_t *out)
+{
+    uint64_t value = 0;
+    bool big = false;
+    if (len == 0)
+        return CFG_NUM_BAD;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return CFG_NUM_BAD;
+        unsigned digit = (unsigned)(text[i] - '0');
+        if (value > (UINT64_MAX - digit) / 10)
+            big = true;
+        else
+            value = value * 10 + digit;
+    }
+    if (big)
+        return CFG_NUM_BIG;
+    *out = value;
+    return CFG_NUM_OK;
+}
+
+/* Digits with an optional k/m/g (any case) suffix, in powers of 1024. */
+static enum cfg_num parse_size(const char *text, uint64_t *out)
+{
+    size_t len = strlen(text);
+    unsigned shift = 0;
+    if (len > 0) {
+        switch (text[len - 1]) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: break;
+        }
+    }
+    if (shift != 0)
+        len--;
+    uint64_t value;
+    enum cfg_num result = parse_digits(text, len, &value);
+    if (result != CFG_NUM_OK)
+        return result;
+    if (value > (UINT64_MAX >> shift))
+        return CFG_NUM_BIG;
+    *out = value << shift;
+    return CFG_NUM_OK;
+}
+
+/* A plain decimal fraction ("1.25", "2", "1e1", "-1"): strtod() alone would
+ * also take " 1", "inf", "nan" and hex floats, so the characters are
+ * checked first and the whole text must be consumed. */
+static enum cfg_num parse_double(const char *text, double *out)
+{
+    size_t len = strlen(text);
+    if (len == 0 || strspn(text, "0123456789.eE+-") != len)
+        return CFG_NUM_BAD;
+    char *end;
+    double value = strtod(text, &end);
+    if (end != text + len || !isfinite(value))
+        return CFG_NUM_BAD;
+    *out = value;
+    return CFG_NUM_OK;
+}
+
+/* Writes bytes the way -I takes them: "1m", "512k", "1536k", "1000". */
+static void format_size(uint64_t bytes, char buf[32])
+{
+    static const struct {
+        unsigned shift;
+        char suffix;
+    } units[] = {{30, 'g'}, {20, 'm'}, {10, 'k'}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        uint64_t unit = UINT64_C(1) << units[i].shift;
+        if (bytes != 0 && bytes % unit == 0) {
+            snprintf(buf, 32, "%" PRIu64 "%c", bytes / unit, units[i].suffix);
+            return;
+        }
+    }
+    snprintf(buf, 32, "%" PRIu64, bytes);
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+/* How an option was given on this command line, for messages that blame
+ * one of two options (the cross-option checks). */
+struct cfg_given {
+    bool set;
+    char flag[40];     /* "-m" or "--memory-limit", as spelled */
+    const char *value; /* as written */
+};
+
+/* Stores one option's value into cfg after checking it. */
+static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
+                       const char *value, struct sink *err)
+{
+    const struct cfg_option *opt = &cfg_option_table[id];
+    const struct cfg_limit *limit = &cfg_limit_table[id];
+    uint64_t number = 0;
+    enum cfg_num result;
+
+    switch (opt->type) {
+    case CFG_TYPE_FLAG:
+        *CFG_FIELD_PTR(cfg, opt, bool) = true;
+        return true;
+    case CFG_TYPE_COUNT: {
+        uint32_t *count = CFG_FIELD_PTR(cfg, opt, uint32_t);
+        if (*count < UINT32_MAX)
+            (*count)++;
+        return true;
+    }
+    case CFG_TYPE_STR:
+        if (value[0] == '\0') {
+            err_flag_value(err, flag, value, "the value must not be empty");
+            return false;
+        }
+        *CFG_FIELD_PTR(cfg, opt, const char *) = value;
+        return true;
+    case CFG_TYPE_DOUBLE: {
+        const struct cfg_double_limit *dlimit = &cfg_double_limit_table[id];
+        double real;
+        if (parse_double(value, &real) != CFG_NUM_OK) {
+            err_flag_value(err, flag, value, "not a decimal number (e.g. 1.25)");
+            return false;
+        }
+        if (dlimit->set && !(real > dlimit->above)) {
+            err_flag_value(err, flag, value, dlimit->message);
+            return false;
+        }
+        *CFG_FIELD_PTR(cfg, opt, double) = real;
+        return true;
+    }
+    case CFG_TYPE_SIZE:
+        result = parse_size(value, &number);
+        if (result == CFG_NUM_BAD) {
+            err_flag_value(err, flag, value,
+                           "not a size; write bytes with an optional k, m or g suffix (e.g. 512k)");
+            return false;
+        }
+        break;
+    case CFG_TYPE_UINT:
+    case CFG_TYPE_MEGS:
+        result = parse_digits(value, strlen(value), &number);
+        if (result == CFG_NUM_BAD) {
+            err_flag_value(err, flag, value, "not an unsigned decimal number");
+            return false;
+        }
+        break;
+    default:
+        return false;
+    }
+
+    /* Integer types: range, then store. Unlimited UINTs still must fit. */
+    uint64_t min = limit->set ? limit->min : 0;
+    uint64_t max = limit->set ? limit->max : (opt->type == CFG_TYPE_UINT ? UINT32_MAX : UINT64_MAX);
+    if (opt->type == CFG_TYPE_MEGS && max > UINT64_MAX >> 20)
+        max = UINT64_MAX >> 20;
+    if (result == CFG_NUM_BIG || number > max) {
+        err_flag_value(err, flag, value, limit->set ? limit->above : "the number is too large");
+        return false;
+    }
+    if (number < min) {
+        err_flag_value(err, flag, value, limit->below);
+        return false;
+    }
+    switch (opt->type) {
+    case CFG_TYPE_UINT:
+        *CFG_FIELD_PTR(cfg, opt, uint32_t) = (uint32_t)number;
+        break;
+    case CFG_TYPE_MEGS:
+        *CFG_FIELD_PTR(cfg, opt, uint64_t) = number << 20;
+        break;
+    default:
+        *CFG_FIELD_PTR(cfg, opt, uint64_t) = number;
+        break;
+    }
+    return true;
+}
+
+/* Records how an option was given, then sets it. */
+static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id id, bool by_long,
+                  const char *value, struct sink *err)
+{
+    const struct cfg_option *opt = &cfg_option_table[id];
+    struct cfg_given *g = &given[id];
+    if (by_long)
+        snprintf(g->flag, sizeof(g->flag), "--%s", opt->long_name);
+    else
+        snprintf(g->flag, sizeof(g->flag), "-%c", opt->short_flag);
+    g->set = true;
+    g->value = value;
+    return set_option(cfg, id, g->flag, value, err);
+}
+
+static void err_missing(struct sink *err, const char *flag, const struct cfg_option *opt)
+{
+    err_str(err, "corecache: ");
+    err_str(err, flag);
+    err_str(err, ": missing argument (<");
+    err_str(err, opt->metavar != NULL ? opt->metavar : "value");
+    err_str(err, ">)\n");
+}
+
+static void err_unknown(struct sink *err, const char *dashes, const char *name, size_t len)
+{
+    err_str(err, "corecache: unknown option '");
+    err_str(err, dashes);
+    err_mem(err, name, len);
+    err_str(err, "'; see corecache -h\n");
+}
+
+/* argv[*i] is "--name" or "--name=value"; may consume argv[*i + 1]. */
+static bool parse_long(struct cfg *cfg, struct cfg_given *given, int argc, char *const argv[],
+                       int *i, struct sink *err)
+{
+    const char *name = argv[*i] + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq != NULL ? (size_t)(eq - name) : strlen(name);
+
+    for (int id = 0; id < CFG_NOPTIONS; id++) {
+        const struct cfg_option *opt = &cfg_option_table[id];
+        if (strlen(opt->long_name) != len || memcmp(opt->long_name, name, len) != 0)
+            continue;
+        if (!takes_argument(opt->type)) {
+            if (eq != NULL) {
+                err_str(err, "corecache: ");
+                err_str(err, argv[*i]);
+                err_str(err, ": --");
+                err_str(err, opt->long_name);
+                err_str(err, " takes no argument\n");
+                return false;
+            }
+            return apply(cfg, given, (enum cfg_option_id)id, true, NULL, err);
+        }
+        const char *value;
+        if (eq != NULL) {
+            value = eq + 1;
+        } else if (*i + 1 < argc) {
+            value = argv[++*i];
+        } else {
+            char flag[40];
+            snprintf(flag, sizeof(flag), "--%s", opt->long_name);
+            err_missing(err, flag, opt);
+            return false;
+        }
+        return apply(cfg, given, (enum cfg_option_id)id, true, value, err);
+    }
+    err_unknown(err, "--", name, len);
+    return false;
+}
+
+/* argv[*i] is "-abc": flags, the last of which may take the rest of the
+ * word or the next argument. */
+static bool parse_short(struct cfg *cfg, struct cfg_given *given, int argc, char *const argv[],
+                        int *i, struct sink *err)
+{
+    const char *word = argv[*i];
+    for (size_t j = 1; word[j] != '\0'; j++) {
+        int id = 0;
+        while (id < CFG_NOPTIONS && cfg_option_table[id].short_flag != word[j])
+            id++;
+        if (id == CFG_NOPTIONS) {
+            err_unknown(err, "-", &word[j], 1);
+            return false;
+        }
+        const struct cfg_option *opt = &cfg_option_table[id];
+        if (!takes_argument(opt->type)) {
+            if (!apply(cfg, given, (enum cfg_option_id)id, false, NULL, err))
+                return false;
+            continue;
+        }
+        const char *value;
+        if (word[j + 1] != '\0') {
+            value = &word[j + 1];
+        } else if (*i + 1 < argc) {
+            value = argv[++*i];
+        } else {
+            char flag[3] = {'-', opt->short_flag, '\0'};
+            err_missing(err, flag, opt);
+            return false;
+        }
+        return apply(cfg, given, (enum cfg_option_id)id, false, value, err);
+    }
+    return true;
+}
+
+/*
+ * memcached refuses an item size limit above half the memory limit ("Cannot
+ * set item size limit higher than 1/2 of memory max"): the slab allocator
+ * needs room for at least two of the largest items. The message blames -I
+ * if the user gave it, else -m (so `corecache -m 1` explains that the
+ * default -I 1m needs -m 2).
+ */
+static bool check_item_size(const struct cfg *cfg, const struct cfg_given *given, struct sink *err)
+{
+    if (cfg->item_size_max <= cfg->memory_limit / 2)
+        return true;
+    char item[32], half[32], megs[32], need[32];
+    format_size(cfg->item_size_max, item);
+    format_size(cfg->memory_limit / 2, half);
+    snprintf(megs, sizeof(megs), "%" PRIu64, cfg->memory_limit >> 20);
+    snprintf(need, sizeof(need), "%" PRIu64, (2 * cfg->item_size_max + (UINT64_C(1) << 20) - 1) >> 20);
+
+    const struct cfg_given *gi = &given[CFG_OPT_item_size_max];
+    const struct cfg_given *gm = &given[CFG_OPT_memory_limit];
+    err_str(err, "corecache: ");
+    if (gi->set) {
+        err_str(err, gi->flag);
+        err_str(err, " ");
+        err_value(err, gi->value);
+        err_str(err, ": max item size must be at most half the memory limit (");
+        err_str(err, gm->set ? gm->flag : "-m");
+        err_str(err, " ");
+        err_str(err, megs);
+        err_str(err, gm->set ? "" : ", the default");
+        err_str(err, "); lower it to at most ");
+        err_str(err, half);
+        err_str(err, " or raise the memory limit to at least ");
+        err_str(err, need);
+        err_str(err, "\n");
+    } else {
+        err_str(err, gm->set ? gm->flag : "-m");
+        err_str(err, " ");
+        err_str(err, gm->set ? gm->value : megs);
+        err_str(err, ": memory limit must be at least twice the max item size (-I ");
+        err_str(err, item);
+        err_str(err, ", the default); raise it to at least ");
+        err_str(err, need);
+        err_str(err, " or lower -I\n");
+    }
+    return false;
+}
+
+bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err)
+{
+    struct cfg next = *cfg;
+    struct cfg_given given[CFG_NOPTIONS];
+    memset(given, 0, sizeof(given));
+    bool options_ended = false;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!options_ended && strcmp(arg, "--") == 0) {
+            options_ended = true;
+            continue;
+        }
+        if (options_ended || arg[0] != '-' || arg[1] == '\0') {
+            err_str(err, "corecache: unexpected argument '");
+            err_str(err, arg);
+            err_str(err, "'; corecache takes only options (see corecache -h)\n");
+            return false;
+        }
+        bool ok = arg[1] == '-' ? parse_long(&next, given, argc, argv, &i, err)
+                                : parse_short(&next, given, argc, argv, &i, err);
+        if (!ok)
+            return false;
+    }
+    /* -h and -V are answered whatever else is on the line, as memcached
+     * answers them before looking at the rest. */
+    if (!next.help && !next.version && !check_item_size(&next, given, err))
+        return false;
+    *cfg = next;
+    return true;
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+/* An option's value as -h shows its default; false when there is nothing
+ * worth showing (flags, counters, unset strings). */
+static bool format_default(const struct cfg *cfg, const struct cfg_option *opt, char buf[32],
+                           const char **text)
+{
+    *text = buf;
+    switch (opt->type) {
+    case CFG_TYPE_UINT:
+        snprintf(buf, 32, "%" PRIu32, CFG_FIELD_VAL(cfg, opt, uint32_t));
+        return true;
+    case CFG_TYPE_MEGS:
+        snprintf(buf, 32, "%" PRIu64, CFG_FIELD_VAL(cfg, opt, uint64_t) >> 20);
+        return true;
+    case CFG_TYPE_SIZE:
+        format_size(CFG_FIELD_VAL(cfg, opt, uint64_t), buf);
+        return true;
+    case CFG_TYPE_DOUBLE:
+        snprintf(buf, 32, "%.2f", CFG_FIELD_VAL(cfg, opt, double));
+        return true;
+    case CFG_TYPE_STR:
+        *text = CFG_FIELD_VAL(cfg, opt, const char *);
+        return *text != NULL;
+    default:
+        return false;
+    }
+}
+
+/* Help text starts in this column, as memcached's does. */
+#define CFG_USAGE_HELP_COLUMN 26
+
+bool cfg_usage(struct sink *out)
+{
+    struct cfg defaults;
+    cfg_defaults(&defaults);
+    if (!sink_puts(out, "Usage: corecache [options]\n"))
+        return false;
+
+    for (int id = 0; id < CFG_NOPTIONS; id++) {
+        const struct cfg_option *opt = &cfg_option_table[id];
+        char line[256];
+        int n;
+        if (opt->short_flag != 0)
+            n = snprintf(line, sizeof(line), "-%c, --%s", opt->short_flag, opt->long_name);
+        else
+            n = snprintf(line, sizeof(line), "    --%s", opt->long_name);
+        if (n > 0 && (size_t)n < sizeof(line) && takes_argument(opt->type))
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "=<%s>",
+                          opt->metavar != NULL ? opt->metavar : "value");
+        if (n < 0 || (size_t)n >= sizeof(line))
+            return false;
+        if (!sink_put(out, line, (size_t)n))
+            return false;
+        /* pad to the help column, or one space when the flags run past it */
+        static const char spaces[CFG_USAGE_HELP_COLUMN] = "                         ";
+        size_t pad = n < CFG_USAGE_HELP_COLUMN - 1 ? (size_t)(CFG_USAGE_HELP_COLUMN - n) : 1;
+        if (!sink_put(out, spaces, pad) || !sink_put(out, opt->help, strlen(opt->help)))
+            return false;
+
+        char buf[32];
+        const char *text;
+        if (strstr(opt->help, "default") == NULL && format_default(&defaults, opt, buf, &text)) {
+            if (!sink_puts(out, " (default: ") || !sink_put(out, text, strlen(text)) ||
+                !sink_puts(out, ")"))
+                return false;
+        }
+        if (!sink_puts(out, "\n"))
+            return false;
+    }
+    return true;
+}
+
+bool cfg_render_settings(const struct cfg *cfg, struct sink *out)
+{
+    for (size_t i = 0; i < sizeof(cfg_setting_table) / sizeof(cfg_setting_table[0]); i++) {
+        const struct cfg_setting *setting = &cfg_setting_table[i];
+        const struct cfg_option *opt = &cfg_option_table[setting->id];
+        char buf[32];
+        bool ok;
+        switch (opt->type) {
+        case CFG_TYPE_UINT:
+        case CFG_TYPE_COUNT:
+            ok = metrics_stat_u64(out, setting->stat_name, CFG_FIELD_VAL(cfg, opt, uint32_t));
+            break;
+        case CFG_TYPE_SIZE:
+        case CFG_TYPE_MEGS:
+            ok = metrics_stat_u64(out, setting->stat_name, CFG_FIELD_VAL(cfg, opt, uint64_t));
+            break;
+        case CFG_TYPE_DOUBLE:
+            snprintf(buf, sizeof(buf), "%.2f", CFG_FIELD_VAL(cfg, opt, double));
+            ok = metrics_stat_str(out, setting->stat_name, buf);
+            break;
+        case CFG_TYPE_STR: {
+            const char *text = CFG_FIELD_VAL(cfg, opt, const char *);
+            ok = metrics_stat_str(out, setting->stat_name, text != NULL ? text : "NULL");
+            break;
+        }
+        case CFG_TYPE_FLAG:
+            ok = metrics_stat_str(out, setting->stat_name,
+                                  CFG_FIELD_VAL(cfg, opt, bool) ? setting->when_true
+                                                                : setting->when_false);
+            break;
+        default:
+            ok = false;
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}

@@ -860,8 +860,11 @@ unsigned store_crawl(struct store *store, unsigned budget)
     bool have_page = false;
     for (unsigned examined = 0; examined < budget; examined++) {
         if (store->crawl_page >= pages) {
+            /* A lap is done: the next call starts the next one, so one call
+             * never examines an item twice. */
             store->crawl_page = 0;
             store->crawl_chunk = 0;
+            break;
         }
         if (!have_page) {
             slab_page_chunks(store->slab, store->crawl_page, &first, &count, &stride);

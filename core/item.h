@@ -4,9 +4,10 @@
  * This is the one engine struct exposed in a header, and only for the
  * inline fast path: the protocol layer composes "VALUE <key> <flags>
  * <bytes> [<cas>]\r\n<data>\r\n" straight from an item returned by
- * store_get() without a function call per field. Code outside the engine
- * (core/slab.c, core/ht.c, core/store.c) must only read items, through the
- * item_*() accessors below; it never writes a field.
+ * store_get() without a function call per field. Only the engine (slab.c,
+ * ht.c, store.c) writes items; everyone else reads them through the
+ * item_*() accessors below, and only until the next call that may
+ * allocate, store or delete on the same store.
  *
  * An item is one slab chunk: a 40-byte header, then the key, then the
  * value. The trailing "\r\n" of the protocol is not stored (the protocol

@@ -68,7 +68,10 @@ enum store_op {
 /*
  * Creates a store over cfg->arena. Fails with MC_EINVAL on an inconsistent
  * configuration (factor <= 1, page smaller than item_size_max, arena smaller
- * than one page, ...) and MC_ENOMEM when bookkeeping cannot be allocated.
+ * than one page or above 32 GiB (items link by 32-bit refs in 8-byte units),
+ * arena not 8-byte aligned, cas_stride 0 with CAS on, ...) and MC_ENOMEM
+ * when bookkeeping cannot be allocated. The arena is not written until
+ * items need it.
  */
 enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_MUST_CHECK;
 void store_destroy(struct store **store);

@@ -275,6 +275,34 @@ static void test_slab_page_move_takes_chunks_off_free_list(void **state)
     free(chunks);
 }
 
+/* A page moved to a class that is still carving its last page goes onto
+ * the class's free list whole, so the carving page is not abandoned. */
+static void test_slab_page_move_to_class_still_carving(void **state)
+{
+    struct fixture *f = *state;
+    struct slab *slab = f->slab;
+    struct item *a = slab_alloc(slab, 3); /* page 0 */
+    struct item *b = slab_alloc(slab, 5); /* page 1, class 5 carving */
+    assert_non_null(b);
+    slab_free(slab, a);
+    assert_true(slab_page_move(slab, 0, 5));
+    struct slab_class_stats s;
+    slab_class_stats(slab, 5, &s);
+    uint32_t per = PAGE / (uint32_t)slab_class_size(slab, 5);
+    assert_int_equal(s.total_pages, 2);
+    assert_int_equal(s.free_chunks, per);
+    assert_int_equal(s.free_chunks_end, per - 1);
+    assert_int_equal(s.used_chunks, 1);
+    assert_int_equal(s.total_chunks, s.used_chunks + s.free_chunks + s.free_chunks_end);
+    struct item *c = slab_alloc(slab, 5);
+    assert_int_equal(slab_page_of(slab, c), 0);
+    assert_int_equal(c->clsid, 5);
+    slab_class_stats(slab, 3, &s);
+    assert_int_equal(s.total_pages, 0);
+    assert_int_equal(s.free_chunks, 0);
+    assert_int_equal(s.free_chunks_end, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +315,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slab_free_list_reuses_last_freed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slab_runs_out_then_moves_empty_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slab_page_move_takes_chunks_off_free_list, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slab_page_move_to_class_still_carving, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

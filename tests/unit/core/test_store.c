@@ -1449,8 +1449,8 @@ static void model_step(struct model *m)
         assert_int_equal(st, MC_OK);
         uint64_t want = incr ? v + delta : (delta > v ? 0 : v - delta);
         assert_int_equal(r, want);
-        char digits[32];
-        size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu", (unsigned long long)want);
+        char *digits = m->buf; /* room for the padding of long values */
+        size_t len = (size_t)snprintf(digits, 32, "%llu", (unsigned long long)want);
         const struct item *it = store_get(f->store, key, nkey, hash);
         assert_non_null(it);
         if (len < e->nbytes) {

@@ -419,7 +419,7 @@ static void store_evict(struct store *store, struct item *it)
 {
     struct store_class_metrics *cm = &store->cm[it->clsid];
     cm->evicted++;
-    cm->evicted_time = store->now - it->atime;
+    cm->evicted_time = store->now > it->atime ? store->now - it->atime : 0;
     if (it->exptime != 0)
         cm->evicted_nonzero++;
     if ((it->iflags & ITEM_FETCHED) == 0)
@@ -541,6 +541,8 @@ static struct item *store_alloc(struct store *store, const char *key, size_t nke
                                 uint32_t flags, mc_time_t exptime)
 {
     unsigned id = slab_clsid(store->slab, store_item_total(nkey, nbytes));
+    if (id == 0)
+        return NULL; /* callers check store_item_fits(); never reached */
     struct item *it = slab_alloc(store->slab, id);
     if (it == NULL) {
         it = store_alloc_slow(store, id);
@@ -822,6 +824,8 @@ enum mc_status store_arith(struct store *store, const char *key, size_t nkey, ui
         it->cas = store_next_cas(store);
         store_update(store, it);
     } else {
+        if (!store_item_fits(store, it->nkey, len))
+            return MC_ENOMEM; /* only with an absurdly small -I */
         store->pin[0] = it;
         struct item *fresh = store_alloc(store, it->data, it->nkey, len, it->flags, it->exptime);
         store->pin[0] = NULL;

@@ -49,6 +49,11 @@
  * with its own offset below the common stride issues values no other store
  * issues, and each store's values grow with time.
  *
+ * Invariants, between commands: every chunk handed out by the slab is a
+ * linked item (in the hash table and in its class's LRU), so used_chunks
+ * equals number per class; curr_items and bytes are the sums of number and
+ * mem_requested; nothing is pinned.
+ *
  * Metrics: STORE_METRIC is the store-wide table (memcached's `stats` names
  * and order), STORE_CLASS_METRIC the per-class one, made of the `stats
  * slabs` section followed by the `stats items` section. Store-wide totals

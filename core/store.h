@@ -12,7 +12,9 @@
  * Keys are byte strings of 1..STORE_KEY_MAX bytes; the protocol layer has
  * already validated them. `hash` is the key's 64-bit xxh3 hash, computed
  * once by the caller (it also picks the owning shard), so the store never
- * hashes a key itself.
+ * hashes a request's key itself. It must be hash_key(key, nkey) (hash.h):
+ * items do not store their hash, so evictions, the crawler and hash table
+ * growth recompute it from the key, as memcached does.
  *
  * Memory: the arena is the memory limit. Item headers, keys and values live
  * in it; nothing else does (the hash table and bookkeeping are allocated
@@ -66,7 +68,10 @@ enum store_op {
 /*
  * Creates a store over cfg->arena. Fails with MC_EINVAL on an inconsistent
  * configuration (factor <= 1, page smaller than item_size_max, arena smaller
- * than one page, ...) and MC_ENOMEM when bookkeeping cannot be allocated.
+ * than one page or above 32 GiB (items link by 32-bit refs in 8-byte units),
+ * arena not 8-byte aligned, cas_stride 0 with CAS on, ...) and MC_ENOMEM
+ * when bookkeeping cannot be allocated. The arena is not written until
+ * items need it.
  */
 enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_MUST_CHECK;
 void store_destroy(struct store **store);
@@ -105,7 +110,10 @@ enum mc_status store_touch(struct store *store, const char *key, size_t nkey, ui
  * value for STORE_CAS and ignored otherwise. On success *cas_out (if not
  * NULL) receives the new item's CAS. On MC_E2BIG or MC_ENOMEM for STORE_SET
  * the old item under the key is unlinked, as memcached does, so stale data
- * does not outlive a failed overwrite.
+ * does not outlive a failed overwrite. The size is checked before `value`
+ * is read, so a too-large request may pass NULL (its data was swallowed).
+ * `value` must not point into this store's items (an allocation may evict
+ * them).
  */
 enum mc_status store_set(struct store *store, enum store_op op, const char *key, size_t nkey,
                          uint64_t hash, uint32_t flags, mc_time_t exptime, const char *value,
@@ -145,10 +153,16 @@ unsigned store_crawl(struct store *store, unsigned budget);
  * store-wide metrics (memcached's `stats` names) and per-slab-class metrics
  * (`stats slabs` and `stats items` names) are declared in store.c's X-macro
  * tables and exported through these descriptors. */
+/* Store-wide table, in memcached's `stats` order; its last entry,
+ * total_malloced, belongs to the `stats slabs` trailer instead. */
 extern const struct metric_desc store_metric_desc[];
 extern const size_t store_metric_count;
 extern const struct metric_desc store_class_metric_desc[];
 extern const size_t store_class_metric_count;
+/* The class table is two sections in output order: entries
+ * [0, store_class_metric_items_first) are `stats slabs` fields, the rest
+ * `stats items` fields. */
+extern const size_t store_class_metric_items_first;
 
 /* Largest number of slab classes a store can have (memcached's 63 + 1). */
 #define STORE_CLASSES_MAX 64

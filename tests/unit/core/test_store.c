@@ -1,0 +1,1616 @@
+/*
+ * test_store.c: the storage engine against memcached 1.6's semantics:
+ * every command's outcomes and counters, expiry with a hand-driven clock,
+ * flush_all, CAS issue, LRU eviction order, -M, page moves, metrics and a
+ * randomized run checked against a reference model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hash.h"
+#include "item.h"
+#include "store.h"
+
+#define T0 1700000000 /* unix time of the fake process start */
+#define MIB (1024 * 1024)
+
+struct fixture {
+    void *arena;
+    struct store *store;
+    struct store_cfg cfg;
+    struct mc_clock clock;
+    mc_time_t now;
+};
+
+/* --- Helpers ---------------------------------------------------------------- */
+
+static struct store_cfg default_cfg(size_t arena_size)
+{
+    struct store_cfg cfg = {
+        .arena_size = arena_size,
+        .item_size_max = MIB,
+        .slab_page_size = MIB,
+        .growth_factor = 1.25,
+        .chunk_min = 48,
+        .evictions = true,
+        .cas_enabled = true,
+        .cas_offset = 0,
+        .cas_stride = 1,
+    };
+    return cfg;
+}
+
+/* Replaces the fixture's store with one made from cfg (a fresh arena). */
+static struct store *remake(struct fixture *f, struct store_cfg cfg)
+{
+    store_destroy(&f->store);
+    free(f->arena);
+    f->arena = NULL;
+    assert_int_equal(posix_memalign(&f->arena, 4096, cfg.arena_size), 0);
+    cfg.arena = f->arena;
+    f->cfg = cfg;
+    assert_int_equal(store_create(&cfg, &f->store), MC_OK);
+    store_set_clock(f->store, f->now);
+    return f->store;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    mc_clock_init(&f->clock, T0);
+    f->now = mc_clock_now(&f->clock, T0);
+    remake(f, default_cfg(8 * MIB));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_destroy(&f->store);
+    assert_null(f->store);
+    free(f->arena);
+    free(f);
+    return 0;
+}
+
+static void advance(struct fixture *f, mc_time_t seconds)
+{
+    f->now += seconds;
+    store_set_clock(f->store, f->now);
+}
+
+static uint64_t h(const char *key)
+{
+    return hash_key(key, strlen(key));
+}
+
+static enum mc_status op_exp(struct fixture *f, enum store_op op, const char *key, const char *value,
+                             uint32_t flags, mc_time_t exptime, uint64_t cas, uint64_t *cas_out)
+{
+    return store_set(f->store, op, key, strlen(key), h(key), flags, exptime, value, strlen(value),
+                     cas, cas_out);
+}
+
+static enum mc_status op(struct fixture *f, enum store_op op, const char *key, const char *value)
+{
+    return op_exp(f, op, key, value, 0, 0, 0, NULL);
+}
+
+static enum mc_status set(struct fixture *f, const char *key, const char *value)
+{
+    return op(f, STORE_SET, key, value);
+}
+
+static const struct item *get(struct fixture *f, const char *key)
+{
+    return store_get(f->store, key, strlen(key), h(key));
+}
+
+/* Asserts that key holds exactly `value`. */
+static void assert_value(struct fixture *f, const char *key, const char *value)
+{
+    const struct item *it = get(f, key);
+    assert_non_null(it);
+    assert_int_equal(item_nbytes(it), strlen(value));
+    assert_memory_equal(item_value(it), value, strlen(value));
+    assert_int_equal(item_nkey(it), strlen(key));
+    assert_memory_equal(item_key(it), key, strlen(key));
+}
+
+static void assert_missing(struct fixture *f, const char *key)
+{
+    assert_null(get(f, key));
+}
+
+static size_t metric_index(const struct metric_desc *desc, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(desc[i].name, name) == 0)
+            return i;
+    }
+    fail_msg("no metric %s", name);
+    return 0;
+}
+
+static uint64_t stat(struct fixture *f, const char *name)
+{
+    uint64_t v[64];
+    assert_true(store_metric_count <= 64);
+    store_metrics(f->store, v);
+    return v[metric_index(store_metric_desc, store_metric_count, name)];
+}
+
+static uint64_t cstat(struct fixture *f, unsigned id, const char *name)
+{
+    uint64_t v[64];
+    assert_true(store_class_metric_count <= 64);
+    store_class_metrics(f->store, id, v);
+    return v[metric_index(store_class_metric_desc, store_class_metric_count, name)];
+}
+
+static enum mc_status arith(struct fixture *f, const char *key, bool incr, uint64_t delta,
+                            uint64_t *result)
+{
+    return store_arith(f->store, key, strlen(key), h(key), incr, delta, result);
+}
+
+/* --- Creation ----------------------------------------------------------------- */
+
+static void test_store_create_rejects_bad_config(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg good = default_cfg(8 * MIB);
+    good.arena = f->arena;
+    struct store *s = NULL;
+    struct store_cfg bad = good;
+    bad.growth_factor = 1.0;
+    assert_int_equal(store_create(&bad, &s), MC_EINVAL);
+    bad = good;
+    bad.slab_page_size = MIB / 2; /* below item_size_max */
+    assert_int_equal(store_create(&bad, &s), MC_EINVAL);
+    bad = good;
+    bad.arena_size = MIB / 2; /* below one page */
+    assert_int_equal(store_create(&bad, &s), MC_EINVAL);
+    bad = good;
+    bad.cas_stride = 0;
+    assert_int_equal(store_create(&bad, &s), MC_EINVAL);
+    bad = good;
+    bad.arena = NULL;
+    assert_int_equal(store_create(&bad, &s), MC_EINVAL);
+    assert_null(s);
+    bad = good;
+    bad.cas_enabled = false;
+    bad.cas_stride = 0; /* no CAS: stride unused */
+    assert_int_equal(store_create(&bad, &s), MC_OK);
+    store_destroy(&s);
+}
+
+/* --- Retrieval and storage ------------------------------------------------------ */
+
+static void test_store_set_get_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas = 0;
+    assert_int_equal(op_exp(f, STORE_SET, "foo", "hello", 0xdeadbeef, 0, 0, &cas), MC_OK);
+    assert_int_not_equal(cas, 0);
+    const struct item *it = get(f, "foo");
+    assert_non_null(it);
+    assert_int_equal(item_flags(it), 0xdeadbeef);
+    assert_int_equal(item_cas(it), cas);
+    assert_int_equal(item_exptime(it), 0);
+    assert_int_equal(item_atime(it), f->now);
+    assert_true(item_fetched(it));
+    assert_int_equal(item_clsid(it), 1);
+    assert_value(f, "foo", "hello");
+    /* overwrite: new value, new CAS, still one item */
+    uint64_t cas2 = 0;
+    assert_int_equal(op_exp(f, STORE_SET, "foo", "", 1, 0, 0, &cas2), MC_OK);
+    assert_true(cas2 > cas);
+    assert_value(f, "foo", "");
+    assert_int_equal(stat(f, "curr_items"), 1);
+    assert_int_equal(stat(f, "total_items"), 2);
+    assert_int_equal(stat(f, "bytes"), store_item_total(3, 0));
+    assert_int_equal(stat(f, "cmd_set"), 2);
+    assert_int_equal(stat(f, "cmd_get"), 3);
+    assert_int_equal(stat(f, "get_hits"), 3);
+}
+
+static void test_store_get_miss_counts(void **state)
+{
+    struct fixture *f = *state;
+    assert_missing(f, "nope");
+    assert_int_equal(stat(f, "cmd_get"), 1);
+    assert_int_equal(stat(f, "get_misses"), 1);
+    assert_int_equal(stat(f, "get_hits"), 0);
+}
+
+/* item_total == chunk size goes to that class, one byte more to the next. */
+static void test_store_class_choice_at_boundaries(void **state)
+{
+    struct fixture *f = *state;
+    char value[2000];
+    memset(value, 'v', sizeof(value));
+    static const struct {
+        size_t chunk;
+        unsigned id;
+    } classes[] = {{88, 1}, {112, 2}, {144, 3}, {184, 4}, {232, 5}, {1840, 14}};
+    for (unsigned i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        size_t nbytes = classes[i].chunk - store_item_total(1, 0);
+        assert_int_equal(store_set(f->store, STORE_SET, "a", 1, h("a"), 0, 0, value, nbytes, 0, NULL),
+                         MC_OK);
+        assert_int_equal(item_clsid(get(f, "a")), classes[i].id);
+        assert_int_equal(store_set(f->store, STORE_SET, "b", 1, h("b"), 0, 0, value, nbytes + 1, 0,
+                                   NULL),
+                         MC_OK);
+        assert_int_equal(item_clsid(get(f, "b")), classes[i].id + 1);
+        assert_int_equal(cstat(f, classes[i].id, "chunk_size"), classes[i].chunk);
+    }
+    assert_int_equal(store_class_count(f->store), 42);
+}
+
+static void test_store_class_choice_follows_n_and_f(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = default_cfg(4 * MIB);
+    cfg.chunk_min = 100;
+    cfg.growth_factor = 2.0;
+    remake(f, cfg);
+    assert_int_equal(store_class_count(f->store), 13);
+    char value[300];
+    memset(value, 'x', sizeof(value));
+    /* 144 = 40 + 1 + 103 */
+    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, 103, 0, NULL), MC_OK);
+    assert_int_equal(item_clsid(get(f, "k")), 1);
+    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, 104, 0, NULL), MC_OK);
+    assert_int_equal(item_clsid(get(f, "k")), 2);
+    assert_int_equal(cstat(f, 2, "chunk_size"), 288);
+}
+
+static void test_store_add_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(op(f, STORE_ADD, "k", "one"), MC_OK);
+    assert_int_equal(op(f, STORE_ADD, "k", "two"), MC_NOT_STORED);
+    assert_value(f, "k", "one");
+    assert_int_equal(stat(f, "cmd_set"), 2); /* NOT_STORED counts too */
+    assert_int_equal(stat(f, "total_items"), 1);
+    assert_int_equal(stat(f, "curr_items"), 1);
+}
+
+/* add on an existing key refreshes its LRU position (do_item_update). */
+static void test_store_add_existing_bumps_lru(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(set(f, "old", "v"), MC_OK);
+    assert_int_equal(set(f, "new", "v"), MC_OK);
+    advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
+    assert_int_equal(cstat(f, 1, "age"), MC_ITEM_UPDATE_INTERVAL + 1);
+    assert_int_equal(op(f, STORE_ADD, "old", "x"), MC_NOT_STORED);
+    /* "new" is the tail now; its age is unchanged */
+    assert_int_equal(cstat(f, 1, "age"), MC_ITEM_UPDATE_INTERVAL + 1);
+    assert_int_equal(op(f, STORE_ADD, "new", "x"), MC_NOT_STORED);
+    assert_int_equal(cstat(f, 1, "age"), 0);
+}
+
+static void test_store_replace_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(op(f, STORE_REPLACE, "k", "one"), MC_NOT_STORED);
+    assert_missing(f, "k");
+    assert_int_equal(set(f, "k", "one"), MC_OK);
+    assert_int_equal(op_exp(f, STORE_REPLACE, "k", "two", 7, 0, 0, NULL), MC_OK);
+    assert_value(f, "k", "two");
+    assert_int_equal(item_flags(get(f, "k")), 7);
+    assert_int_equal(stat(f, "cmd_set"), 3);
+}
+
+static void test_store_cas_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas = 0, cas2 = 0;
+    assert_int_equal(op_exp(f, STORE_CAS, "k", "x", 0, 0, 1, NULL), MC_NOT_FOUND);
+    assert_int_equal(stat(f, "cas_misses"), 1);
+    assert_int_equal(op_exp(f, STORE_SET, "k", "one", 0, 0, 0, &cas), MC_OK);
+    assert_int_equal(op_exp(f, STORE_CAS, "k", "two", 0, 0, cas + 1, NULL), MC_EXISTS);
+    assert_int_equal(op_exp(f, STORE_CAS, "k", "two", 0, 0, 0, NULL), MC_EXISTS);
+    assert_int_equal(stat(f, "cas_badval"), 2);
+    assert_int_equal(cstat(f, 1, "cas_badval"), 2);
+    assert_value(f, "k", "one");
+    assert_int_equal(op_exp(f, STORE_CAS, "k", "two", 5, 0, cas, &cas2), MC_OK);
+    assert_true(cas2 > cas);
+    assert_int_equal(stat(f, "cas_hits"), 1);
+    assert_value(f, "k", "two");
+    assert_int_equal(item_flags(get(f, "k")), 5);
+    assert_int_equal(op_exp(f, STORE_CAS, "k", "three", 0, 0, cas, NULL), MC_EXISTS);
+    assert_int_equal(stat(f, "cmd_set"), 6); /* every cas whose item was allocated */
+    /* for other commands the cas argument is not a check */
+    assert_int_equal(op_exp(f, STORE_SET, "k", "four", 0, 0, 12345, NULL), MC_OK);
+}
+
+static void test_store_append_prepend(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(op(f, STORE_APPEND, "k", "x"), MC_NOT_STORED);
+    assert_int_equal(op(f, STORE_PREPEND, "k", "x"), MC_NOT_STORED);
+    assert_missing(f, "k");
+    mc_time_t exptime = f->now + 100;
+    uint64_t cas = 0, cas2 = 0;
+    assert_int_equal(op_exp(f, STORE_SET, "k", "mid", 42, exptime, 0, &cas), MC_OK);
+    assert_int_equal(op_exp(f, STORE_APPEND, "k", "_end", 1, f->now + 5, 0, &cas2), MC_OK);
+    assert_true(cas2 > cas);
+    assert_int_equal(op_exp(f, STORE_PREPEND, "k", "start_", 2, 0, 0, NULL), MC_OK);
+    assert_value(f, "k", "start_mid_end");
+    const struct item *it = get(f, "k");
+    assert_int_equal(item_flags(it), 42);       /* kept */
+    assert_int_equal(item_exptime(it), exptime); /* kept */
+    assert_int_equal(stat(f, "curr_items"), 1);
+    assert_int_equal(stat(f, "bytes"), store_item_total(1, 13));
+    /* growing past a class boundary moves the item to a bigger class */
+    char big[200];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(op(f, STORE_APPEND, "k", big), MC_OK);
+    assert_int_equal(item_nbytes(get(f, "k")), 13 + 199);
+    assert_int_equal(item_clsid(get(f, "k")), 6); /* 253 bytes: 232 < 253 <= 296 */
+    assert_int_equal(cstat(f, 1, "number"), 0);
+    assert_int_equal(cstat(f, 6, "number"), 1);
+    assert_int_equal(cstat(f, 1, "used_chunks"), 0);
+    assert_int_equal(cstat(f, 6, "used_chunks"), 1); /* the 240-byte piece was freed */
+}
+
+static void test_store_append_beyond_item_max_not_stored(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = default_cfg(4 * MIB);
+    cfg.item_size_max = 1024;
+    remake(f, cfg);
+    char value[1100];
+    memset(value, 'v', sizeof(value));
+    size_t half = 1024 - store_item_total(1, 0) - 10;
+    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, half, 0, NULL), MC_OK);
+    assert_int_equal(store_set(f->store, STORE_APPEND, "k", 1, h("k"), 0, 0, value, 11, 0, NULL),
+                     MC_NOT_STORED);
+    assert_int_equal(item_nbytes(get(f, "k")), half);
+    assert_int_equal(store_set(f->store, STORE_APPEND, "k", 1, h("k"), 0, 0, value, 10, 0, NULL),
+                     MC_OK);
+    assert_int_equal(item_nbytes(get(f, "k")), half + 10);
+    assert_int_equal(stat(f, "store_too_large"), 0);
+}
+
+static void test_store_too_large(void **state)
+{
+    struct fixture *f = *state;
+    size_t max_value = MIB - store_item_total(1, 0);
+    assert_true(store_item_fits(f->store, 1, max_value));
+    assert_false(store_item_fits(f->store, 1, max_value + 1));
+    assert_int_equal(store_item_total(10, 100), 150);
+
+    assert_int_equal(set(f, "k", "old"), MC_OK);
+    /* add/replace/append too large: refused, old item stays */
+    assert_int_equal(store_set(f->store, STORE_ADD, "k", 1, h("k"), 0, 0, NULL, max_value + 1, 0, NULL),
+                     MC_E2BIG);
+    assert_int_equal(store_set(f->store, STORE_APPEND, "k", 1, h("k"), 0, 0, NULL, max_value + 1, 0,
+                               NULL),
+                     MC_E2BIG);
+    assert_value(f, "k", "old");
+    /* set too large: refused and the old value is gone; value is not read */
+    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, NULL, max_value + 1, 0, NULL),
+                     MC_E2BIG);
+    assert_missing(f, "k");
+    assert_int_equal(stat(f, "store_too_large"), 3);
+    assert_int_equal(stat(f, "cmd_set"), 1);
+    assert_int_equal(stat(f, "curr_items"), 0);
+
+    /* exactly item_size_max fits (the one-page class) */
+    char *value = malloc(max_value);
+    memset(value, 'z', max_value);
+    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, max_value, 0, NULL),
+                     MC_OK);
+    assert_int_equal(item_clsid(get(f, "k")), store_class_count(f->store));
+    free(value);
+}
+
+static void test_store_delete(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_delete(f->store, "k", 1, h("k")), MC_NOT_FOUND);
+    assert_int_equal(set(f, "k", "v"), MC_OK);
+    assert_int_equal(store_delete(f->store, "k", 1, h("k")), MC_OK);
+    assert_missing(f, "k");
+    assert_int_equal(store_delete(f->store, "k", 1, h("k")), MC_NOT_FOUND);
+    assert_int_equal(stat(f, "delete_hits"), 1);
+    assert_int_equal(cstat(f, 1, "delete_hits"), 1);
+    assert_int_equal(stat(f, "delete_misses"), 2);
+    assert_int_equal(stat(f, "curr_items"), 0);
+    assert_int_equal(stat(f, "bytes"), 0);
+    assert_int_equal(cstat(f, 1, "used_chunks"), 0);
+    assert_int_equal(cstat(f, 1, "free_chunks"), 1);
+}
+
+static void test_store_touch_and_gat(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->now + 10), MC_NOT_FOUND);
+    assert_null(store_gat(f->store, "k", 1, h("k"), f->now + 10));
+    uint64_t cas = 0;
+    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 3, f->now + 5, 0, &cas), MC_OK);
+    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->now + 100), MC_OK);
+    const struct item *it = store_gat(f->store, "k", 1, h("k"), f->now + 200);
+    assert_non_null(it);
+    assert_int_equal(item_exptime(it), f->now + 200);
+    assert_int_equal(item_cas(it), cas); /* touch and gat keep the CAS */
+    assert_true(item_fetched(it));
+    advance(f, 150);
+    assert_value(f, "k", "v"); /* the first exptime (now + 5) no longer applies */
+    assert_int_equal(stat(f, "cmd_touch"), 4);
+    assert_int_equal(stat(f, "touch_hits"), 2);
+    assert_int_equal(stat(f, "touch_misses"), 2);
+    assert_int_equal(stat(f, "cmd_get"), 1); /* gat is not a get */
+    assert_int_equal(stat(f, "get_hits"), 1);
+    /* touch with an exptime in the past kills the item */
+    assert_int_equal(store_touch(f->store, "k", 1, h("k"), 1), MC_OK);
+    assert_missing(f, "k");
+}
+
+/* --- incr/decr ---------------------------------------------------------------------- */
+
+static void test_store_incr_decr_basic(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t r = 0, cas = 0;
+    assert_int_equal(arith(f, "n", true, 1, &r), MC_NOT_FOUND);
+    assert_int_equal(arith(f, "n", false, 1, &r), MC_NOT_FOUND);
+    assert_int_equal(stat(f, "incr_misses"), 1);
+    assert_int_equal(stat(f, "decr_misses"), 1);
+    assert_int_equal(op_exp(f, STORE_SET, "n", "41", 9, 0, 0, &cas), MC_OK);
+    assert_int_equal(arith(f, "n", true, 1, &r), MC_OK);
+    assert_int_equal(r, 42);
+    assert_value(f, "n", "42");
+    assert_true(item_cas(get(f, "n")) > cas); /* a new CAS */
+    assert_int_equal(item_flags(get(f, "n")), 9);
+    assert_int_equal(arith(f, "n", false, 2, &r), MC_OK);
+    assert_int_equal(r, 40);
+    assert_int_equal(stat(f, "incr_hits"), 1);
+    assert_int_equal(stat(f, "decr_hits"), 1);
+    assert_int_equal(cstat(f, 1, "incr_hits"), 1);
+}
+
+static void test_store_decr_pads_with_spaces(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t r = 0;
+    assert_int_equal(set(f, "n", "10"), MC_OK);
+    assert_int_equal(arith(f, "n", false, 1, &r), MC_OK);
+    assert_int_equal(r, 9);
+    assert_value(f, "n", "9 ");
+    /* the padded value still parses, and grows back in place */
+    assert_int_equal(arith(f, "n", true, 1, &r), MC_OK);
+    assert_value(f, "n", "10");
+    assert_int_equal(set(f, "n", "1000"), MC_OK);
+    assert_int_equal(arith(f, "n", false, 999, &r), MC_OK);
+    assert_value(f, "n", "1   ");
+}
+
+static void test_store_decr_floors_at_zero(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t r = 1;
+    assert_int_equal(set(f, "n", "5"), MC_OK);
+    assert_int_equal(arith(f, "n", false, 6, &r), MC_OK);
+    assert_int_equal(r, 0);
+    assert_value(f, "n", "0");
+    assert_int_equal(arith(f, "n", false, UINT64_MAX, &r), MC_OK);
+    assert_int_equal(r, 0);
+}
+
+static void test_store_incr_wraps_and_grows(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t r = 0;
+    uint64_t cas_before = 0;
+    assert_int_equal(op_exp(f, STORE_SET, "n", "18446744073709551615", 4, f->now + 100, 0,
+                            &cas_before),
+                     MC_OK);
+    assert_int_equal(arith(f, "n", true, 2, &r), MC_OK);
+    assert_int_equal(r, 1);
+    char padded[21];
+    memset(padded, ' ', 20);
+    padded[0] = '1';
+    padded[20] = '\0';
+    assert_value(f, "n", padded);
+    /* a longer result replaces the item, keeping flags and exptime */
+    assert_int_equal(op_exp(f, STORE_SET, "m", "99", 4, f->now + 100, 0, NULL), MC_OK);
+    assert_int_equal(arith(f, "m", true, 1, &r), MC_OK);
+    assert_int_equal(r, 100);
+    assert_value(f, "m", "100");
+    const struct item *it = get(f, "m");
+    assert_int_equal(item_flags(it), 4);
+    assert_int_equal(item_exptime(it), f->now + 100);
+    assert_int_equal(stat(f, "curr_items"), 2);
+}
+
+static void test_store_incr_non_numeric(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = {"", "abc", "12a", "-1", " ", "1-2x", "18446744073709551616",
+                                      "99999999999999999999", "+", "-"};
+    uint64_t r = 7;
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(set(f, "n", bad[i]), MC_OK);
+        assert_int_equal(arith(f, "n", true, 1, &r), MC_NON_NUMERIC);
+        assert_value(f, "n", bad[i]);
+    }
+    assert_int_equal(r, 7);
+    assert_int_equal(stat(f, "incr_hits"), 0);
+    assert_int_equal(stat(f, "incr_misses"), 0);
+}
+
+/* safe_strtoull's quirks: leading white space and '+', trailing white
+ * space, and "-0" (negative but not negative as a signed number). A
+ * value with a '-' that reads as a huge number is refused even when the
+ * '-' is after the digits. */
+static void test_store_incr_accepts_strtoull_forms(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *value;
+        uint64_t result;
+    } good[] = {{"  7", 8}, {"+7", 8}, {"7 ", 8}, {"7\r", 8}, {"-0", 1},
+                {"0007", 8}, {"18446744073709551614", 18446744073709551615ULL}};
+    for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        uint64_t r = 0;
+        assert_int_equal(set(f, "n", good[i].value), MC_OK);
+        assert_int_equal(arith(f, "n", true, 1, &r), MC_OK);
+        assert_int_equal(r, good[i].result);
+    }
+    uint64_t r = 0;
+    assert_int_equal(set(f, "n", "18446744073709551615 -"), MC_OK);
+    assert_int_equal(arith(f, "n", true, 1, &r), MC_NON_NUMERIC);
+}
+
+/* --- Expiry -------------------------------------------------------------------------- */
+
+static void test_store_expiry_relative_absolute_negative(void **state)
+{
+    struct fixture *f = *state;
+    mc_time_t rel = mc_clock_exptime(&f->clock, f->now, 10);
+    mc_time_t abs = mc_clock_exptime(&f->clock, f->now, T0 + 20);
+    mc_time_t neg = mc_clock_exptime(&f->clock, f->now, -1);
+    mc_time_t past = mc_clock_exptime(&f->clock, f->now, T0 - 100);
+    assert_int_equal(op_exp(f, STORE_SET, "rel", "v", 0, rel, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "abs", "v", 0, abs, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "neg", "v", 0, neg, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "past", "v", 0, past, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "never", "v", 0, 0, 0, NULL), MC_OK);
+    assert_missing(f, "neg");
+    assert_missing(f, "past");
+    advance(f, 9);
+    assert_value(f, "rel", "v");
+    advance(f, 1); /* exptime <= now: dead */
+    assert_missing(f, "rel");
+    assert_value(f, "abs", "v");
+    advance(f, 10);
+    assert_missing(f, "abs");
+    advance(f, 100000);
+    assert_value(f, "never", "v");
+    assert_int_equal(stat(f, "get_expired"), 4);
+    assert_int_equal(stat(f, "curr_items"), 1);
+}
+
+/* Every lookup, not only get, unlinks an expired item and counts it. */
+static void test_store_lazy_expiry_on_any_lookup(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(op_exp(f, STORE_SET, "a", "v", 0, f->now + 1, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "b", "1", 0, f->now + 1, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "c", "v", 0, f->now + 1, 0, NULL), MC_OK);
+    advance(f, 1);
+    assert_int_equal(op(f, STORE_ADD, "a", "new"), MC_OK); /* the expired one is gone */
+    assert_value(f, "a", "new");
+    uint64_t r;
+    assert_int_equal(arith(f, "b", true, 1, &r), MC_NOT_FOUND);
+    assert_int_equal(store_delete(f->store, "c", 1, h("c")), MC_NOT_FOUND);
+    assert_int_equal(stat(f, "get_expired"), 3);
+    assert_int_equal(stat(f, "curr_items"), 1);
+    assert_int_equal(stat(f, "reclaimed"), 0); /* as memcached: lookups are not reclaims */
+}
+
+static void test_store_crawler_reclaims_expired(void **state)
+{
+    struct fixture *f = *state;
+    char key[16], value[200];
+    memset(value, 'v', sizeof(value));
+    unsigned n = 3000;
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        size_t nbytes = i % 3 == 0 ? 150 : 10; /* two classes, two pages */
+        mc_time_t exptime = i % 2 == 0 ? f->now + 5 : 0;
+        assert_int_equal(store_set(f->store, STORE_SET, key, strlen(key), h(key), 0, exptime,
+                                   value, nbytes, 0, NULL),
+                         MC_OK);
+    }
+    snprintf(key, sizeof(key), "k%u", 1);
+    assert_non_null(get(f, key)); /* fetched items are not "unfetched" */
+    snprintf(key, sizeof(key), "k%u", 2);
+    assert_non_null(get(f, key));
+    assert_int_equal(store_crawl(f->store, 100000), 0); /* nothing expired yet */
+    assert_int_equal(stat(f, "crawler_items_checked"), n);
+    advance(f, 5);
+    unsigned freed = 0;
+    for (int calls = 0; calls < 1000 && freed < n / 2; calls++)
+        freed += store_crawl(f->store, 37); /* small budgets resume */
+    assert_int_equal(freed, n / 2);
+    assert_int_equal(stat(f, "crawler_reclaimed"), n / 2);
+    assert_int_equal(stat(f, "expired_unfetched"), n / 2 - 1);
+    assert_int_equal(stat(f, "curr_items"), n / 2);
+    assert_int_equal(stat(f, "get_expired"), 0);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        if (i % 2 == 0)
+            assert_missing(f, key);
+        else
+            assert_non_null(get(f, key));
+    }
+    assert_int_equal(stat(f, "get_expired"), 0); /* the crawler got them all */
+}
+
+/* A full store reuses expired memory at the LRU tail before evicting. */
+static void test_store_tail_reclaim_before_eviction(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = default_cfg(64 * 1024);
+    cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
+    remake(f, cfg);
+    char key[16];
+    unsigned per = 0;
+    for (unsigned i = 0;; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        if (i >= 1 && cstat(f, 1, "free_chunks_end") == 0 && cstat(f, 1, "total_pages") == 1) {
+            per = i;
+            break;
+        }
+        assert_int_equal(op_exp(f, STORE_SET, key, "v", 0, i < 3 ? f->now + 1 : 0, 0, NULL), MC_OK);
+    }
+    assert_int_equal(per, 64 * 1024 / 88);
+    advance(f, 1);
+    /* one pull frees every expired item among the last five, then stops
+     * at the first live one (memcached's lru_pull_tail) */
+    assert_int_equal(set(f, "x", "v"), MC_OK);
+    assert_int_equal(stat(f, "reclaimed"), 3);
+    assert_int_equal(cstat(f, 1, "reclaimed"), 3);
+    assert_int_equal(stat(f, "expired_unfetched"), 3);
+    assert_int_equal(set(f, "y", "v"), MC_OK);
+    assert_int_equal(set(f, "z", "v"), MC_OK);
+    assert_int_equal(stat(f, "evictions"), 0);
+    assert_int_equal(set(f, "w", "v"), MC_OK);
+    assert_int_equal(stat(f, "evictions"), 1);
+    assert_missing(f, "k3"); /* the oldest live item */
+    assert_value(f, "k4", "v");
+}
+
+/* --- Flush --------------------------------------------------------------------------- */
+
+static void test_store_flush_now(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(set(f, "early", "v"), MC_OK);
+    advance(f, 5);
+    assert_int_equal(set(f, "same_second", "v"), MC_OK);
+    store_flush(f->store, f->now);
+    assert_int_equal(set(f, "after", "v"), MC_OK); /* same second, after the flush */
+    assert_missing(f, "early");
+    assert_missing(f, "same_second");
+    assert_value(f, "after", "v");
+    assert_int_equal(stat(f, "get_flushed"), 2);
+    assert_int_equal(stat(f, "curr_items"), 1);
+    advance(f, 1);
+    assert_value(f, "after", "v");
+    assert_int_equal(set(f, "later", "v"), MC_OK);
+    assert_value(f, "later", "v");
+}
+
+static void test_store_flush_delayed(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(set(f, "a", "v"), MC_OK);
+    store_flush(f->store, f->now + 10);
+    advance(f, 8);
+    assert_value(f, "a", "v");
+    assert_int_equal(set(f, "b", "v"), MC_OK);
+    advance(f, 1); /* memcached: oldest_live = when - 1 */
+    assert_missing(f, "a");
+    assert_missing(f, "b");
+    assert_int_equal(stat(f, "get_flushed"), 2);
+    advance(f, 1);
+    assert_int_equal(set(f, "c", "v"), MC_OK);
+    assert_value(f, "c", "v");
+}
+
+static void test_store_flush_crawled_and_reclaimed(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(set(f, key, "v"), MC_OK);
+    }
+    store_flush(f->store, f->now);
+    assert_int_equal(store_crawl(f->store, 1000), 100);
+    assert_int_equal(stat(f, "crawler_reclaimed"), 100);
+    assert_int_equal(stat(f, "expired_unfetched"), 0); /* flushed is not expired */
+    assert_int_equal(stat(f, "curr_items"), 0);
+}
+
+static void test_store_flush_without_cas(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = default_cfg(4 * MIB);
+    cfg.cas_enabled = false;
+    remake(f, cfg);
+    uint64_t cas = 1;
+    assert_int_equal(op_exp(f, STORE_SET, "a", "v", 0, 0, 0, &cas), MC_OK);
+    assert_int_equal(cas, 0);
+    assert_int_equal(item_cas(get(f, "a")), 0);
+    store_flush(f->store, f->now);
+    assert_missing(f, "a");
+    /* without CAS memcached cannot tell this second's later items apart */
+    assert_int_equal(set(f, "b", "v"), MC_OK);
+    assert_missing(f, "b");
+    advance(f, 1);
+    assert_int_equal(set(f, "c", "v"), MC_OK);
+    assert_value(f, "c", "v");
+}
+
+/* --- CAS ----------------------------------------------------------------------------- */
+
+static void test_store_cas_unique_across_stores(void **state)
+{
+    struct fixture *f = *state;
+    enum { STORES = 3, STRIDE = 4, N = 200 };
+    struct store *stores[STORES];
+    void *arenas[STORES];
+    uint64_t seen[STORES * N];
+    unsigned nseen = 0;
+    for (int s = 0; s < STORES; s++) {
+        struct store_cfg cfg = default_cfg(MIB);
+        assert_int_equal(posix_memalign(&arenas[s], 4096, cfg.arena_size), 0);
+        cfg.arena = arenas[s];
+        cfg.cas_offset = (uint32_t)s + 1;
+        cfg.cas_stride = STRIDE;
+        assert_int_equal(store_create(&cfg, &stores[s]), MC_OK);
+        store_set_clock(stores[s], f->now);
+        uint64_t last = 0;
+        for (int i = 0; i < N; i++) {
+            uint64_t cas = 0;
+            char key[16];
+            snprintf(key, sizeof(key), "k%d", i % 7);
+            assert_int_equal(store_set(stores[s], STORE_SET, key, strlen(key), h(key), 0, 0, "v", 1,
+                                       0, &cas),
+                             MC_OK);
+            assert_true(cas > last); /* monotonic */
+            assert_int_equal(cas % STRIDE, (uint64_t)(s + 1) % STRIDE);
+            last = cas;
+            seen[nseen++] = cas;
+        }
+        assert_int_equal(last, (uint64_t)s + 1 + (uint64_t)N * STRIDE);
+    }
+    for (unsigned i = 0; i < nseen; i++) {
+        assert_int_not_equal(seen[i], 0);
+        for (unsigned j = i + 1; j < nseen; j++)
+            assert_int_not_equal(seen[i], seen[j]);
+    }
+    for (int s = 0; s < STORES; s++) {
+        store_destroy(&stores[s]);
+        free(arenas[s]);
+    }
+}
+
+static void test_store_cas_disabled_is_zero(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = default_cfg(4 * MIB);
+    cfg.cas_enabled = false;
+    remake(f, cfg);
+    uint64_t cas = 99, r;
+    assert_int_equal(op_exp(f, STORE_SET, "n", "1", 0, 0, 0, &cas), MC_OK);
+    assert_int_equal(cas, 0);
+    assert_int_equal(arith(f, "n", true, 1, &r), MC_OK);
+    assert_int_equal(item_cas(get(f, "n")), 0);
+    assert_int_equal(op_exp(f, STORE_CAS, "n", "x", 0, 0, 1, NULL), MC_EXISTS);
+}
+
+/* --- Memory pressure ------------------------------------------------------------------- */
+
+/* A store of `pages` 64 KiB pages whose items of "k<i>" + 10-byte values
+ * are all in class 1 (88-byte chunks). */
+static unsigned small_store(struct fixture *f, unsigned pages, bool evictions)
+{
+    struct store_cfg cfg = default_cfg((size_t)pages * 64 * 1024);
+    cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
+    cfg.evictions = evictions;
+    remake(f, cfg);
+    return 64 * 1024 / 88;
+}
+
+static enum mc_status set_n(struct fixture *f, unsigned i, size_t nbytes)
+{
+    char key[16], value[64 * 1024];
+    snprintf(key, sizeof(key), "k%u", i);
+    memset(value, 'a' + (char)(i % 26), nbytes);
+    return store_set(f->store, STORE_SET, key, strlen(key), h(key), 0, 0, value, nbytes, 0, NULL);
+}
+
+static const struct item *get_n(struct fixture *f, unsigned i)
+{
+    char key[16];
+    snprintf(key, sizeof(key), "k%u", i);
+    return get(f, key);
+}
+
+static void test_store_eviction_keeps_recently_read(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 4, true);
+    unsigned cap = 4 * per;
+    for (unsigned i = 0; i < cap; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(stat(f, "evictions"), 0);
+    assert_int_equal(cstat(f, 1, "free_chunks_end"), 0);
+    advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
+    for (unsigned i = 0; i < 10; i++)
+        assert_non_null(get_n(f, i)); /* bumped to the head */
+    for (unsigned i = cap; i < cap + 20; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(stat(f, "evictions"), 20);
+    assert_int_equal(cstat(f, 1, "evicted"), 20);
+    assert_int_equal(stat(f, "evicted_unfetched"), 20);
+    assert_int_equal(cstat(f, 1, "evicted_time"), MC_ITEM_UPDATE_INTERVAL + 1);
+    for (unsigned i = 0; i < 10; i++)
+        assert_non_null(get_n(f, i));
+    for (unsigned i = 10; i < 30; i++)
+        assert_null(get_n(f, i));
+    for (unsigned i = 30; i < cap + 20; i++)
+        assert_non_null(get_n(f, i));
+    assert_int_equal(stat(f, "curr_items"), cap);
+}
+
+/* A hit inside the update interval does not move the item; evicting it
+ * counts as evicted_active. */
+static void test_store_eviction_counts_active(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 1, true);
+    for (unsigned i = 0; i < per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_non_null(get_n(f, 0)); /* within the interval: no move */
+    assert_int_equal(set_n(f, per, 10), MC_OK);
+    assert_null(get_n(f, 0));
+    assert_int_equal(stat(f, "evicted_active"), 1);
+    assert_int_equal(stat(f, "evicted_unfetched"), 0);
+}
+
+static void test_store_no_evictions_enomem(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 2, false);
+    for (unsigned i = 0; i < 2 * per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(set_n(f, 0, 10), MC_ENOMEM); /* set: the old value goes */
+    assert_null(get_n(f, 0));
+    assert_int_equal(set_n(f, 5000, 10), MC_OK); /* into the chunk freed above */
+    assert_int_equal(set_n(f, 5001, 10), MC_ENOMEM);
+    char key[] = "k1";
+    assert_int_equal(store_set(f->store, STORE_ADD, key, 2, h(key), 0, 0, "x", 1, 0, NULL),
+                     MC_ENOMEM);
+    assert_non_null(get(f, key)); /* add: the old value stays */
+    assert_int_equal(set_n(f, 5002, 1000), MC_ENOMEM); /* no page for another class */
+    assert_int_equal(stat(f, "store_no_memory"), 4);
+    assert_int_equal(stat(f, "evictions"), 0);
+    assert_int_equal(cstat(f, 1, "outofmemory"), 3);
+    assert_int_equal(stat(f, "curr_items"), 2 * per);
+
+    /* expired items are still reclaimed under -M: expire the tail, k1 */
+    assert_int_equal(store_touch(f->store, key, 2, h(key), 1), MC_OK);
+    assert_int_equal(set_n(f, 5003, 10), MC_OK);
+    assert_int_equal(stat(f, "reclaimed"), 1);
+    assert_int_equal(stat(f, "evictions"), 0);
+}
+
+static void test_store_incr_enomem(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 1, false);
+    char key[] = "k0";
+    assert_int_equal(store_set(f->store, STORE_SET, key, 2, h(key), 0, 0, "9", 1, 0, NULL), MC_OK);
+    for (unsigned i = 1; i < per; i++)
+        assert_int_equal(set_n(f, i, 1), MC_OK);
+    uint64_t r = 0;
+    assert_int_equal(arith(f, key, true, 1, &r), MC_ENOMEM); /* "10" needs a new item */
+    assert_value(f, key, "9");
+}
+
+/* One class holds every page; a value of another class takes the page of
+ * that class's LRU tail, evicting its items. */
+static void test_store_page_move_when_class_starved(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 4, true);
+    for (unsigned i = 0; i < 4 * per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(stat(f, "total_malloced"), 4 * 64 * 1024);
+    assert_int_equal(set_n(f, 100000, 20000), MC_OK);
+    assert_non_null(get_n(f, 100000));
+    assert_int_equal(stat(f, "slabs_moved"), 1);
+    assert_int_equal(stat(f, "slab_reassign_evictions_nomem"), per);
+    assert_int_equal(stat(f, "evictions"), 0);
+    assert_int_equal(cstat(f, 1, "total_pages"), 3);
+    unsigned big = item_clsid(get_n(f, 100000));
+    assert_int_equal(cstat(f, big, "total_pages"), 1);
+    for (unsigned i = 0; i < per; i++)
+        assert_null(get_n(f, i)); /* page 0's items */
+    for (unsigned i = per; i < 4 * per; i++)
+        assert_non_null(get_n(f, i));
+    assert_int_equal(stat(f, "curr_items"), 3 * per + 1);
+    /* the big class can now evict its own items: no second move needed */
+    unsigned big_per = (unsigned)cstat(f, big, "chunks_per_page");
+    for (unsigned i = 1; i <= big_per; i++)
+        assert_int_equal(set_n(f, 100000 + i, 20000), MC_OK);
+    assert_int_equal(stat(f, "slabs_moved"), 1);
+    assert_int_equal(stat(f, "evictions"), 1);
+}
+
+/* An emptied page of another class is taken before anything is evicted,
+ * even under -M. */
+static void test_store_page_move_of_empty_page(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 2, false);
+    for (unsigned i = 0; i < 2 * per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    for (unsigned i = per; i < 2 * per; i++) { /* empty page 1 */
+        char key[16];
+        snprintf(key, sizeof(key), "k%u", i);
+        assert_int_equal(store_delete(f->store, key, strlen(key), h(key)), MC_OK);
+    }
+    assert_int_equal(set_n(f, 100000, 20000), MC_OK);
+    assert_int_equal(stat(f, "slabs_moved"), 1);
+    assert_int_equal(stat(f, "evictions") + stat(f, "slab_reassign_evictions_nomem"), 0);
+    assert_int_equal(cstat(f, 1, "total_pages"), 1);
+    assert_int_equal(cstat(f, 1, "free_chunks"), 0);
+    for (unsigned i = 0; i < per; i++)
+        assert_non_null(get_n(f, i));
+}
+
+/* The item an append reads from is pinned while the joined item is
+ * allocated: at the LRU tail it is skipped and the next item evicted. */
+static void test_store_append_pins_old_item_at_tail(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 1, true);
+    for (unsigned i = 0; i < per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    char last[16], key[] = "k0"; /* k0 is the tail */
+    snprintf(last, sizeof(last), "k%u", per - 1);
+    assert_int_equal(store_delete(f->store, last, strlen(last), h(last)), MC_OK); /* room for the piece */
+    assert_int_equal(store_set(f->store, STORE_APPEND, key, 2, h(key), 0, 0, "0123456789", 10, 0,
+                               NULL),
+                     MC_OK);
+    assert_value(f, key, "aaaaaaaaaa0123456789");
+    assert_int_equal(stat(f, "evictions"), 1);
+    assert_null(get_n(f, 1)); /* the next one up the LRU paid */
+    assert_non_null(get_n(f, 2));
+}
+
+/* A page move never takes a page holding a chunk a command holds: here the
+ * only donor page holds the append's new data, so the append fails
+ * cleanly and nothing is evicted. */
+static void test_store_append_page_move_spares_pinned_page(void **state)
+{
+    struct fixture *f = *state;
+    unsigned per = small_store(f, 2, true);
+    static char big[30000];
+    memset(big, 'B', sizeof(big));
+    char bkey[] = "big";
+    assert_int_equal(store_set(f->store, STORE_SET, bkey, 3, h(bkey), 0, 0, big, sizeof(big), 0,
+                               NULL),
+                     MC_OK); /* page 0: one chunk per page */
+    for (unsigned i = 0; i < per; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK); /* page 1 */
+    assert_int_equal(store_delete(f->store, "k5", 2, h("k5")), MC_OK);
+    assert_int_equal(store_set(f->store, STORE_APPEND, bkey, 3, h(bkey), 0, 0, "tail", 4, 0, NULL),
+                     MC_NOT_STORED);
+    const struct item *it = get(f, bkey);
+    assert_non_null(it);
+    assert_int_equal(item_nbytes(it), sizeof(big));
+    assert_int_equal(stat(f, "slab_reassign_evictions_nomem"), 0);
+    assert_int_equal(stat(f, "evictions"), 0);
+    assert_int_equal(stat(f, "slabs_moved"), 0);
+    assert_int_equal(cstat(f, item_clsid(it), "outofmemory"), 1);
+    assert_int_equal(cstat(f, 1, "number"), per - 1);
+    assert_int_equal(cstat(f, 1, "used_chunks"), per - 1); /* the piece was freed */
+}
+
+/* --- Hash table through the store ------------------------------------------------------ */
+
+static void test_store_hash_table_grows(void **state)
+{
+    struct fixture *f = *state;
+    remake(f, default_cfg(16 * MIB));
+    assert_int_equal(stat(f, "hash_power_level"), 16);
+    assert_int_equal(stat(f, "hash_bytes"), 65536 * 4);
+    unsigned n = 65536 * 3 / 2 + 1;
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(set_n(f, i, 1), MC_OK);
+    assert_int_equal(stat(f, "hash_power_level"), 17);
+    assert_int_equal(stat(f, "hash_is_expanding"), 1);
+    for (unsigned i = 0; i < n; i += 97)
+        assert_non_null(get_n(f, i)); /* mid-migration */
+    store_crawl(f->store, 100000); /* the crawler moves buckets too */
+    assert_int_equal(stat(f, "hash_is_expanding"), 0);
+    assert_int_equal(stat(f, "hash_bytes"), 131072 * 4);
+    for (unsigned i = 0; i < n; i++)
+        assert_non_null(get_n(f, i));
+}
+
+/* --- Metrics ------------------------------------------------------------------------------ */
+
+static void test_store_metric_tables_follow_memcached(void **state)
+{
+    (void)state;
+    static const char *const global[] = {
+        "cmd_get", "cmd_set", "cmd_touch", "get_hits", "get_misses", "get_expired", "get_flushed",
+        "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
+        "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large",
+        "store_no_memory", "hash_power_level", "hash_bytes", "hash_is_expanding",
+        "slab_reassign_evictions_nomem", "slabs_moved", "bytes", "curr_items", "total_items",
+        "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions", "reclaimed",
+        "crawler_reclaimed", "crawler_items_checked", "total_malloced"};
+    assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));
+    for (size_t i = 0; i < store_metric_count; i++)
+        assert_string_equal(store_metric_desc[i].name, global[i]);
+
+    static const char *const slabs[] = {"chunk_size", "chunks_per_page", "total_pages",
+                                        "total_chunks", "used_chunks", "free_chunks",
+                                        "free_chunks_end", "get_hits", "cmd_set", "delete_hits",
+                                        "incr_hits", "decr_hits", "cas_hits", "cas_badval",
+                                        "touch_hits"};
+    static const char *const items[] = {"number", "age", "mem_requested", "evicted",
+                                        "evicted_nonzero", "evicted_time", "outofmemory",
+                                        "reclaimed", "expired_unfetched", "evicted_unfetched",
+                                        "evicted_active", "crawler_reclaimed",
+                                        "crawler_items_checked"};
+    size_t nslabs = sizeof(slabs) / sizeof(slabs[0]), nitems = sizeof(items) / sizeof(items[0]);
+    assert_int_equal(store_class_metric_items_first, nslabs);
+    assert_int_equal(store_class_metric_count, nslabs + nitems);
+    for (size_t i = 0; i < nslabs; i++)
+        assert_string_equal(store_class_metric_desc[i].name, slabs[i]);
+    for (size_t i = 0; i < nitems; i++)
+        assert_string_equal(store_class_metric_desc[nslabs + i].name, items[i]);
+    /* levels survive `stats reset`, counters do not */
+    assert_int_equal(store_metric_desc[metric_index(store_metric_desc, store_metric_count,
+                                                    "curr_items")]
+                         .type,
+                     METRIC_GAUGE);
+    assert_int_equal(store_metric_desc[metric_index(store_metric_desc, store_metric_count,
+                                                    "total_items")]
+                         .type,
+                     METRIC_COUNTER);
+}
+
+static void test_store_metrics_and_reset(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(set(f, "a", "1"), MC_OK);
+    assert_int_equal(set(f, "b", "22"), MC_OK);
+    assert_non_null(get(f, "a"));
+    assert_null(get(f, "zz"));
+    advance(f, 3);
+    assert_int_equal(cstat(f, 1, "number"), 2);
+    assert_int_equal(cstat(f, 1, "age"), 3);
+    assert_int_equal(cstat(f, 1, "mem_requested"), store_item_total(1, 1) + store_item_total(1, 2));
+    assert_int_equal(cstat(f, 1, "used_chunks"), 2);
+    assert_int_equal(cstat(f, 1, "total_pages"), 1);
+    assert_int_equal(cstat(f, 1, "cmd_set"), 2);
+    assert_int_equal(cstat(f, 1, "get_hits"), 1);
+    assert_int_equal(stat(f, "get_misses"), 1);
+    assert_int_equal(stat(f, "total_malloced"), MIB);
+    assert_int_equal(cstat(f, 0, "number"), 0); /* no class 0 */
+    assert_int_equal(cstat(f, 99, "number"), 0);
+
+    store_reset_metrics(f->store);
+    assert_int_equal(stat(f, "cmd_get"), 0);
+    assert_int_equal(stat(f, "get_hits"), 0);
+    assert_int_equal(stat(f, "get_misses"), 0);
+    assert_int_equal(stat(f, "cmd_set"), 0);
+    assert_int_equal(stat(f, "total_items"), 0);
+    assert_int_equal(cstat(f, 1, "get_hits"), 0);
+    assert_int_equal(stat(f, "curr_items"), 2);
+    assert_int_equal(stat(f, "bytes"), store_item_total(1, 1) + store_item_total(1, 2));
+    assert_int_equal(cstat(f, 1, "number"), 2);
+    assert_int_equal(cstat(f, 1, "used_chunks"), 2);
+    assert_int_equal(stat(f, "total_malloced"), MIB);
+    assert_int_equal(stat(f, "hash_power_level"), 16);
+}
+
+/* --- Randomized model test -------------------------------------------------------------------
+ *
+ * ~200k random commands over a few thousand keys with random sizes on a
+ * small arena, against a model that knows every value: a present item
+ * must match the model exactly; a missing one must be missing in the model,
+ * expired in it, or evicted (the store counted an eviction since the key
+ * was last written).
+ */
+
+#define MODEL_KEYS_MAX 8000
+#define MODEL_OPS 200000
+#define MODEL_VALUE_MAX 20000
+
+struct model_entry {
+    bool present;
+    char *value;
+    size_t nbytes;
+    uint32_t flags;
+    mc_time_t exptime;
+    uint64_t cas;
+    uint64_t evictions_at_write;
+};
+
+struct model {
+    struct fixture *f;
+    unsigned nkeys;
+    struct model_entry e[MODEL_KEYS_MAX];
+    uint64_t rng;
+    char buf[MODEL_VALUE_MAX * 2 + 64];
+};
+
+static uint64_t rnd(struct model *m)
+{
+    /* xorshift64*: deterministic across runs */
+    m->rng ^= m->rng >> 12;
+    m->rng ^= m->rng << 25;
+    m->rng ^= m->rng >> 27;
+    return m->rng * 2685821657736338717ULL;
+}
+
+static unsigned rnd_below(struct model *m, unsigned n)
+{
+    return (unsigned)(rnd(m) % n);
+}
+
+static uint64_t evictions_total(struct fixture *f)
+{
+    return stat(f, "evictions") + stat(f, "slab_reassign_evictions_nomem");
+}
+
+static void model_key(unsigned k, char *key)
+{
+    snprintf(key, 32, "key:%u", k);
+}
+
+static uint64_t outofmemory_total(struct fixture *f)
+{
+    uint64_t total = 0;
+    for (unsigned id = 1; id <= store_class_count(f->store); id++)
+        total += cstat(f, id, "outofmemory");
+    return total;
+}
+
+static bool model_live(struct model *m, unsigned k)
+{
+    struct model_entry *e = &m->e[k];
+    return e->present && !(e->exptime != 0 && e->exptime <= m->f->now);
+}
+
+static bool model_may_be_gone(struct model *m, unsigned k)
+{
+    return evictions_total(m->f) > m->e[k].evictions_at_write;
+}
+
+static void model_drop(struct model *m, unsigned k)
+{
+    free(m->e[k].value);
+    m->e[k].value = NULL;
+    m->e[k].present = false;
+}
+
+static void model_write(struct model *m, unsigned k, const char *value, size_t nbytes,
+                        uint32_t flags, mc_time_t exptime, uint64_t cas)
+{
+    struct model_entry *e = &m->e[k];
+    char *copy = malloc(nbytes + 1);
+    memcpy(copy, value, nbytes);
+    free(e->value);
+    e->value = copy;
+    e->nbytes = nbytes;
+    e->flags = flags;
+    e->exptime = exptime;
+    e->cas = cas;
+    e->present = true;
+    e->evictions_at_write = evictions_total(m->f);
+}
+
+static void model_assert_same(struct model *m, unsigned k, const struct item *it)
+{
+    struct model_entry *e = &m->e[k];
+    assert_true(e->present);
+    assert_int_equal(item_nbytes(it), e->nbytes);
+    assert_memory_equal(item_value(it), e->value, e->nbytes);
+    assert_int_equal(item_flags(it), e->flags);
+    assert_int_equal(item_exptime(it), e->exptime);
+    assert_int_equal(item_cas(it), e->cas);
+}
+
+/* Checks a lookup's result: a present item must be live in the model and
+ * equal to it; if the store lacks a key the model thinks live, the key
+ * must have been evicted. */
+static void model_check_item(struct model *m, unsigned k, const struct item *it)
+{
+    if (it == NULL) {
+        if (model_live(m, k))
+            assert_true(model_may_be_gone(m, k));
+        model_drop(m, k);
+        return;
+    }
+    assert_true(model_live(m, k));
+    model_assert_same(m, k, it);
+}
+
+static size_t model_value(struct model *m, char *out)
+{
+    unsigned kind = rnd_below(m, 100);
+    size_t n;
+    if (kind < 15) { /* a number, for incr/decr */
+        n = (size_t)snprintf(out, 32, "%llu", (unsigned long long)(rnd(m) >> rnd_below(m, 64)));
+        return n;
+    }
+    if (kind < 70)
+        n = rnd_below(m, 100);
+    else if (kind < 97)
+        n = rnd_below(m, 3000);
+    else
+        n = rnd_below(m, MODEL_VALUE_MAX);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)('a' + rnd_below(m, 26));
+    return n;
+}
+
+static mc_time_t model_exptime(struct model *m)
+{
+    unsigned kind = rnd_below(m, 10);
+    if (kind < 7)
+        return 0;
+    if (kind < 9)
+        return m->f->now + 1 + rnd_below(m, 20);
+    return 1; /* already expired */
+}
+
+/* Parses a value as memcached would, for the values the model writes
+ * (never a leading space or sign): digits, then the end or a space;
+ * whatever follows the space does not matter ("0    ABC" is 0). */
+static bool model_number(const struct model_entry *e, uint64_t *out)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    for (; i < e->nbytes && e->value[i] >= '0' && e->value[i] <= '9'; i++) {
+        if (v > (UINT64_MAX - (uint64_t)(e->value[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(e->value[i] - '0');
+    }
+    if (i == 0 || (i < e->nbytes && e->value[i] != ' '))
+        return false;
+    *out = v;
+    return true;
+}
+
+static void model_step(struct model *m)
+{
+    struct fixture *f = m->f;
+    unsigned k = rnd_below(m, m->nkeys);
+    struct model_entry *e = &m->e[k];
+    char key[32];
+    model_key(k, key);
+    size_t nkey = strlen(key);
+    uint64_t hash = h(key);
+    unsigned what = rnd_below(m, 100);
+
+    if (what < 30) { /* get */
+        model_check_item(m, k, store_get(f->store, key, nkey, hash));
+    } else if (what < 55) { /* set, add, replace, cas */
+        enum store_op ops[] = {STORE_SET, STORE_SET, STORE_ADD, STORE_REPLACE, STORE_CAS};
+        enum store_op o = ops[rnd_below(m, 5)];
+        size_t nbytes = model_value(m, m->buf);
+        uint32_t flags = (uint32_t)rnd(m);
+        mc_time_t exptime = model_exptime(m);
+        bool live = model_live(m, k);
+        uint64_t cas_arg = live && rnd_below(m, 4) != 0 ? e->cas : rnd(m) % 1000;
+        uint64_t cas = 0;
+        bool fits = store_item_fits(f->store, nkey, nbytes);
+        enum mc_status st = store_set(f->store, o, key, nkey, hash, flags, exptime, m->buf, nbytes,
+                                      cas_arg, &cas);
+        if (!fits) {
+            assert_int_equal(st, MC_E2BIG);
+            if (o == STORE_SET)
+                model_drop(m, k);
+            return;
+        }
+        if (st == MC_ENOMEM) { /* possible only when pages are pinned; rare */
+            if (o == STORE_SET)
+                model_drop(m, k);
+            return;
+        }
+        bool expect_present = live;
+        switch (o) {
+        case STORE_SET:
+            assert_int_equal(st, MC_OK);
+            break;
+        case STORE_ADD:
+            if (st == MC_OK && live)
+                assert_true(model_may_be_gone(m, k));
+            if (st != MC_OK)
+                assert_int_equal(st, MC_NOT_STORED);
+            if (st != MC_OK)
+                assert_true(live);
+            break;
+        case STORE_REPLACE:
+            if (st == MC_NOT_STORED && live) {
+                assert_true(model_may_be_gone(m, k));
+                expect_present = false;
+            }
+            if (st == MC_OK)
+                assert_true(live);
+            break;
+        case STORE_CAS:
+            if (st == MC_NOT_FOUND && live) {
+                assert_true(model_may_be_gone(m, k));
+                expect_present = false;
+            }
+            if (st == MC_OK)
+                assert_true(live && cas_arg == e->cas);
+            if (st == MC_EXISTS)
+                assert_true(live && cas_arg != e->cas);
+            break;
+        default:
+            break;
+        }
+        if (st == MC_OK) {
+            model_write(m, k, m->buf, nbytes, flags, exptime, cas);
+        } else if (!expect_present || !live) {
+            model_drop(m, k);
+        }
+    } else if (what < 62) { /* append/prepend */
+        bool app = rnd_below(m, 2) == 0;
+        size_t nbytes = rnd_below(m, 2) ? rnd_below(m, 50) : rnd_below(m, 2000);
+        for (size_t i = 0; i < nbytes; i++)
+            m->buf[i] = (char)('A' + rnd_below(m, 26));
+        bool live = model_live(m, k);
+        uint64_t cas = 0, oom_before = outofmemory_total(f);
+        enum mc_status st = store_set(f->store, app ? STORE_APPEND : STORE_PREPEND, key, nkey, hash,
+                                      0, 0, m->buf, nbytes, 0, &cas);
+        if (st == MC_OK) {
+            assert_true(live);
+            size_t total = e->nbytes + nbytes;
+            char *joined = malloc(total + 1);
+            if (app) {
+                memcpy(joined, e->value, e->nbytes);
+                memcpy(joined + e->nbytes, m->buf, nbytes);
+            } else {
+                memcpy(joined, m->buf, nbytes);
+                memcpy(joined + nbytes, e->value, e->nbytes);
+            }
+            model_write(m, k, joined, total, e->flags, e->exptime, cas);
+            free(joined);
+        } else {
+            assert_true(st == MC_NOT_STORED || st == MC_ENOMEM);
+            if (!live)
+                model_drop(m, k);
+            /* live and NOT_STORED: too large, no memory or evicted; the
+             * old value (if still there) is unchanged */
+            if (live && store_item_fits(f->store, nkey, e->nbytes + nbytes) &&
+                st == MC_NOT_STORED && !model_may_be_gone(m, k) &&
+                outofmemory_total(f) == oom_before)
+                fail_msg("append to a live key refused without cause");
+        }
+    } else if (what < 68) { /* delete */
+        bool live = model_live(m, k);
+        enum mc_status st = store_delete(f->store, key, nkey, hash);
+        if (st == MC_OK)
+            assert_true(live);
+        else if (live)
+            assert_true(model_may_be_gone(m, k));
+        model_drop(m, k);
+    } else if (what < 78) { /* incr/decr */
+        bool incr = rnd_below(m, 2) == 0;
+        uint64_t delta = rnd_below(m, 3) == 0 ? rnd(m) : rnd_below(m, 1000);
+        bool live = model_live(m, k);
+        uint64_t r = 0;
+        enum mc_status st = store_arith(f->store, key, nkey, hash, incr, delta, &r);
+        if (st == MC_NOT_FOUND) {
+            if (live)
+                assert_true(model_may_be_gone(m, k));
+            model_drop(m, k);
+            return;
+        }
+        assert_true(live);
+        uint64_t v;
+        if (!model_number(e, &v)) {
+            assert_int_equal(st, MC_NON_NUMERIC);
+            return;
+        }
+        if (st == MC_ENOMEM)
+            return;
+        assert_int_equal(st, MC_OK);
+        uint64_t want = incr ? v + delta : (delta > v ? 0 : v - delta);
+        assert_int_equal(r, want);
+        char *digits = m->buf; /* room for the padding of long values */
+        size_t len = (size_t)snprintf(digits, 32, "%llu", (unsigned long long)want);
+        const struct item *it = store_get(f->store, key, nkey, hash);
+        assert_non_null(it);
+        if (len < e->nbytes) {
+            memset(digits + len, ' ', e->nbytes - len);
+            len = e->nbytes;
+        }
+        model_write(m, k, digits, len, e->flags, e->exptime, item_cas(it));
+        model_check_item(m, k, it);
+    } else if (what < 88) { /* touch / gat */
+        mc_time_t exptime = model_exptime(m);
+        bool live = model_live(m, k);
+        const struct item *it = store_gat(f->store, key, nkey, hash, exptime);
+        if (it == NULL) {
+            if (live)
+                assert_true(model_may_be_gone(m, k));
+            model_drop(m, k);
+            return;
+        }
+        assert_true(live);
+        e->exptime = exptime; /* gat answers with the item, then it may be dead */
+        model_assert_same(m, k, it);
+    } else if (what < 95) { /* time passes */
+        advance(f, rnd_below(m, 3) == 0 ? MC_ITEM_UPDATE_INTERVAL + 1 : rnd_below(m, 3));
+    } else if (what < 99) {
+        store_crawl(f->store, rnd_below(m, 500));
+    } else if (rnd_below(m, 400) == 0) { /* rare flush_all */
+        store_flush(f->store, f->now);
+        for (unsigned i = 0; i < m->nkeys; i++)
+            model_drop(m, i);
+    }
+}
+
+static void check_invariants(struct fixture *f)
+{
+    uint64_t number = 0, requested = 0, used = 0;
+    for (unsigned id = 1; id <= store_class_count(f->store); id++) {
+        uint64_t total = cstat(f, id, "total_chunks");
+        uint64_t u = cstat(f, id, "used_chunks");
+        assert_int_equal(total, u + cstat(f, id, "free_chunks") + cstat(f, id, "free_chunks_end"));
+        number += cstat(f, id, "number");
+        requested += cstat(f, id, "mem_requested");
+        used += u;
+    }
+    assert_int_equal(number, stat(f, "curr_items"));
+    assert_int_equal(used, number); /* no chunk leaks between commands */
+    assert_int_equal(requested, stat(f, "bytes"));
+    assert_true(stat(f, "total_malloced") <= f->cfg.arena_size);
+}
+
+static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nkeys)
+{
+    struct store_cfg cfg = default_cfg(arena_size);
+    cfg.item_size_max = 16 * 1024;
+    cfg.slab_page_size = 64 * 1024;
+    remake(f, cfg);
+    struct model *m = calloc(1, sizeof(*m));
+    m->f = f;
+    m->nkeys = nkeys;
+    m->rng = 0x9E3779B97F4A7C15ULL;
+    for (unsigned i = 0; i < MODEL_OPS; i++) {
+        model_step(m);
+        if (i % 10000 == 0)
+            check_invariants(f);
+    }
+    check_invariants(f);
+    /* a final pass: every key the model holds live is present or evicted */
+    for (unsigned k = 0; k < nkeys; k++) {
+        char key[32];
+        model_key(k, key);
+        model_check_item(m, k, store_get(f->store, key, strlen(key), h(key)));
+    }
+    print_message("model: %llu evictions, %llu pages moved (%llu items), %llu reclaimed, "
+                  "%llu crawled, %llu expired, %llu too large\n",
+                  (unsigned long long)stat(f, "evictions"),
+                  (unsigned long long)stat(f, "slabs_moved"),
+                  (unsigned long long)stat(f, "slab_reassign_evictions_nomem"),
+                  (unsigned long long)stat(f, "reclaimed"),
+                  (unsigned long long)stat(f, "crawler_reclaimed"),
+                  (unsigned long long)stat(f, "get_expired"),
+                  (unsigned long long)stat(f, "store_too_large"));
+    assert_true(stat(f, "get_expired") > 0);
+    assert_true(stat(f, "crawler_reclaimed") > 0);
+    assert_true(stat(f, "store_too_large") > 0);
+    return m;
+}
+
+static void model_free(struct model *m)
+{
+    for (unsigned k = 0; k < m->nkeys; k++)
+        free(m->e[k].value);
+    free(m);
+}
+
+/* More keys than fit: the LRU evicts, pages rarely move. */
+static void test_store_randomized_against_model(void **state)
+{
+    struct model *m = model_run(*state, 2 * MIB, 8000);
+    assert_true(stat(m->f, "evictions") > 500);
+    assert_true(stat(m->f, "reclaimed") > 0);
+    model_free(m);
+}
+
+/* More active slab classes than pages: classes keep taking pages from
+ * each other, the worst case for page moves. */
+static void test_store_randomized_page_thrash(void **state)
+{
+    struct model *m = model_run(*state, MIB, 3000);
+    assert_true(stat(m->f, "slabs_moved") > 1000);
+    assert_true(stat(m->f, "evictions") > 0);
+    model_free(m);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_store_create_rejects_bad_config),
+        T(test_store_set_get_roundtrip),
+        T(test_store_get_miss_counts),
+        T(test_store_class_choice_at_boundaries),
+        T(test_store_class_choice_follows_n_and_f),
+        T(test_store_add_outcomes),
+        T(test_store_add_existing_bumps_lru),
+        T(test_store_replace_outcomes),
+        T(test_store_cas_outcomes),
+        T(test_store_append_prepend),
+        T(test_store_append_beyond_item_max_not_stored),
+        T(test_store_too_large),
+        T(test_store_delete),
+        T(test_store_touch_and_gat),
+        T(test_store_incr_decr_basic),
+        T(test_store_decr_pads_with_spaces),
+        T(test_store_decr_floors_at_zero),
+        T(test_store_incr_wraps_and_grows),
+        T(test_store_incr_non_numeric),
+        T(test_store_incr_accepts_strtoull_forms),
+        T(test_store_expiry_relative_absolute_negative),
+        T(test_store_lazy_expiry_on_any_lookup),
+        T(test_store_crawler_reclaims_expired),
+        T(test_store_tail_reclaim_before_eviction),
+        T(test_store_flush_now),
+        T(test_store_flush_delayed),
+        T(test_store_flush_crawled_and_reclaimed),
+        T(test_store_flush_without_cas),
+        T(test_store_cas_unique_across_stores),
+        T(test_store_cas_disabled_is_zero),
+        T(test_store_eviction_keeps_recently_read),
+        T(test_store_eviction_counts_active),
+        T(test_store_no_evictions_enomem),
+        T(test_store_incr_enomem),
+        T(test_store_page_move_when_class_starved),
+        T(test_store_page_move_of_empty_page),
+        T(test_store_append_pins_old_item_at_tail),
+        T(test_store_append_page_move_spares_pinned_page),
+        T(test_store_hash_table_grows),
+        T(test_store_metric_tables_follow_memcached),
+        T(test_store_metrics_and_reset),
+        T(test_store_randomized_against_model),
+        T(test_store_randomized_page_thrash),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

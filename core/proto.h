@@ -35,6 +35,8 @@
 
 #define PROTO_KEY_MAX 250
 #define PROTO_LINE_MAX 2048 /* longest line accepted without a newline */
+/* A get/gets line (a multi-get) may grow this long before its newline. */
+#define PROTO_GET_LINE_MAX (1024 * 1024)
 #define PROTO_MAX_TOKENS 24
 
 enum proto_cmd {
@@ -70,10 +72,14 @@ enum proto_cmd {
 struct proto_req {
     enum proto_cmd cmd;
     bool noreply;
-    bool close; /* close the connection after replying `error` (if any) */
+    bool close; /* close the connection after replying `error` (if any);
+                 * set with quit, and with cmd PROTO_NONE for a line too
+                 * long or an HTTP request (memcached closes silently) */
 
     /* Keyed commands: the key. Retrievals: the first key; the rest follow
-     * in keys[0..keys_len) and are walked with proto_next_key(). */
+     * in keys[0..keys_len) and are walked with proto_next_key(). A gat/gats
+     * without keys ("gat 10") is valid with nkeys 0 and key NULL: memcached
+     * answers it with a bare "END". */
     const char *key;
     uint32_t nkey;
     const char *keys; /* retrieval: all keys, space separated */
@@ -94,7 +100,7 @@ struct proto_req {
 
     /* stats: the argument text after "stats " (may be empty), trimmed */
     const char *args;
-    uint32_t nargs;
+    uint32_t nargs; /* length of args in bytes */
     /* shutdown: "graceful" given */
     bool graceful;
 

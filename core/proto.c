@@ -69,7 +69,7 @@
 
 #include <string.h>
 
-#define KEY_ERROR "CLIENT_ERROR bad command line format"
+#define FORMAT_ERROR "CLIENT_ERROR bad command line format"
 #define EXPTIME_ERROR "CLIENT_ERROR invalid exptime argument"
 #define DELTA_ERROR "CLIENT_ERROR invalid numeric delta argument"
 #define DELETE_ERROR "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
@@ -295,7 +295,7 @@ static size_t parse_retrieval(struct cursor *cur, enum proto_cmd cmd, bool touch
     uint32_t nkeys = 0;
     do {
         if (!key_ok(&tok))
-            return fail(req, KEY_ERROR, consumed);
+            return fail(req, FORMAT_ERROR, consumed);
         nkeys++;
         last_end = tok.p + tok.len;
     } while (next_token(cur, &tok));
@@ -323,17 +323,17 @@ static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, str
         return fail(req, "ERROR", consumed);
     req->noreply = last_is_noreply(toks, n);
     if (!key_ok(&toks[1]))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
 
     uint64_t flags;
     int64_t vlen;
     if (!parse_unsigned(&toks[2], &flags) || flags > UINT32_MAX ||
         !parse_exptime(&toks[3], &req->exptime) || !parse_signed(&toks[4], &vlen))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     if (cas && !parse_unsigned(&toks[5], &req->cas))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     if (vlen < 0 || vlen > INT32_MAX - 2)
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
 
     req->cmd = cmd;
     req->key = toks[1].p;
@@ -358,9 +358,7 @@ static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, str
     const char *end = buf + consumed + req->nbytes;
     if (end[0] != '\r' || end[1] != '\n') {
         /* the whole block is consumed; noreply still silences the error */
-        req->cmd = PROTO_ERROR;
-        req->error = CHUNK_ERROR;
-        return total;
+        return fail(req, CHUNK_ERROR, total);
     }
     req->value = buf + consumed;
     return total;
@@ -375,7 +373,7 @@ static size_t parse_arithmetic(struct cursor *cur, struct token *toks, enum prot
         return fail(req, "ERROR", consumed);
     req->noreply = last_is_noreply(toks, n);
     if (!key_ok(&toks[1]))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     if (!parse_unsigned(&toks[2], &req->delta))
         return fail(req, DELTA_ERROR, consumed);
     req->cmd = cmd;
@@ -393,7 +391,7 @@ static size_t parse_touch(struct cursor *cur, struct token *toks, struct proto_r
         return fail(req, "ERROR", consumed);
     req->noreply = last_is_noreply(toks, n);
     if (!key_ok(&toks[1]))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     if (!parse_exptime(&toks[2], &req->exptime))
         return fail(req, EXPTIME_ERROR, consumed);
     req->cmd = PROTO_TOUCH;
@@ -422,7 +420,7 @@ static size_t parse_delete(struct cursor *cur, struct token *toks, struct proto_
             return fail(req, DELETE_ERROR, consumed);
     }
     if (!key_ok(&toks[1]))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     req->cmd = PROTO_DELETE;
     req->key = toks[1].p;
     req->nkey = toks[1].len;
@@ -463,7 +461,7 @@ static size_t parse_verbosity(struct cursor *cur, struct token *toks, struct pro
     req->noreply = last_is_noreply(toks, n);
     uint64_t level;
     if (!parse_unsigned(&toks[1], &level))
-        return fail(req, KEY_ERROR, consumed);
+        return fail(req, FORMAT_ERROR, consumed);
     req->cmd = PROTO_VERBOSITY;
     req->level = (uint32_t)level;
     return consumed;

@@ -130,8 +130,10 @@ void proto_parser_init(struct proto_parser *parser, const struct proto_limits *l
  * complete request yet. With 0, *need (if not NULL) is the total number of
  * bytes from buf needed before the next call can make progress, when
  * known (a storage command waiting for its data block), else 0.
- * With a line over PROTO_LINE_MAX and no newline (not a get/gets) it returns
- * len with req->close set.
+ * With a line over PROTO_LINE_MAX and no newline (not a get/gets, or a
+ * get/gets over PROTO_GET_LINE_MAX) it returns len with req->close set and
+ * cmd PROTO_NONE; an HTTP request line is consumed the same way.
+ * Only the connection's thread calls it.
  */
 size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                    size_t *need);

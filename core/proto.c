@@ -25,9 +25,10 @@
  * A line ends at the first '\n'; a '\r' right before it is dropped when the
  * line has more than one byte (so "\r\n" alone is the one-byte command
  * "\r", an ERROR, as in memcached). memcached then tokenizes with
- * strlen(), so a NUL byte ends the command text early; we reproduce that by
- * treating the first NUL of a line as its end (the bytes up to the newline
- * are still consumed).
+ * strlen(), so a NUL byte ends its command text early: "get a\0b" reads
+ * key "a", silently the wrong key. We deliberately do not: a NUL is a
+ * control byte like any other, so such a key is refused and a NUL in any
+ * other token makes that token invalid.
  *
  * Tokens
  * ------
@@ -90,8 +91,7 @@ struct token {
     bool ctrl; /* holds a control byte: refused in a key */
 };
 
-/* The unparsed rest of a command line. `end` moves back to the first NUL
- * once the scan meets one (memcached's strlen()). */
+/* The unparsed rest of a command line. */
 struct cursor {
     const char *p;
     const char *end;
@@ -124,10 +124,6 @@ static bool next_token(struct cursor *cur, struct token *tok)
             continue;
         if (c == ' ')
             break;
-        if (c == '\0') {
-            cur->end = p;
-            break;
-        }
         ctrl = true;
     }
     cur->p = p;
@@ -472,9 +468,6 @@ static size_t parse_stats(struct cursor *cur, struct proto_req *req, size_t cons
 {
     const char *p = cur->p;
     const char *end = cur->end;
-    const char *nul = memchr(p, '\0', (size_t)(end - p));
-    if (nul != NULL)
-        end = nul;
     while (p < end && *p == ' ')
         p++;
     while (end > p && end[-1] == ' ')

@@ -339,27 +339,27 @@ static void test_proto_key_control_bytes_refused(void **state)
     assert_bytes(req.key, req.nkey, "\xc3\xa9t\xc3\xa9");
 }
 
-/* memcached tokenizes with strlen(): a NUL ends the command early, the
- * line is consumed up to its newline. */
-static void test_proto_nul_ends_command_text(void **state)
+/* A NUL is a control byte like any other: memcached would end the line
+ * there (strlen) and serve key "a" for "a\0zzz", silently the wrong key;
+ * we refuse the key, and a NUL elsewhere makes its token invalid. */
+static void test_proto_nul_is_a_control_byte(void **state)
 {
     struct proto_parser *parser = *state;
     struct proto_req req;
     const char get[] = "get a\0zzz\r\n";
     assert_int_equal(PARSE(parser, get, &req), sizeof(get) - 1);
-    assert_int_equal(req.cmd, PROTO_GET);
-    assert_int_equal(req.nkeys, 1);
-    assert_bytes(req.keys, req.keys_len, "a");
+    assert_int_equal(req.cmd, PROTO_ERROR);
+    assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
 
-    const char set[] = "set k 0 0 1\0junk\r\nx\r\n";
-    assert_int_equal(PARSE(parser, set, &req), sizeof(set) - 1);
-    assert_int_equal(req.cmd, PROTO_SET);
-    assert_bytes(req.value, req.nbytes, "x");
+    const char set[] = "set k\0 0 0 1\r\nx\r\n";
+    assert_int_equal(PARSE(parser, set, &req), sizeof("set k\0 0 0 1\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_ERROR);
+    assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
 
-    const char stats[] = "stats items\0 junk\r\n";
-    assert_int_equal(PARSE(parser, stats, &req), sizeof(stats) - 1);
-    assert_int_equal(req.cmd, PROTO_STATS);
-    assert_bytes(req.args, req.nargs, "items");
+    const char setlen[] = "set k 0 0 1\0junk\r\nx\r\n";
+    assert_int_equal(PARSE(parser, setlen, &req), sizeof("set k 0 0 1\0junk\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_ERROR);
+    assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
 
     EXPECT_LINE_ERROR(parser, "\0get a\r\n", "ERROR", false);
 }
@@ -1109,7 +1109,7 @@ int main(void)
         TEST(test_proto_get_errors),
         TEST(test_proto_get_key_length_limit),
         TEST(test_proto_key_control_bytes_refused),
-        TEST(test_proto_nul_ends_command_text),
+        TEST(test_proto_nul_is_a_control_byte),
         TEST(test_proto_storage_commands),
         TEST(test_proto_cas_command),
         TEST(test_proto_storage_value_framing),

@@ -35,6 +35,8 @@
 
 #define PROTO_KEY_MAX 250
 #define PROTO_LINE_MAX 2048 /* longest line accepted without a newline */
+/* A get/gets line (a multi-get) may grow this long before its newline. */
+#define PROTO_GET_LINE_MAX (1024 * 1024)
 #define PROTO_MAX_TOKENS 24
 
 enum proto_cmd {
@@ -70,10 +72,14 @@ enum proto_cmd {
 struct proto_req {
     enum proto_cmd cmd;
     bool noreply;
-    bool close; /* close the connection after replying `error` (if any) */
+    bool close; /* close the connection after replying `error` (if any);
+                 * set with quit, and with cmd PROTO_NONE for a line too
+                 * long or an HTTP request (memcached closes silently) */
 
     /* Keyed commands: the key. Retrievals: the first key; the rest follow
-     * in keys[0..keys_len) and are walked with proto_next_key(). */
+     * in keys[0..keys_len) and are walked with proto_next_key(). A gat/gats
+     * without keys ("gat 10") is valid with nkeys 0 and key NULL: memcached
+     * answers it with a bare "END". */
     const char *key;
     uint32_t nkey;
     const char *keys; /* retrieval: all keys, space separated */
@@ -94,7 +100,7 @@ struct proto_req {
 
     /* stats: the argument text after "stats " (may be empty), trimmed */
     const char *args;
-    uint32_t nargs;
+    uint32_t nargs; /* length of args in bytes */
     /* shutdown: "graceful" given */
     bool graceful;
 
@@ -124,8 +130,10 @@ void proto_parser_init(struct proto_parser *parser, const struct proto_limits *l
  * complete request yet. With 0, *need (if not NULL) is the total number of
  * bytes from buf needed before the next call can make progress, when
  * known (a storage command waiting for its data block), else 0.
- * With a line over PROTO_LINE_MAX and no newline (not a get/gets) it returns
- * len with req->close set.
+ * With a line over PROTO_LINE_MAX and no newline (not a get/gets, or a
+ * get/gets over PROTO_GET_LINE_MAX) it returns len with req->close set and
+ * cmd PROTO_NONE; an HTTP request line is consumed the same way.
+ * Only the connection's thread calls it.
  */
 size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                    size_t *need);

@@ -1,0 +1,722 @@
+/*
+ * proto.c: memcached's text protocol, parsed from a const byte buffer.
+ *
+ * What it does
+ * ------------
+ * proto_parse() takes the bytes a connection has buffered and returns one
+ * request (or "need more", or "close"). The decisions are memcached
+ * 1.6.18's (proto_text.c: try_read_command_ascii, tokenize_command,
+ * process_command_ascii and the process_*_command functions; util.c:
+ * safe_strto*): which token counts give "ERROR", which give CLIENT_ERROR
+ * and with which text, and how many bytes each outcome consumes. The code
+ * is our own: memcached writes NULs into its read buffer and leans on
+ * strtoul(); we may not touch the caller's buffer, so every scan is bounded
+ * by a token's length instead of a terminator.
+ *
+ * Buffer layout of one storage request
+ * ------------------------------------
+ *
+ *   buf                                                           buf + len
+ *   |"set k 0 0 5 noreply"|\r\n|"hello"|\r\n|"get k"|\n| ...
+ *   |<------- line ------>|    |<----->|
+ *   |<------ header (consumed on error) ->|nbytes
+ *   |<-------------- consumed when complete ----->|
+ *
+ * A line ends at the first '\n'; a '\r' right before it is dropped when the
+ * line has more than one byte (so "\r\n" alone is the one-byte command
+ * "\r", an ERROR, as in memcached). memcached then tokenizes with
+ * strlen(), so a NUL byte ends its command text early: "get a\0b" reads
+ * key "a", silently the wrong key. We deliberately do not: a NUL is a
+ * control byte like any other, so such a key is refused and a NUL in any
+ * other token makes that token invalid.
+ *
+ * Tokens
+ * ------
+ * Tokens are split on ' ' only (a tab is part of a token). memcached's
+ * tokenizer fills at most 24 slots, the last being a "terminal" that
+ * points at the unparsed rest; so commands see at most 23 real tokens, and
+ * its token count `ntokens` is ours plus one. The WANT_TOKENS checks below
+ * are written in real tokens. Only a multi-get looks past the 23rd token
+ * (memcached re-tokenizes the rest for it); we simply walk all its keys.
+ *
+ * Decisions where we deliberately differ from memcached (all reply with
+ * "CLIENT_ERROR bad command line format" unless noted):
+ *   - a key holding a control byte (< 0x20 or 0x7f) is refused; memcached
+ *     would store it, but such keys break "VALUE <key> ..." framing and
+ *     most clients cannot ask for them back;
+ *   - flags above UINT32_MAX are refused (memcached truncates 2^32 to 0);
+ *   - exptime (storage, touch, gat/gats, flush_all delay) outside int32 is
+ *     refused (memcached truncates); for touch, gat/gats and flush_all the
+ *     text is memcached's "CLIENT_ERROR invalid exptime argument";
+ *   - a value length outside [0, INT32_MAX - 2] is refused (memcached
+ *     truncates to int32 first, so "4294967297" meant 1);
+ *   - a multi-get with a bad key anywhere is answered with only the error.
+ *     memcached 1.6.18 does the same in practice: it drops the replies it
+ *     had stacked for the earlier keys.
+ *
+ * Number syntax is exactly safe_strtoul/safe_strtol/safe_strtoull: leading
+ * white space (isspace: " \t\n\v\f\r"), an optional sign, decimal digits,
+ * then the end of the token or a white space byte (after which memcached
+ * ignores the rest of the token, and so do we). The unsigned forms accept
+ * "-N" as strtoul does (2^64 - N) unless the result is negative as a signed
+ * number and the token holds a '-'.
+ *
+ * Invariants: the parser never writes to buf, never reads outside
+ * buf[0..len), never allocates, and keeps no state except `swallow` (the
+ * rest of a too-large value still to discard). A call that returns 0
+ * changes no parser state, so the caller may retry with more bytes.
+ */
+#include "proto.h"
+
+#include <string.h>
+
+#define FORMAT_ERROR "CLIENT_ERROR bad command line format"
+#define EXPTIME_ERROR "CLIENT_ERROR invalid exptime argument"
+#define DELTA_ERROR "CLIENT_ERROR invalid numeric delta argument"
+#define DELETE_ERROR "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+#define CHUNK_ERROR "CLIENT_ERROR bad data chunk"
+#define TOO_LARGE_ERROR "SERVER_ERROR object too large for cache"
+#define SHUTDOWN_ERROR "CLIENT_ERROR invalid shutdown mode"
+
+/* memcached's tokens before its terminal slot. */
+#define TOKENS_MAX (PROTO_MAX_TOKENS - 1)
+
+/* A line this long without a newline may still be a get whose leading
+ * spaces are skipped; more spaces than this close the connection. */
+#define LEADING_SPACES_MAX 100
+
+struct token {
+    const char *p;
+    uint32_t len;
+    bool ctrl; /* holds a control byte: refused in a key */
+};
+
+/* The unparsed rest of a command line. */
+struct cursor {
+    const char *p;
+    const char *end;
+};
+
+/* A literal for token comparisons: pointer and length without strlen. */
+#define LIT(s) (s), (sizeof(s) - 1)
+
+static inline bool token_is(const struct token *tok, const char *lit, size_t n)
+{
+    return tok->len == n && memcmp(tok->p, lit, n) == 0;
+}
+
+/*
+ * Reads the next space-separated token, noting control bytes on the way so
+ * that a key is checked in the same pass. Returns false at the end of the
+ * line.
+ */
+static bool next_token(struct cursor *cur, struct token *tok)
+{
+    const char *p = cur->p;
+    const char *end = cur->end;
+    while (p < end && *p == ' ')
+        p++;
+    const char *start = p;
+    bool ctrl = false;
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c > ' ' && c != 0x7f)
+            continue;
+        if (c == ' ')
+            break;
+        ctrl = true;
+    }
+    cur->p = p;
+    if (p == start)
+        return false;
+    tok->p = start;
+    tok->len = (uint32_t)(p - start);
+    tok->ctrl = ctrl;
+    return true;
+}
+
+/* Fills toks[from..max) from the cursor; returns the total token count. */
+static size_t collect_tokens(struct cursor *cur, struct token *toks, size_t from, size_t max)
+{
+    size_t n = from;
+    while (n < max && next_token(cur, &toks[n]))
+        n++;
+    return n;
+}
+
+static inline bool is_c_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r'); /* \t \n \v \f \r */
+}
+
+/*
+ * strtoull() on a bounded token, with safe_strto*'s end check. Returns
+ * false where memcached's strto* would set ERANGE or stop at a byte that
+ * is neither the end nor white space. *neg and *mag are the sign and the
+ * magnitude as written.
+ */
+static bool scan_number(const struct token *tok, bool *neg, uint64_t *mag)
+{
+    const char *p = tok->p;
+    const char *end = p + tok->len;
+    while (p < end && is_c_space((unsigned char)*p))
+        p++;
+    *neg = false;
+    if (p < end && (*p == '+' || *p == '-')) {
+        *neg = *p == '-';
+        p++;
+    }
+    const char *digits = p;
+    uint64_t v = 0;
+    bool overflow = false;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = true;
+        v = v * 10 + d;
+    }
+    if (p == digits || overflow)
+        return false;
+    if (p < end && !is_c_space((unsigned char)*p))
+        return false;
+    *mag = v;
+    return true;
+}
+
+/* safe_strtoul / safe_strtoull (unsigned long is 64 bits on our targets). */
+static bool parse_unsigned(const struct token *tok, uint64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+    if (!scan_number(tok, &neg, &mag))
+        return false;
+    uint64_t v = neg ? (uint64_t)0 - mag : mag;
+    /* memcached's check: a "negative" result is refused only if a '-' is
+     * anywhere in the token, which also catches "-1" == 2^64 - 1 */
+    if ((int64_t)v < 0 && memchr(tok->p, '-', tok->len) != NULL)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* strtol() on 64-bit long, without the truncation to int32 that
+ * safe_strtol applies: callers decide what range they accept. */
+static bool parse_signed(const struct token *tok, int64_t *out)
+{
+    bool neg;
+    uint64_t mag;
+    if (!scan_number(tok, &neg, &mag))
+        return false;
+    if (neg) {
+        if (mag > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
+    } else {
+        if (mag > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)mag;
+    }
+    return true;
+}
+
+/* An exptime: safe_strtol, but values outside int32 are refused. */
+static bool parse_exptime(const struct token *tok, int64_t *out)
+{
+    return parse_signed(tok, out) && *out >= INT32_MIN && *out <= INT32_MAX;
+}
+
+static inline bool key_ok(const struct token *tok)
+{
+    return tok->len <= PROTO_KEY_MAX && !tok->ctrl;
+}
+
+/* memcached's set_noreply_maybe: the last token is "noreply". */
+static inline bool last_is_noreply(const struct token *toks, size_t n)
+{
+    return token_is(&toks[n - 1], LIT("noreply"));
+}
+
+/* An error request carries only the reply and whether noreply silences
+ * it; fields parsed before the error are cleared so that no caller can act
+ * on half a request. */
+static size_t fail(struct proto_req *req, const char *error, size_t consumed)
+{
+    *req = (struct proto_req){.cmd = PROTO_ERROR, .noreply = req->noreply, .error = error};
+    return consumed;
+}
+
+/*
+ * A line with no newline yet. memcached waits while it has at most 2048
+ * bytes; past that only a get/gets (after at most 100 spaces) may grow,
+ * every other line closes the connection without a reply.
+ */
+static size_t parse_no_newline(const char *buf, size_t len, struct proto_req *req)
+{
+    if (len <= PROTO_LINE_MAX)
+        return 0;
+    size_t spaces = 0;
+    while (spaces < len && buf[spaces] == ' ')
+        spaces++;
+    const char *p = buf + spaces;
+    size_t rest = len - spaces;
+    bool get = (rest >= 4 && memcmp(p, "get ", 4) == 0) || (rest >= 5 && memcmp(p, "gets ", 5) == 0);
+    if (spaces <= LEADING_SPACES_MAX && get && len <= PROTO_GET_LINE_MAX)
+        return 0;
+    req->cmd = PROTO_NONE;
+    req->close = true;
+    return len;
+}
+
+/*
+ * get/gets/gat/gats/bget. memcached wants one token after the command
+ * (for gat/gats the exptime; then no keys at all is fine and answers
+ * "END"). Every key is checked here, so the executor sees a valid list.
+ */
+static size_t parse_retrieval(struct cursor *cur, enum proto_cmd cmd, bool touch,
+                              struct proto_req *req, size_t consumed)
+{
+    struct token tok;
+    if (!next_token(cur, &tok))
+        return fail(req, "ERROR", consumed);
+    if (touch) {
+        if (!parse_exptime(&tok, &req->exptime))
+            return fail(req, EXPTIME_ERROR, consumed);
+        if (!next_token(cur, &tok)) {
+            req->cmd = cmd; /* no keys: a bare "END" */
+            return consumed;
+        }
+    }
+    struct token first = tok;
+    const char *last_end;
+    uint32_t nkeys = 0;
+    do {
+        if (!key_ok(&tok))
+            return fail(req, FORMAT_ERROR, consumed);
+        nkeys++;
+        last_end = tok.p + tok.len;
+    } while (next_token(cur, &tok));
+    req->cmd = cmd;
+    req->key = first.p;
+    req->nkey = first.len;
+    req->keys = first.p;
+    req->keys_len = (uint32_t)(last_end - first.p);
+    req->nkeys = nkeys;
+    return consumed;
+}
+
+/*
+ * set/add/replace/append/prepend (5 or 6 tokens) and cas (6 or 7): the
+ * header, then the data block, which must be buffered in full before the
+ * request is returned.
+ */
+static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, struct token *toks,
+                            enum proto_cmd cmd, const char *buf, size_t len, size_t consumed,
+                            struct proto_req *req, size_t *need)
+{
+    bool cas = cmd == PROTO_CAS;
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n != (cas ? 6u : 5u) && n != (cas ? 7u : 6u))
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    if (!key_ok(&toks[1]))
+        return fail(req, FORMAT_ERROR, consumed);
+
+    uint64_t flags;
+    int64_t vlen;
+    if (!parse_unsigned(&toks[2], &flags) || flags > UINT32_MAX ||
+        !parse_exptime(&toks[3], &req->exptime) || !parse_signed(&toks[4], &vlen))
+        return fail(req, FORMAT_ERROR, consumed);
+    if (cas && !parse_unsigned(&toks[5], &req->cas))
+        return fail(req, FORMAT_ERROR, consumed);
+    if (vlen < 0 || vlen > INT32_MAX - 2)
+        return fail(req, FORMAT_ERROR, consumed);
+
+    req->cmd = cmd;
+    req->key = toks[1].p;
+    req->nkey = toks[1].len;
+    req->flags = (uint32_t)flags;
+    req->nbytes = (uint32_t)vlen;
+
+    if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {
+        /* memcached replies at once and swallows the block (conn_swallow) */
+        req->too_large = true;
+        req->error = TOO_LARGE_ERROR;
+        parser->swallow = (uint64_t)req->nbytes + 2;
+        return consumed;
+    }
+
+    size_t total = consumed + req->nbytes + 2;
+    if (len < total) {
+        if (need != NULL)
+            *need = total;
+        return 0;
+    }
+    const char *end = buf + consumed + req->nbytes;
+    if (end[0] != '\r' || end[1] != '\n') {
+        /* the whole block is consumed; noreply still silences the error */
+        return fail(req, CHUNK_ERROR, total);
+    }
+    req->value = buf + consumed;
+    return total;
+}
+
+/* incr/decr: 3 or 4 tokens. */
+static size_t parse_arithmetic(struct cursor *cur, struct token *toks, enum proto_cmd cmd,
+                               struct proto_req *req, size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n != 3 && n != 4)
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    if (!key_ok(&toks[1]))
+        return fail(req, FORMAT_ERROR, consumed);
+    if (!parse_unsigned(&toks[2], &req->delta))
+        return fail(req, DELTA_ERROR, consumed);
+    req->cmd = cmd;
+    req->key = toks[1].p;
+    req->nkey = toks[1].len;
+    return consumed;
+}
+
+/* touch: 3 or 4 tokens. */
+static size_t parse_touch(struct cursor *cur, struct token *toks, struct proto_req *req,
+                          size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n != 3 && n != 4)
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    if (!key_ok(&toks[1]))
+        return fail(req, FORMAT_ERROR, consumed);
+    if (!parse_exptime(&toks[2], &req->exptime))
+        return fail(req, EXPTIME_ERROR, consumed);
+    req->cmd = PROTO_TOUCH;
+    req->key = toks[1].p;
+    req->nkey = toks[1].len;
+    return consumed;
+}
+
+/*
+ * delete: 2 to 4 tokens. A third token must be the legacy hold time "0"
+ * or "noreply"; with four, "0 noreply". memcached checks this form before
+ * the key.
+ */
+static size_t parse_delete(struct cursor *cur, struct token *toks, struct proto_req *req,
+                           size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n < 2 || n > 4)
+        return fail(req, "ERROR", consumed);
+    if (n > 2) {
+        bool hold_is_zero = token_is(&toks[2], LIT("0"));
+        req->noreply = last_is_noreply(toks, n);
+        bool valid = (n == 3 && (hold_is_zero || req->noreply)) ||
+                     (n == 4 && hold_is_zero && req->noreply);
+        if (!valid)
+            return fail(req, DELETE_ERROR, consumed);
+    }
+    if (!key_ok(&toks[1]))
+        return fail(req, FORMAT_ERROR, consumed);
+    req->cmd = PROTO_DELETE;
+    req->key = toks[1].p;
+    req->nkey = toks[1].len;
+    return consumed;
+}
+
+/*
+ * flush_all [delay] [noreply]: 1 to 3 tokens. memcached parses the second
+ * token as the delay whenever the count is not exactly "flush_all" or
+ * "flush_all noreply", so "flush_all 10 20" is a delay of 10. A delay of 0
+ * or less means now; we report it as 0.
+ */
+static size_t parse_flush_all(struct cursor *cur, struct token *toks, struct proto_req *req,
+                              size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n > 3)
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    if (n != (req->noreply ? 2u : 1u)) {
+        int64_t delay;
+        if (!parse_exptime(&toks[1], &delay))
+            return fail(req, EXPTIME_ERROR, consumed);
+        req->exptime = delay > 0 ? delay : 0;
+    }
+    req->cmd = PROTO_FLUSH_ALL;
+    return consumed;
+}
+
+/* verbosity <level> [noreply]: 2 or 3 tokens; the level is truncated to
+ * 32 bits as memcached's safe_strtoul into an unsigned int does. */
+static size_t parse_verbosity(struct cursor *cur, struct token *toks, struct proto_req *req,
+                              size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n != 2 && n != 3)
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    uint64_t level;
+    if (!parse_unsigned(&toks[1], &level))
+        return fail(req, FORMAT_ERROR, consumed);
+    req->cmd = PROTO_VERBOSITY;
+    req->level = (uint32_t)level;
+    return consumed;
+}
+
+/* stats [args]: the rest of the line, trimmed, for the executor. */
+static size_t parse_stats(struct cursor *cur, struct proto_req *req, size_t consumed)
+{
+    const char *p = cur->p;
+    const char *end = cur->end;
+    while (p < end && *p == ' ')
+        p++;
+    while (end > p && end[-1] == ' ')
+        end--;
+    req->cmd = PROTO_STATS;
+    req->args = p;
+    req->nargs = (uint32_t)(end - p);
+    return consumed;
+}
+
+/* shutdown [graceful]: whether it is enabled (-A) is the executor's call. */
+static size_t parse_shutdown(struct cursor *cur, struct token *toks, struct proto_req *req,
+                             size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n == 2 && token_is(&toks[1], LIT("graceful")))
+        req->graceful = true;
+    else if (n != 1)
+        return fail(req, SHUTDOWN_ERROR, consumed);
+    req->cmd = PROTO_SHUTDOWN;
+    return consumed;
+}
+
+/*
+ * Meta commands (mg ms md ma mn me): the next milestone. memcached routes
+ * every two-byte command starting with 'm' here before anything else;
+ * until they are implemented they answer "ERROR", which is also what
+ * memcached answers for an unknown one ("mx").
+ */
+static size_t parse_meta(struct cursor *cur, const struct token *cmd, struct proto_req *req,
+                         size_t consumed)
+{
+    return fail(req, "ERROR", consumed);
+}
+
+/*
+ * A command we do not implement and that memcached does not know either
+ * (memcached's last branch). There memcached closes the connection when
+ * the last of the first 23 tokens starts with "HTTP/", to get rid of web
+ * clients quickly. Commands memcached does know (lru, watch, ...) answer
+ * "ERROR" here without that check.
+ */
+static size_t parse_unknown(struct cursor *cur, struct token *toks, struct proto_req *req,
+                            size_t consumed)
+{
+    static const struct {
+        const char *name;
+        size_t len;
+    } known[] = {
+        {LIT("lru_crawler")}, {LIT("watch")}, {LIT("lru")}, {LIT("extstore")}, {LIT("refresh_certs")},
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (token_is(&toks[0], known[i].name, known[i].len))
+            return fail(req, "ERROR", consumed);
+    }
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    const struct token *last = &toks[n - 1];
+    if (last->len >= 5 && memcmp(last->p, "HTTP/", 5) == 0) {
+        req->cmd = PROTO_NONE;
+        req->close = true;
+        return consumed;
+    }
+    return fail(req, "ERROR", consumed);
+}
+
+/*
+ * One complete command line, line[0..n), followed in buf by its newline;
+ * `consumed` covers the line and its newline. The switch mirrors
+ * memcached's: commands whose first byte is g, s, a, c, i, d or t answer
+ * "ERROR" when unknown, the others go to parse_unknown() and its HTTP
+ * check.
+ */
+static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n, size_t len,
+                         size_t consumed, struct proto_req *req, size_t *need)
+{
+    struct cursor cur = {buf, buf + n};
+    struct token toks[TOKENS_MAX];
+    struct token *cmd = &toks[0];
+    if (!next_token(&cur, cmd) || cmd->len < 2)
+        return fail(req, "ERROR", consumed);
+
+    switch (cmd->p[0]) {
+    case 'g':
+        if (token_is(cmd, LIT("get")))
+            return parse_retrieval(&cur, PROTO_GET, false, req, consumed);
+        if (token_is(cmd, LIT("gets")))
+            return parse_retrieval(&cur, PROTO_GETS, false, req, consumed);
+        if (token_is(cmd, LIT("gat")))
+            return parse_retrieval(&cur, PROTO_GAT, true, req, consumed);
+        if (token_is(cmd, LIT("gats")))
+            return parse_retrieval(&cur, PROTO_GATS, true, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 's':
+        if (token_is(cmd, LIT("set")))
+            return parse_storage(parser, &cur, toks, PROTO_SET, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("stats")))
+            return parse_stats(&cur, req, consumed);
+        if (token_is(cmd, LIT("shutdown")))
+            return parse_shutdown(&cur, toks, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 'a':
+        if (token_is(cmd, LIT("add")))
+            return parse_storage(parser, &cur, toks, PROTO_ADD, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("append")))
+            return parse_storage(parser, &cur, toks, PROTO_APPEND, buf, len, consumed, req, need);
+        return fail(req, "ERROR", consumed);
+    case 'c':
+        if (token_is(cmd, LIT("cas")))
+            return parse_storage(parser, &cur, toks, PROTO_CAS, buf, len, consumed, req, need);
+        return fail(req, "ERROR", consumed);
+    case 'i':
+        if (token_is(cmd, LIT("incr")))
+            return parse_arithmetic(&cur, toks, PROTO_INCR, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 'd':
+        if (token_is(cmd, LIT("delete")))
+            return parse_delete(&cur, toks, req, consumed);
+        if (token_is(cmd, LIT("decr")))
+            return parse_arithmetic(&cur, toks, PROTO_DECR, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 't':
+        if (token_is(cmd, LIT("touch")))
+            return parse_touch(&cur, toks, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 'm':
+        if (cmd->len == 2)
+            return parse_meta(&cur, cmd, req, consumed);
+        break;
+    case 'r':
+        if (token_is(cmd, LIT("replace")))
+            return parse_storage(parser, &cur, toks, PROTO_REPLACE, buf, len, consumed, req, need);
+        break;
+    case 'p':
+        if (token_is(cmd, LIT("prepend")))
+            return parse_storage(parser, &cur, toks, PROTO_PREPEND, buf, len, consumed, req, need);
+        break;
+    case 'b':
+        if (token_is(cmd, LIT("bget"))) /* memcached's undocumented alias */
+            return parse_retrieval(&cur, PROTO_GET, false, req, consumed);
+        break;
+    case 'f':
+        if (token_is(cmd, LIT("flush_all")))
+            return parse_flush_all(&cur, toks, req, consumed);
+        break;
+    case 'v':
+        if (token_is(cmd, LIT("version"))) {
+            req->cmd = PROTO_VERSION;
+            return consumed;
+        }
+        if (token_is(cmd, LIT("verbosity")))
+            return parse_verbosity(&cur, toks, req, consumed);
+        break;
+    case 'q':
+        if (token_is(cmd, LIT("quit"))) {
+            req->cmd = PROTO_QUIT;
+            req->close = true;
+            return consumed;
+        }
+        break;
+    default:
+        break;
+    }
+    return parse_unknown(&cur, toks, req, consumed);
+}
+
+void proto_parser_init(struct proto_parser *parser, const struct proto_limits *limits)
+{
+    parser->limits = *limits;
+    parser->swallow = 0;
+}
+
+/*
+ * See proto.h. Limits: at most one request per call; a swallow in progress
+ * is reported alone (PROTO_NONE) before anything else is parsed. A line
+ * longer than UINT32_MAX bytes closes the connection (lengths in the
+ * request are 32-bit). The parser must have an item_total function.
+ */
+size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
+                   size_t *need)
+{
+    *req = (struct proto_req){.cmd = PROTO_NONE};
+    if (need != NULL)
+        *need = 0;
+    if (len == 0)
+        return 0;
+
+    if (parser->swallow > 0) {
+        size_t n = parser->swallow < len ? (size_t)parser->swallow : len;
+        parser->swallow -= n;
+        return n;
+    }
+
+    const char *nl = memchr(buf, '\n', len);
+    if (nl == NULL)
+        return parse_no_newline(buf, len, req);
+    size_t n = (size_t)(nl - buf);
+    size_t consumed = n + 1;
+    if (n > UINT32_MAX) {
+        req->close = true;
+        return consumed;
+    }
+    if (n > 1 && buf[n - 1] == '\r')
+        n--;
+    return parse_line(parser, buf, n, len, consumed, req, need);
+}
+
+bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key, uint32_t *nkey)
+{
+    uint32_t i = *pos;
+    uint32_t end = req->keys_len;
+    while (i < end && req->keys[i] == ' ')
+        i++;
+    if (i >= end)
+        return false;
+    uint32_t start = i;
+    const char *sp = memchr(req->keys + i, ' ', end - i);
+    i = sp != NULL ? (uint32_t)(sp - req->keys) : end;
+    *key = req->keys + start;
+    *nkey = i - start;
+    *pos = i;
+    return true;
+}
+
+bool proto_is_keyed(enum proto_cmd cmd)
+{
+    return cmd >= PROTO_SET && cmd <= PROTO_TOUCH;
+}
+
+bool proto_is_retrieval(enum proto_cmd cmd)
+{
+    return cmd >= PROTO_GET && cmd <= PROTO_GATS;
+}
+
+const char *proto_cmd_name(enum proto_cmd cmd)
+{
+    static const char *const names[PROTO_CMD_COUNT] = {
+        [PROTO_NONE] = "none",          [PROTO_ERROR] = "error",
+        [PROTO_GET] = "get",            [PROTO_GETS] = "gets",
+        [PROTO_GAT] = "gat",            [PROTO_GATS] = "gats",
+        [PROTO_SET] = "set",            [PROTO_ADD] = "add",
+        [PROTO_REPLACE] = "replace",    [PROTO_APPEND] = "append",
+        [PROTO_PREPEND] = "prepend",    [PROTO_CAS] = "cas",
+        [PROTO_DELETE] = "delete",      [PROTO_INCR] = "incr",
+        [PROTO_DECR] = "decr",          [PROTO_TOUCH] = "touch",
+        [PROTO_STATS] = "stats",        [PROTO_FLUSH_ALL] = "flush_all",
+        [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
+        [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
+    };
+    if ((unsigned)cmd >= PROTO_CMD_COUNT)
+        return "unknown";
+    return names[cmd];
+}

@@ -83,8 +83,9 @@ class Server:
     START_TIMEOUT = 10.0
     STOP_TIMEOUT = 10.0
 
-    def __init__(self, flags=None, binary=None, name=None):
+    def __init__(self, flags=None, binary=None, name=None, env=None):
         self.binary = binary or SERVER
+        self.env = env  # extra environment variables for the server
         self.flags = list(flags) if flags is not None else ["-t", "2"]
         self.name = name or os.path.basename(self.binary)
         self.proc = None
@@ -108,9 +109,13 @@ class Server:
             # Truncate so the stderr of a failed attempt does not linger.
             self._stderr.seek(0)
             self._stderr.truncate()
+            env = None
+            if self.env:
+                env = dict(os.environ)
+                env.update(self.env)
             self.proc = subprocess.Popen(
                 self.argv(port), stdin=subprocess.DEVNULL,
-                stdout=self._stderr, stderr=self._stderr)
+                stdout=self._stderr, stderr=self._stderr, env=env)
             self.port = port
             self.started_at = time.monotonic()
             _all_servers.append(self)

@@ -423,31 +423,42 @@ class SingleServerTest(unittest.TestCase):
         self.assertEqual(s1[b"cmd_get"] - s0[b"cmd_get"], 3)
 
     def test_stats_args(self):
-        settings = self.r.stats("settings")
+        # A fresh server, for the same reason as test_stats_general.
+        fresh = harness.Server().start()
+        try:
+            self.check_stats_args(fresh)
+        finally:
+            fresh.stop()
+
+    def check_stats_args(self, server):
+        r = new_client(server.port, default_noreply=False)
+        settings = r.stats("settings")
         self.assertEqual(settings[b"maxbytes"], 64 * MiB)
         self.assertEqual(settings[b"item_size_max"], MiB)
-        self.assertEqual(settings[b"tcpport"], self.port)
+        self.assertEqual(settings[b"tcpport"], server.port)
         self.assertEqual(settings[b"num_threads"], 2)
         self.assertEqual(settings[b"maxconns"], 1024)
         self.assertEqual(settings[b"cas_enabled"], b"yes")
-        self.r.set("k", b"v" * 100)
-        items = self.r.stats("items")
+        r.set("k", b"v" * 100)
+        items = r.stats("items")
         self.assertTrue(items, "stats items is empty with one item stored")
         self.assertTrue(all(re.match(rb"^items:\d+:\w+$", k) for k in items), items)
         number = [v for k, v in items.items() if k.endswith(b":number")]
         self.assertEqual(sum(number), 1)
-        slabs = self.r.stats("slabs")
+        slabs = r.stats("slabs")
         self.assertIn(b"active_slabs", slabs)
         self.assertIn(b"total_malloced", slabs)
-        self.assertGreaterEqual(slabs[b"active_slabs"], 1)
-        conns = self.r.stats("conns")
+        self.assertEqual(slabs[b"active_slabs"], 1)
+        conns = r.stats("conns")
         self.assertTrue(conns)
+        self.assertEqual(r.stats()[b"cmd_set"], 1)
         # pymemcache cannot read "stats reset"'s RESET reply
         with self.assertRaises(mcexc.MemcacheUnknownError):
-            self.r.stats("reset")
-        self.assertEqual(self.r.stats()[b"cmd_set"], 0)
+            r.stats("reset")
+        self.assertEqual(r.stats()[b"cmd_set"], 0)
         with self.assertRaises(mcexc.MemcacheUnknownCommandError):
-            self.r.stats("no-such-group")
+            r.stats("no-such-group")
+        r.close()
 
     def test_version(self):
         v = self.r.version()
@@ -479,6 +490,36 @@ class SingleServerTest(unittest.TestCase):
         before = self.r.stats()[b"total_connections"]
         self.r.quit()
         self.assertEqual(self.r.stats()[b"total_connections"], before + 1)
+
+    def test_key_prefix(self):
+        p = new_client(self.port, key_prefix=b"ns:", default_noreply=False)
+        try:
+            self.assertEqual(p.check_key("k"), b"ns:k")
+            self.assertIs(p.set("k", b"v"), True)
+            self.assertEqual(p.get("k"), b"v")
+            self.assertEqual(p.get_many(["k", "x"]), {"k": b"v"})
+            self.assertEqual(raw(self.port, b"get ns:k k\r\n"), b"VALUE ns:k 0 1\r\nv\r\nEND\r\n")
+        finally:
+            p.close()
+
+    def test_shutdown_not_enabled(self):
+        # The shared server runs without -A: the command is refused and the
+        # server keeps running.
+        with self.assertRaises(mcexc.MemcacheUnknownCommandError):
+            self.r.shutdown()
+        self.assertTrue(self.server.running())
+        self.assertIs(self.r.set("k", b"v"), True)
+
+    def test_shutdown_enabled(self):
+        server = harness.Server(["-t", "2", "-A"]).start()
+        try:
+            c = new_client(server.port, default_noreply=False)
+            self.assertIs(c.set("k", b"v"), True)
+            self.assertIsNone(c.shutdown())
+            self.assertEqual(server.wait(10), 0)
+            c.close()
+        finally:
+            server.kill()
 
     def test_ignore_exc_turns_read_errors_into_misses(self):
         self.r.set("k", b"v")
@@ -581,6 +622,24 @@ class HashClientTest(unittest.TestCase):
         self.assertIs(hc.set("nr", b"1", noreply=True), True)
         self.assertIs(hc.delete("nr", noreply=True), True)
         self.assertIsNone(hc.get("nr"))
+
+    def test_add_server_moves_keys(self):
+        one = HashClient(self.addrs[:1], connect_timeout=5, timeout=5, default_noreply=False)
+        try:
+            keys = ["add:%d" % i for i in range(100)]
+            self.assertEqual(one.set_many({k: b"1" for k in keys}), [])
+            self.assertEqual(self.direct[0].stats()[b"curr_items"], 100)
+            one.add_server("127.0.0.1", self.servers[1].port)
+            moved = [k for k in keys if self.node_of(k) == 1]
+            self.assertTrue(moved)
+            # keys now routed to the new, empty node miss until written again
+            got = one.get_many(keys)
+            self.assertEqual(set(got), set(keys) - set(moved))
+            self.assertEqual(one.set_many({k: b"2" for k in moved}), [])
+            self.assertEqual(self.direct[1].stats()[b"curr_items"], len(moved))
+            self.assertEqual(len(one.get_many(keys)), 100)
+        finally:
+            one.close()
 
     def test_node_down_with_ignore_exc_and_retries(self):
         pair = self.servers

@@ -22,6 +22,13 @@ Design:
     by a timeout, so no test can hang.
 
 Stdlib only; run with /usr/bin/python3 (Debian's, which has pymemcache).
+Running one file by hand, against any binary:
+
+    CORECACHE_SERVER=build/io/corecache /usr/bin/python3 tests/integration/test_server.py
+    CORECACHE_SERVER=... /usr/bin/python3 tests/integration/test_differential.py \
+        DifferentialTest.test_differential_case_incr_basic
+
+CORECACHE_ITEST_VERBOSE=0 makes unittest's output terse.
 """
 
 import errno

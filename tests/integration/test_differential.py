@@ -46,7 +46,6 @@ replies are still checked.
 
 import os
 import re
-import socket
 import sys
 import time
 import unittest

@@ -19,7 +19,6 @@ n + 1. Total sleep stays under ten seconds.
 
 import os
 import re
-import socket
 import sys
 import time
 import unittest

@@ -25,7 +25,6 @@
 """
 
 import os
-import re
 import signal
 import socket
 import subprocess

@@ -345,6 +345,11 @@ static bool cand_number(const struct cand *c, uint64_t *out)
     if (*end != '\0' && *end != ' ' && *end != '\t' && *end != '\r' && *end != '\n' &&
         *end != '\v' && *end != '\f')
         return false;
+    /* safe_strtoull: a value that reads as negative when signed is refused
+     * if the string has a '-' anywhere (an appended "x -" counts). Within
+     * the value this is deterministic; only the bytes past it are a quirk. */
+    if ((long long)v < 0 && memchr(c->value, '-', c->len) != NULL)
+        return false;
     *out = v;
     return true;
 }

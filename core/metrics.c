@@ -9,10 +9,14 @@
 
 #include <string.h>
 
-void metrics_sum(uint64_t *acc, const uint64_t *add, size_t n)
+void metrics_sum(uint64_t *acc, const uint64_t *add, const struct metric_desc *desc, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        acc[i] += add[i];
+    for (size_t i = 0; i < n; i++) {
+        if (desc[i].type == METRIC_LEVEL)
+            acc[i] = add[i] > acc[i] ? add[i] : acc[i];
+        else
+            acc[i] += add[i];
+    }
 }
 
 void metrics_reset(uint64_t *values, const struct metric_desc *desc, size_t n)

@@ -2,9 +2,13 @@
  * metrics.h: counters declared once, in X-macro tables.
  *
  * A module declares its metrics as a table of ACTION(name, TYPE, "help"),
- * where TYPE is COUNTER (only grows, reset by `stats reset`) or GAUGE (a
- * current level), and name is memcached's STAT name where memcached has
- * one. From that one table come the struct that holds the values, the
+ * where TYPE says how the value behaves and how shards combine:
+ *   COUNTER  only grows; zeroed by `stats reset`; shards add up
+ *   GAUGE    a current amount (items, bytes); kept by reset; shards add up
+ *   LEVEL    a current level that does not add up across shards (the hash
+ *            table's power, the age of the oldest item); kept by reset;
+ *            the server's value is the largest shard's
+ * and name is memcached's STAT name where memcached has one. From that one table come the struct that holds the values, the
  * descriptor array used to render `STAT` lines, Prometheus text and the
  * --describe-metrics listing. Nothing else may spell a metric's name.
  *
@@ -31,7 +35,7 @@
 
 #include "sink.h"
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_LEVEL };
 
 struct metric_desc {
     const char *name;
@@ -55,10 +59,11 @@ struct metric_desc {
 /* Number of metrics in a table, as a constant expression. */
 #define METRIC_COUNT(TABLE) (0 TABLE(METRIC_ONE))
 
-/* acc[i] += add[i] for every metric (gauges too: per-shard levels add up). */
-void metrics_sum(uint64_t *acc, const uint64_t *add, size_t n);
+/* Combines one shard's values into acc: adds counters and gauges, keeps the
+ * larger of two levels. */
+void metrics_sum(uint64_t *acc, const uint64_t *add, const struct metric_desc *desc, size_t n);
 
-/* Zeroes the counters of a table and leaves its gauges alone. */
+/* Zeroes the counters of a table and leaves gauges and levels alone. */
 void metrics_reset(uint64_t *values, const struct metric_desc *desc, size_t n);
 
 /*

@@ -101,7 +101,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(touch_misses, COUNTER, "touch, gat and gats keys not found")                      \
     ACTION(store_too_large, COUNTER, "storage commands refused: item above -I")              \
     ACTION(store_no_memory, COUNTER, "storage commands refused: no memory (see -M)")         \
-    ACTION(hash_power_level, GAUGE, "log2 of the hash table's bucket count")                 \
+    ACTION(hash_power_level, LEVEL, "log2 of the hash table's bucket count")                 \
     ACTION(hash_bytes, GAUGE, "bytes of hash table buckets")                                 \
     ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling")                   \
     ACTION(slab_reassign_evictions_nomem, COUNTER, "live items evicted by page moves")       \
@@ -135,15 +135,17 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(cas_hits, COUNTER, "cas that stored over an item of this class")                  \
     ACTION(cas_badval, COUNTER, "cas refused over an item of this class")                    \
     ACTION(touch_hits, COUNTER, "touch, gat and gats hits")
-/* ...then the `stats items` fields, in memcached's order. evicted_time is
- * a last value, but memcached's `stats reset` zeroes it with the counters. */
+/* ...then the `stats items` fields, in memcached's order. age and
+ * evicted_time are levels: across shards the server reports the largest
+ * (memcached's `stats reset` also zeroes evicted_time; we keep it, as a
+ * level, so that shards merge by max). */
 #define STORE_CLASS_ITEMS_METRIC(ACTION)                                                      \
     ACTION(number, GAUGE, "items stored")                                                    \
-    ACTION(age, GAUGE, "seconds since the LRU tail item was stored or bumped")               \
+    ACTION(age, LEVEL, "seconds since the LRU tail item was stored or bumped")               \
     ACTION(mem_requested, GAUGE, "bytes of the items stored (not of their chunks)")          \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
     ACTION(evicted_nonzero, COUNTER, "live items with an exptime evicted")                   \
-    ACTION(evicted_time, COUNTER, "seconds since the last evicted item's last LRU move")     \
+    ACTION(evicted_time, LEVEL, "seconds since the last evicted item's last LRU move")     \
     ACTION(outofmemory, COUNTER, "allocations that failed")                                  \
     ACTION(reclaimed, COUNTER, "expired items reused from the LRU tail")                     \
     ACTION(expired_unfetched, COUNTER, "expired items reclaimed never fetched")              \

@@ -17,7 +17,8 @@
 #define DEMO_METRIC(ACTION)                                                    \
     ACTION(get_hits, COUNTER, "hits")                                          \
     ACTION(curr_items, GAUGE, "items now")                                     \
-    ACTION(evictions, COUNTER, "evicted items")
+    ACTION(evictions, COUNTER, "evicted items")                                \
+    ACTION(hash_power_level, LEVEL, "hash table power")
 
 struct demo_metrics {
     METRIC_STRUCT(DEMO_METRIC)
@@ -27,8 +28,8 @@ static const struct metric_desc demo_desc[] = {DEMO_METRIC(METRIC_DESC)};
 static void test_metrics_struct_overlays_array(void **state)
 {
     struct demo_metrics m = {0};
-    assert_int_equal(METRIC_COUNT(DEMO_METRIC), 3);
-    assert_int_equal(sizeof(m.v) / sizeof(m.v[0]), 3);
+    assert_int_equal(METRIC_COUNT(DEMO_METRIC), 4);
+    assert_int_equal(sizeof(m.v) / sizeof(m.v[0]), 4);
     m.curr_items = 7;
     assert_int_equal(m.v[1], 7);
     assert_string_equal(demo_desc[2].name, "evictions");
@@ -37,15 +38,19 @@ static void test_metrics_struct_overlays_array(void **state)
 
 static void test_metrics_sum_and_reset(void **state)
 {
-    struct demo_metrics a = {.get_hits = 1, .curr_items = 2, .evictions = 3};
-    struct demo_metrics b = {.get_hits = 10, .curr_items = 20, .evictions = 30};
-    metrics_sum(a.v, b.v, METRIC_COUNT(DEMO_METRIC));
+    struct demo_metrics a = {.get_hits = 1, .curr_items = 2, .evictions = 3, .hash_power_level = 16};
+    struct demo_metrics b = {.get_hits = 10, .curr_items = 20, .evictions = 30, .hash_power_level = 17};
+    metrics_sum(a.v, b.v, demo_desc, METRIC_COUNT(DEMO_METRIC));
     assert_int_equal(a.get_hits, 11);
     assert_int_equal(a.curr_items, 22);
+    assert_int_equal(a.hash_power_level, 17); /* levels: the largest shard's */
+    metrics_sum(a.v, b.v, demo_desc, METRIC_COUNT(DEMO_METRIC));
+    assert_int_equal(a.hash_power_level, 17);
     metrics_reset(a.v, demo_desc, METRIC_COUNT(DEMO_METRIC));
     assert_int_equal(a.get_hits, 0);
-    assert_int_equal(a.curr_items, 22); /* gauges survive stats reset */
+    assert_int_equal(a.curr_items, 42); /* gauges survive stats reset */
     assert_int_equal(a.evictions, 0);
+    assert_int_equal(a.hash_power_level, 17);
 }
 
 static void test_metrics_render_stat_lines(void **state)
@@ -72,7 +77,7 @@ static void test_metrics_render_fails_when_sink_full(void **state)
     test_sink_init(&ts, 64);
     ts.limit = 30; /* refuse to grow beyond 30 bytes */
     struct demo_metrics m = {0};
-    assert_false(metrics_render_stats(&ts.sink, "", demo_desc, m.v, 3));
+    assert_false(metrics_render_stats(&ts.sink, "", demo_desc, m.v, 4));
     test_sink_fini(&ts);
 }
 

@@ -1,0 +1,157 @@
+/*
+ * listen.c: listening sockets, one per shard per address (see listen.h).
+ *
+ * Each socket has SO_REUSEADDR (restarts do not wait for TIME_WAIT),
+ * SO_REUSEPORT (several shards on one address) and TCP_NODELAY, which
+ * accepted sockets inherit: replies are written whole, once per loop
+ * iteration, so Nagle's algorithm could only delay them.
+ */
+#include "listen.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Splits "host", "host:port", "[v6]:port" or "v6" into host and port. */
+static bool split_addr(const char *item, size_t len, uint32_t default_port, char *host,
+                       size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon = NULL;
+    if (len > 0 && item[0] == '[') {
+        const char *close = memchr(item, ']', len);
+        if (close == NULL)
+            return false;
+        size_t hlen = (size_t)(close - item - 1);
+        if (hlen + 1 > hostlen)
+            return false;
+        memcpy(host, item + 1, hlen);
+        host[hlen] = '\0';
+        if ((size_t)(close - item) + 1 < len) {
+            if (close[1] != ':')
+                return false;
+            colon = close + 1;
+        }
+    } else {
+        const char *first = memchr(item, ':', len);
+        /* Exactly one colon: host:port. More: a bare IPv6 literal. */
+        if (first != NULL && memchr(first + 1, ':', len - (size_t)(first - item) - 1) == NULL)
+            colon = first;
+        size_t hlen = colon != NULL ? (size_t)(colon - item) : len;
+        if (hlen + 1 > hostlen)
+            return false;
+        memcpy(host, item, hlen);
+        host[hlen] = '\0';
+    }
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon + 1 - item);
+        if (plen == 0 || plen + 1 > portlen)
+            return false;
+        memcpy(port, colon + 1, plen);
+        port[plen] = '\0';
+    } else {
+        snprintf(port, portlen, "%u", default_port);
+    }
+    return true;
+}
+
+static int open_one(const struct addrinfo *ai, uint32_t backlog)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0)
+        goto fail;
+    if (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        goto fail;
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        goto fail;
+    if (listen(fd, (int)backlog) != 0)
+        goto fail;
+    return fd;
+fail:;
+    int err = -errno;
+    close(fd);
+    return err;
+}
+
+int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
+                unsigned *naddrs, char *err, size_t errlen)
+{
+    unsigned n = 0;
+    int ret = 0;
+    const char *item = spec;
+    for (;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma != NULL ? (size_t)(comma - item) : strlen(item);
+        char host[256], portstr[16];
+        if (n == LISTEN_ADDRS_MAX) {
+            snprintf(err, errlen, "corecache: -l %s: at most %d addresses", spec, LISTEN_ADDRS_MAX);
+            ret = -EINVAL;
+            goto fail;
+        }
+        if (!split_addr(item, len, port, host, sizeof(host), portstr, sizeof(portstr))) {
+            snprintf(err, errlen, "corecache: -l %.*s: not an address (use host, host:port or [ipv6]:port)",
+                     (int)len, item);
+            ret = -EINVAL;
+            goto fail;
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+        if (gai != 0) {
+            snprintf(err, errlen, "corecache: -l %s: cannot resolve: %s", host, gai_strerror(gai));
+            ret = -EINVAL;
+            goto fail;
+        }
+        for (unsigned i = 0; i < count; i++) {
+            int fd = open_one(res, backlog);
+            if (fd < 0) {
+                snprintf(err, errlen, "corecache: cannot listen on %s port %s: %s%s", host, portstr,
+                         strerror(-fd), fd == -EADDRINUSE ? " (is another server running there?)" : "");
+                freeaddrinfo(res);
+                ret = fd;
+                for (unsigned j = 0; j < i; j++)
+                    close(fds[n * count + j]);
+                goto fail;
+            }
+            fds[n * count + i] = fd;
+        }
+        freeaddrinfo(res);
+        n++;
+        if (comma == NULL)
+            break;
+        item = comma + 1;
+    }
+    *naddrs = n;
+    return 0;
+fail:
+    for (unsigned a = 0; a < n; a++) {
+        for (unsigned i = 0; i < count; i++)
+            close(fds[a * count + i]);
+    }
+    return ret;
+}
+
+int listen_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return -1;
+}

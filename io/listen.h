@@ -1,0 +1,30 @@
+/*
+ * listen.h: the server's listening sockets (the contract; see listen.c).
+ *
+ * memcached's -l takes a comma-separated list of addresses, each a host
+ * name, an IPv4 or IPv6 literal ("[::1]" allowed), optionally with ":port"
+ * (else -p). Every shard gets its own socket for every address, bound with
+ * SO_REUSEPORT, so the kernel spreads incoming connections over the shards
+ * and no shard accepts for another.
+ */
+#ifndef CORECACHE_IO_LISTEN_H
+#define CORECACHE_IO_LISTEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LISTEN_ADDRS_MAX 8
+
+/*
+ * Opens `count` sockets for each address of `spec`, listening with
+ * `backlog`. On success fills fds[addr * count + i] (addr < *naddrs) and
+ * returns 0; on failure closes what it opened, writes a one-line reason
+ * into err and returns -errno.
+ */
+int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
+                unsigned *naddrs, char *err, size_t errlen);
+
+/* The port a listening socket is bound to (for `stats settings`). */
+int listen_port(int fd);
+
+#endif

@@ -1,0 +1,452 @@
+/*
+ * route.c: the routing of requests between shards (see route.h).
+ *
+ * Fast path: the ring says this shard owns the key, and process_key() runs
+ * against this shard's store, writing straight into the connection's
+ * output. No lock, no allocation, no message.
+ *
+ * Forwarding: otherwise the connection reserves a placeholder for the reply
+ * (unless the request is noreply: then nothing can ever come back, not even
+ * an error, as memcached suppresses all replies under noreply), and the
+ * request is copied, key and value included, into the channel to its owner:
+ *
+ *   shard A (connection)                 shard B (owner of the key)
+ *   route_key ── X_REQ {cmd, key, value} ──> route_poll: process_key()
+ *   conn_fill <── X_REPLY {placeholder, bytes} ── reply composed in scratch
+ *
+ * Records are published and the owner is woken (one MSG_RING) once per loop
+ * iteration, so a pipelined batch costs one wakeup per destination. A full
+ * channel never blocks a shard: records wait in a per-destination backlog,
+ * in order, until the consumer makes room.
+ *
+ * A reply names its connection by slot index and generation; if the
+ * connection closed meanwhile the generation differs and the reply is
+ * dropped, so the placeholder pointer it carries is never dereferenced for
+ * a connection that no longer owns it.
+ *
+ * Broadcasts (flush_all, stats reset) and gathers (stats) ride on the same
+ * channels, so they are ordered with the connection's earlier requests to
+ * each shard.
+ */
+#include "route.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/hash.h"
+#include "../core/process.h"
+#include "../core/ring.h"
+#include "conn.h"
+#include "log.h"
+#include "shard.h"
+#include "uring.h"
+#include "xchan.h"
+
+enum xtype {
+    X_PAD = 0, /* reserved by xchan */
+    X_REQ,
+    X_REPLY,
+    X_FLUSH,
+    X_RESET,
+    X_GATHER_REQ,
+    X_GATHER_REPLY,
+};
+
+struct x_req {
+    uint64_t hash;
+    int64_t exptime;
+    uint64_t cas;
+    uint64_t delta;
+    struct oseg *seg; /* NULL: noreply */
+    uint32_t conn_index;
+    uint32_t conn_gen;
+    uint32_t flags;
+    uint32_t nbytes;
+    uint8_t cmd;
+    uint8_t nkey;
+    uint8_t noreply;
+    uint8_t too_large;
+    /* key, then value */
+};
+
+struct x_reply {
+    struct oseg *seg;
+    uint32_t conn_index;
+    uint32_t conn_gen;
+    /* reply bytes */
+};
+
+struct x_flush {
+    int64_t delay;
+};
+
+struct gather {
+    const struct gather_ops *ops;
+    void *state;
+    struct oseg *seg;
+    uint32_t conn_index;
+    uint32_t conn_gen;
+    int kind;
+    unsigned remaining;
+};
+
+struct x_gather_req {
+    struct gather *gather;
+    const struct gather_ops *ops;
+    int32_t kind;
+};
+
+struct x_gather_reply {
+    struct gather *gather;
+    uint32_t from;
+    /* the part */
+};
+
+struct backlog_rec {
+    struct backlog_rec *next;
+    uint16_t type;
+    size_t len;
+    /* payload */
+};
+
+/* --- sending ----------------------------------------------------------- */
+
+/* Sends a record made of a header and up to two byte ranges to `dst`. */
+static bool route_send(struct shard *shard, unsigned dst, uint16_t type, const void *hdr,
+                       size_t hdr_len, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    size_t len = hdr_len + a_len + b_len;
+    struct backlog *bl = &shard->backlog[dst];
+    char *p = NULL;
+    struct backlog_rec *rec = NULL;
+
+    if (bl->head == NULL)
+        p = xchan_reserve(server_chan(shard->srv, shard->id, dst), len);
+    if (p == NULL) {
+        rec = malloc(sizeof(*rec) + len);
+        if (rec == NULL)
+            return false;
+        rec->next = NULL;
+        rec->type = type;
+        rec->len = len;
+        p = (char *)(rec + 1);
+    }
+    if (hdr_len)
+        memcpy(p, hdr, hdr_len);
+    if (a_len)
+        memcpy(p + hdr_len, a, a_len);
+    if (b_len)
+        memcpy(p + hdr_len + a_len, b, b_len);
+    if (rec == NULL) {
+        xchan_commit(server_chan(shard->srv, shard->id, dst), type, len);
+    } else {
+        if (bl->tail != NULL)
+            bl->tail->next = rec;
+        else
+            bl->head = rec;
+        bl->tail = rec;
+    }
+    return true;
+}
+
+bool route_backlogged(const struct shard *shard)
+{
+    for (unsigned i = 0; i < shard->srv->nshards; i++) {
+        if (shard->backlog[i].head != NULL)
+            return true;
+    }
+    return false;
+}
+
+void route_publish(struct shard *shard)
+{
+    struct server *srv = shard->srv;
+    for (unsigned dst = 0; dst < srv->nshards; dst++) {
+        if (dst == shard->id)
+            continue;
+        struct xchan *chan = server_chan(srv, shard->id, dst);
+        struct backlog *bl = &shard->backlog[dst];
+        while (bl->head != NULL) {
+            struct backlog_rec *rec = bl->head;
+            void *p = xchan_reserve(chan, rec->len);
+            if (p == NULL)
+                break;
+            memcpy(p, rec + 1, rec->len);
+            xchan_commit(chan, rec->type, rec->len);
+            bl->head = rec->next;
+            if (bl->head == NULL)
+                bl->tail = NULL;
+            free(rec);
+        }
+        if (xchan_publish(chan)) {
+            struct io_uring_sqe *sqe = shard_sqe(shard);
+            io_uring_prep_msg_ring(sqe, srv->shards[dst]->ring_fd, 0,
+                                   ud_make(UD_WAKE, shard->id, 0), 0);
+            io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        }
+    }
+}
+
+/* --- the request path -------------------------------------------------- */
+
+static void scratch_reset(struct shard *shard)
+{
+    shard->scratch_sink.pos = shard->scratch;
+    shard->scratch_sink.end = shard->scratch + shard->scratch_cap;
+}
+
+static size_t scratch_len(const struct shard *shard)
+{
+    return (size_t)(shard->scratch_sink.pos - shard->scratch);
+}
+
+static bool proto_is_storage(enum proto_cmd cmd)
+{
+    return cmd >= PROTO_SET && cmd <= PROTO_CAS;
+}
+
+bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)
+{
+    struct shard *shard = conn->shard;
+    uint64_t hash = hash_key(key, nkey);
+    unsigned owner = ring_owner(shard->srv->ring, hash);
+
+    if (owner == shard->id)
+        return process_key(&shard->env, req, key, nkey, hash, &conn->sink);
+
+    struct oseg *seg = NULL;
+    if (!req->noreply) {
+        seg = conn_pending(conn);
+        if (seg == NULL)
+            return false;
+    }
+    struct x_req x = {
+        .hash = hash,
+        .exptime = req->exptime,
+        .cas = req->cas,
+        .delta = req->delta,
+        .seg = seg,
+        .conn_index = conn->index,
+        .conn_gen = conn->gen,
+        .flags = req->flags,
+        .nbytes = req->nbytes,
+        .cmd = (uint8_t)req->cmd,
+        .nkey = (uint8_t)nkey,
+        .noreply = req->noreply,
+        .too_large = req->too_large,
+    };
+    size_t vlen = (proto_is_storage(req->cmd) && !req->too_large) ? req->nbytes : 0;
+    if (!route_send(shard, owner, X_REQ, &x, sizeof(x), key, nkey, req->value, vlen))
+        return false;
+    shard->m.forwarded_out++;
+    return true;
+}
+
+static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
+{
+    const char *key = (const char *)(x + 1);
+    struct proto_req req = {
+        .cmd = (enum proto_cmd)x->cmd,
+        .noreply = x->noreply,
+        .key = key,
+        .nkey = x->nkey,
+        .keys = key,
+        .keys_len = x->nkey,
+        .nkeys = 1,
+        .flags = x->flags,
+        .exptime = x->exptime,
+        .nbytes = x->nbytes,
+        .value = key + x->nkey,
+        .cas = x->cas,
+        .delta = x->delta,
+        .too_large = x->too_large,
+    };
+    (void)len;
+    shard->m.forwarded_in++;
+    scratch_reset(shard);
+    if (!process_key(&shard->env, &req, key, x->nkey, x->hash, &shard->scratch_sink)) {
+        scratch_reset(shard);
+        sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing get response\r\n");
+    }
+    if (x->seg == NULL)
+        return;
+    struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen};
+    if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
+                    scratch_len(shard), NULL, 0))
+        log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
+}
+
+/* The connection a reply is for, or NULL if it has gone. */
+static struct conn *conn_lookup(struct shard *shard, uint32_t index, uint32_t gen)
+{
+    if (index >= shard->nconns)
+        return NULL;
+    struct conn *conn = shard->conns[index];
+    if (conn == NULL || conn->gen != gen || conn->fd < 0)
+        return NULL;
+    return conn;
+}
+
+static void handle_reply(struct shard *shard, const struct x_reply *x, size_t len)
+{
+    struct conn *conn = conn_lookup(shard, x->conn_index, x->conn_gen);
+    if (conn != NULL)
+        conn_fill(conn, x->seg, x + 1, len - sizeof(*x));
+}
+
+/* --- broadcasts -------------------------------------------------------- */
+
+static void flush_local(struct shard *shard, int64_t delay)
+{
+    mc_time_t when = delay > 0 ? mc_clock_exptime(&shard->srv->clock, shard->now, delay) : shard->now;
+    store_flush(shard->store, when);
+}
+
+void route_flush_all(struct shard *shard, int64_t delay)
+{
+    struct x_flush x = {.delay = delay};
+    flush_local(shard, delay);
+    for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
+        if (dst != shard->id && !route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
+            log_error(shard->srv, "shard %u: out of memory broadcasting flush_all", shard->id);
+    }
+}
+
+static void reset_local(struct shard *shard)
+{
+    store_reset_metrics(shard->store);
+    metrics_reset(shard->m.v, shard_metric_desc, SHARD_METRIC_COUNT);
+}
+
+void route_stats_reset(struct shard *shard)
+{
+    reset_local(shard);
+    for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
+        if (dst != shard->id && !route_send(shard, dst, X_RESET, NULL, 0, NULL, 0, NULL, 0))
+            log_error(shard->srv, "shard %u: out of memory broadcasting stats reset", shard->id);
+    }
+}
+
+/* --- gathers ----------------------------------------------------------- */
+
+static void gather_finish(struct shard *shard, struct gather *g)
+{
+    struct conn *conn = conn_lookup(shard, g->conn_index, g->conn_gen);
+    if (conn != NULL) {
+        scratch_reset(shard);
+        if (!g->ops->render(shard, g->state, g->kind, &shard->scratch_sink)) {
+            scratch_reset(shard);
+            sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing stats\r\n");
+        }
+        conn_fill(conn, g->seg, shard->scratch, scratch_len(shard));
+    }
+    g->ops->free_state(g->state);
+    free(g);
+}
+
+static void gather_fold(struct shard *shard, struct gather *g, unsigned from, const void *part,
+                        size_t len)
+{
+    g->ops->fold(g->state, from, part, len);
+    if (--g->remaining == 0)
+        gather_finish(shard, g);
+}
+
+bool route_gather(struct conn *conn, const struct gather_ops *ops, int kind, void *state)
+{
+    struct shard *shard = conn->shard;
+    struct gather *g = malloc(sizeof(*g));
+    if (g == NULL) {
+        ops->free_state(state);
+        return false;
+    }
+    g->seg = conn_pending(conn);
+    if (g->seg == NULL) {
+        ops->free_state(state);
+        free(g);
+        return false;
+    }
+    g->ops = ops;
+    g->state = state;
+    g->conn_index = conn->index;
+    g->conn_gen = conn->gen;
+    g->kind = kind;
+    g->remaining = shard->srv->nshards;
+
+    struct x_gather_req x = {.gather = g, .ops = ops, .kind = kind};
+    for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
+        if (dst != shard->id && !route_send(shard, dst, X_GATHER_REQ, &x, sizeof(x), NULL, 0, NULL, 0)) {
+            /* That shard will never answer: count it as answered empty. */
+            g->remaining--;
+        }
+    }
+    scratch_reset(shard);
+    if (!ops->collect(shard, kind, &shard->scratch_sink))
+        scratch_reset(shard);
+    gather_fold(shard, g, shard->id, shard->scratch, scratch_len(shard));
+    return true;
+}
+
+static void handle_gather_req(struct shard *shard, unsigned from, const struct x_gather_req *x)
+{
+    scratch_reset(shard);
+    if (!x->ops->collect(shard, x->kind, &shard->scratch_sink))
+        scratch_reset(shard);
+    struct x_gather_reply reply = {.gather = x->gather, .from = shard->id};
+    if (!route_send(shard, from, X_GATHER_REPLY, &reply, sizeof(reply), shard->scratch,
+                    scratch_len(shard), NULL, 0))
+        log_error(shard->srv, "shard %u: out of memory answering a stats request", shard->id);
+}
+
+/* --- inbound ----------------------------------------------------------- */
+
+static void route_handle(struct shard *shard, unsigned from, const struct xrec *rec)
+{
+    const void *p = xrec_payload(rec);
+    switch (rec->type) {
+    case X_REQ:
+        handle_req(shard, from, p, rec->len);
+        break;
+    case X_REPLY:
+        handle_reply(shard, p, rec->len);
+        break;
+    case X_FLUSH:
+        flush_local(shard, ((const struct x_flush *)p)->delay);
+        break;
+    case X_RESET:
+        reset_local(shard);
+        break;
+    case X_GATHER_REQ:
+        handle_gather_req(shard, from, p);
+        break;
+    case X_GATHER_REPLY: {
+        const struct x_gather_reply *x = p;
+        gather_fold(shard, x->gather, x->from, x + 1, rec->len - sizeof(*x));
+        break;
+    }
+    default:
+        log_error(shard->srv, "shard %u: unknown record type %u from shard %u", shard->id,
+                  rec->type, from);
+        break;
+    }
+}
+
+unsigned route_poll(struct shard *shard)
+{
+    struct server *srv = shard->srv;
+    unsigned handled = 0;
+    for (unsigned from = 0; from < srv->nshards; from++) {
+        if (from == shard->id)
+            continue;
+        struct xchan *chan = server_chan(srv, from, shard->id);
+        do {
+            const struct xrec *rec;
+            while ((rec = xchan_peek(chan)) != NULL) {
+                route_handle(shard, from, rec);
+                handled++;
+            }
+        } while (xchan_release(chan));
+    }
+    return handled;
+}

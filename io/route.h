@@ -1,0 +1,66 @@
+/*
+ * route.h: where a request goes (the contract; see route.c).
+ *
+ * The one routing API of the server. A keyed request is hashed once; the
+ * consistent-hash ring names the owning shard; if that is this shard the
+ * request runs here and now (the fast path: no lock, no allocation, no
+ * message), otherwise it is copied into the channel to its owner, whose
+ * reply comes back on the channel the other way and fills the placeholder
+ * the connection reserved. Broadcasts (flush_all, stats reset) and gathers
+ * (stats) use the same channels.
+ *
+ * All functions run on the calling shard's thread.
+ */
+#ifndef CORECACHE_IO_ROUTE_H
+#define CORECACHE_IO_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/proto.h"
+#include "../core/sink.h"
+
+struct shard;
+struct conn;
+struct oseg;
+
+/* Runs the keyed part of `req` for one key: locally into the connection's
+ * output, or forwarded. Returns false when memory ran out. */
+bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey);
+
+/* flush_all: applies `delay` (the client's argument) on every shard. */
+void route_flush_all(struct shard *shard, int64_t delay);
+
+/* stats reset on every shard. */
+void route_stats_reset(struct shard *shard);
+
+/*
+ * Gathers: asks every shard (this one included) for a snapshot of kind
+ * `kind` and calls `done` on this shard once all have answered, with the
+ * placeholder `seg` of `conn` to fill. The snapshot kinds and the reducer
+ * live in stats.c.
+ */
+struct gather_ops {
+    /* Writes this shard's part into out (runs on each shard). */
+    bool (*collect)(struct shard *shard, int kind, struct sink *out);
+    /* Folds one shard's part (bytes) into the gather's state. */
+    void (*fold)(void *state, unsigned from, const void *part, size_t len);
+    /* Renders the reply once every part is in (runs on the asking shard). */
+    bool (*render)(struct shard *shard, void *state, int kind, struct sink *out);
+    void (*free_state)(void *state);
+};
+bool route_gather(struct conn *conn, const struct gather_ops *ops, int kind, void *state);
+
+/* Handles every record waiting in this shard's inbound channels. Returns
+ * the number handled. */
+unsigned route_poll(struct shard *shard);
+
+/* Moves backlogged records into channels, publishes, and queues MSG_RING
+ * wakeups for shards that may be asleep. Once per loop iteration. */
+void route_publish(struct shard *shard);
+
+/* True if records are waiting in a backlog (the loop must not sleep long). */
+bool route_backlogged(const struct shard *shard);
+
+#endif

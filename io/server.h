@@ -1,0 +1,90 @@
+/*
+ * server.h: what the shards of one process share (the contract; see
+ * server.c).
+ *
+ * Everything here is written once by the main thread before the shards
+ * start and only read afterwards, except the few atomics at the bottom,
+ * which are written rarely (shutdown, verbosity, accept/close for -c) and
+ * never on the request path.
+ */
+#ifndef CORECACHE_IO_SERVER_H
+#define CORECACHE_IO_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../core/cfg.h"
+#include "../core/clock.h"
+#include "../core/proto.h"
+#include "../core/ring.h"
+#include "../numa/place.h"
+
+struct shard;
+struct xchan;
+
+/* The version we answer: the memcached protocol level we follow, then our
+ * own release, so clients that gate features on "1.6" keep working. */
+#define CORECACHE_VERSION "0.1.0"
+#define SERVER_VERSION_STRING "1.6.18-corecache-" CORECACHE_VERSION
+
+struct server {
+    struct cfg cfg;
+    struct mc_clock clock;
+    struct proto_limits limits;
+    struct ring *ring;
+    struct place_plan plan;
+    unsigned nshards;
+    struct shard **shards;
+    struct xchan **chans;   /* chans[from * nshards + to] */
+    unsigned nlisten;       /* addresses in -l */
+    pid_t pid;
+    int64_t started_unix;   /* real start, for uptime */
+    uint64_t out_cap;       /* unsent bytes per connection before reading pauses */
+
+    /* Startup gate: shards count themselves ready, main opens the gate once
+     * every started shard has its ring (so every ring_fd is known). */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    unsigned ready;
+    bool go;
+    atomic_bool start_failed;
+    pthread_t main_thread;
+
+    /* Rarely written. */
+    atomic_bool stopping;        /* SIGTERM/SIGINT/shutdown: drain and exit */
+    atomic_uint drained;         /* shards that have closed all connections */
+    atomic_uint verbosity;       /* -v level, changed by `verbosity` */
+    atomic_uint curr_conns;      /* open connections, for -c */
+};
+
+/* The shared channel from shard `from` to shard `to`. */
+static inline struct xchan *server_chan(const struct server *srv, unsigned from, unsigned to)
+{
+    return srv->chans[from * srv->nshards + to];
+}
+
+/*
+ * Builds the shards, channels and listeners for srv->cfg (already parsed)
+ * and srv->plan. Writes a one-line reason to `err` (of `errlen` bytes) on
+ * failure and returns -errno or -EINVAL.
+ */
+int server_setup(struct server *srv, char *err, size_t errlen);
+
+/* Starts one pinned thread per shard. Returns 0 or -errno. */
+int server_start(struct server *srv, char *err, size_t errlen);
+
+/* Called by each shard once set up (or failed): waits for the gate. */
+void server_shard_ready(struct server *srv);
+
+/* Asks every shard to drain and stop (thread-safe, async-signal-unsafe). */
+void server_stop(struct server *srv);
+
+/* Waits for every shard thread to finish; returns the number that failed. */
+unsigned server_join(struct server *srv);
+
+void server_teardown(struct server *srv);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * shard.h: one shard, the unit of the thread-per-core design (the contract;
+ * see shard.c).
+ *
+ * A shard is one pinned thread that owns, with no sharing:
+ *   - an io_uring ring (single issuer, deferred task running), on which it
+ *     accepts (multishot, on its own SO_REUSEPORT listener), receives
+ *     (multishot, into a ring of provided buffers) and sends;
+ *   - a store (core/store.h) over a slab arena on its NUMA node: the keys
+ *     the consistent-hash ring assigns to it;
+ *   - its connections, and the metrics it is the only writer of.
+ * It talks to other shards only through xchan channels (route.h).
+ *
+ * The struct is exposed to the other io/ modules of the same shard (conn.c,
+ * route.c, stats.c), never to other threads: another shard may read only
+ * `ring_fd` (to wake it) and `id`.
+ */
+#ifndef CORECACHE_IO_SHARD_H
+#define CORECACHE_IO_SHARD_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/metrics.h"
+#include "../core/process.h"
+#include "../core/store.h"
+#include "listen.h"
+#include "server.h"
+
+/* A shard's own metrics (memcached's names where memcached has them). */
+#define SHARD_METRIC(ACTION)                                                                   \
+    ACTION(curr_connections, GAUGE, "Number of open connections")                             \
+    ACTION(total_connections, COUNTER, "Total number of connections opened since start")      \
+    ACTION(rejected_connections, COUNTER, "Connections rejected because of the -c limit")     \
+    ACTION(connection_structures, GAUGE, "Number of connection structures allocated")         \
+    ACTION(cmd_flush, COUNTER, "Number of flush_all requests")                                \
+    ACTION(bytes_read, COUNTER, "Bytes read from the network")                                \
+    ACTION(bytes_written, COUNTER, "Bytes written to the network")                            \
+    ACTION(conn_yields, COUNTER, "Times a connection's reading was paused (slow reader)")     \
+    ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
+    ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
+    ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
+    ACTION(uring_completions, COUNTER, "io_uring completions handled")
+
+struct shard_metrics {
+    METRIC_STRUCT(SHARD_METRIC)
+};
+extern const struct metric_desc shard_metric_desc[];
+#define SHARD_METRIC_COUNT METRIC_COUNT(SHARD_METRIC)
+
+struct conn;
+struct oseg;
+struct backlog_rec;
+struct gather;
+
+struct backlog {
+    struct backlog_rec *head, *tail;
+};
+
+struct shard {
+    struct server *srv;
+    unsigned id;
+    unsigned cpu;
+    int node;
+    pthread_t thread;
+    int exit_code;
+
+    struct io_uring ring;
+    bool ring_ready;
+    int ring_fd; /* read by other shards to wake this one (MSG_RING) */
+    int listen_fds[LISTEN_ADDRS_MAX];
+    bool accept_armed[LISTEN_ADDRS_MAX];
+    unsigned nlisten;
+    bool timer_armed;
+    unsigned sqes_pending; /* prepared since the last submit */
+
+    /* storage */
+    void *arena;
+    size_t arena_size;
+    struct store *store;
+    struct process_env env;
+    mc_time_t now;
+
+    /* provided receive buffers */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    size_t br_size;
+    unsigned nbufs;
+    unsigned buf_size;
+    uint16_t bgid;
+
+    /* connections: a table indexed by the low bits of user_data */
+    struct conn **conns;
+    uint32_t conns_cap;
+    uint32_t *free_idx;
+    uint32_t nfree;
+    uint32_t nconns;
+    struct conn *flush_list;  /* connections with output to send */
+    struct conn *rearm_list;  /* connections whose multishot recv ended */
+    struct conn *resume_list; /* connections that may continue parsing */
+
+    /* output segment caches (no malloc per request) */
+    struct oseg *seg_cache;
+    unsigned nseg_cache;
+    struct oseg *small_cache;
+    unsigned nsmall_cache;
+
+    /* cross-shard */
+    struct backlog *backlog; /* per destination: records the channel had no room for */
+    bool *wake;              /* per destination: publish found it asleep */
+    char *scratch;           /* reply composition for forwarded requests */
+    size_t scratch_cap;
+    struct sink scratch_sink;
+
+    /* shutdown */
+    bool stopping;
+    bool drained;
+    uint64_t stop_deadline_ns;
+
+    struct shard_metrics m;
+};
+
+/* Thread entry point; arg is the struct shard. */
+void *shard_main(void *arg);
+
+/* An SQE on the shard's ring, submitting what is queued if it is full.
+ * Never returns NULL. Shard thread only. */
+struct io_uring_sqe *shard_sqe(struct shard *shard);
+
+/* Makes sure the loop does not sleep before it looks at this connection
+ * again (its input can be parsed further). Shard thread only. */
+void shard_resume_later(struct shard *shard, struct conn *conn);
+
+#endif

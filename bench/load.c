@@ -890,7 +890,10 @@ static int run_phase(struct load *load, enum phase phase, uint64_t phase_start,
     while (load->done < load->nworkers) {
         struct timespec ts = {.tv_sec = (time_t)(tick / NS_PER_S), .tv_nsec = (long)(tick % NS_PER_S)};
         int err = pthread_cond_timedwait(&load->cond, &load->lock, &ts);
-        if (err != ETIMEDOUT || progress == NULL)
+        if (err != ETIMEDOUT)
+            continue;
+        tick += NS_PER_S; /* always: an expired deadline would spin */
+        if (progress == NULL)
             continue;
         pthread_mutex_unlock(&load->lock);
         struct load_progress p = {0};
@@ -905,7 +908,6 @@ static int run_phase(struct load *load, enum phase phase, uint64_t phase_start,
             p.errors += __atomic_load_n(&w->pub_errors, __ATOMIC_RELAXED);
         }
         progress(ctx, &p);
-        tick += NS_PER_S;
         pthread_mutex_lock(&load->lock);
     }
     pthread_mutex_unlock(&load->lock);

@@ -409,6 +409,32 @@ static void test_load_server_hanging_up_is_an_error(void **state)
     fake_stop(f);
 }
 
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_load_monitor_thread_sleeps_without_progress(void **state)
+{
+    /* Regression: with no progress callback, the calling thread once spun
+     * on an expired one-second deadline for the rest of the run, stealing
+     * a CPU (maybe the server's) from the measurement. */
+    struct fixture *fx = *state;
+    struct fake *f = fake_start(FAKE_OK);
+    fake_run(f);
+    fx->opts.duration = 2.5;
+    fx->opts.rate = 200;
+    double before = thread_cpu_seconds();
+    assert_int_equal(run(fx, f), 0);
+    double used = thread_cpu_seconds() - before;
+    if (used > 0.1)
+        fail_msg("the calling thread used %.2f s of CPU in a 2.5 s run", used);
+    assert_int_equal(load_errors(&fx->result.metrics), 0);
+    fake_stop(f);
+}
+
 static void test_load_refused_connection_fails_to_start(void **state)
 {
     struct fixture *fx = *state;
@@ -435,6 +461,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_open_loop_unsent_requests_time_out, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_load_server_hanging_up_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_monitor_thread_sleeps_without_progress, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_load_refused_connection_fails_to_start, setup,
                                         teardown),
     };

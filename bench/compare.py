@@ -398,7 +398,8 @@ def slim(report: dict) -> dict:
     """The parts of a corecache-bench --json report that the results keep."""
     return {"ops_per_sec": report["ops_per_sec"], "requests": report["requests"],
             "seconds": report["seconds"], "hit_ratio": report["hit_ratio"],
-            "latency_us": report["latency_us"], "errors": report["errors"]}
+            "latency_us": report["latency_us"], "send_lag_us": report["send_lag_us"],
+            "errors": report["errors"]}
 
 
 # --- report -------------------------------------------------------------------
@@ -467,10 +468,14 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         "intended send time (no coordinated omission). CPU: server utime+stime per request. "
         "Memory: server VmRSS growth while setting "
         f"{next(iter(res['memory'].values()))['items'] if res['memory'] else 0} items of 100-byte "
-        "values, divided by their number (measured once per server, repeated in each table).",
+        "values, divided by their number (measured once per server, repeated in each table). "
+        "Gen. lag: how late the load generator wrote requests against their schedule in the "
+        "fixed-rate run (p99); it is included in the latencies, so a large lag means the "
+        "generator, not the server, fell behind.",
         "",
     ]
-    cols = ["peak ops/s", "p50 µs", "p99 µs", "p99.9 µs", "CPU µs/req", "bytes/item"]
+    cols = ["peak ops/s", "p50 µs", "p99 µs", "p99.9 µs", "CPU µs/req", "bytes/item",
+            "gen. lag p99 µs"]
     for wname, ws in res["workloads"].items():
         rows = {}
         for n in names:
@@ -479,20 +484,21 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lat = r.get("fixed", {}).get("latency_us", {})
             mem = res["memory"].get(n, {}).get("bytes_per_item")
+            lag = (r.get("fixed", {}).get("send_lag_us") or {}).get("p99")
             rows[n] = [r["peak"]["ops_per_sec"], lat.get("p50"), lat.get("p99"), lat.get("p99.9"),
-                       r["cpu_us_per_request"], mem]
+                       r["cpu_us_per_request"], mem, lag]
         lines += [f"## {wname}: {ws['title']}", "", ws["description"] + ".",
                   f"Fixed rate: {ws['fixed_rate']:.0f} requests/s (half of {ws['fixed_rate_from']}'s "
                   "peak).", "",
                   "| server | " + " | ".join(cols) + " |",
                   "|---" * (len(cols) + 1) + "|"]
-        fmt = ["{:.0f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}"]
+        fmt = ["{:.0f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}", "{:.1f}"]
         for n, vals in rows.items():
             cells = [f.format(v) if v is not None else "-" for f, v in zip(fmt, vals)]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         for other in ("memcached", "ceiling"):
             if "corecache" in rows and other in rows:
-                cells = [ratio(a, b) for a, b in zip(rows["corecache"], rows[other])]
+                cells = [ratio(a, b) for a, b in zip(rows["corecache"][:-1], rows[other][:-1])] + ["-"]
                 lines.append(f"| corecache/{other} | " + " | ".join(cells) + " |")
         notes = [f"{n}: fixed-rate run {r['fixed_note']}" for n, r in ws["servers"].items()
                  if "fixed_note" in r]
@@ -532,6 +538,14 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         f.write("\n".join(lines))
 
 
+def set_connection_ticks(ax, res) -> None:
+    from matplotlib.ticker import NullLocator
+    conns = sorted({p["connections"] for pts in res["sweep"].values() for p in pts})
+    ax.set_xticks(conns)
+    ax.set_xticklabels([str(x) for x in conns])
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def write_plot(c: Compare, path: str) -> bool:
     try:
         import matplotlib
@@ -545,6 +559,7 @@ def write_plot(c: Compare, path: str) -> bool:
     for n, pts in res["sweep"].items():
         ax.plot([p["connections"] for p in pts], [p["ops_per_sec"] for p in pts], marker="o", label=n)
     ax.set_xscale("log")
+    set_connection_ticks(ax, res)
     ax.set_xlabel("connections")
     ax.set_ylabel("requests/s")
     ax.set_title(f"Throughput against connections ({SWEEP_WORKLOAD}, closed loop)")
@@ -557,6 +572,7 @@ def write_plot(c: Compare, path: str) -> bool:
         ax.plot([p["connections"] for p in pts], [p["p50"] for p in pts], marker=".", ls="--",
                 color=line.get_color(), label=f"{n} p50")
     ax.set_xscale("log")
+    set_connection_ticks(ax, res)
     ax.set_yscale("log")
     ax.set_xlabel("connections")
     ax.set_ylabel("latency µs")

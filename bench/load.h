@@ -78,6 +78,10 @@ typedef void load_progress_fn(void *ctx, const struct load_progress *progress);
 struct load_result {
     struct load_metrics metrics; /* all workers, summed */
     struct hist *latency;        /* ns, intended send to complete reply, measured requests */
+    /* Open loop only: ns from a measured request's intended send time to the
+     * moment it was written. Large values mean the generator (not the
+     * server) fell behind its schedule: its own lateness is in `latency`. */
+    struct hist *send_lag;
     double seconds;              /* measured window: its start to the last measured reply */
     double prefill_seconds;      /* 0 without --prefill */
     char first_error[192];       /* the first error seen, "" if none */

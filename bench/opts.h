@@ -58,6 +58,8 @@
            "open loop at this many requests/s in all (0: closed loop)")                             \
     ACTION(arrival, 0, "arrival", ARRIVAL, "fixed", 0, 0, "fixed|poisson",                          \
            "open loop: evenly spaced or exponential gaps between a connection's requests")         \
+    ACTION(spin, 0, "spin", UINT, "0", 0, 1000000, "us",                                           \
+           "open loop: busy-poll this long before a request is due instead of sleeping")           \
     ACTION(ratio, 0, "ratio", RATIO, "9:1", 0, 0, "get:set", "gets to sets")                        \
     ACTION(multiget, 0, "multiget", UINT, "1", 1, 1024, "num", "keys per get")                    \
     ACTION(keys, 'k', "keys", U64, "100000", 1, 1ull << 40, "num", "distinct keys")                 \

@@ -100,6 +100,13 @@ bool report_text(struct sink *out, const struct bench_opts *o, const struct load
 #undef TEXT_PCT
     ok = ok && say(out, "max %.1f  mean %.1f\n", us(hist_max(r->latency)),
                    hist_mean(r->latency) / 1000.0);
+    if (o->rate > 0) {
+        ok = ok && say(out, "send lag us ");
+#define TEXT_LAG(key, pct) ok = ok && say(out, "%s %.1f  ", key, us(hist_percentile(r->send_lag, pct)));
+        REPORT_PERCENTILES(TEXT_LAG)
+#undef TEXT_LAG
+        ok = ok && say(out, "max %.1f  (generator behind schedule)\n", us(hist_max(r->send_lag)));
+    }
     ok = ok && say(out, "errors      %llu", (unsigned long long)load_errors(m));
     if (ok && load_errors(m) > 0) {
         size_t n;
@@ -134,7 +141,17 @@ bool report_json(struct sink *out, const struct bench_opts *o, const struct load
 #define JSON_PCT(key, pct) ok = ok && say(out, ", \"" key "\": %.3f", us(hist_percentile(r->latency, pct)));
     REPORT_PERCENTILES(JSON_PCT)
 #undef JSON_PCT
-    ok = ok && say(out, ", \"max\": %.3f}, \"counters\": {", us(hist_max(r->latency)));
+    ok = ok && say(out, ", \"max\": %.3f}, \"send_lag_us\": ", us(hist_max(r->latency)));
+    if (o->rate > 0) {
+        ok = ok && say(out, "{\"mean\": %.3f", hist_mean(r->send_lag) / 1000.0);
+#define JSON_LAG(key, pct) ok = ok && say(out, ", \"" key "\": %.3f", us(hist_percentile(r->send_lag, pct)));
+        REPORT_PERCENTILES(JSON_LAG)
+#undef JSON_LAG
+        ok = ok && say(out, ", \"max\": %.3f}", us(hist_max(r->send_lag)));
+    } else {
+        ok = ok && say(out, "null");
+    }
+    ok = ok && say(out, ", \"counters\": {");
     size_t n;
     const struct metric_desc *desc = load_metric_desc(&n);
     for (size_t i = 0; ok && i < n; i++)

@@ -32,6 +32,8 @@ bool report_text(struct sink *out, const struct bench_opts *opts, const struct l
  * One JSON object and a newline: "config" (every option, by its long name),
  * "seconds", "ops_per_sec", "requests", "hit_ratio" (null without gets),
  * "latency_us" {"min", "mean", "p50", "p90", "p99", "p99.9", "max"},
+ * "send_lag_us" (open loop: how late requests were written, same keys but
+ * "min"; null in a closed loop),
  * "counters" (every LOAD_METRIC), "errors", "prefill_seconds",
  * "first_error" (null if none).
  */

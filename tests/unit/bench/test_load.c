@@ -273,6 +273,7 @@ static void test_load_closed_loop_answers_every_request(void **state)
     assert_int_equal(m->hits, 0);
     assert_int_equal(load_errors(m), 0);
     assert_int_equal(hist_count(fx->result.latency), 3000);
+    assert_int_equal(hist_count(fx->result.send_lag), 0); /* closed loop: no schedule */
     assert_true(fx->result.seconds > 0);
     assert_int_equal(__atomic_load_n(&f->requests, __ATOMIC_RELAXED), 3000);
     assert_string_equal(fx->result.first_error, "");
@@ -325,6 +326,10 @@ static void test_load_open_loop_charges_a_stall(void **state)
                  hist_max(h) / 1e6);
     /* and the rest were quick */
     assert_true(hist_percentile(h, 50) < 50 * 1000000ull);
+    /* The generator could not even write most stalled requests on time
+     * (64 in flight at most): the send lag says so. */
+    assert_int_equal(hist_count(fx->result.send_lag), m->requests);
+    assert_true(hist_max(fx->result.send_lag) > 200 * 1000000ull);
     fake_stop(f);
 }
 

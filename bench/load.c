@@ -154,7 +154,7 @@ struct worker {
 };
 
 struct load {
-    const struct bench_opts *opts;
+    const struct opts *opts;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char addr_text[128];
@@ -291,7 +291,7 @@ static size_t value_len(struct worker *w)
 static void conn_write_set(struct conn *c, uint64_t id)
 {
     struct worker *w = c->worker;
-    const struct bench_opts *opts = w->load->opts;
+    const struct opts *opts = w->load->opts;
     const char *value = w->values + rng_below(&w->rng, VALUE_SLACK);
     c->out_tail += req_set(opts->protocol, c->out + c->out_tail, opts->key_prefix,
                            w->load->prefix_len, id, value, value_len(w));
@@ -301,7 +301,7 @@ static void conn_write_set(struct conn *c, uint64_t id)
 static uint32_t conn_write_random(struct conn *c)
 {
     struct worker *w = c->worker;
-    const struct bench_opts *opts = w->load->opts;
+    const struct opts *opts = w->load->opts;
     uint32_t total = opts->ratio.get + opts->ratio.set;
     if (rng_below(&w->rng, total) >= opts->ratio.get) {
         conn_write_set(c, keygen_next(w->keygen, &w->rng));
@@ -751,7 +751,7 @@ fail:
 
 static int resolve(struct load *load, char *msg, size_t msg_len)
 {
-    const struct bench_opts *opts = load->opts;
+    const struct opts *opts = load->opts;
     char port[8];
     snprintf(port, sizeof(port), "%u", opts->port);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
@@ -801,7 +801,7 @@ static void load_destroy(struct load *load)
 /* Allocates the workers and their connections and connects them all. */
 static int load_setup(struct load *load, char *msg, size_t msg_len)
 {
-    const struct bench_opts *opts = load->opts;
+    const struct opts *opts = load->opts;
     enum resp_mode mode = opts->protocol == REQ_BINARY ? RESP_MODE_BINARY : RESP_MODE_TEXT;
     load->prefix_len = strlen(opts->key_prefix);
     size_t get_max = req_get_max(opts->protocol, load->prefix_len, opts->multiget);
@@ -873,7 +873,7 @@ nomem:
 static int run_phase(struct load *load, enum phase phase, uint64_t phase_start,
                      load_progress_fn *progress, void *ctx, char *msg, size_t msg_len)
 {
-    const struct bench_opts *opts = load->opts;
+    const struct opts *opts = load->opts;
     load->done = 0;
     unsigned started = 0;
     int rc = 0;
@@ -934,7 +934,7 @@ static int run_phase(struct load *load, enum phase phase, uint64_t phase_start,
     return rc;
 }
 
-int load_run(const struct bench_opts *opts, load_progress_fn *progress, void *ctx,
+int load_run(const struct opts *opts, load_progress_fn *progress, void *ctx,
              struct load_result *result, char *msg, size_t msg_len)
 {
     memset(result, 0, sizeof(*result));

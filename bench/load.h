@@ -96,7 +96,7 @@ struct load_result {
  * msg. Either way result must be released with load_result_fini().
  * Call from one thread at a time; it starts and joins its own workers.
  */
-MC_MUST_CHECK int load_run(const struct bench_opts *opts, load_progress_fn *progress, void *ctx,
+MC_MUST_CHECK int load_run(const struct opts *opts, load_progress_fn *progress, void *ctx,
                            struct load_result *result, char *msg, size_t msg_len);
 
 /* Frees what load_run() put in result. */

@@ -2,7 +2,7 @@
  * opts.c: parsing corecache-bench's command line (opts.h).
  *
  * OPTS_TABLE expands into an array of descriptors (name, type, offset of the
- * field in struct bench_opts, default text, range). One function per type
+ * field in struct opts, default text, range). One function per type
  * turns text into a field, and it is used for the defaults too, so a
  * default can never be a value the parser would refuse (a unit test checks
  * that opts_defaults() leaves no option unset).
@@ -47,7 +47,7 @@ struct opt_desc {
 };
 
 #define OPT_DESC(field, short_flag, long_name, type, def, min, max, metavar, help)                 \
-    {long_name, short_flag, TYPE_##type, offsetof(struct bench_opts, field), def, (double)(min),   \
+    {long_name, short_flag, TYPE_##type, offsetof(struct opts, field), def, (double)(min),   \
      (double)(max), metavar, help},
 static const struct opt_desc descs[] = {OPTS_TABLE(OPT_DESC)};
 #undef OPT_DESC
@@ -191,7 +191,7 @@ static void describe_allowed(const struct opt_desc *d, char *buf, size_t n)
 }
 
 /* Stores text into option d's field; false if the text is not valid. */
-static bool set_value(struct bench_opts *opts, const struct opt_desc *d, const char *text)
+static bool set_value(struct opts *opts, const struct opt_desc *d, const char *text)
 {
     void *field = (char *)opts + d->offset;
     uint64_t u;
@@ -268,7 +268,7 @@ static bool set_value(struct bench_opts *opts, const struct opt_desc *d, const c
     return false;
 }
 
-void opts_defaults(struct bench_opts *opts)
+void opts_defaults(struct opts *opts)
 {
     memset(opts, 0, sizeof(*opts));
     for (size_t i = 0; i < NDESCS; i++) {
@@ -278,7 +278,7 @@ void opts_defaults(struct bench_opts *opts)
 }
 
 /* The cross-option checks, after every option was read. */
-static bool check(struct bench_opts *opts, struct sink *err)
+static bool check(struct opts *opts, struct sink *err)
 {
     if (opts->threads > opts->connections)
         return say(err, PROGRAM ": --threads %u: more threads than --connections (%u); "
@@ -320,7 +320,7 @@ static bool bad_value(struct sink *err, const struct opt_desc *d, const char *sp
     return say(err, PROGRAM ": %s %s: invalid value; expected %s\n", spelled, value, allowed);
 }
 
-bool opts_parse(struct bench_opts *opts, int argc, char *const argv[], struct sink *err)
+bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *err)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -442,7 +442,7 @@ static bool json_string(struct sink *out, const char *s)
     return sink_puts(out, "\"");
 }
 
-bool opts_value_json(const struct bench_opts *opts, size_t i, struct sink *out)
+bool opts_value_json(const struct opts *opts, size_t i, struct sink *out)
 {
     if (i >= NDESCS)
         return false;

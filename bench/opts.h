@@ -5,10 +5,12 @@
  * OPTS_TABLE is the one table of every option: struct field, short flag
  * (0 for long-only), long name, type, default (as the text a user would
  * type, parsed by the same code as argv), range, metavariable and help.
- * From it come struct bench_opts, the parser, --help, and the "config"
+ * From it come struct opts, the parser, --help, and the "config"
  * object of the --json report. Nothing else may spell an option's name.
  *
- * Parsing is pure: argv in, struct bench_opts or an error message out.
+ * Parsing is pure: argv in, struct opts or an error message out. Every
+ * function here may be called from any thread (the workers only read the
+ * parsed options).
  * Strings in the result point into argv or at the defaults, so argv must
  * outlive the options. Nothing here prints or exits; main.c decides.
  */
@@ -120,13 +122,13 @@ struct opts_cpus {
 #define OPTS_CTYPE_ARRIVAL enum opts_arrival
 #define OPTS_FIELD(field, short_flag, long_name, type, def, min, max, metavar, help)              \
     OPTS_CTYPE_##type field;
-struct bench_opts {
+struct opts {
     OPTS_TABLE(OPTS_FIELD)
 };
 #undef OPTS_FIELD
 
 /* Fills opts with every option's default. */
-void opts_defaults(struct bench_opts *opts);
+void opts_defaults(struct opts *opts);
 
 /*
  * Parses argv[1 .. argc) into opts (which opts_defaults() set up), then
@@ -137,7 +139,7 @@ void opts_defaults(struct bench_opts *opts);
  * Short flags take their argument attached or separate (-c50, -c 50) and
  * flags may be bundled (-qh); long options take --name=value or --name value.
  */
-bool opts_parse(struct bench_opts *opts, int argc, char *const argv[], struct sink *err);
+bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *err);
 
 /* Writes the --help text: a usage line and one entry per option. */
 bool opts_usage(struct sink *out);
@@ -150,7 +152,7 @@ const char *opts_name(size_t i);
  * Writes option i's current value as JSON (a number, a string, true/false,
  * or an array for --cpus) for the report's "config" object.
  */
-bool opts_value_json(const struct bench_opts *opts, size_t i, struct sink *out);
+bool opts_value_json(const struct opts *opts, size_t i, struct sink *out);
 
 /* Textual names of the enum values, e.g. for the report. Never NULL. */
 const char *opts_proto_str(enum req_proto proto);

@@ -48,7 +48,7 @@ static bool json_string(struct sink *out, const char *s)
     return sink_puts(out, "\"");
 }
 
-static void describe_loop(const struct bench_opts *o, char *buf, size_t n)
+static void describe_loop(const struct opts *o, char *buf, size_t n)
 {
     if (o->rate > 0)
         snprintf(buf, n, "open loop at %.0f requests/s (%s arrivals, at most %u in flight per "
@@ -58,7 +58,7 @@ static void describe_loop(const struct bench_opts *o, char *buf, size_t n)
         snprintf(buf, n, "closed loop, pipeline %u", o->pipeline);
 }
 
-bool report_text(struct sink *out, const struct bench_opts *o, const struct load_result *r)
+bool report_text(struct sink *out, const struct opts *o, const struct load_result *r)
 {
     const struct load_metrics *m = &r->metrics;
     char loop[160], values[64], keys[64];
@@ -123,7 +123,7 @@ bool report_text(struct sink *out, const struct bench_opts *o, const struct load
     return ok && say(out, "\n");
 }
 
-bool report_json(struct sink *out, const struct bench_opts *o, const struct load_result *r)
+bool report_json(struct sink *out, const struct opts *o, const struct load_result *r)
 {
     const struct load_metrics *m = &r->metrics;
     bool ok = say(out, "{\"config\": {");

@@ -3,7 +3,7 @@
  * report.c).
  *
  * Pure formatting: a run's options and result in, bytes out into a sink.
- * main.c decides where they go. Latencies are reported in microseconds,
+ * main.c decides where they go. Any thread may call these. Latencies are reported in microseconds,
  * percentiles from the merged histogram (hist.h, 0.4% precision).
  */
 #ifndef CORECACHE_BENCH_REPORT_H
@@ -26,7 +26,7 @@
     ACTION("p99.9", 99.9)
 
 /* The human-readable report, several lines. */
-bool report_text(struct sink *out, const struct bench_opts *opts, const struct load_result *result);
+bool report_text(struct sink *out, const struct opts *opts, const struct load_result *result);
 
 /*
  * One JSON object and a newline: "config" (every option, by its long name),
@@ -37,7 +37,7 @@ bool report_text(struct sink *out, const struct bench_opts *opts, const struct l
  * "counters" (every LOAD_METRIC), "errors", "prefill_seconds",
  * "first_error" (null if none).
  */
-bool report_json(struct sink *out, const struct bench_opts *opts, const struct load_result *result);
+bool report_json(struct sink *out, const struct opts *opts, const struct load_result *result);
 
 /*
  * One progress line: the phase, the time, requests per second since the

@@ -223,7 +223,7 @@ static void fake_stop(struct fake *f)
 }
 
 struct fixture {
-    struct bench_opts opts;
+    struct opts opts;
     struct load_result result;
     char msg[256];
 };

@@ -17,7 +17,7 @@
 #include "opts.h"
 
 struct fixture {
-    struct bench_opts opts;
+    struct opts opts;
     struct test_sink err;
 };
 
@@ -57,7 +57,7 @@ static void expect_error(struct fixture *f, const char *frag1, const char *frag2
 static void test_opts_defaults_are_valid(void **state)
 {
     struct fixture *f = *state;
-    const struct bench_opts *o = &f->opts;
+    const struct opts *o = &f->opts;
     assert_string_equal(o->server, "127.0.0.1");
     assert_int_equal(o->port, 11211);
     assert_int_equal(o->connections, 50);

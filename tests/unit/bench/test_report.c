@@ -17,7 +17,7 @@
 #include "report.h"
 
 struct fixture {
-    struct bench_opts opts;
+    struct opts opts;
     struct load_result result;
     struct test_sink out;
 };

@@ -1002,7 +1002,7 @@ int load_run(const struct opts *opts, load_progress_fn *progress, void *ctx,
     uint64_t last = 0;
     for (unsigned t = 0; t < load->nworkers; t++) {
         struct worker *w = &load->workers[t];
-        metrics_sum(result->metrics.v, w->m.v, METRIC_COUNT(LOAD_METRIC));
+        metrics_sum(result->metrics.v, w->m.v, metric_desc, METRIC_COUNT(LOAD_METRIC));
         hist_merge(result->latency, w->latency);
         hist_merge(result->send_lag, w->send_lag);
         if (w->last_measured_reply > last)

@@ -446,7 +446,7 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
         const char *key;
         uint32_t nkey;
         while (ok && proto_next_key(req, &pos, &key, &nkey))
-            ok = route_key(conn, req, key, nkey);
+            ok = srv->handler->keyed(conn, req, key, nkey);
         if (ok)
             ok = sink_puts(&conn->sink, "END\r\n");
         break;
@@ -461,7 +461,7 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
     case PROTO_INCR:
     case PROTO_DECR:
     case PROTO_TOUCH:
-        ok = route_key(conn, req, req->key, req->nkey);
+        ok = srv->handler->keyed(conn, req, req->key, req->nkey);
         break;
     case PROTO_STATS:
         ok = stats_command(conn, req);

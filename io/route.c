@@ -243,6 +243,12 @@ bool route_key(struct conn *conn, const struct proto_req *req, const char *key, 
     return true;
 }
 
+const struct server_handler route_handler = {
+    .name = "corecache",
+    .keyed = route_key,
+    .shard_state_size = 0,
+};
+
 static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
 {
     const char *key = (const char *)(x + 1);

@@ -29,6 +29,9 @@ struct oseg;
  * output, or forwarded. Returns false when memory ran out. */
 bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey);
 
+/* corecache's request handler: route_key. */
+extern const struct server_handler route_handler;
+
 /* flush_all: applies `delay` (the client's argument) on every shard. */
 void route_flush_all(struct shard *shard, int64_t delay);
 

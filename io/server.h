@@ -24,6 +24,23 @@
 
 struct shard;
 struct xchan;
+struct conn;
+
+/*
+ * What a server does with a request's keys. corecache's handler routes each
+ * key to its owning shard's store (route.c); the benchmark's ceiling answers
+ * from a fixed reply without storage (bench/ceiling.c).
+ */
+struct server_handler {
+    const char *name; /* the program, for -V and logs */
+    /* Executes the keyed part of `req` for one key, appending its reply to
+     * the connection's output. False when memory ran out. Shard thread. */
+    bool (*keyed)(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey);
+    /* Bytes of zeroed per-shard state the handler keeps (shard->handler_state),
+     * and what releases what the handler put there (may be NULL). */
+    size_t shard_state_size;
+    void (*shard_fini)(void *state);
+};
 
 /* The version we answer: the memcached protocol level we follow, then our
  * own release, so clients that gate features on "1.6" keep working. */
@@ -31,6 +48,7 @@ struct xchan;
 #define SERVER_VERSION_STRING "1.6.18-corecache-" CORECACHE_VERSION
 
 struct server {
+    const struct server_handler *handler;
     struct cfg cfg;
     struct mc_clock clock;
     struct proto_limits limits;

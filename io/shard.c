@@ -215,6 +215,11 @@ static int setup_store(struct shard *shard)
     shard->wake = calloc(srv->nshards, sizeof(*shard->wake));
     if (shard->scratch == NULL || shard->backlog == NULL || shard->wake == NULL)
         return -ENOMEM;
+    if (srv->handler->shard_state_size > 0) {
+        shard->handler_state = calloc(1, srv->handler->shard_state_size);
+        if (shard->handler_state == NULL)
+            return -ENOMEM;
+    }
     shard->scratch_sink.grow = scratch_grow;
     shard->scratch_sink.pos = shard->scratch;
     shard->scratch_sink.end = shard->scratch + shard->scratch_cap;
@@ -248,6 +253,9 @@ static void shard_teardown(struct shard *shard)
     store_destroy(&shard->store);
     if (shard->arena != NULL)
         place_free(shard->arena, shard->arena_size);
+    if (shard->handler_state != NULL && shard->srv->handler->shard_fini != NULL)
+        shard->srv->handler->shard_fini(shard->handler_state);
+    free(shard->handler_state);
     free(shard->scratch);
     free(shard->backlog);
     free(shard->wake);

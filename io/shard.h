@@ -113,6 +113,8 @@ struct shard {
     size_t scratch_cap;
     struct sink scratch_sink;
 
+    void *handler_state; /* srv->handler->shard_state_size bytes, zeroed */
+
     /* shutdown */
     bool stopping;
     bool drained;

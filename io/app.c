@@ -1,0 +1,235 @@
+/*
+ * app.c: a server process: options, checks, placement, shards, signals.
+ * Every decision about printing and exiting is made here; the libraries
+ * only return errors. corecache (io/main.c) and the benchmark's ceiling
+ * server (bench/ceiling.c) are this same program with a different request
+ * handler, so the ceiling measures exactly this runtime minus the cache.
+ *
+ * Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT, or the `shutdown`
+ * command under -A), 2 for a usage error (unknown or invalid option), 1 for
+ * anything the environment refused (no io_uring, port in use, no memory).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <liburing.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/cfg.h"
+#include "../core/store.h"
+#include "../numa/place.h"
+#include "../numa/topo.h"
+#include "app.h"
+#include "log.h"
+#include "server.h"
+
+#define EXIT_USAGE 2
+
+/* A sink over a fixed buffer, for messages from cfg.c. */
+struct text {
+    struct sink sink;
+    char buf[16384];
+};
+
+static bool text_full(struct sink *sink, size_t need)
+{
+    (void)sink;
+    (void)need;
+    return false;
+}
+
+static void text_init(struct text *t)
+{
+    t->sink.pos = t->buf;
+    t->sink.end = t->buf + sizeof(t->buf) - 1;
+    t->sink.grow = text_full;
+}
+
+static const char *text_str(struct text *t)
+{
+    *t->sink.pos = '\0';
+    return t->buf;
+}
+
+/*
+ * Checks that io_uring and the operations the runtime needs are available,
+ * and says precisely what is missing and how to get it otherwise.
+ */
+static bool check_uring(char *err, size_t errlen)
+{
+    struct io_uring ring;
+    int ret = io_uring_queue_init(8, &ring, 0);
+    if (ret < 0) {
+        if (ret == -EPERM || ret == -EACCES)
+            snprintf(err, errlen,
+                     "corecache: io_uring is unavailable (io_uring_setup: %s): enable it with "
+                     "`sysctl kernel.io_uring_disabled=0`, or allow io_uring_setup, io_uring_enter and "
+                     "io_uring_register in the container's seccomp profile",
+                     strerror(-ret));
+        else if (ret == -ENOSYS)
+            snprintf(err, errlen,
+                     "corecache: io_uring is unavailable (io_uring_setup: %s): the kernel was built "
+                     "without CONFIG_IO_URING, or a seccomp profile hides it; corecache needs Linux 6.0 or later with io_uring",
+                     strerror(-ret));
+        else
+            snprintf(err, errlen, "corecache: io_uring is unavailable (io_uring_setup: %s)",
+                     strerror(-ret));
+        return false;
+    }
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+    static const struct {
+        int op;
+        const char *name;
+    } need[] = {
+        {IORING_OP_ACCEPT, "ACCEPT"},   {IORING_OP_RECV, "RECV"},
+        {IORING_OP_SEND, "SEND"},       {IORING_OP_SENDMSG, "SENDMSG"},
+        {IORING_OP_MSG_RING, "MSG_RING"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+        {IORING_OP_TIMEOUT, "TIMEOUT"},
+    };
+    bool ok = probe != NULL;
+    if (!ok)
+        snprintf(err, errlen, "corecache: io_uring cannot be probed: corecache needs Linux 6.0 or later");
+    for (size_t i = 0; ok && i < sizeof(need) / sizeof(need[0]); i++) {
+        if (!io_uring_opcode_supported(probe, need[i].op)) {
+            snprintf(err, errlen,
+                     "corecache: this kernel's io_uring lacks IORING_OP_%s: corecache needs Linux 6.0 or later",
+                     need[i].name);
+            ok = false;
+        }
+    }
+    if (probe != NULL)
+        io_uring_free_probe(probe);
+    /* Multishot recv with provided buffer rings arrived in Linux 6.0; no
+     * opcode shows it, so check the version. */
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (ok && uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 && major < 6) {
+        snprintf(err, errlen,
+                 "corecache: kernel %s lacks io_uring multishot recv with provided buffers: corecache needs Linux 6.0 or later",
+                 u.release);
+        ok = false;
+    }
+    io_uring_queue_exit(&ring);
+    return ok;
+}
+
+static bool drop_privileges(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "corecache: -u %s: no such user", user);
+        return false;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "corecache: -u %s: cannot assume that identity: %s", user, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+int app_main(int argc, char **argv, const struct server_handler *handler)
+{
+    static struct server srv; /* large; lives for the whole process */
+    struct text msg;
+    char err[512] = "";
+    text_init(&msg);
+
+    cfg_defaults(&srv.cfg);
+    if (!cfg_parse(&srv.cfg, argc, argv, &msg.sink)) {
+        fputs(text_str(&msg), stderr);
+        return EXIT_USAGE;
+    }
+    if (srv.cfg.help) {
+        text_init(&msg);
+        if (cfg_usage(&msg.sink))
+            fputs(text_str(&msg), stdout);
+        return 0;
+    }
+    if (srv.cfg.version) {
+        printf("%s %s (memcached protocol %s)\n", handler->name, CORECACHE_VERSION, "1.6.18");
+        return 0;
+    }
+    srv.handler = handler;
+    if ((getuid() == 0 || geteuid() == 0) && srv.cfg.user == NULL) {
+        fprintf(stderr, "corecache: can't run as root without the -u switch (e.g. -u nobody)\n");
+        return EXIT_USAGE;
+    }
+    atomic_store(&srv.verbosity, srv.cfg.verbose > LOG_LEVEL_MAX ? LOG_LEVEL_MAX : srv.cfg.verbose);
+
+    if (!check_uring(err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+
+    struct topo topo;
+    bool mask[TOPO_CPUS_MAX];
+    if (topo_read(&topo, "/sys") != MC_OK) {
+        /* No sysfs (a minimal container): one node, CPUs from the mask. */
+        memset(&topo, 0, sizeof(topo));
+        topo.nnodes = 1;
+    }
+    int ret = place_affinity(mask);
+    if (ret < 0) {
+        fprintf(stderr, "corecache: cannot read the CPU affinity mask: %s\n", strerror(-ret));
+        return 1;
+    }
+    if (place_plan(&srv.plan, &topo, mask, srv.cfg.threads) != MC_OK) {
+        fprintf(stderr, "corecache: -t %u: cannot place that many shards on the CPUs of the affinity mask\n",
+                srv.cfg.threads);
+        return EXIT_USAGE;
+    }
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    srv.started_unix = now.tv_sec;
+    mc_clock_init(&srv.clock, now.tv_sec);
+    srv.limits.item_size_max = srv.cfg.item_size_max;
+    srv.limits.item_total = store_item_total;
+    srv.out_cap = 4 * srv.cfg.item_size_max;
+    if (srv.out_cap < 4u * 1024 * 1024)
+        srv.out_cap = 4u * 1024 * 1024;
+
+    /* Signals are taken synchronously by this thread; shards never see
+     * them (the mask is inherited by the threads created below). */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    ret = server_setup(&srv, err, sizeof(err));
+    if (ret < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (srv.cfg.user != NULL && (getuid() == 0 || geteuid() == 0) &&
+        !drop_privileges(srv.cfg.user, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    ret = server_start(&srv, err, sizeof(err));
+    if (ret < 0) {
+        fprintf(stderr, "%s\n", err);
+        server_stop(&srv);
+        server_join(&srv);
+        return 1;
+    }
+    log_info(&srv, "%s %s: %u shards on %s port %u, %llu MB", handler->name, CORECACHE_VERSION, srv.nshards,
+             srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+        ;
+    log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
+    server_stop(&srv);
+    unsigned failed = server_join(&srv);
+    server_teardown(&srv);
+    return failed == 0 ? 0 : 1;
+}

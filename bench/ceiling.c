@@ -1,0 +1,125 @@
+/*
+ * ceiling.c: the io_uring ceiling server, corecache's runtime without the
+ * cache.
+ *
+ * It is corecache's own process (io/app.c): the same shards, rings,
+ * provided buffers, multishot accept and recv, parsing (core/proto.c) and
+ * output chains, answering every request from a fixed reply instead of a
+ * store: no hashing, no routing, no lookups. Its throughput is what this
+ * machine's kernel, network stack and our runtime allow; corecache's
+ * distance to it is the cost of the cache itself.
+ *
+ * Replies: a retrieval answers a hit for every key, with a value as long as
+ * the last value this shard was asked to store (100 bytes until then), so a
+ * workload's reply sizes match corecache's; storage commands answer STORED,
+ * delete DELETED, touch TOUCHED, incr/decr 1, and noreply is honoured.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "conn.h"
+#include "core/metrics.h"
+#include "shard.h"
+
+#define CEILING_DEFAULT_VALUE 100
+
+struct ceiling_state {
+    char *value;     /* the fixed value bytes */
+    size_t cap;
+    size_t nbytes;   /* the reply's value length */
+};
+
+static bool reply(const struct proto_req *req, struct sink *out, const char *line, size_t len)
+{
+    return req->noreply || sink_put(out, line, len);
+}
+
+static bool ceiling_value(struct ceiling_state *st, size_t nbytes)
+{
+    if (nbytes > st->cap) {
+        char *value = realloc(st->value, nbytes);
+        if (value == NULL)
+            return false;
+        memset(value + st->cap, 'x', nbytes - st->cap);
+        st->value = value;
+        st->cap = nbytes;
+    }
+    st->nbytes = nbytes;
+    return true;
+}
+
+static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)
+{
+    struct ceiling_state *st = conn->shard->handler_state;
+    if (st->value == NULL && !ceiling_value(st, CEILING_DEFAULT_VALUE))
+        return false;
+    switch (req->cmd) {
+    case PROTO_GET:
+    case PROTO_GETS:
+    case PROTO_GAT:
+    case PROTO_GATS: {
+        size_t max = 6 + nkey + 3 + 10 + 2 + 2 + 2 + st->nbytes + 2;
+        char *start = sink_reserve(&conn->sink, max);
+        if (start == NULL)
+            return false;
+        char *p = start;
+        memcpy(p, "VALUE ", 6);
+        p += 6;
+        memcpy(p, key, nkey);
+        p += nkey;
+        memcpy(p, " 0 ", 3);
+        p += 3;
+        p += metrics_u64toa(st->nbytes, p);
+        if (req->cmd == PROTO_GETS || req->cmd == PROTO_GATS) {
+            memcpy(p, " 1", 2);
+            p += 2;
+        }
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, st->value, st->nbytes);
+        p += st->nbytes;
+        *p++ = '\r';
+        *p++ = '\n';
+        sink_commit(&conn->sink, (size_t)(p - start));
+        return true;
+    }
+    case PROTO_SET:
+    case PROTO_ADD:
+    case PROTO_REPLACE:
+    case PROTO_APPEND:
+    case PROTO_PREPEND:
+    case PROTO_CAS:
+        if (req->too_large)
+            return reply(req, &conn->sink, "SERVER_ERROR object too large for cache\r\n", 41);
+        if (!ceiling_value(st, req->nbytes))
+            return false;
+        return reply(req, &conn->sink, "STORED\r\n", 8);
+    case PROTO_DELETE:
+        return reply(req, &conn->sink, "DELETED\r\n", 9);
+    case PROTO_TOUCH:
+        return reply(req, &conn->sink, "TOUCHED\r\n", 9);
+    case PROTO_INCR:
+    case PROTO_DECR:
+        return reply(req, &conn->sink, "1\r\n", 3);
+    default:
+        return true;
+    }
+}
+
+static void ceiling_fini(void *state)
+{
+    free(((struct ceiling_state *)state)->value);
+}
+
+static const struct server_handler ceiling_handler = {
+    .name = "corecache-ceiling",
+    .keyed = ceiling_keyed,
+    .shard_state_size = sizeof(struct ceiling_state),
+    .shard_fini = ceiling_fini,
+};
+
+int main(int argc, char **argv)
+{
+    return app_main(argc, argv, &ceiling_handler);
+}

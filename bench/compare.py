@@ -279,16 +279,22 @@ class Compare:
             ticks = cpu_ticks(s.pid) - ticks0
             served = peak["requests"] + peak["counters"]["warmup_requests"]
             out["peak"] = slim(peak)
-            out["cpu_us_per_request"] = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / served
+            out["cpu_us_per_request_peak"] = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / served
             if "fixed_rate" not in ws:
                 ws["fixed_rate"] = peak["ops_per_sec"] / 2
                 ws["fixed_rate_from"] = name
             rate = ws["fixed_rate"]
             log(f"{w.name}: {name}: {peak['ops_per_sec']:.0f}/s peak; open loop at {rate:.0f}/s")
+            ticks0 = cpu_ticks(s.pid)
             fixed = self.bench(s.port, self.load_args(w) + ["-d", self.args.duration, "-w", warmup,
                                                             "-r", f"{rate:.0f}"],
                                timeout=self.args.duration + warmup + 60)
+            ticks = cpu_ticks(s.pid) - ticks0
+            served = fixed["requests"] + fixed["counters"]["warmup_requests"]
             out["fixed"] = slim(fixed)
+            # The target compares CPU per request at the same rate for every
+            # server: a saturated server's CPU per request says less.
+            out["cpu_us_per_request_fixed"] = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / served
             if fixed["ops_per_sec"] < 0.95 * rate:
                 out["fixed_note"] = f"reached {fixed['ops_per_sec']:.0f} of {rate:.0f}/s"
             # --quick exercises the recipe on the first workload only.
@@ -382,8 +388,15 @@ class Compare:
                 ws = self.results["workloads"].setdefault(
                     wl.name, {"title": wl.title, "description": wl.describe(self.keys(wl)),
                               "servers": {}})
+                # Rounds interleave the servers, so slow drift of this
+                # machine's speed hits them alike; each figure is the median
+                # of its rounds (the rounds' peaks are kept for the record).
+                runs = {name: [] for name in order}
+                for _ in range(self.args.repeat):
+                    for name in order:
+                        runs[name].append(self.measure_workload(name, wl, ws))
                 for name in order:
-                    ws["servers"][name] = self.measure_workload(name, wl, ws)
+                    ws["servers"][name] = median_run(runs[name])
             for name in order:
                 log(f"memory per item: {name}")
                 self.results["memory"][name] = self.measure_memory(name)
@@ -392,6 +405,28 @@ class Compare:
         finally:
             for s in self.started:
                 s.stop()
+
+
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if v else None
+
+
+def median_run(runs: list) -> dict:
+    """One server's rounds of a workload reduced to medians: the peak of the
+    round with the median peak, the fixed-rate run with the median p99, and the
+    median CPU costs. The rounds' peaks are listed for the record."""
+    by_peak = sorted(runs, key=lambda r: r["peak"]["ops_per_sec"])
+    by_p99 = sorted(runs, key=lambda r: r["fixed"]["latency_us"]["p99"])
+    out = {"peak": by_peak[len(runs) // 2]["peak"],
+           "fixed": by_p99[len(runs) // 2]["fixed"],
+           "cpu_us_per_request": median([r["cpu_us_per_request_fixed"] for r in runs]),
+           "cpu_us_per_request_peak": median([r["cpu_us_per_request_peak"] for r in runs]),
+           "peaks": [r["peak"]["ops_per_sec"] for r in runs]}
+    notes = [r["fixed_note"] for r in runs if "fixed_note" in r]
+    if notes:
+        out["fixed_note"] = notes[0]
+    return out
 
 
 def slim(report: dict) -> dict:
@@ -463,9 +498,13 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         + ("" if c.quick else " after 1 s of warmup")
         + f"; sweep points {c.args.sweep_duration:g} s" + (" (--quick)" if c.quick else ""),
         "",
-        "Peak: closed loop at the workload's connections and pipeline. Latency: open loop at a "
+        f"Each figure is the median of {c.args.repeat} round(s), the servers interleaved in each "
+        "round, each run on a freshly started server. "
+        "Peak: closed loop at the workload's connections and pipeline (the rounds' peaks are "
+        "listed under each table). Latency: open loop at a "
         "fixed rate of half of memcached's peak for the workload, measured from each request's "
-        "intended send time (no coordinated omission). CPU: server utime+stime per request. "
+        "intended send time (no coordinated omission). CPU: server utime+stime per request, at "
+        "the fixed rate (the same load for every server) and at peak. "
         "Memory: server VmRSS growth while setting "
         f"{next(iter(res['memory'].values()))['items'] if res['memory'] else 0} items of 100-byte "
         "values, divided by their number (measured once per server, repeated in each table). "
@@ -474,8 +513,8 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         "generator, not the server, fell behind.",
         "",
     ]
-    cols = ["peak ops/s", "p50 µs", "p99 µs", "p99.9 µs", "CPU µs/req", "bytes/item",
-            "gen. lag p99 µs"]
+    cols = ["peak ops/s", "p50 µs", "p99 µs", "p99.9 µs", "CPU µs/req (fixed)",
+            "CPU µs/req (peak)", "bytes/item", "gen. lag p99 µs"]
     for wname, ws in res["workloads"].items():
         rows = {}
         for n in names:
@@ -486,13 +525,13 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
             mem = res["memory"].get(n, {}).get("bytes_per_item")
             lag = (r.get("fixed", {}).get("send_lag_us") or {}).get("p99")
             rows[n] = [r["peak"]["ops_per_sec"], lat.get("p50"), lat.get("p99"), lat.get("p99.9"),
-                       r["cpu_us_per_request"], mem, lag]
+                       r["cpu_us_per_request"], r.get("cpu_us_per_request_peak"), mem, lag]
         lines += [f"## {wname}: {ws['title']}", "", ws["description"] + ".",
                   f"Fixed rate: {ws['fixed_rate']:.0f} requests/s (half of {ws['fixed_rate_from']}'s "
                   "peak).", "",
                   "| server | " + " | ".join(cols) + " |",
                   "|---" * (len(cols) + 1) + "|"]
-        fmt = ["{:.0f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}", "{:.1f}"]
+        fmt = ["{:.0f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.2f}", "{:.1f}", "{:.1f}"]
         for n, vals in rows.items():
             cells = [f.format(v) if v is not None else "-" for f, v in zip(fmt, vals)]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
@@ -500,6 +539,9 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
             if "corecache" in rows and other in rows:
                 cells = [ratio(a, b) for a, b in zip(rows["corecache"][:-1], rows[other][:-1])] + ["-"]
                 lines.append(f"| corecache/{other} | " + " | ".join(cells) + " |")
+        lines += ["", "Peaks of the rounds: " + "; ".join(
+            f"{n} " + ", ".join(f"{x:.0f}" for x in ws["servers"][n].get("peaks", []))
+            for n in names if n in ws["servers"]) + "."]
         notes = [f"{n}: fixed-rate run {r['fixed_note']}" for n, r in ws["servers"].items()
                  if "fixed_note" in r]
         if notes:
@@ -647,6 +689,8 @@ def parse_args(argv):
     p.add_argument("--out-dir", help="where to write RESULTS.md, results.json, results.png "
                    "(default: bench/, or a new temporary directory with --quick)")
     p.add_argument("--quick", action="store_true", help="short runs on small key sets (smoke test)")
+    p.add_argument("--repeat", type=int, help="rounds per workload, servers interleaved; figures are "
+                   "medians (default: 3, quick: 1)")
     p.add_argument("--check", action="store_true", help="assert the report is sane; exit 77 if a "
                    "server binary is missing")
     p.add_argument("--no-memtier", action="store_true", help="skip the memtier_benchmark cross-check")
@@ -664,6 +708,10 @@ def parse_args(argv):
         p.error("--servers: name each server once")
     if a.duration is None:
         a.duration = 0.5 if a.quick else 10.0
+    if a.repeat is None:
+        a.repeat = 1 if a.quick else 3
+    if not 1 <= a.repeat <= 20:
+        p.error("--repeat must be in 1..20")
     if a.sweep_duration is None:
         a.sweep_duration = 0.3 if a.quick else 5.0
     if not (0 < a.duration <= 600 and 0 < a.sweep_duration <= 600):

@@ -105,8 +105,23 @@ struct proto_req {
     bool graceful;
 
     /* Non-NULL: the reply line, without "\r\n" (e.g. "ERROR",
-     * "CLIENT_ERROR bad command line format"). */
+     * "CLIENT_ERROR bad command line format"). Always a string literal (it
+     * is shared with other shards by pointer). */
     const char *error;
+
+    /* Bytes the request carries besides its key and value that must survive
+     * forwarding to another shard (e.g. a meta command's opaque token). */
+    const char *opaque;
+    uint32_t nopaque;
+
+    /*
+     * Forwarding contract (io/route.c): a keyed request crosses shards as a
+     * byte copy of this struct followed by key, value and opaque; on the
+     * owner `key`, `keys` (set to the one key), `value` and `opaque` are
+     * re-pointed into the copy and `args` is cleared. Every other field must
+     * therefore be plain data or point to a string literal. A field that
+     * points into the receive buffer must be one of those four.
+     */
 };
 
 struct proto_limits {

@@ -54,19 +54,12 @@ enum xtype {
 
 struct x_req {
     uint64_t hash;
-    int64_t exptime;
-    uint64_t cas;
-    uint64_t delta;
-    struct oseg *seg; /* NULL: noreply */
+    struct oseg *seg; /* NULL: noreply, nothing comes back */
     uint32_t conn_index;
     uint32_t conn_gen;
-    uint32_t flags;
-    uint32_t nbytes;
-    uint8_t cmd;
-    uint8_t nkey;
-    uint8_t noreply;
-    uint8_t too_large;
-    /* key, then value */
+    uint32_t nvalue; /* value bytes carried (0 when too large: swallowed) */
+    struct proto_req req; /* pointers re-aimed on arrival (proto.h) */
+    /* then: key, value, opaque */
 };
 
 struct x_reply {
@@ -111,11 +104,14 @@ struct backlog_rec {
 
 /* --- sending ----------------------------------------------------------- */
 
-/* Sends a record made of a header and up to two byte ranges to `dst`. */
-static bool route_send(struct shard *shard, unsigned dst, uint16_t type, const void *hdr,
-                       size_t hdr_len, const void *a, size_t a_len, const void *b, size_t b_len)
+/* Sends a record made of a header and up to three byte ranges to `dst`:
+ * into the channel if it has room and nothing is waiting before it, else
+ * into the destination's backlog, keeping the order. */
+static bool route_send3(struct shard *shard, unsigned dst, uint16_t type, const void *hdr,
+                        size_t hdr_len, const void *a, size_t a_len, const void *b, size_t b_len,
+                        const void *c, size_t c_len)
 {
-    size_t len = hdr_len + a_len + b_len;
+    size_t len = hdr_len + a_len + b_len + c_len;
     struct backlog *bl = &shard->backlog[dst];
     char *p = NULL;
     struct backlog_rec *rec = NULL;
@@ -131,12 +127,21 @@ static bool route_send(struct shard *shard, unsigned dst, uint16_t type, const v
         rec->len = len;
         p = (char *)(rec + 1);
     }
-    if (hdr_len)
-        memcpy(p, hdr, hdr_len);
-    if (a_len)
-        memcpy(p + hdr_len, a, a_len);
-    if (b_len)
-        memcpy(p + hdr_len + a_len, b, b_len);
+    char *q = p;
+    if (hdr_len) {
+        memcpy(q, hdr, hdr_len);
+        q += hdr_len;
+    }
+    if (a_len) {
+        memcpy(q, a, a_len);
+        q += a_len;
+    }
+    if (b_len) {
+        memcpy(q, b, b_len);
+        q += b_len;
+    }
+    if (c_len)
+        memcpy(q, c, c_len);
     if (rec == NULL) {
         xchan_commit(server_chan(shard->srv, shard->id, dst), type, len);
     } else {
@@ -147,6 +152,12 @@ static bool route_send(struct shard *shard, unsigned dst, uint16_t type, const v
         bl->tail = rec;
     }
     return true;
+}
+
+static bool route_send(struct shard *shard, unsigned dst, uint16_t type, const void *hdr,
+                       size_t hdr_len, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    return route_send3(shard, dst, type, hdr, hdr_len, a, a_len, b, b_len, NULL, 0);
 }
 
 bool route_backlogged(const struct shard *shard)
@@ -223,21 +234,15 @@ bool route_key(struct conn *conn, const struct proto_req *req, const char *key, 
     }
     struct x_req x = {
         .hash = hash,
-        .exptime = req->exptime,
-        .cas = req->cas,
-        .delta = req->delta,
         .seg = seg,
         .conn_index = conn->index,
         .conn_gen = conn->gen,
-        .flags = req->flags,
-        .nbytes = req->nbytes,
-        .cmd = (uint8_t)req->cmd,
-        .nkey = (uint8_t)nkey,
-        .noreply = req->noreply,
-        .too_large = req->too_large,
+        .nvalue = (proto_is_storage(req->cmd) && !req->too_large && req->value != NULL) ? req->nbytes : 0,
+        .req = *req,
     };
-    size_t vlen = (proto_is_storage(req->cmd) && !req->too_large) ? req->nbytes : 0;
-    if (!route_send(shard, owner, X_REQ, &x, sizeof(x), key, nkey, req->value, vlen))
+    x.req.nkey = nkey; /* a retrieval forwards one of its keys */
+    if (!route_send3(shard, owner, X_REQ, &x, sizeof(x), key, nkey, req->value, x.nvalue,
+                     req->opaque, req->nopaque))
         return false;
     shard->m.forwarded_out++;
     return true;
@@ -251,27 +256,22 @@ const struct server_handler route_handler = {
 
 static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
 {
+    /* The record is read only: work on a copy of the request whose
+     * pointers are aimed at the key, value and opaque that follow it. */
+    struct proto_req req = x->req;
     const char *key = (const char *)(x + 1);
-    struct proto_req req = {
-        .cmd = (enum proto_cmd)x->cmd,
-        .noreply = x->noreply,
-        .key = key,
-        .nkey = x->nkey,
-        .keys = key,
-        .keys_len = x->nkey,
-        .nkeys = 1,
-        .flags = x->flags,
-        .exptime = x->exptime,
-        .nbytes = x->nbytes,
-        .value = key + x->nkey,
-        .cas = x->cas,
-        .delta = x->delta,
-        .too_large = x->too_large,
-    };
+    req.key = key;
+    req.keys = key;
+    req.keys_len = req.nkey;
+    req.nkeys = 1;
+    req.value = x->nvalue > 0 ? key + req.nkey : NULL;
+    req.opaque = req.nopaque > 0 ? key + req.nkey + x->nvalue : NULL;
+    req.args = NULL;
+    req.nargs = 0;
     (void)len;
     shard->m.forwarded_in++;
     scratch_reset(shard);
-    if (!process_key(&shard->env, &req, key, x->nkey, x->hash, &shard->scratch_sink)) {
+    if (!process_key(&shard->env, &req, key, req.nkey, x->hash, &shard->scratch_sink)) {
         scratch_reset(shard);
         sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing get response\r\n");
     }

@@ -253,7 +253,7 @@ static void conn_arm_recv(struct conn *conn)
     conn->recv_armed = true;
 }
 
-struct conn *conn_create(struct shard *shard, int fd)
+struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops)
 {
     uint32_t index;
     struct conn *conn;
@@ -286,6 +286,7 @@ struct conn *conn_create(struct shard *shard, int fd)
     conn->index = index;
     conn->gen = gen;
     conn->shard = shard;
+    conn->ops = ops;
     conn->fd = fd;
     conn->sink.grow = conn_sink_grow;
     conn->last_cmd_time = shard->now;
@@ -508,22 +509,48 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
     return true;
 }
 
+/* The text protocol's step: one request parsed and executed. */
+static size_t text_step(struct conn *conn, const char *buf, size_t len, size_t *need)
+{
+    struct proto_req req;
+    size_t used = proto_parse(&conn->parser, buf, len, &req, need);
+    if (used > 0)
+        conn_execute(conn, &req);
+    return used;
+}
+
+const struct conn_ops conn_text_ops = {
+    .name = "ascii",
+    .step = text_step,
+};
+
+/* memcached negotiates per connection from the first byte: 0x80 (the
+ * binary request magic) means binary. The binary protocol is not built yet,
+ * so every connection speaks text; its parser answers 0x80 with ERROR. */
+static size_t auto_step(struct conn *conn, const char *buf, size_t len, size_t *need)
+{
+    conn->ops = &conn_text_ops;
+    return conn->ops->step(conn, buf, len, need);
+}
+
+const struct conn_ops conn_auto_ops = {
+    .name = "auto-negotiate",
+    .step = auto_step,
+};
+
 /* Parses and executes requests from buf; returns the bytes consumed. */
 static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
     conn->rneed = 0;
     while (off < len && conn_may_parse(conn)) {
-        struct proto_req req;
         size_t need = 0;
-        size_t used = proto_parse(&conn->parser, buf + off, len - off, &req, &need);
+        size_t used = conn->ops->step(conn, buf + off, len - off, &need);
         if (used == 0) {
             conn->rneed = need;
             break;
         }
         off += used;
-        if (!conn_execute(conn, &req))
-            break;
     }
     conn_sync(conn);
     return off;

@@ -32,6 +32,25 @@
 #include "../core/sink.h"
 
 struct shard;
+struct conn;
+
+/*
+ * A connection's protocol. `step` consumes one request from buf: parses it,
+ * executes it (replies go to conn->sink or through the router), and returns
+ * the bytes used; or returns 0 when buf holds no complete request, with
+ * *need set to the total bytes it needs from buf when known (else 0). It
+ * may close the connection or stop it from reading (conn->closing). A
+ * protocol may replace conn->ops (auto-negotiation does, on the first byte).
+ */
+struct conn_ops {
+    const char *name;
+    size_t (*step)(struct conn *conn, const char *buf, size_t len, size_t *need);
+};
+
+/* memcached's text protocol. */
+extern const struct conn_ops conn_text_ops;
+/* memcached's default (-B auto): decided by a connection's first byte. */
+extern const struct conn_ops conn_auto_ops;
 
 enum oseg_kind {
     OSEG_DATA,    /* bytes ready to send */
@@ -59,6 +78,7 @@ struct oseg {
 struct conn {
     struct sink sink; /* writes into otail; first member, grow() casts back */
     struct shard *shard;
+    const struct conn_ops *ops;
     int fd;
     uint32_t index;
     uint32_t gen;
@@ -102,9 +122,9 @@ struct conn {
     struct sockaddr_storage peer;
 };
 
-/* Takes over an accepted socket; arms its recv. NULL on allocation failure
- * (the caller closes fd). Shard thread only. */
-struct conn *conn_create(struct shard *shard, int fd);
+/* Takes over an accepted socket speaking `ops`; arms its recv. NULL on
+ * allocation failure (the caller closes fd). Shard thread only. */
+struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops);
 
 /* Completion handlers, called by the shard loop. */
 void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags);

@@ -2,12 +2,21 @@
  * slab.c: slab classes, pages carved lazily from a handed-in arena, chunk
  * free lists and page moves.
  *
- * Classes. As memcached 1.6's slabs_init(): the first chunk size is the
- * item header plus chunk_min, each next one is the previous times the
- * growth factor (truncated to an integer, then rounded up to 8 bytes), and
- * the series stops before a size reaches page_size / factor; the last class
- * is exactly one page. So class sizes with the defaults (40-byte header,
- * -n 48, -f 1.25, 1 MiB pages) are 88, 112, 144, ... 771184, 1048576.
+ * Classes. The first chunk size is the item header plus chunk_min (-n).
+ * Up to SLAB_FINE_MAX bytes, classes are SLAB_FINE_STEP bytes apart; from
+ * there on each is the previous times the growth factor (-f, truncated to
+ * an integer, then rounded up to 8 bytes), as memcached 1.6's slabs_init()
+ * does for every class; the series stops before a size reaches page_size /
+ * factor, and the last class is exactly one page. With the defaults (40-byte
+ * header, -n 48, -f 1.25, 1 MiB pages): 88, 96, 104, ... 256, 320, 400,
+ * ... 807504, 1048576: 59 classes.
+ *
+ * Why fine small classes: most cached items are small, and a geometric
+ * series wastes on average half a step per item; at 1.25 that is about 11%
+ * of every small item (a 150-byte item takes a 184-byte chunk). 8-byte
+ * steps waste at most 7 bytes, and 22 of them fit in memcached's 63 classes
+ * with room for the geometric series up to 1 MiB. Large items keep -f's
+ * series: their waste is small beside their size.
  *
  * Pages. The arena is cut into whole pages. A class takes the next page
  * from the arena (a bump pointer: pages_taken) only when its free list is
@@ -94,6 +103,10 @@ static uint32_t page_carved(const struct slab *slab, uint32_t page)
 }
 
 /* Builds the class table exactly as memcached's slabs_init() loop does. */
+/* Small chunks are this many bytes apart, up to this size (see above). */
+#define SLAB_FINE_STEP 8
+#define SLAB_FINE_MAX 256
+
 static unsigned slab_init_classes(struct slab *slab, double factor, uint32_t chunk_min)
 {
     unsigned size = (unsigned)(ITEM_HEADER_SIZE + chunk_min);
@@ -105,7 +118,7 @@ static unsigned slab_init_classes(struct slab *slab, double factor, uint32_t chu
             size += 8 - size % 8;
         slab->cls[i].size = size;
         slab->cls[i].perslab = (uint32_t)(slab->page_size / size);
-        size = (unsigned)(size * factor);
+        size = size < SLAB_FINE_MAX ? size + SLAB_FINE_STEP : (unsigned)(size * factor);
     }
     slab->cls[i].size = (uint32_t)slab->page_size;
     slab->cls[i].perslab = 1;

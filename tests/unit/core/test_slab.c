@@ -59,46 +59,67 @@ static int teardown(void **state)
     return 0;
 }
 
-/* memcached's slabs_init() sizes, computed independently (header 40). */
-static const uint32_t default_1m[] = {88,   112,  144,  184,  232,  296,  376,
-                                      472,  592,  744,  936,  1176, 1472, 1840};
+/* The default layout, computed independently (header 40, -n 48, -f 1.25):
+ * 8-byte steps from 88 to 256, then memcached's slabs_init() series (each
+ * size times the factor, truncated, rounded up to 8). */
+static const uint32_t default_1m[] = {88,  96,  104, 112, 120, 128, 136, 144, 152, 160,
+                                      168, 176, 184, 192, 200, 208, 216, 224, 232, 240,
+                                      248, 256, 320, 400, 504};
 
-static void test_slab_classes_match_memcached_defaults(void **state)
+static void test_slab_classes_default_layout(void **state)
 {
     struct fixture *f = *state;
     struct slab *slab = make_slab(f, 1024 * 1024, 1, 1.25, 48);
-    assert_int_equal(slab_class_count(slab), 42);
+    assert_int_equal(slab_class_count(slab), 59);
     for (unsigned i = 0; i < sizeof(default_1m) / sizeof(default_1m[0]); i++)
         assert_int_equal(slab_class_size(slab, i + 1), default_1m[i]);
-    assert_int_equal(slab_class_size(slab, 40), 611296);
-    assert_int_equal(slab_class_size(slab, 41), 764120);
-    assert_int_equal(slab_class_size(slab, 42), 1024 * 1024); /* last = one page */
-    assert_int_equal(slab_class_size(slab, 43), 0);
+    assert_int_equal(slab_class_size(slab, 56), 516800);
+    assert_int_equal(slab_class_size(slab, 57), 646000);
+    assert_int_equal(slab_class_size(slab, 58), 807504);
+    assert_int_equal(slab_class_size(slab, 59), 1024 * 1024); /* last = one page */
+    assert_int_equal(slab_class_size(slab, 60), 0);
     assert_int_equal(slab_class_size(slab, 0), 0);
+}
+
+/* Regression: a 150-byte item (a 10-byte key and a 100-byte value) takes a
+ * 152-byte chunk, not memcached's 184 at -f 1.25. */
+static void test_slab_small_items_waste_under_8_bytes(void **state)
+{
+    struct fixture *f = *state;
+    struct slab *slab = make_slab(f, 1024 * 1024, 1, 1.25, 48);
+    assert_int_equal(slab_class_size(slab, slab_clsid(slab, 150)), 152);
+    for (size_t total = 88; total <= 256; total++) {
+        uint32_t chunk = slab_class_size(slab, slab_clsid(slab, total));
+        assert_true(chunk >= total && chunk - total < 8);
+    }
 }
 
 static void test_slab_classes_follow_chunk_min_and_factor(void **state)
 {
     struct fixture *f = *state;
-    static const uint32_t want[] = {144,   288,    576,    1152,   2304,   4608,   9216,
-                                    18432, 36864, 73728, 147456, 294912, 1048576};
+    /* -n 100: 8-byte steps from 144 to 256, then -f 2 doubles. */
+    static const uint32_t want[] = {144,  152,  160,  168,   176,   184,   192,   200,    208,
+                                    216,  224,  232,  240,   248,   256,   512,   1024,   2048,
+                                    4096, 8192, 16384, 32768, 65536, 131072, 262144, 1048576};
     struct slab *slab = make_slab(f, 1024 * 1024, 1, 2.0, 100);
-    assert_int_equal(slab_class_count(slab), 13);
-    for (unsigned i = 0; i < 13; i++)
+    assert_int_equal(slab_class_count(slab), 26);
+    for (unsigned i = 0; i < 26; i++)
         assert_int_equal(slab_class_size(slab, i + 1), want[i]);
 
-    /* A tiny factor repeats the 8-aligned size and stops at 63 classes. */
+    /* A tiny factor keeps 8-byte steps past 256 and stops at 63 classes. */
     slab = make_slab(f, 1024 * 1024, 1, 1.01, 48);
     assert_int_equal(slab_class_count(slab), 63);
     assert_int_equal(slab_class_size(slab, 1), 88);
-    assert_int_equal(slab_class_size(slab, 62), 88);
+    assert_int_equal(slab_class_size(slab, 23), 264);
+    assert_int_equal(slab_class_size(slab, 62), 576);
     assert_int_equal(slab_class_size(slab, 63), 1024 * 1024);
 
-    /* A small page: 88 < 128 / 1.25, but 110 is not: one class plus the page. */
+    /* A small page: 88 and 96 are below 128 / 1.25, 104 is not. */
     slab = make_slab(f, 128, 4, 1.25, 48);
-    assert_int_equal(slab_class_count(slab), 2);
+    assert_int_equal(slab_class_count(slab), 3);
     assert_int_equal(slab_class_size(slab, 1), 88);
-    assert_int_equal(slab_class_size(slab, 2), 128);
+    assert_int_equal(slab_class_size(slab, 2), 96);
+    assert_int_equal(slab_class_size(slab, 3), 128);
 }
 
 static void test_slab_clsid_at_every_boundary(void **state)
@@ -190,7 +211,7 @@ static void test_slab_free_list_reuses_last_freed(void **state)
     struct item *a = slab_alloc(slab, 2);
     struct item *b = slab_alloc(slab, 2);
     struct item *c = slab_alloc(slab, 2);
-    assert_ptr_equal((char *)b - (char *)a, 112);
+    assert_ptr_equal((char *)b - (char *)a, slab_class_size(slab, 2));
     slab_free(slab, a);
     slab_free(slab, c);
     assert_true(c->iflags & ITEM_FREE);
@@ -203,7 +224,7 @@ static void test_slab_free_list_reuses_last_freed(void **state)
     assert_ptr_equal(slab_alloc(slab, 2), a);
     assert_false(a->iflags & ITEM_FREE);
     struct item *d = slab_alloc(slab, 2); /* free list empty: carve again */
-    assert_ptr_equal((char *)d - (char *)c, 112);
+    assert_ptr_equal((char *)d - (char *)c, slab_class_size(slab, 2));
 }
 
 static void test_slab_runs_out_then_moves_empty_page(void **state)
@@ -240,7 +261,7 @@ static void test_slab_page_move_takes_chunks_off_free_list(void **state)
 {
     struct fixture *f = *state;
     struct slab *slab = f->slab;
-    uint32_t per = PAGE / 144;
+    uint32_t per = PAGE / slab_class_size(slab, 3);
     struct item **chunks = calloc(per + 10, sizeof(*chunks));
     for (uint32_t i = 0; i < per + 10; i++)
         chunks[i] = slab_alloc(slab, 3); /* page 0 full, 10 on page 1 */
@@ -306,7 +327,8 @@ static void test_slab_page_move_to_class_still_carving(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_slab_classes_match_memcached_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slab_classes_default_layout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slab_small_items_waste_under_8_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slab_classes_follow_chunk_min_and_factor, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slab_clsid_at_every_boundary, setup, teardown),

@@ -241,7 +241,7 @@ static void test_store_class_choice_at_boundaries(void **state)
     static const struct {
         size_t chunk;
         unsigned id;
-    } classes[] = {{88, 1}, {112, 2}, {144, 3}, {184, 4}, {232, 5}, {1840, 14}};
+    } classes[] = {{88, 1}, {96, 2}, {152, 9}, {256, 22}, {320, 23}, {400, 24}, {504, 25}};
     for (unsigned i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
         size_t nbytes = classes[i].chunk - store_item_total(1, 0);
         assert_int_equal(store_set(f->store, STORE_SET, "a", 1, h("a"), 0, 0, value, nbytes, 0, NULL),
@@ -253,7 +253,7 @@ static void test_store_class_choice_at_boundaries(void **state)
         assert_int_equal(item_clsid(get(f, "b")), classes[i].id + 1);
         assert_int_equal(cstat(f, classes[i].id, "chunk_size"), classes[i].chunk);
     }
-    assert_int_equal(store_class_count(f->store), 42);
+    assert_int_equal(store_class_count(f->store), 59);
 }
 
 static void test_store_class_choice_follows_n_and_f(void **state)
@@ -263,7 +263,7 @@ static void test_store_class_choice_follows_n_and_f(void **state)
     cfg.chunk_min = 100;
     cfg.growth_factor = 2.0;
     remake(f, cfg);
-    assert_int_equal(store_class_count(f->store), 13);
+    assert_int_equal(store_class_count(f->store), 26);
     char value[300];
     memset(value, 'x', sizeof(value));
     /* 144 = 40 + 1 + 103 */
@@ -271,7 +271,7 @@ static void test_store_class_choice_follows_n_and_f(void **state)
     assert_int_equal(item_clsid(get(f, "k")), 1);
     assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, 104, 0, NULL), MC_OK);
     assert_int_equal(item_clsid(get(f, "k")), 2);
-    assert_int_equal(cstat(f, 2, "chunk_size"), 288);
+    assert_int_equal(cstat(f, 2, "chunk_size"), 152); /* 8-byte steps up to 256 */
 }
 
 static void test_store_add_outcomes(void **state)
@@ -359,11 +359,11 @@ static void test_store_append_prepend(void **state)
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(op(f, STORE_APPEND, "k", big), MC_OK);
     assert_int_equal(item_nbytes(get(f, "k")), 13 + 199);
-    assert_int_equal(item_clsid(get(f, "k")), 6); /* 253 bytes: 232 < 253 <= 296 */
+    assert_int_equal(item_clsid(get(f, "k")), 22); /* 253 bytes: 248 < 253 <= 256 */
     assert_int_equal(cstat(f, 1, "number"), 0);
-    assert_int_equal(cstat(f, 6, "number"), 1);
+    assert_int_equal(cstat(f, 22, "number"), 1);
     assert_int_equal(cstat(f, 1, "used_chunks"), 0);
-    assert_int_equal(cstat(f, 6, "used_chunks"), 1); /* the 240-byte piece was freed */
+    assert_int_equal(cstat(f, 22, "used_chunks"), 1); /* the 88-byte piece was freed */
 }
 
 static void test_store_append_beyond_item_max_not_stored(void **state)
@@ -1149,7 +1149,7 @@ static void test_store_metrics_and_reset(void **state)
  * was last written).
  */
 
-#define MODEL_KEYS_MAX 8000
+#define MODEL_KEYS_MAX 32000
 #define MODEL_OPS 200000
 #define MODEL_VALUE_MAX 20000
 
@@ -1502,6 +1502,7 @@ static void check_invariants(struct fixture *f)
 
 static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nkeys)
 {
+    assert_true(nkeys <= MODEL_KEYS_MAX);
     struct store_cfg cfg = default_cfg(arena_size);
     cfg.item_size_max = 16 * 1024;
     cfg.slab_page_size = 64 * 1024;
@@ -1547,7 +1548,7 @@ static void model_free(struct model *m)
 /* More keys than fit: the LRU evicts, pages rarely move. */
 static void test_store_randomized_against_model(void **state)
 {
-    struct model *m = model_run(*state, 2 * MIB, 8000);
+    struct model *m = model_run(*state, 3 * MIB, 32000);
     assert_true(stat(m->f, "evictions") > 500);
     assert_true(stat(m->f, "reclaimed") > 0);
     model_free(m);

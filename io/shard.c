@@ -51,7 +51,12 @@
 const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
 
 #define SHARD_RING_ENTRIES 4096
-#define SHARD_NBUFS 1024
+/* Receive buffers: a buffer goes back to the ring as soon as its completion
+ * is handled, so a few hundred cover any one loop iteration; when a burst
+ * empties the ring, the recv ends with ENOBUFS and is re-armed. The ring
+ * cycles through every buffer (FIFO), so all of them become resident: more
+ * would be memory no item can use (4 MiB per shard here). */
+#define SHARD_NBUFS 256
 #define SHARD_BUF_SIZE (16 * 1024)
 #define SHARD_TICK_NS (100 * 1000 * 1000)
 #define SHARD_CRAWL_BUDGET 2000

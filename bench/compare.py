@@ -479,6 +479,47 @@ def ratio(a, b) -> str:
     return f"{a / b:.2f}"
 
 
+# The issue's targets, as (label, workload or None for all, metric, bound).
+# metric names what corecache/other must satisfy: a ratio <= or >= bound.
+TARGETS = [
+    ("Server CPU per request at the fixed rate <= 0.6x memcached's", None, "cpu", "memcached", "<=", 0.6),
+    ("Peak ops/s >= 1.3x memcached's at pipeline 1", "get90-p1", "peak", "memcached", ">=", 1.3),
+    ("Peak ops/s >= 2x memcached's at pipeline 16", "get90-p16", "peak", "memcached", ">=", 2.0),
+    ("p99 at the fixed rate <= memcached's", None, "p99", "memcached", "<=", 1.0),
+    (">= 80% of the ceiling's peak ops/s", None, "peak", "ceiling", ">=", 0.8),
+    ("Memory per item <= memcached's", "memory", "memory", "memcached", "<=", 1.0),
+]
+
+
+def target_rows(c: "Compare"):
+    """Each target checked against the results: (label, workload, ratio, met)."""
+    res = c.results
+    rows = []
+    for label, only, metric, other, op, bound in TARGETS:
+        if metric == "memory":
+            a = res["memory"].get("corecache", {}).get("bytes_per_item")
+            b = res["memory"].get(other, {}).get("bytes_per_item")
+            pairs = [("1M items of 100 B", a, b)]
+        else:
+            pairs = []
+            for wname, ws in res["workloads"].items():
+                if only is not None and wname != only:
+                    continue
+                ours, theirs = ws["servers"].get("corecache"), ws["servers"].get(other)
+                if ours is None or theirs is None:
+                    continue
+                pick = {"cpu": lambda r: r["cpu_us_per_request"],
+                        "peak": lambda r: r["peak"]["ops_per_sec"],
+                        "p99": lambda r: r["fixed"]["latency_us"]["p99"]}[metric]
+                pairs.append((wname, pick(ours), pick(theirs)))
+        for wname, a, b in pairs:
+            if a is None or not b:
+                continue
+            r = a / b
+            rows.append((label, wname, r, r <= bound if op == "<=" else r >= bound))
+    return rows
+
+
 def write_markdown(c: Compare, path: str, meta: dict) -> None:
     res = c.results
     names = [n for n in sorted(c.args.servers, key=lambda n: n != "memcached")]
@@ -548,6 +589,19 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
             lines += ["", "Note: " + "; ".join(notes) + " (the load generator or the server could "
                       "not keep up; latencies then include the backlog)."]
         lines.append("")
+    rows = target_rows(c)
+    if rows:
+        lines += ["## Targets", "",
+                  "Each target of the benchmark issue, checked in this run (ratio = corecache / the "
+                  "other server).", "",
+                  "| target | workload | ratio | met |", "|---|---|---|---|"]
+        for label, wname, r, met in rows:
+            lines.append(f"| {label} | {wname} | {r:.2f} | {'yes' if met else '**no**'} |")
+        lines.append("")
+        analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ANALYSIS.md")
+        if os.path.exists(analysis) and not c.quick:
+            with open(analysis) as f:
+                lines += [f.read().rstrip(), ""]
     lines += ["## Throughput against connections", "",
               f"Workload {SWEEP_WORKLOAD}, closed loop, pipeline 1 (requests/s; p99 µs in brackets).",
               ""]

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,31 @@ static void test_metrics_render_fails_when_sink_full(void **state)
     test_sink_fini(&ts);
 }
 
+static void test_metrics_u64toa_every_length(void **state)
+{
+    char buf[32], want[32];
+    uint64_t v = 0;
+    /* 0, then 9, 10, 99, 100, ... around every power of ten, and the max */
+    for (int len = 1; len <= 20; len++) {
+        uint64_t p10 = 1;
+        for (int i = 1; i < len; i++)
+            p10 *= 10;
+        for (int64_t d = -1; d <= 1; d++) {
+            v = p10 + (uint64_t)d;
+            size_t n = metrics_u64toa(v, buf);
+            buf[n] = '\0';
+            snprintf(want, sizeof(want), "%llu", (unsigned long long)v);
+            assert_string_equal(buf, want);
+        }
+    }
+    size_t n = metrics_u64toa(UINT64_MAX, buf);
+    buf[n] = '\0';
+    assert_string_equal(buf, "18446744073709551615");
+    n = metrics_u64toa(0, buf);
+    assert_int_equal(n, 1);
+    assert_int_equal(buf[0], '0');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -88,6 +114,7 @@ int main(void)
         cmocka_unit_test(test_metrics_sum_and_reset),
         cmocka_unit_test(test_metrics_render_stat_lines),
         cmocka_unit_test(test_metrics_render_fails_when_sink_full),
+        cmocka_unit_test(test_metrics_u64toa_every_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

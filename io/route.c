@@ -169,6 +169,21 @@ bool route_backlogged(const struct shard *shard)
     return false;
 }
 
+void route_drop_backlogs(struct shard *shard)
+{
+    if (shard->backlog == NULL)
+        return;
+    for (unsigned i = 0; i < shard->srv->nshards; i++) {
+        struct backlog *bl = &shard->backlog[i];
+        while (bl->head != NULL) {
+            struct backlog_rec *rec = bl->head;
+            bl->head = rec->next;
+            free(rec);
+        }
+        bl->tail = NULL;
+    }
+}
+
 void route_publish(struct shard *shard)
 {
     struct server *srv = shard->srv;

@@ -66,4 +66,7 @@ void route_publish(struct shard *shard);
 /* True if records are waiting in a backlog (the loop must not sleep long). */
 bool route_backlogged(const struct shard *shard);
 
+/* Frees records still in the backlogs (shard teardown). */
+void route_drop_backlogs(struct shard *shard);
+
 #endif

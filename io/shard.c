@@ -262,6 +262,7 @@ static void shard_teardown(struct shard *shard)
         shard->srv->handler->shard_fini(shard->handler_state);
     free(shard->handler_state);
     free(shard->scratch);
+    route_drop_backlogs(shard);
     free(shard->backlog);
     free(shard->wake);
     for (unsigned i = 0; i < shard->nlisten; i++) {
@@ -455,8 +456,14 @@ static bool shard_idle_after_stop(struct shard *shard)
         shard->drained = true;
         atomic_fetch_add_explicit(&shard->srv->drained, 1, memory_order_acq_rel);
     }
-    return shard->drained && !route_backlogged(shard) &&
-           atomic_load_explicit(&shard->srv->drained, memory_order_acquire) == shard->srv->nshards;
+    if (!shard->drained)
+        return false;
+    if (atomic_load_explicit(&shard->srv->drained, memory_order_acquire) != shard->srv->nshards)
+        return false;
+    /* Records still waiting for a peer that has left its loop (its channel
+     * full) would wait forever: past the drain deadline they are dropped,
+     * as every connection they could answer is closed. */
+    return !route_backlogged(shard) || mono_ns() > shard->stop_deadline_ns;
 }
 
 static void shard_loop(struct shard *shard)

@@ -543,14 +543,20 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
     conn->rneed = 0;
+    /* Service time: one clock read per request served, chained (each
+     * request's end is the next one's start) plus one per batch. */
+    uint64_t start = conn->ops->unmetered ? 0 : shard_clock_ns();
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
+        bool metered = !conn->ops->unmetered;
         size_t used = conn->ops->step(conn, buf + off, len - off, &need);
         if (used == 0) {
             conn->rneed = need;
             break;
         }
         off += used;
+        if (metered)
+            start = shard_request_served(conn->shard, start);
     }
     conn_sync(conn);
     return off;

@@ -45,6 +45,9 @@ struct conn;
 struct conn_ops {
     const char *name;
     size_t (*step)(struct conn *conn, const char *buf, size_t len, size_t *need);
+    /* Steps are not cache requests (the metrics endpoint's HTTP): they are
+     * left out of `requests` and the service-time histogram. */
+    bool unmetered;
 };
 
 /* memcached's text protocol. */

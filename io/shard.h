@@ -21,7 +21,9 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/process.h"
 #include "../core/store.h"
@@ -38,6 +40,7 @@
     ACTION(bytes_read, COUNTER, "Bytes read from the network")                                \
     ACTION(bytes_written, COUNTER, "Bytes written to the network")                            \
     ACTION(conn_yields, COUNTER, "Times a connection's reading was paused (slow reader)")     \
+    ACTION(requests, COUNTER, "Requests parsed and served on this shard's connections")      \
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
@@ -50,9 +53,14 @@ extern const struct metric_desc shard_metric_desc[];
 #define SHARD_METRIC_COUNT METRIC_COUNT(SHARD_METRIC)
 
 struct conn;
+struct conn_ops;
 struct oseg;
 struct backlog_rec;
 struct gather;
+
+/* Listening sockets per shard: the cache's (-l) and the metrics endpoint's
+ * (--metrics-port) on the same addresses. */
+#define SHARD_LISTENERS_MAX (2 * LISTEN_ADDRS_MAX)
 
 struct backlog {
     struct backlog_rec *head, *tail;
@@ -69,8 +77,9 @@ struct shard {
     struct io_uring ring;
     bool ring_ready;
     int ring_fd; /* read by other shards to wake this one (MSG_RING) */
-    int listen_fds[LISTEN_ADDRS_MAX];
-    bool accept_armed[LISTEN_ADDRS_MAX];
+    int listen_fds[SHARD_LISTENERS_MAX];
+    bool accept_armed[SHARD_LISTENERS_MAX];
+    const struct conn_ops *listen_ops[SHARD_LISTENERS_MAX]; /* what accepted sockets speak */
     unsigned nlisten;
     bool timer_armed;
     unsigned sqes_pending; /* prepared since the last submit */
@@ -121,6 +130,7 @@ struct shard {
     uint64_t stop_deadline_ns;
 
     struct shard_metrics m;
+    struct latency latency; /* request service time (conn.c), same writer and readers as m */
 };
 
 /* Thread entry point; arg is the struct shard. */
@@ -133,5 +143,24 @@ struct io_uring_sqe *shard_sqe(struct shard *shard);
 /* Makes sure the loop does not sleep before it looks at this connection
  * again (its input can be parsed further). Shard thread only. */
 void shard_resume_later(struct shard *shard, struct conn *conn);
+
+/* The monotonic clock in nanoseconds: a vDSO read, not a syscall. */
+static inline uint64_t shard_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Counts one request served since `start` (a shard_clock_ns() value) in
+ * `requests` and the service-time histogram; returns now, the start of the
+ * next request served in the same batch. Shard thread only. */
+static inline uint64_t shard_request_served(struct shard *shard, uint64_t start)
+{
+    uint64_t now = shard_clock_ns();
+    shard->m.requests++;
+    latency_record(&shard->latency, now - start);
+    return now;
+}
 
 #endif

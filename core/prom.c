@@ -507,7 +507,7 @@ bool prom_describe_table(struct sink *out, const char *source, const char *stat_
         if (!(put_str(out, source) && sink_puts(out, "\t") && put_str(out, metrics_type_name(desc[i].type)) &&
               sink_puts(out, "\t") && put_str(out, stat_prefix) && put_str(out, desc[i].name) &&
               sink_puts(out, "\t") && put_str(out, name) && sink_puts(out, "\t") &&
-              put_str(out, desc[i].help) && sink_puts(out, "\n")))
+              put_escaped(out, desc[i].help, false) && sink_puts(out, "\n")))
             return false;
     }
     return true;

@@ -543,20 +543,21 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
     conn->rneed = 0;
-    /* Service time: one clock read per request served, chained (each
-     * request's end is the next one's start) plus one per batch. */
-    uint64_t start = conn->ops->unmetered ? 0 : shard_clock_ns();
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
+        /* requests counted, a sample of them timed (shard.h) */
         bool metered = !conn->ops->unmetered;
+        uint64_t start = 0;
+        bool timed = metered && shard_request_begin(conn->shard, &start);
         size_t used = conn->ops->step(conn, buf + off, len - off, &need);
         if (used == 0) {
+            shard_request_none(conn->shard, timed);
             conn->rneed = need;
             break;
         }
         off += used;
         if (metered)
-            start = shard_request_served(conn->shard, start);
+            shard_request_end(conn->shard, timed, start);
     }
     conn_sync(conn);
     return off;

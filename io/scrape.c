@@ -38,7 +38,8 @@
 /* The one histogram, declared once for the endpoint and the listing. */
 static const struct metric_desc latency_desc = {
     "request_duration_seconds", METRIC_COUNTER,
-    "Time to parse and serve a request on its shard (a forwarded key's wait for its owner excluded)"};
+    "Time to parse and serve a request on its shard, sampled (about 1 request in 16); a forwarded "
+    "key's wait for its owner is not included"};
 #define SCRAPE_PREFIX "corecache_"
 
 /* kind bits of the gather */

@@ -205,6 +205,8 @@ static int setup_store(struct shard *shard)
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;
+    shard->sample_countdown = 1;
+    shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;
     shard->env.clock = &srv->clock;
     shard_clock(shard);

@@ -45,9 +45,11 @@ struct conn;
 struct conn_ops {
     const char *name;
     size_t (*step)(struct conn *conn, const char *buf, size_t len, size_t *need);
-    /* Steps are not cache requests (the metrics endpoint's HTTP): they are
-     * left out of `requests` and the service-time histogram. */
-    bool unmetered;
+    /* A connection to the metrics endpoint, not a cache client: counted
+     * in http_connections, not in curr_connections, total_connections or
+     * against -c, and its requests are not the cache's `requests` nor in
+     * the service-time histogram. */
+    bool metrics_endpoint;
 };
 
 /* memcached's text protocol. */

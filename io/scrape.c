@@ -16,8 +16,11 @@
  * Keep-alive: the connection stays open after a 200 unless the client
  * asked to close; after any error status it closes once the response is
  * sent, so a malformed stream is never re-synchronized by guessing.
- * Scrapes are not cache requests: these connections are unmetered (conn.h)
- * and each one touches nothing but its own buffers and the gather.
+ * Scrapes are not cache requests and scrapers are not cache clients (the
+ * conn_ops flag metrics_endpoint): they do not count against -c nor in the
+ * cache's connection and request counters, so the endpoint still answers
+ * when the cache is at its connection limit; each connection touches
+ * nothing but its own buffers and the gather.
  */
 #include "scrape.h"
 
@@ -207,7 +210,7 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
 const struct conn_ops scrape_conn_ops = {
     .name = "http",
     .step = scrape_step,
-    .unmetered = true,
+    .metrics_endpoint = true,
 };
 
 /* --- --describe-metrics ------------------------------------------------ */

@@ -36,6 +36,7 @@
     ACTION(total_connections, COUNTER, "Total number of connections opened since start")      \
     ACTION(rejected_connections, COUNTER, "Connections rejected because of the -c limit")     \
     ACTION(connection_structures, GAUGE, "Number of connection structures allocated")         \
+    ACTION(http_connections, GAUGE, "Open connections to the metrics endpoint (--metrics-port)") \
     ACTION(cmd_flush, COUNTER, "Number of flush_all requests")                                \
     ACTION(bytes_read, COUNTER, "Bytes read from the network")                                \
     ACTION(bytes_written, COUNTER, "Bytes written to the network")                            \

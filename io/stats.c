@@ -90,7 +90,8 @@ static bool collect_conn_lines(struct shard *shard, struct sink *out)
         int n = snprintf(line, sizeof(line),
                          "STAT %d:addr tcp:%s:%d\r\nSTAT %d:listen_addr tcp:%s:%u\r\n"
                          "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %u\r\n",
-                         conn->fd, addr, port, conn->fd, shard->srv->cfg.listen, shard->srv->cfg.port,
+                         conn->fd, addr, port, conn->fd, shard->srv->cfg.listen,
+                         conn->ops->metrics_endpoint ? shard->srv->cfg.metrics_port : shard->srv->cfg.port,
                          conn->fd, conn->closing ? "conn_closing" : "conn_parse_cmd", conn->fd,
                          shard->now - conn->last_cmd_time);
         if (!sink_put(out, line, (size_t)n))

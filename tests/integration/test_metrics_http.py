@@ -245,6 +245,37 @@ class ListenTest(unittest.TestCase):
             holder.close()
 
 
+
+class DescribeTest(unittest.TestCase):
+
+    def test_describe_metrics_lists_both_names_and_exits_0(self):
+        proc = subprocess.run([harness.SERVER, "--describe-metrics"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=10)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        lines = proc.stdout.decode().splitlines()
+        self.assertGreater(len(lines), 100)
+        for line in lines:
+            self.assertEqual(line.count("\t"), 4, line)
+        text = proc.stdout.decode()
+        for want in ("\nshard\tcounter\trequests\tcorecache_requests_total{shard}\t",
+                     "\nstore\tcounter\tget_hits\tcorecache_get_hits_total{shard}\t",
+                     "\nserver\tusec\trusage_user\t-\t",
+                     "\nitems\tcounter\titems:<class>:evicted\t-\t",
+                     "\nexporter\tcounter\tevictions\tmemcached_items_evicted_total\t",
+                     "\nshard\thistogram\t-\tcorecache_request_duration_seconds{shard,le}\t"):
+            self.assertIn(want, text)
+        # every family a scrape has is listed
+        with MetricsServer(["-t", "2"]) as server:
+            scraped = {k.split("{")[0] for k in samples(server.scrape())}
+        listed = text.replace("{", "\t").split("\t")
+        for family in scraped:
+            base = family
+            for suffix in ("_bucket", "_sum", "_count"):
+                if family.startswith("corecache_request_duration_seconds") and family.endswith(suffix):
+                    base = family[:-len(suffix)]
+            self.assertIn(base, listed, "%s is scraped but not listed" % family)
+
+
 if __name__ == "__main__":
     skip_unless_corecache()
     harness.main()

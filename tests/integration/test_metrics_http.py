@@ -223,8 +223,9 @@ class ListenTest(unittest.TestCase):
                     s = samples(resp.body.decode())
                     self.assertEqual(s["memcached_current_connections"], 3)
                     self.assertEqual(s["memcached_connections_rejected_total"], 1)
-                    self.assertEqual(sum(v for k, v in s.items() if k.startswith("corecache_http_connections{")),
-                                     1)
+                    # this one, and perhaps the last scrape's, still closing
+                    self.assertIn(sum(v for k, v in s.items() if k.startswith("corecache_http_connections{")),
+                                  (1, 2))
             finally:
                 for c in clients:
                     c.close()

@@ -10,7 +10,8 @@ cd "$(dirname "$0")"
 
 BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev)
 TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
-           procps python3-matplotlib)
+           procps python3-matplotlib
+           prometheus) # prometheus + promtool: tests/integration/test_prometheus.py
 
 install_missing() {
     local missing=() pkg

@@ -92,6 +92,8 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
            "port must be between 1 and 65535")                                                   \
     ACTION(udp_port, 0, 0, "UDP is not supported; use -U 0 (the default)",                       \
            "UDP is not supported; use -U 0 (the default)")                                       \
+    ACTION(metrics_port, 0, 65535, "port must be between 1 and 65535, or 0 (off)",                \
+           "port must be between 1 and 65535, or 0 (off)")                                       \
     ACTION(memory_limit, 1, UINT64_C(1) << 30, "memory limit must be at least 1 (megabytes)",    \
            "memory limit must be at most 1073741824 (megabytes)")                                \
     ACTION(conn_limit, 1, INT32_MAX, "connection limit must be at least 1",                      \
@@ -589,9 +591,9 @@ bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err)
         if (!ok)
             return false;
     }
-    /* -h and -V are answered whatever else is on the line, as memcached
-     * answers them before looking at the rest. */
-    if (!next.help && !next.version && !check_item_size(&next, given, err))
+    /* -h, -V and --describe-metrics are answered whatever else is on the line,
+     * as memcached answers -h and -V before looking at the rest. */
+    if (!next.help && !next.version && !next.describe_metrics && !check_item_size(&next, given, err))
         return false;
     *cfg = next;
     return true;

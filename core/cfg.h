@@ -48,6 +48,10 @@
            "verbose (print errors/warnings; -vv also prints commands)")                     \
     ACTION(help, 'h', "help", FLAG, false, NULL, "print this help and exit")                 \
     ACTION(version, 'V', "version", FLAG, false, NULL, "print version and exit")             \
+    ACTION(describe_metrics, 0, "describe-metrics", FLAG, false, NULL,                       \
+           "print every metric (STAT and Prometheus names, type, help) and exit")            \
+    ACTION(metrics_port, 0, "metrics-port", UINT, 0, "port",                                 \
+           "serve Prometheus metrics (GET /metrics) on this port of the -l addresses; 0: off") \
     ACTION(growth_factor, 'f', "slab-growth-factor", DOUBLE, 1.25, "num",                    \
            "chunk size growth factor")                                                       \
     ACTION(slab_min_size, 'n', "slab-min-size", UINT, 48, "bytes",                           \

@@ -3,7 +3,8 @@
  *
  * Tables are plain arrays of uint64_t described by a metric_desc array, so
  * summing shard snapshots, resetting counters and rendering memcached's
- * "STAT <name> <value>" lines is written once here for every module.
+ * "STAT <name> <value>" lines is written once here for every module. The
+ * Prometheus side of the same tables is prom.c.
  */
 #include "metrics.h"
 
@@ -103,12 +104,47 @@ static bool stat_line(struct sink *out, const char *prefix, const char *name, co
     return true;
 }
 
+size_t metrics_usec_format(uint64_t usec, char *p)
+{
+    size_t n = metrics_u64toa(usec / 1000000, p);
+    uint64_t frac = usec % 1000000;
+    p[n++] = '.';
+    for (uint64_t div = 100000; div > 0; div /= 10)
+        p[n++] = (char)('0' + frac / div % 10);
+    return n;
+}
+
+size_t metrics_find(const struct metric_desc *desc, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(desc[i].name, name) == 0)
+            return i;
+    }
+    return n;
+}
+
+const char *metrics_type_name(enum metric_type type)
+{
+    switch (type) {
+    case METRIC_COUNTER:
+        return "counter";
+    case METRIC_GAUGE:
+        return "gauge";
+    case METRIC_LEVEL:
+        return "level";
+    case METRIC_USEC:
+        return "usec";
+    }
+    return "unknown";
+}
+
 bool metrics_render_stats(struct sink *out, const char *prefix, const struct metric_desc *desc,
                           const uint64_t *values, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char num[20];
-        size_t len = metrics_u64toa(values[i], num);
+        char num[32];
+        size_t len = desc[i].type == METRIC_USEC ? metrics_usec_format(values[i], num)
+                                                 : metrics_u64toa(values[i], num);
         if (!stat_line(out, prefix, desc[i].name, num, len))
             return false;
     }

@@ -8,6 +8,9 @@
  *   LEVEL    a current level that does not add up across shards (the hash
  *            table's power, the age of the oldest item); kept by reset;
  *            the server's value is the largest shard's
+ *   USEC     a count of microseconds that only grows (CPU time); kept by
+ *            reset; written "seconds.microseconds" in STAT lines, as
+ *            memcached writes rusage_user, and in seconds in Prometheus
  * and name is memcached's STAT name where memcached has one. From that one table come the struct that holds the values, the
  * descriptor array used to render `STAT` lines, Prometheus text and the
  * --describe-metrics listing. Nothing else may spell a metric's name.
@@ -35,7 +38,7 @@
 
 #include "sink.h"
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_LEVEL };
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_LEVEL, METRIC_USEC };
 
 struct metric_desc {
     const char *name;
@@ -67,11 +70,24 @@ void metrics_sum(uint64_t *acc, const uint64_t *add, const struct metric_desc *d
 void metrics_reset(uint64_t *values, const struct metric_desc *desc, size_t n);
 
 /*
- * Appends "STAT <prefix><name> <value>\r\n" for each metric, in table order.
- * prefix may be "" or e.g. "items:3:". Returns false if the sink is full.
+ * Appends "STAT <prefix><name> <value>\r\n" for each metric, in table order
+ * (USEC values as seconds.microseconds). prefix may be "" or e.g.
+ * "items:3:". Returns false if the sink is full.
  */
 bool metrics_render_stats(struct sink *out, const char *prefix, const struct metric_desc *desc,
                           const uint64_t *values, size_t n);
+
+/* Index of the metric called `name` in a table, or n when there is none.
+ * For code that picks rows of a table by name at setup or render time. */
+size_t metrics_find(const struct metric_desc *desc, size_t n, const char *name);
+
+/* "counter", "gauge", "level" or "usec": the TYPE column of a table, for
+ * listings (--describe-metrics). */
+const char *metrics_type_name(enum metric_type type);
+
+/* Writes a USEC value as memcached writes a timeval: "<s>.<6 digits>".
+ * Returns the length (<= 27); p must have room for 27 bytes. */
+size_t metrics_usec_format(uint64_t usec, char *p);
 
 /* Appends "STAT <name> <value>\r\n" for one unsigned value. */
 bool metrics_stat_u64(struct sink *out, const char *name, uint64_t value);

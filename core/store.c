@@ -147,12 +147,14 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(evicted_nonzero, COUNTER, "live items with an exptime evicted")                   \
     ACTION(evicted_time, LEVEL, "seconds since the last evicted item's last LRU move")     \
     ACTION(outofmemory, COUNTER, "allocations that failed")                                  \
+    ACTION(tailrepairs, COUNTER, "LRU tails repaired (always 0: items hold no references)")   \
     ACTION(reclaimed, COUNTER, "expired items reused from the LRU tail")                     \
     ACTION(expired_unfetched, COUNTER, "expired items reclaimed never fetched")              \
     ACTION(evicted_unfetched, COUNTER, "evicted items never fetched")                        \
     ACTION(evicted_active, COUNTER, "evicted items hit since their last LRU move")           \
     ACTION(crawler_reclaimed, COUNTER, "items freed by the crawler")                         \
-    ACTION(crawler_items_checked, COUNTER, "items the crawler examined")
+    ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
+    ACTION(lrutail_reflocked, COUNTER, "LRU tails skipped as referenced (always 0, as above)")
 
 #define STORE_CLASS_METRIC(ACTION) STORE_CLASS_SLABS_METRIC(ACTION) STORE_CLASS_ITEMS_METRIC(ACTION)
 

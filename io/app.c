@@ -27,6 +27,7 @@
 #include "../numa/topo.h"
 #include "app.h"
 #include "log.h"
+#include "scrape.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -49,6 +50,18 @@ static void text_init(struct text *t)
     t->sink.pos = t->buf;
     t->sink.end = t->buf + sizeof(t->buf) - 1;
     t->sink.grow = text_full;
+}
+
+/* A grow that writes what the buffer holds to stdout and starts over, for
+ * listings of any length (--describe-metrics). */
+static bool text_spill(struct sink *sink, size_t need)
+{
+    struct text *t = (struct text *)sink;
+    size_t len = (size_t)(sink->pos - t->buf);
+    if (fwrite(t->buf, 1, len, stdout) != len)
+        return false;
+    sink->pos = t->buf;
+    return need <= sizeof(t->buf) - 1;
 }
 
 static const char *text_str(struct text *t)
@@ -150,6 +163,12 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         if (cfg_usage(&msg.sink))
             fputs(text_str(&msg), stdout);
         return 0;
+    }
+    if (srv.cfg.describe_metrics) {
+        text_init(&msg);
+        msg.sink.grow = text_spill;
+        bool ok = scrape_describe(&msg.sink) && text_spill(&msg.sink, 0);
+        return ok && fflush(stdout) == 0 ? 0 : 1;
     }
     if (srv.cfg.version) {
         printf("%s %s (memcached protocol %s)\n", handler->name, CORECACHE_VERSION, "1.6.18");

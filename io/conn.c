@@ -298,8 +298,12 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
     if (getpeername(fd, (struct sockaddr *)&conn->peer, &plen) != 0)
         memset(&conn->peer, 0, sizeof(conn->peer));
 
-    shard->m.curr_connections++;
-    shard->m.total_connections++;
+    if (ops->metrics_endpoint) {
+        shard->m.http_connections++;
+    } else {
+        shard->m.curr_connections++;
+        shard->m.total_connections++;
+    }
     conn_arm_recv(conn);
     log_debug(shard->srv, "<%d new client connection on shard %u", fd, shard->id);
     return conn;
@@ -322,8 +326,12 @@ static void conn_free(struct conn *conn)
     conn->rbuf = NULL;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
-    shard->m.curr_connections--;
-    atomic_fetch_sub_explicit(&shard->srv->curr_conns, 1, memory_order_relaxed);
+    if (conn->ops->metrics_endpoint) {
+        shard->m.http_connections--;
+    } else {
+        shard->m.curr_connections--;
+        atomic_fetch_sub_explicit(&shard->srv->curr_conns, 1, memory_order_relaxed);
+    }
 }
 
 static void conn_maybe_free(struct conn *conn)
@@ -545,12 +553,19 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
     conn->rneed = 0;
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
+        /* requests counted, a sample of them timed (shard.h) */
+        bool metered = !conn->ops->metrics_endpoint;
+        uint64_t start = 0;
+        bool timed = metered && shard_request_begin(conn->shard, &start);
         size_t used = conn->ops->step(conn, buf + off, len - off, &need);
         if (used == 0) {
+            shard_request_none(conn->shard, timed);
             conn->rneed = need;
             break;
         }
         off += used;
+        if (metered)
+            shard_request_end(conn->shard, timed, start);
     }
     conn_sync(conn);
     return off;

@@ -45,6 +45,11 @@ struct conn;
 struct conn_ops {
     const char *name;
     size_t (*step)(struct conn *conn, const char *buf, size_t len, size_t *need);
+    /* A connection to the metrics endpoint, not a cache client: counted
+     * in http_connections, not in curr_connections, total_connections or
+     * against -c, and its requests are not the cache's `requests` nor in
+     * the service-time histogram. */
+    bool metrics_endpoint;
 };
 
 /* memcached's text protocol. */

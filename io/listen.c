@@ -84,8 +84,8 @@ fail:;
     return err;
 }
 
-int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
-                unsigned *naddrs, char *err, size_t errlen)
+static int open_spec(const char *spec, uint32_t port, bool force_port, uint32_t backlog,
+                     unsigned count, int *fds, unsigned *naddrs, char *err, size_t errlen)
 {
     unsigned n = 0;
     int ret = 0;
@@ -105,6 +105,8 @@ int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned coun
             ret = -EINVAL;
             goto fail;
         }
+        if (force_port)
+            snprintf(portstr, sizeof(portstr), "%u", port);
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct addrinfo *res = NULL;
@@ -141,6 +143,18 @@ fail:
             close(fds[a * count + i]);
     }
     return ret;
+}
+
+int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
+                unsigned *naddrs, char *err, size_t errlen)
+{
+    return open_spec(spec, port, false, backlog, count, fds, naddrs, err, errlen);
+}
+
+int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
+                        unsigned *naddrs, char *err, size_t errlen)
+{
+    return open_spec(spec, port, true, backlog, count, fds, naddrs, err, errlen);
 }
 
 int listen_port(int fd)

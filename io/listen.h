@@ -24,6 +24,11 @@
 int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
                 unsigned *naddrs, char *err, size_t errlen);
 
+/* Like listen_open, with every address of spec on `port`, whatever port
+ * an address names (the metrics endpoint listens on -l's hosts). */
+int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
+                        unsigned *naddrs, char *err, size_t errlen);
+
 /* The port a listening socket is bound to (for `stats settings`). */
 int listen_port(int fd);
 

@@ -338,6 +338,7 @@ static void reset_local(struct shard *shard)
 {
     store_reset_metrics(shard->store);
     metrics_reset(shard->m.v, shard_metric_desc, SHARD_METRIC_COUNT);
+    latency_reset(&shard->latency);
 }
 
 void route_stats_reset(struct shard *shard)

@@ -22,8 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "listen.h"
 #include "log.h"
+#include "scrape.h"
 #include "shard.h"
 #include "xchan.h"
 
@@ -62,6 +64,15 @@ int server_setup(struct server *srv, char *err, size_t errlen)
                           &srv->nlisten, err, errlen);
     if (ret < 0)
         return ret;
+    /* The metrics endpoint: its own sockets on the same addresses. */
+    int metrics_fds[LISTEN_ADDRS_MAX * TOPO_CPUS_MAX];
+    unsigned nmetrics = 0;
+    if (srv->cfg.metrics_port != 0) {
+        ret = listen_open_on_port(srv->cfg.listen, srv->cfg.metrics_port, srv->cfg.listen_backlog, n,
+                                  metrics_fds, &nmetrics, err, errlen);
+        if (ret < 0)
+            return ret;
+    }
 
     for (unsigned i = 0; i < n; i++) {
         struct shard *shard = calloc(1, sizeof(*shard));
@@ -71,9 +82,15 @@ int server_setup(struct server *srv, char *err, size_t errlen)
         shard->id = i;
         shard->cpu = srv->plan.cpu[i];
         shard->node = srv->plan.node[i];
-        shard->nlisten = srv->nlisten;
-        for (unsigned a = 0; a < srv->nlisten; a++)
+        shard->nlisten = srv->nlisten + nmetrics;
+        for (unsigned a = 0; a < srv->nlisten; a++) {
             shard->listen_fds[a] = fds[a * n + i];
+            shard->listen_ops[a] = &conn_auto_ops;
+        }
+        for (unsigned a = 0; a < nmetrics; a++) {
+            shard->listen_fds[srv->nlisten + a] = metrics_fds[a * n + i];
+            shard->listen_ops[srv->nlisten + a] = &scrape_conn_ops;
+        }
         srv->shards[i] = shard;
     }
     return 0;

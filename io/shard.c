@@ -62,6 +62,8 @@ const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
 #define SHARD_CRAWL_BUDGET 2000
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 #define SHARD_SCRATCH_SIZE (64 * 1024)
+/* Open connections to the metrics endpoint per shard; more get a 503. */
+#define SHARD_HTTP_CONNS_MAX 64
 
 static uint64_t mono_ns(void)
 {
@@ -210,6 +212,8 @@ static int setup_store(struct shard *shard)
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;
+    shard->sample_countdown = 1;
+    shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;
     shard->env.clock = &srv->clock;
     shard_clock(shard);
@@ -292,6 +296,23 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         close(fd);
         return;
     }
+    if (shard->listen_ops[listener]->metrics_endpoint) {
+        /* Scrapers are not counted against -c (the endpoint must answer
+         * when the cache is full of clients), but their number is bounded. */
+        if (shard->m.http_connections >= SHARD_HTTP_CONNS_MAX) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n";
+            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void)ignored;
+            close(fd);
+        } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
+            close(fd);
+            log_error(srv, "shard %u: out of memory accepting a metrics connection", shard->id);
+        }
+        if (!shard->accept_armed[listener] && !shard->stopping)
+            arm_accept(shard, listener);
+        return;
+    }
     unsigned open = atomic_fetch_add_explicit(&srv->curr_conns, 1, memory_order_relaxed);
     if (open >= srv->cfg.conn_limit) {
         /* memcached's answer under maxconns_fast, then close. */
@@ -302,7 +323,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         shard->m.rejected_connections++;
         log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
-    } else if (conn_create(shard, fd, &conn_auto_ops) == NULL) {
+    } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
         close(fd);
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
@@ -452,7 +473,7 @@ static bool shard_idle_after_stop(struct shard *shard)
 {
     if (!shard->stopping)
         return false;
-    if (!shard->drained && shard->m.curr_connections == 0) {
+    if (!shard->drained && shard->m.curr_connections == 0 && shard->m.http_connections == 0) {
         shard->drained = true;
         atomic_fetch_add_explicit(&shard->srv->drained, 1, memory_order_acq_rel);
     }

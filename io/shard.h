@@ -21,7 +21,9 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/process.h"
 #include "../core/store.h"
@@ -34,10 +36,12 @@
     ACTION(total_connections, COUNTER, "Total number of connections opened since start")      \
     ACTION(rejected_connections, COUNTER, "Connections rejected because of the -c limit")     \
     ACTION(connection_structures, GAUGE, "Number of connection structures allocated")         \
+    ACTION(http_connections, GAUGE, "Open connections to the metrics endpoint (--metrics-port)") \
     ACTION(cmd_flush, COUNTER, "Number of flush_all requests")                                \
     ACTION(bytes_read, COUNTER, "Bytes read from the network")                                \
     ACTION(bytes_written, COUNTER, "Bytes written to the network")                            \
     ACTION(conn_yields, COUNTER, "Times a connection's reading was paused (slow reader)")     \
+    ACTION(requests, COUNTER, "Requests parsed and served on this shard's connections")      \
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
@@ -50,9 +54,14 @@ extern const struct metric_desc shard_metric_desc[];
 #define SHARD_METRIC_COUNT METRIC_COUNT(SHARD_METRIC)
 
 struct conn;
+struct conn_ops;
 struct oseg;
 struct backlog_rec;
 struct gather;
+
+/* Listening sockets per shard: the cache's (-l) and the metrics endpoint's
+ * (--metrics-port) on the same addresses. */
+#define SHARD_LISTENERS_MAX (2 * LISTEN_ADDRS_MAX)
 
 struct backlog {
     struct backlog_rec *head, *tail;
@@ -69,8 +78,9 @@ struct shard {
     struct io_uring ring;
     bool ring_ready;
     int ring_fd; /* read by other shards to wake this one (MSG_RING) */
-    int listen_fds[LISTEN_ADDRS_MAX];
-    bool accept_armed[LISTEN_ADDRS_MAX];
+    int listen_fds[SHARD_LISTENERS_MAX];
+    bool accept_armed[SHARD_LISTENERS_MAX];
+    const struct conn_ops *listen_ops[SHARD_LISTENERS_MAX]; /* what accepted sockets speak */
     unsigned nlisten;
     bool timer_armed;
     unsigned sqes_pending; /* prepared since the last submit */
@@ -121,6 +131,9 @@ struct shard {
     uint64_t stop_deadline_ns;
 
     struct shard_metrics m;
+    struct latency latency;    /* sampled request service time, same writer and readers as m */
+    uint32_t sample_countdown; /* requests until the next timed one */
+    uint32_t sample_rng;       /* xorshift32 state, never 0 */
 };
 
 /* Thread entry point; arg is the struct shard. */
@@ -133,5 +146,59 @@ struct io_uring_sqe *shard_sqe(struct shard *shard);
 /* Makes sure the loop does not sleep before it looks at this connection
  * again (its input can be parsed further). Shard thread only. */
 void shard_resume_later(struct shard *shard, struct conn *conn);
+
+/* The monotonic clock in nanoseconds: a vDSO read, not a syscall. */
+static inline uint64_t shard_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Request accounting (conn.c, around each request a connection serves):
+ * every request counts in `requests`; about one in SHARD_SAMPLE_MEAN, at
+ * random, also has its service time measured into the histogram. A clock
+ * read costs ~30 ns (vDSO, kvm-clock), several percent of a pipelined
+ * request's cost, so the histogram samples rather than timing every one.
+ *
+ *     uint64_t start;
+ *     bool timed = shard_request_begin(shard, &start);
+ *     ... parse and serve one request ...
+ *     served ? shard_request_end(shard, timed, start) : shard_request_none(shard, timed);
+ *
+ * Shard thread only.
+ */
+#define SHARD_SAMPLE_MEAN 16
+
+static inline bool shard_request_begin(struct shard *shard, uint64_t *start)
+{
+    if (--shard->sample_countdown != 0)
+        return false;
+    *start = shard_clock_ns();
+    return true;
+}
+
+static inline void shard_request_end(struct shard *shard, bool timed, uint64_t start)
+{
+    shard->m.requests++;
+    if (!timed)
+        return;
+    latency_record(&shard->latency, shard_clock_ns() - start);
+    /* the next sample in 1..2*MEAN-1 requests (xorshift32) */
+    uint32_t x = shard->sample_rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    shard->sample_rng = x;
+    shard->sample_countdown = 1 + x % (2 * SHARD_SAMPLE_MEAN - 1);
+}
+
+/* The step served nothing (incomplete input): the next request is timed. */
+static inline void shard_request_none(struct shard *shard, bool timed)
+{
+    if (timed)
+        shard->sample_countdown = 1;
+}
 
 #endif

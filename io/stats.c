@@ -1,6 +1,6 @@
 /*
  * stats.c: `stats`, `stats settings`, `stats items`, `stats slabs`,
- * `stats sizes`, `stats conns`, `stats reset` (see stats.h).
+ * `stats sizes`, `stats conns`, `stats reset`, `stats shards` (see stats.h).
  *
  * Counters are per shard and written only by their shard. A stats request
  * is a gather (route.h): each shard copies its counters into a part,
@@ -12,9 +12,9 @@
  * memcached 1.6's format once the last part is in. `stats conns` gathers
  * text instead: each shard lists its own listeners and connections.
  *
- * Every name comes from a metric table (shard.h, store.c); the few lines
- * that are not counters (pid, uptime, version, rusage, settings) are
- * written here.
+ * Every name comes from a metric table (facts.h, shard.h, store.c); only
+ * `version` and the settings that are not options are written here.
+ * `stats shards` (per shard, not summed) is snapshot.c's.
  */
 #include "stats.h"
 
@@ -22,16 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "../core/cfg.h"
 #include "../core/metrics.h"
 #include "../core/store.h"
 #include "conn.h"
+#include "facts.h"
 #include "listen.h"
 #include "route.h"
 #include "shard.h"
+#include "snapshot.h"
 
 enum stats_kind { STATS_GENERAL, STATS_ITEMS, STATS_SLABS, STATS_CONNS };
 
@@ -90,7 +90,8 @@ static bool collect_conn_lines(struct shard *shard, struct sink *out)
         int n = snprintf(line, sizeof(line),
                          "STAT %d:addr tcp:%s:%d\r\nSTAT %d:listen_addr tcp:%s:%u\r\n"
                          "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %u\r\n",
-                         conn->fd, addr, port, conn->fd, shard->srv->cfg.listen, shard->srv->cfg.port,
+                         conn->fd, addr, port, conn->fd, shard->srv->cfg.listen,
+                         conn->ops->metrics_endpoint ? shard->srv->cfg.metrics_port : shard->srv->cfg.port,
                          conn->fd, conn->closing ? "conn_closing" : "conn_parse_cmd", conn->fd,
                          shard->now - conn->last_cmd_time);
         if (!sink_put(out, line, (size_t)n))
@@ -194,13 +195,6 @@ static struct stats_sum *stats_sum_new(int kind)
 
 /* --- rendering ---------------------------------------------------------- */
 
-static bool stat_timeval(struct sink *out, const char *name, struct timeval tv)
-{
-    char value[48];
-    snprintf(value, sizeof(value), "%ld.%06ld", (long)tv.tv_sec, (long)tv.tv_usec);
-    return metrics_stat_str(out, name, value);
-}
-
 /* Index of a metric in a table, by name (the renderers pick rows by name). */
 static size_t metric_index(const struct metric_desc *desc, size_t n, const char *name)
 {
@@ -213,29 +207,22 @@ static size_t metric_index(const struct metric_desc *desc, size_t n, const char 
 
 static bool render_general(struct shard *shard, const struct stats_sum *sum, struct sink *out)
 {
-    struct server *srv = shard->srv;
     /* total_malloced is reported by stats slabs, as memcached does */
     size_t n = store_metric_count;
     size_t malloced = metric_index(store_metric_desc, n, "total_malloced");
     size_t after = malloced < n ? malloced + 1 : n;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return metrics_stat_u64(out, "pid", (uint64_t)srv->pid) &&
-           metrics_stat_u64(out, "uptime", (uint64_t)(now.tv_sec - srv->started_unix)) &&
-           metrics_stat_u64(out, "time", (uint64_t)now.tv_sec) &&
+    /* the server's facts (facts.h) around the shard and store tables, in
+     * memcached's order */
+    struct facts facts;
+    facts_read(shard->srv, &facts);
+    const size_t runtime = FACTS_PROCESS_COUNT, limits = runtime + FACTS_RUNTIME_COUNT;
+    return metrics_render_stats(out, "", facts_desc, facts.v, FACTS_PROCESS_COUNT) &&
            metrics_stat_str(out, "version", SERVER_VERSION_STRING) &&
-           metrics_stat_u64(out, "pointer_size", 8 * sizeof(void *)) &&
-           stat_timeval(out, "rusage_user", ru.ru_utime) &&
-           stat_timeval(out, "rusage_system", ru.ru_stime) &&
-           metrics_stat_u64(out, "max_connections", srv->cfg.conn_limit) &&
+           metrics_render_stats(out, "", facts_desc + runtime, facts.v + runtime, FACTS_RUNTIME_COUNT) &&
            metrics_render_stats(out, "", shard_metric_desc, sum->shard, SHARD_METRIC_COUNT) &&
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
            metrics_render_stats(out, "", store_metric_desc + after, sum->store + after, n - after) &&
-           metrics_stat_u64(out, "limit_maxbytes", srv->cfg.memory_limit) &&
-           metrics_stat_u64(out, "accepting_conns", atomic_load(&srv->stopping) ? 0 : 1) &&
-           metrics_stat_u64(out, "threads", srv->nshards);
+           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT);
 }
 
 /*
@@ -348,6 +335,8 @@ bool stats_command(struct conn *conn, const struct proto_req *req)
         return gather(conn, STATS_SLABS);
     if (arg_is(req, "conns"))
         return gather(conn, STATS_CONNS);
+    if (arg_is(req, "shards")) /* corecache's own: per-shard load (snapshot.c) */
+        return snapshot_stats_shards(conn);
     if (arg_is(req, "sizes"))
         return sink_puts(&conn->sink, "STAT sizes_status disabled\r\nEND\r\n");
     if (arg_is(req, "reset")) {

@@ -1084,9 +1084,9 @@ static void test_store_metric_tables_follow_memcached(void **state)
                                         "touch_hits"};
     static const char *const items[] = {"number", "age", "mem_requested", "evicted",
                                         "evicted_nonzero", "evicted_time", "outofmemory",
-                                        "reclaimed", "expired_unfetched", "evicted_unfetched",
-                                        "evicted_active", "crawler_reclaimed",
-                                        "crawler_items_checked"};
+                                        "tailrepairs", "reclaimed", "expired_unfetched",
+                                        "evicted_unfetched", "evicted_active", "crawler_reclaimed",
+                                        "crawler_items_checked", "lrutail_reflocked"};
     size_t nslabs = sizeof(slabs) / sizeof(slabs[0]), nitems = sizeof(items) / sizeof(items[0]);
     assert_int_equal(store_class_metric_items_first, nslabs);
     assert_int_equal(store_class_metric_count, nslabs + nitems);

@@ -1,0 +1,39 @@
+/*
+ * facts.c: reading the server-wide facts (see facts.h).
+ *
+ * Two syscalls (getrusage, clock_gettime) per read: a stats or metrics
+ * request pays them, a cache request never does.
+ */
+#include "facts.h"
+
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "server.h"
+
+const struct metric_desc facts_desc[] = {FACTS_METRIC(METRIC_DESC)};
+
+static uint64_t usec(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+void facts_read(const struct server *srv, struct facts *out)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        ru = (struct rusage){0};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    out->pid = (uint64_t)srv->pid;
+    out->uptime = now.tv_sec > srv->started_unix ? (uint64_t)(now.tv_sec - srv->started_unix) : 0;
+    out->time = (uint64_t)now.tv_sec;
+    out->pointer_size = 8 * sizeof(void *);
+    out->rusage_user = usec(ru.ru_utime);
+    out->rusage_system = usec(ru.ru_stime);
+    out->max_connections = srv->cfg.conn_limit;
+    out->limit_maxbytes = srv->cfg.memory_limit;
+    out->accepting_conns = atomic_load(&srv->stopping) ? 0 : 1;
+    out->threads = srv->nshards;
+}

@@ -1,0 +1,57 @@
+/*
+ * facts.h: the server-wide numbers no shard counts (the contract; see
+ * facts.c): the process (pid, uptime, CPU time), its limits and its state.
+ *
+ * They are declared once, like every metric (core/metrics.h), in memcached's
+ * `stats` names and in three runs that keep memcached's order around the
+ * shard and store tables:
+ *
+ *   FACTS_PROCESS  pid uptime time          (then `version`, a string)
+ *   FACTS_RUNTIME  pointer_size ... max_connections
+ *                  ...shard and store tables...
+ *   FACTS_LIMITS   limit_maxbytes accepting_conns threads
+ *
+ * The values are read when a stats or metrics request renders, on the
+ * asking shard's thread (facts_read), never counted on the request path.
+ */
+#ifndef CORECACHE_IO_FACTS_H
+#define CORECACHE_IO_FACTS_H
+
+#include <stdint.h>
+
+#include "../core/metrics.h"
+
+struct server;
+
+#define FACTS_PROCESS(ACTION)                                                                  \
+    ACTION(pid, GAUGE, "Process id of the server")                                            \
+    ACTION(uptime, GAUGE, "Seconds since the server started")                                 \
+    ACTION(time, GAUGE, "Current UNIX time according to the server")
+
+#define FACTS_RUNTIME(ACTION)                                                                  \
+    ACTION(pointer_size, GAUGE, "Bits in a pointer of the server's build")                   \
+    ACTION(rusage_user, USEC, "User CPU time of the process")                                 \
+    ACTION(rusage_system, USEC, "System CPU time of the process")                             \
+    ACTION(max_connections, GAUGE, "Most simultaneous connections (-c)")
+
+#define FACTS_LIMITS(ACTION)                                                                   \
+    ACTION(limit_maxbytes, GAUGE, "Bytes of item memory allowed (-m)")                        \
+    ACTION(accepting_conns, GAUGE, "1 while the server accepts connections")                  \
+    ACTION(threads, GAUGE, "Shard threads")
+
+#define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)
+
+struct facts {
+    METRIC_STRUCT(FACTS_METRIC)
+};
+extern const struct metric_desc facts_desc[];
+#define FACTS_COUNT METRIC_COUNT(FACTS_METRIC)
+#define FACTS_PROCESS_COUNT METRIC_COUNT(FACTS_PROCESS)
+#define FACTS_RUNTIME_COUNT METRIC_COUNT(FACTS_RUNTIME)
+#define FACTS_LIMITS_COUNT METRIC_COUNT(FACTS_LIMITS)
+
+/* Fills every fact from the process and srv (getrusage, the clock).
+ * Any shard thread. */
+void facts_read(const struct server *srv, struct facts *out);
+
+#endif

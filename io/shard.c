@@ -296,7 +296,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         shard->m.rejected_connections++;
         log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
-    } else if (conn_create(shard, fd, &conn_auto_ops) == NULL) {
+    } else if (conn_create(shard, fd, conn_ops_for_protocol(shard->srv->cfg.protocol)) == NULL) {
         close(fd);
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         log_error(srv, "shard %u: out of memory accepting a connection", shard->id);

@@ -26,7 +26,7 @@
  *     message req->error; if req->close, close once it is sent (memcached's
  *     protocol errors: "Invalid arguments", then close);
  *   - cmd PROTO_NONE: swallowed bytes (nothing to do), or, with req->close,
- *     a bad magic byte: close at once without a reply, as memcached does.
+ *     a bad magic byte: no reply, and close once earlier replies are sent.
  *
  * Like the text parser it never writes to the buffer, never reads past
  * buf[0..len), never allocates, and keeps no state but the parser's

@@ -14,8 +14,8 @@
  * being in order behind every earlier reply, it is the client's pipeline
  * fence), version, quit/quitq, flush/flushq (route_flush_all), stat
  * (stats.c). Protocol errors answer their error packet; the ones memcached
- * closes on close once it is sent, and a bad magic byte closes at once
- * without a reply, as memcached does.
+ * closes on close once it is sent, and a bad magic byte closes without a
+ * reply of its own once the replies before it are sent.
  */
 #include <string.h>
 
@@ -49,7 +49,8 @@ static bool bin_execute(struct conn *conn, const struct proto_req *req)
     switch (req->cmd) {
     case PROTO_NONE: /* swallowed bytes, or a bad magic byte */
         if (req->close) {
-            conn_close(conn, "binary protocol: bad magic byte");
+            /* memcached flushes the replies it has before it closes */
+            close_after_reply(conn);
             return false;
         }
         return true;

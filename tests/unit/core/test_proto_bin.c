@@ -97,7 +97,8 @@ static void header(struct pkt *pk, uint8_t magic, uint8_t opcode, uint16_t keyle
 static void append(struct pkt *pk, const void *bytes, size_t n)
 {
     assert_true(pk->len + n <= sizeof(pk->data));
-    memcpy(pk->data + pk->len, bytes, n);
+    if (n > 0)
+        memcpy(pk->data + pk->len, bytes, n);
     pk->len += n;
 }
 

@@ -20,7 +20,8 @@
  * appends memcached's binary response to `out`: nothing for a quiet
  * command that succeeded (getq/gatq/getkq/gatkq: nothing for a miss
  * either, the value for a hit), always the error packet on failure.
- * Returns false only when the sink could not provide memory.
+ * Returns false only when the sink could not provide memory. Runs on the
+ * shard that owns the store.
  */
 bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
                      uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
@@ -29,7 +30,7 @@ bool process_bin_key(const struct process_env *env, const struct proto_req *req,
  * Engine time of a binary request's exptime (set, touch, gat, incr/decr's
  * creation; unsigned 32-bit on the wire, so never negative), with
  * memcached's realtime() rules. The one place binary exptimes are
- * converted.
+ * converted. Pure; any thread.
  */
 mc_time_t process_bin_exptime(const struct process_env *env, int64_t exptime);
 

@@ -115,7 +115,7 @@ size_t proto_bin_parse(struct proto_parser *parser, const char *buf, size_t len,
                        size_t *need);
 
 /* memcached's text for a status ("Not found", "Too large.", ...); "" for
- * success and for statuses memcached never sends with a text. */
+ * success and for statuses memcached never sends with a text. Any thread. */
 const char *proto_bin_status_text(uint16_t status);
 
 /*
@@ -127,12 +127,13 @@ void proto_bin_header(char *p, const struct proto_req *req, uint16_t status, uin
                       uint16_t keylen, uint32_t bodylen, uint64_t cas);
 
 /* Appends a response without extras: header, key, value, in one
- * reservation. False when the sink has no memory. */
+ * reservation. False when the sink has no memory. The sink's thread. */
 bool proto_bin_reply(const struct proto_req *req, uint16_t status, const void *key, uint16_t keylen,
                      const void *value, uint32_t nvalue, uint64_t cas, struct sink *out) MC_MUST_CHECK;
 
 /* Appends an error response: status and its text (`text`, or
- * proto_bin_status_text(status) when NULL). Errors are never quiet. */
+ * proto_bin_status_text(status) when NULL). Errors are never quiet. The
+ * sink's thread. */
 bool proto_bin_error(const struct proto_req *req, uint16_t status, const char *text,
                      struct sink *out) MC_MUST_CHECK;
 

@@ -19,7 +19,8 @@ struct conn;
 bool stats_command(struct conn *conn, const struct proto_req *req);
 
 /* Answers a binary STAT request (the group in req->args): memcached's stat
- * packets, one per line, then the empty one; false when memory ran out. */
+ * packets, one per line, then the empty one; false when memory ran out.
+ * The connection's shard thread. */
 bool stats_binary(struct conn *conn, const struct proto_req *req);
 
 #endif

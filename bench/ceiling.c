@@ -13,6 +13,7 @@
  * the last value this shard was asked to store (100 bytes until then), so a
  * workload's reply sizes match corecache's; storage commands answer STORED,
  * delete DELETED, touch TOUCHED, incr/decr 1, and noreply is honoured.
+ * Binary requests get the same answers as binary packets.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "app.h"
 #include "conn.h"
 #include "core/metrics.h"
+#include "core/proto_bin.h"
 #include "shard.h"
 
 #define CEILING_DEFAULT_VALUE 100
@@ -49,11 +51,56 @@ static bool ceiling_value(struct ceiling_state *st, size_t nbytes)
     return true;
 }
 
+/* The same fixed replies in the binary protocol (quiet commands answer
+ * nothing on success). */
+static bool ceiling_binary(struct conn *conn, struct ceiling_state *st, const struct proto_req *req,
+                           const char *key, uint32_t nkey)
+{
+    static const char one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    switch (req->cmd) {
+    case PROTO_GET:
+    case PROTO_GAT:
+    case PROTO_TOUCH: {
+        uint32_t keylen = req->bin.return_key ? nkey : 0;
+        size_t nbytes = req->cmd == PROTO_TOUCH ? 0 : st->nbytes;
+        size_t body = 4 + keylen + nbytes;
+        char *p = sink_reserve(&conn->sink, PROTO_BIN_HEADER_LEN + body);
+        if (p == NULL)
+            return false;
+        proto_bin_header(p, req, PROTO_BIN_SUCCESS, 4, (uint16_t)keylen, (uint32_t)body, 1);
+        memset(p + PROTO_BIN_HEADER_LEN, 0, 4); /* flags */
+        memcpy(p + PROTO_BIN_HEADER_LEN + 4, key, keylen);
+        memcpy(p + PROTO_BIN_HEADER_LEN + 4 + keylen, st->value, nbytes);
+        sink_commit(&conn->sink, PROTO_BIN_HEADER_LEN + body);
+        return true;
+    }
+    case PROTO_SET:
+    case PROTO_ADD:
+    case PROTO_REPLACE:
+    case PROTO_APPEND:
+    case PROTO_PREPEND:
+        if (req->too_large)
+            return proto_bin_error(req, PROTO_BIN_E2BIG, NULL, &conn->sink);
+        if (!ceiling_value(st, req->nbytes))
+            return false;
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 1, &conn->sink);
+    case PROTO_DELETE:
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, &conn->sink);
+    case PROTO_INCR:
+    case PROTO_DECR:
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, one, 8, 1, &conn->sink);
+    default:
+        return true;
+    }
+}
+
 static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)
 {
     struct ceiling_state *st = conn->shard->handler_state;
     if (st->value == NULL && !ceiling_value(st, CEILING_DEFAULT_VALUE))
         return false;
+    if (req->family == PROTO_FAMILY_BINARY)
+        return ceiling_binary(conn, st, req, key, nkey);
     switch (req->cmd) {
     case PROTO_GET:
     case PROTO_GETS:

@@ -350,6 +350,11 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
             err_flag_value(err, flag, value, "the value must not be empty");
             return false;
         }
+        if (id == CFG_OPT_protocol && strcmp(value, "auto") != 0 && strcmp(value, "ascii") != 0 &&
+            strcmp(value, "binary") != 0) {
+            err_flag_value(err, flag, value, "protocol must be auto, ascii or binary");
+            return false;
+        }
         *CFG_FIELD_PTR(cfg, opt, const char *) = value;
         return true;
     case CFG_TYPE_DOUBLE: {

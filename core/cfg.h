@@ -62,7 +62,9 @@
     ACTION(listen_backlog, 'b', "listen-backlog", UINT, 1024, "num",                         \
            "set the backlog queue limit")                                                    \
     ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \
-           "max item size (default: 1m, min: 1k, max: 1024m)")
+           "max item size (default: 1m, min: 1k, max: 1024m)")                              \
+    ACTION(protocol, 'B', "protocol", STR, "auto", "name",                                   \
+           "protocol: auto (each connection's first byte decides), ascii or binary")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */

@@ -19,6 +19,7 @@
 
 #include "item.h"
 #include "metrics.h"
+#include "process_bin.h"
 
 /* Appends "<line>\r\n" unless the request is noreply. */
 static bool reply(const struct proto_req *req, struct sink *out, const char *line, size_t len)
@@ -147,6 +148,8 @@ static bool process_arith(const struct process_env *env, const struct proto_req 
 bool process_key(const struct process_env *env, const struct proto_req *req, const char *key,
                  uint32_t nkey, uint64_t hash, struct sink *out)
 {
+    if (req->family == PROTO_FAMILY_BINARY) /* binary replies: process_bin.c */
+        return process_bin_key(env, req, key, nkey, hash, out);
     const struct item *it;
     switch (req->cmd) {
     case PROTO_GET:

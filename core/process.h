@@ -34,7 +34,9 @@ struct process_env {
  *   - storage, delete, incr/decr, touch: the reply line, or nothing under
  *     noreply (errors too, as memcached's out_string).
  * For a too-large storage request it unlinks the old item (set) and writes
- * req->error. Returns false only when the sink could not provide memory.
+ * req->error. A request of family PROTO_FAMILY_BINARY is answered in the
+ * binary protocol instead (process_bin.h). Returns false only when the
+ * sink could not provide memory. Runs on the shard that owns the store.
  */
 bool process_key(const struct process_env *env, const struct proto_req *req, const char *key,
                  uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;

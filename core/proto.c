@@ -715,6 +715,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_STATS] = "stats",        [PROTO_FLUSH_ALL] = "flush_all",
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
+        [PROTO_NOOP] = "noop",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)
         return "unknown";

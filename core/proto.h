@@ -66,7 +66,30 @@ enum proto_cmd {
     PROTO_VERBOSITY,
     PROTO_QUIT,
     PROTO_SHUTDOWN,
+    PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_CMD_COUNT
+};
+
+enum proto_family {
+    PROTO_FAMILY_TEXT = 0, /* memcached's text protocol (proto.c) */
+    PROTO_FAMILY_BINARY,   /* memcached's binary protocol (proto_bin.c) */
+};
+
+/*
+ * What a binary request carries besides the fields it shares with the text
+ * protocol (cmd, key, value, flags, exptime, cas, delta). All plain data,
+ * so the forwarding contract below holds. A binary request's `noreply` is
+ * always false: a quiet binary command still answers its errors (and getq
+ * its hits), so a reply must always be able to come back.
+ */
+struct proto_bin_fields {
+    uint8_t opcode;   /* as sent: a reply echoes it (quiet variants too) */
+    bool quiet;       /* success is silent (get: a miss is silent) */
+    bool return_key;  /* getk/getkq/gatk/gatkq: the reply carries the key */
+    bool no_create;   /* incr/decr: expiration 0xffffffff, a miss stays one */
+    uint16_t status;  /* PROTO_ERROR: the binary status to answer with */
+    uint32_t opaque;  /* echoed byte for byte in every reply */
+    uint64_t initial; /* incr/decr: the value a miss creates */
 };
 
 struct proto_req {
@@ -113,6 +136,12 @@ struct proto_req {
      * forwarding to another shard (e.g. a meta command's opaque token). */
     const char *opaque;
     uint32_t nopaque;
+
+    /* --- binary protocol (proto_bin.h) ----------------------------------
+     * Which protocol the request came in, so that its replies are composed
+     * in the same one. proto_parse leaves PROTO_FAMILY_TEXT (0). */
+    enum proto_family family;
+    struct proto_bin_fields bin; /* family BINARY only; plain data */
 
     /*
      * Forwarding contract (io/route.c): a keyed request crosses shards as a

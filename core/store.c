@@ -588,6 +588,11 @@ const struct item *store_get(struct store *store, const char *key, size_t nkey, 
     return it;
 }
 
+const struct item *store_peek(struct store *store, const char *key, size_t nkey, uint64_t hash)
+{
+    return store_find(store, key, nkey, hash);
+}
+
 /* memcached's do_item_touch(): a bumping lookup, then the new exptime. */
 static struct item *store_touch_item(struct store *store, const char *key, size_t nkey,
                                      uint64_t hash, mc_time_t exptime)

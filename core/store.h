@@ -100,6 +100,13 @@ const struct item *store_get(struct store *store, const char *key, size_t nkey, 
 const struct item *store_gat(struct store *store, const char *key, size_t nkey, uint64_t hash,
                              mc_time_t exptime);
 
+/* The live item under the key, counting no command and not bumping it in
+ * the LRU (memcached's do_item_get with DONT_UPDATE), or NULL; an expired or
+ * flushed item is unlinked on sight, as by every lookup. For a CAS compare
+ * before a write and for reading an item's new CAS after one (the binary
+ * protocol's delete, incr/decr and append/prepend with a CAS). */
+const struct item *store_peek(struct store *store, const char *key, size_t nkey, uint64_t hash);
+
 /* touch: MC_OK (TOUCHED) or MC_NOT_FOUND. */
 enum mc_status store_touch(struct store *store, const char *key, size_t nkey, uint64_t hash,
                            mc_time_t exptime);

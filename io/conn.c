@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "../core/metrics.h"
+#include "../core/proto_bin.h"
 #include "log.h"
 #include "route.h"
 #include "shard.h"
@@ -503,6 +504,7 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
         server_stop(srv);
         conn_close(conn, "shutdown command");
         return false;
+    case PROTO_NOOP: /* binary only (conn_bin.c) */
     case PROTO_CMD_COUNT:
         break;
     }
@@ -533,11 +535,10 @@ const struct conn_ops conn_text_ops = {
 };
 
 /* memcached negotiates per connection from the first byte: 0x80 (the
- * binary request magic) means binary. The binary protocol is not built yet,
- * so every connection speaks text; its parser answers 0x80 with ERROR. */
+ * binary request magic) means binary (conn_bin.c), anything else text. */
 static size_t auto_step(struct conn *conn, const char *buf, size_t len, size_t *need)
 {
-    conn->ops = &conn_text_ops;
+    conn->ops = (unsigned char)buf[0] == PROTO_BIN_REQ_MAGIC ? &conn_binary_ops : &conn_text_ops;
     return conn->ops->step(conn, buf, len, need);
 }
 

@@ -56,6 +56,11 @@ struct conn_ops {
 extern const struct conn_ops conn_text_ops;
 /* memcached's default (-B auto): decided by a connection's first byte. */
 extern const struct conn_ops conn_auto_ops;
+/* memcached's binary protocol (conn_bin.c). */
+extern const struct conn_ops conn_binary_ops;
+/* The protocol new connections start with, for -B "ascii", "binary" or
+ * "auto" (anything else: auto). Any thread. */
+const struct conn_ops *conn_ops_for_protocol(const char *protocol);
 
 enum oseg_kind {
     OSEG_DATA,    /* bytes ready to send */

@@ -35,6 +35,7 @@
 
 #include "../core/hash.h"
 #include "../core/process.h"
+#include "../core/proto_bin.h"
 #include "../core/ring.h"
 #include "conn.h"
 #include "log.h"
@@ -288,7 +289,11 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
     scratch_reset(shard);
     if (!process_key(&shard->env, &req, key, req.nkey, x->hash, &shard->scratch_sink)) {
         scratch_reset(shard);
-        sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing get response\r\n");
+        bool ok = req.family == PROTO_FAMILY_BINARY
+                      ? proto_bin_error(&req, PROTO_BIN_ENOMEM, "Out of memory writing get response",
+                                        &shard->scratch_sink)
+                      : sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing get response\r\n");
+        (void)ok; /* the scratch buffer always holds this much */
     }
     if (x->seg == NULL)
         return;

@@ -85,7 +85,7 @@ int server_setup(struct server *srv, char *err, size_t errlen)
         shard->nlisten = srv->nlisten + nmetrics;
         for (unsigned a = 0; a < srv->nlisten; a++) {
             shard->listen_fds[a] = fds[a * n + i];
-            shard->listen_ops[a] = &conn_auto_ops;
+            shard->listen_ops[a] = conn_ops_for_protocol(srv->cfg.protocol); /* -B */
         }
         for (unsigned a = 0; a < nmetrics; a++) {
             shard->listen_fds[srv->nlisten + a] = metrics_fds[a * n + i];

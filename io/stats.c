@@ -25,6 +25,7 @@
 
 #include "../core/cfg.h"
 #include "../core/metrics.h"
+#include "../core/proto_bin.h"
 #include "../core/store.h"
 #include "conn.h"
 #include "facts.h"
@@ -297,7 +298,8 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_u64(out, "umask", 700) &&
            metrics_stat_str(out, "stat_key_prefix", ":") &&
            metrics_stat_str(out, "detail_enabled", "no") &&
-           metrics_stat_str(out, "binding_protocol", "ascii") &&
+           metrics_stat_str(out, "binding_protocol",
+                            strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
            metrics_stat_str(out, "lru_crawler", "yes") &&
@@ -345,4 +347,129 @@ bool stats_command(struct conn *conn, const struct proto_req *req)
     }
     /* memcached answers unknown subcommands with a bare ERROR. */
     return sink_puts(&conn->sink, "ERROR\r\n");
+}
+
+/* --- the binary protocol's STAT (conn_bin.c) ----------------------------- */
+
+/*
+ * memcached's process_bin_stat: the same groups and numbers as the text
+ * command, each "STAT <name> <value>" line sent as one binary packet and
+ * "END" as the empty packet that ends the reply. The text renderers above
+ * write into a heap buffer and proto_bin_stats_from_text transcodes, so no
+ * stat is written twice. Groups, as memcached matches them: none (general),
+ * "reset" and "settings" by prefix, "items", "slabs" and "sizes" exactly;
+ * anything else (conns and detail included, which memcached's binary STAT
+ * does not serve either) is KEY_ENOENT "Not found".
+ */
+
+/* A growable heap buffer behind a sink, for the text being transcoded. */
+struct text_buf {
+    struct sink sink; /* first member: grow() casts back */
+    char *data;
+    size_t cap;
+};
+
+static bool text_buf_grow(struct sink *sink, size_t need)
+{
+    struct text_buf *tb = (struct text_buf *)sink;
+    size_t used = tb->data != NULL ? (size_t)(sink->pos - tb->data) : 0;
+    size_t cap = tb->cap ? tb->cap : 4096;
+    while (cap - used < need)
+        cap *= 2;
+    char *data = realloc(tb->data, cap);
+    if (data == NULL)
+        return false;
+    tb->data = data;
+    tb->cap = cap;
+    sink->pos = data + used;
+    sink->end = data + cap;
+    return true;
+}
+
+static size_t text_buf_len(const struct text_buf *tb)
+{
+    return tb->data != NULL ? (size_t)(tb->sink.pos - tb->data) : 0;
+}
+
+/* The gather's state: the text sum, and the request the packets answer. */
+struct stats_bin {
+    struct stats_sum *sum;
+    struct proto_req req; /* only its binary fields (opcode, opaque) */
+};
+
+static void stats_bin_fold(void *state, unsigned from, const void *part, size_t len)
+{
+    stats_fold(((struct stats_bin *)state)->sum, from, part, len);
+}
+
+static void stats_bin_free(void *state)
+{
+    struct stats_bin *b = state;
+    stats_free(b->sum);
+    free(b);
+}
+
+static bool stats_bin_render(struct shard *shard, void *state, int kind, struct sink *out)
+{
+    struct stats_bin *b = state;
+    struct text_buf tb = {.sink = {.grow = text_buf_grow}};
+    bool ok = stats_render(shard, b->sum, kind, &tb.sink) &&
+              proto_bin_stats_from_text(&b->req, tb.data, text_buf_len(&tb), out);
+    free(tb.data);
+    return ok;
+}
+
+static const struct gather_ops stats_bin_ops = {
+    .collect = stats_collect,
+    .fold = stats_bin_fold,
+    .render = stats_bin_render,
+    .free_state = stats_bin_free,
+};
+
+static bool gather_binary(struct conn *conn, const struct proto_req *req, int kind)
+{
+    struct stats_bin *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return false;
+    b->sum = stats_sum_new(kind);
+    if (b->sum == NULL) {
+        free(b);
+        return false;
+    }
+    b->req.family = PROTO_FAMILY_BINARY;
+    b->req.bin = req->bin;
+    return route_gather(conn, &stats_bin_ops, kind, b);
+}
+
+static bool arg_starts(const struct proto_req *req, const char *word)
+{
+    size_t n = strlen(word);
+    return req->nargs >= n && memcmp(req->args, word, n) == 0;
+}
+
+bool stats_binary(struct conn *conn, const struct proto_req *req)
+{
+    struct shard *shard = conn->shard;
+    if (req->nargs == 0)
+        return gather_binary(conn, req, STATS_GENERAL);
+    if (arg_starts(req, "reset")) {
+        route_stats_reset(shard);
+        return proto_bin_stats_from_text(req, "END\r\n", 5, &conn->sink);
+    }
+    if (arg_starts(req, "settings")) {
+        struct text_buf tb = {.sink = {.grow = text_buf_grow}};
+        bool ok = render_settings(shard, &tb.sink) &&
+                  proto_bin_stats_from_text(req, tb.data, text_buf_len(&tb), &conn->sink);
+        free(tb.data);
+        return ok;
+    }
+    if (arg_is(req, "items"))
+        return gather_binary(conn, req, STATS_ITEMS);
+    if (arg_is(req, "slabs"))
+        return gather_binary(conn, req, STATS_SLABS);
+    if (arg_is(req, "sizes")) {
+        static const char sizes[] = "STAT sizes_status disabled\r\nEND\r\n";
+        return proto_bin_stats_from_text(req, sizes, sizeof(sizes) - 1, &conn->sink);
+    }
+    return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, &conn->sink);
 }

@@ -18,4 +18,9 @@ struct conn;
 /* Answers `stats [args]` on the connection; false when memory ran out. */
 bool stats_command(struct conn *conn, const struct proto_req *req);
 
+/* Answers a binary STAT request (the group in req->args): memcached's stat
+ * packets, one per line, then the empty one; false when memory ran out.
+ * The connection's shard thread. */
+bool stats_binary(struct conn *conn, const struct proto_req *req);
+
 #endif

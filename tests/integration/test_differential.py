@@ -39,6 +39,8 @@ for them:
   - incr/decr of a stored number >= 2^63: memcached looks for a '-' with
     strchr() past the value's end in item memory, so its answer depends on
     leftover bytes; corecache treats the value as the number it is.
+The binary protocol has its own corpus (BIN_CORPUS, below), compared the same
+way packet by packet (see "the binary protocol").
 When A is memcached itself (no corecache built yet) A == B trivially, and
 the `expect` checks are skipped (say so in the output); B's documented
 replies are still checked.
@@ -46,6 +48,7 @@ replies are still checked.
 
 import os
 import re
+import struct
 import sys
 import time
 import unittest
@@ -462,6 +465,316 @@ def show(b):
     return repr(b)[2:-1][:3000]
 
 
+# -- the binary protocol -------------------------------------------------------
+#
+# The same comparison for memcached's binary protocol. A binary case is a list
+# of steps of request packets, run on a fresh connection that starts with a
+# binary FLUSH (so the connection is binary from its first byte). After each
+# step a NOOP with a sentinel opaque is sent, and responses are read packet by
+# packet up to its answer. Each response is rendered field by field (magic,
+# opcode, key length, extras length, datatype, status, body length, opaque,
+# CAS, body): everything is compared except the CAS value, renamed c1, c2, ...
+# in order of first appearance (a step may send "{cas:c1}", 8 bytes, in its
+# CAS field to use that server's real value), and the VERSION body.
+#
+# Known binary deviations (bdeviation, see core/proto_bin.c): an unknown
+# command with extras swallows exactly its packet (memcached swallows bodylen
+# bytes more after the extras and key, eating into the next request), stat,
+# touch and gat with a body longer than extras and key are invalid
+# (memcached parses the excess as the next request), and stat "detail ..." is
+# "Not found" (corecache has no detail stats).
+
+BIN_SENTINEL_OPAQUE = 0x5E5E5E5E
+BIN_HEADER = struct.Struct(">BBHBBHIIQ")
+_opaque = [0x1000]
+
+
+def bpkt(op, key=b"", extras=b"", value=b"", cas=0, magic=0x80, keylen=None, extlen=None,
+         bodylen=None, opaque=None):
+    """One binary request; lengths may be overridden to build malformed ones.
+    cas is a number or an 8-byte placeholder like b"{cas:c1}"."""
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(value, str):
+        value = value.encode()
+    if opaque is None:  # a distinct opaque per packet: each reply must echo its own
+        _opaque[0] += 1
+        opaque = _opaque[0]
+    kl = len(key) if keylen is None else keylen
+    el = len(extras) if extlen is None else extlen
+    bl = len(extras) + len(key) + len(value) if bodylen is None else bodylen
+    head = struct.pack(">BBHBBHII", magic, op, kl, el, 0, 0, bl, opaque)
+    head += cas if isinstance(cas, bytes) else struct.pack(">Q", cas)
+    return head + extras + key + value
+
+
+def bset(key, value, flags=0, exptime=0, op=0x01, cas=0):
+    return bpkt(op, key, struct.pack(">II", flags, exptime), value, cas=cas)
+
+
+def bget(key, op=0x00):
+    return bpkt(op, key)
+
+
+def bappend(key, value, op=0x0E, cas=0):
+    return bpkt(op, key, value=value, cas=cas)
+
+
+def bdelete(key, op=0x04, cas=0):
+    return bpkt(op, key, cas=cas)
+
+
+def bincr(key, delta, initial=0, exptime=0, op=0x05, cas=0):
+    return bpkt(op, key, struct.pack(">QQI", delta, initial, exptime), cas=cas)
+
+
+def btouch(key, exptime, op=0x1C):
+    return bpkt(op, key, struct.pack(">I", exptime))
+
+
+def bflush(exptime=None, op=0x08):
+    return bpkt(op, extras=b"" if exptime is None else struct.pack(">I", exptime))
+
+
+def bsimple(op, key=b""):
+    return bpkt(op, key)
+
+
+GET, GETQ, GETK, GETKQ = 0x00, 0x09, 0x0C, 0x0D
+SET, ADD, REPLACE, SETQ, ADDQ, REPLACEQ = 0x01, 0x02, 0x03, 0x11, 0x12, 0x13
+APPEND, PREPEND, APPENDQ, PREPENDQ = 0x0E, 0x0F, 0x19, 0x1A
+DELETE, DELETEQ = 0x04, 0x14
+INCR, DECR, INCRQ, DECRQ = 0x05, 0x06, 0x15, 0x16
+QUIT, QUITQ, FLUSH, FLUSHQ, NOOP, VERSION, STAT = 0x07, 0x17, 0x08, 0x18, 0x0A, 0x0B, 0x10
+TOUCH, GAT, GATQ, GATK, GATKQ = 0x1C, 0x1D, 0x1E, 0x23, 0x24
+NO_CREATE = 0xFFFFFFFF
+BIN_SENTINEL = bpkt(NOOP, opaque=BIN_SENTINEL_OPAQUE)
+
+BIN_CORPUS = []
+
+
+def bcase(name, *steps, closes=False):
+    BIN_CORPUS.append(Case(name, steps, closes=closes))
+
+
+def bdeviation(name, *steps, why, expect, memcached=None, closes=False):
+    """A known deviation; memcached's reply is checked only where it is
+    documented (`memcached`), since some of its answers are a hang."""
+    BIN_CORPUS.append(Case(name, steps, closes=closes, why=why, expect=expect, memcached=memcached))
+
+
+# storage
+bcase("set_get", bset("k", "hello", flags=5) + bget("k") + bget("k", GETK) + bget("k", GETQ) +
+      bget("k", GETKQ))
+bcase("setq_then_get", bset("k", "v", op=SETQ) + bget("k"))
+bcase("set_empty_value", bset("k", "") + bget("k"))
+bcase("set_binary_value", bset("k", b"a\r\nb\x00c\xff\r\n") + bget("k"))
+bcase("set_flags_max", bset("k", "v", flags=0xFFFFFFFF) + bget("k"))
+bcase("set_exptime_relative", bset("k", "v", exptime=100) + bget("k"))
+bcase("set_exptime_absolute_past", bset("k", "v", exptime=2592001) + bget("k"))
+bcase("set_exptime_absolute_future", bset("k", "v", exptime=int(FUTURE)) + bget("k"))
+bcase("set_key_250", bset(K250, "v") + bget(K250, GETK))
+bcase("set_key_with_spaces_and_controls", bset(b"a b\r\n\x00", "v") + bget(b"a b\r\n\x00", GETK))
+bcase("set_key_251", bset(K251, "v"), closes=True)
+bcase("set_cas_match", bset("k", "v"), bget("k"), bset("k", "w", cas=b"{cas:c1}") + bget("k"))
+bcase("set_cas_mismatch", bset("k", "v") + bset("k", "w", cas=999999999) + bget("k"))
+bcase("set_cas_missing", bset("k", "v", cas=12345) + bget("k"))
+bcase("setq_cas_mismatch", bset("k", "v") + bset("k", "w", op=SETQ, cas=999999999) + bget("k"))
+bcase("add", bset("k", "v", op=ADD) + bset("k", "w", op=ADD) + bset("k", "x", op=ADDQ) +
+      bset("n", "y", op=ADDQ) + bget("k") + bget("n"))
+bcase("add_with_cas_is_cas", bset("k", "v"), bget("k"), bset("k", "w", op=ADD, cas=b"{cas:c1}") +
+      bget("k"))
+bcase("replace", bset("k", "v", op=REPLACE) + bset("k", "v", op=REPLACEQ) + bset("k", "a") +
+      bset("k", "b", flags=3, op=REPLACE) + bset("k", "c", op=REPLACEQ) + bget("k"))
+bcase("append_prepend", bappend("k", "x") + bappend("k", "x", op=PREPENDQ) + bset("k", "m", flags=3) +
+      bappend("k", "z") + bappend("k", "a", op=PREPEND) + bappend("k", "1", op=APPENDQ) +
+      bappend("k", "0", op=PREPENDQ) + bget("k"))
+bcase("append_cas", bset("k", "v"), bget("k"), bappend("k", "x", cas=1) + bappend("k", "y", cas=b"{cas:c1}") +
+      bget("k"))
+bcase("set_too_large", bset("k", b"x" * (MiB + 1)) + bget("k"))
+bcase("set_too_large_unlinks_old", bset("k", "old") + bset("k", b"y" * (2 * MiB)) + bget("k"))
+bcase("setq_too_large", bset("k", "old") + bset("k", b"z" * (MiB + 10), op=SETQ) + bget("k"))
+bcase("append_too_large_keeps_old", bset("k", "old") + bappend("k", b"a" * (MiB + 1)) + bget("k"))
+bcase("set_near_limit", bset("k", b"n" * (MiB - 1024)) + bget("nothing"))
+
+# retrieval
+bcase("get_misses", bget("k") + bget("k", GETK) + bget("k", GETQ) + bget("k", GETKQ))
+bcase("getkq_pipeline", b"".join(bset("p%d" % i, "v%d" % i, op=SETQ) for i in range(0, 40, 3)) +
+      b"".join(bget("p%d" % i, GETKQ) for i in range(40)) + bsimple(NOOP))
+bcase("getq_pipeline_mixed", bset("a", "1") + bget("a", GETQ) + bget("b", GETQ) + bset("b", "2", op=SETQ) +
+      bget("b", GETQ) + bget("a", GETK))
+bcase("gat_family", bset("k", "v", flags=9) + btouch("k", 100, GAT) + btouch("k", 100, GATK) +
+      btouch("k", 100, GATQ) + btouch("k", 100, GATKQ) + btouch("x", 100, GATQ) +
+      btouch("x", 100, GATKQ) + btouch("x", 100, GAT) + btouch("x", 100, GATK))
+bcase("touch", bset("k", "v", flags=2) + btouch("k", 100) + btouch("x", 100) + bget("k"))
+bcase("gat_expire_now", bset("k", "v") + btouch("k", 2592001, GAT) + bget("k"))
+bcase("touch_expire_now", bset("k", "v") + btouch("k", 2592001) + bget("k"))
+
+# delete
+bcase("delete", bdelete("k") + bset("k", "v") + bdelete("k") + bdelete("k", DELETEQ) + bset("k", "v") +
+      bdelete("k", DELETEQ) + bget("k"))
+bcase("delete_cas", bset("k", "v"), bget("k"), bdelete("k", cas=1) + bdelete("k", cas=b"{cas:c1}") +
+      bget("k"))
+
+# incr / decr
+bcase("incr_basic", bset("k", "10") + bincr("k", 5) + bincr("k", 3, op=DECR) + bget("k"))
+bcase("incr_creates_initial", bincr("k", 1, initial=7) + bget("k") + bincr("k", 1) + bincr("d", 1, 9, op=DECR))
+bcase("incr_no_create", bincr("k", 1, 5, NO_CREATE) + bincr("k", 1, 5, NO_CREATE, op=DECRQ) + bget("k"))
+bcase("incr_non_numeric", bset("k", "abc") + bincr("k", 1) + bincr("k", 1, op=DECRQ))
+bcase("incr_quiet", bset("k", "1") + bincr("k", 5, op=INCRQ) + bincr("k", 2, op=DECRQ) +
+      bincr("q", 1, 3, op=INCRQ) + bget("k") + bget("q"))
+# memcached rewrites a number in place only when nothing else holds the item,
+# and a get's reply not yet written does: each get ends its step here.
+bcase("decr_pads_and_floors", bset("k", "10") + bincr("k", 1, op=DECR) + bget("k"),
+      bincr("k", 100, op=DECR) + bget("k"))
+bcase("incr_wraps", bset("k", "5") + bincr("k", 0xFFFFFFFFFFFFFFFF) + bget("k"))
+bcase("incr_grows", bset("k", "99") + bincr("k", 1) + bget("k"))
+bcase("incr_cas", bset("k", "1"), bget("k"), bincr("k", 1, cas=1) + bincr("k", 1, cas=b"{cas:c1}") + bget("k"))
+bcase("incr_create_expired", bincr("k", 1, 1, 2592001) + bget("k"))
+bcase("incr_flags_kept", bset("k", "1", flags=42) + bincr("k", 1) + bget("k"))
+
+# flush, noop, version, quit, stat
+bcase("flush", bset("a", "1") + bset("b", "2") + bflush() + bget("a") + bget("b"))
+bcase("flushq", bset("a", "1") + bflush(op=FLUSHQ) + bget("a"))
+bcase("flush_delayed", bset("a", "1") + bflush(1000) + bget("a"))
+bcase("flush_zero_extras", bset("a", "1") + bflush(0) + bget("a"))
+bcase("noop_version", bsimple(NOOP) + bsimple(VERSION) + bsimple(NOOP))
+bcase("quit", bsimple(QUIT), closes=True)
+bcase("quitq", bsimple(QUITQ), closes=True)
+bcase("quit_after_replies", bset("k", "v") + bget("k", GETQ) + bsimple(QUIT), closes=True)
+bcase("stat_reset", bsimple(STAT, "reset"))
+bcase("stat_sizes", bsimple(STAT, "sizes"))
+bcase("stat_unknown_groups", bsimple(STAT, "foo") + bsimple(STAT, "conns") + bsimple(STAT, "item"))
+
+# unknown opcodes and malformed packets
+bcase("unknown_opcode", bpkt(0x40) + bpkt(0xFF) + bget("k"))
+bcase("unknown_opcode_with_value", bpkt(0x41, value=b"abcdefghij") + bget("k"))
+bcase("sasl_not_configured", bpkt(0x20) + bpkt(0x21, "PLAIN", value=b"\x00u\x00p") +
+      bpkt(0x22, "PLAIN", value=b"x") + bget("k"))
+bcase("bad_magic", b"\x00" * 24, closes=True)
+bcase("response_magic", bpkt(NOOP, magic=0x81), closes=True)
+bcase("text_on_binary_connection", b"get k\r\n" * 4, closes=True)
+bcase("key_over_body", bpkt(GET, "abc", bodylen=2), closes=True)
+bcase("extras_over_body", bpkt(SET, "k", extras=b"\x00" * 8, bodylen=8), closes=True)
+bcase("get_with_extras", bpkt(GET, "k", extras=b"\x00" * 4), closes=True)
+bcase("get_with_value", bpkt(GETQ, "k", value=b"x"), closes=True)
+bcase("get_no_key", bpkt(GET), closes=True)
+bcase("get_key_251", bget(K251), closes=True)
+bcase("set_no_extras", bpkt(SET, "k", value=b"v"), closes=True)
+bcase("append_with_extras", bpkt(APPEND, "k", extras=b"\x00" * 8, value=b"v"), closes=True)
+bcase("delete_with_value", bpkt(DELETE, "k", value=b"v"), closes=True)
+bcase("incr_short_extras", bpkt(INCR, "k", extras=b"\x00" * 8), closes=True)
+bcase("touch_no_extras", bpkt(TOUCH, "k"), closes=True)
+bcase("noop_with_body", bpkt(NOOP, value=b"x"), closes=True)
+bcase("version_with_key", bpkt(VERSION, "k"), closes=True)
+bcase("quit_with_extras", bpkt(QUIT, extras=b"\x00" * 4), closes=True)
+bcase("flush_extras_8", bpkt(FLUSH, extras=b"\x00" * 8), closes=True)
+bcase("stat_with_extras", bpkt(STAT, extras=b"\x00" * 4), closes=True)
+bcase("error_after_replies", bset("k", "v") + bget("k") + bpkt(GET), closes=True)
+
+bdeviation("unknown_opcode_with_extras",
+           bpkt(0x1B, extras=b"\x00\x00\x00\x01", opaque=0x1B) + bpkt(GET, "k", opaque=0xA),
+           why="an unknown command's packet is swallowed exactly; memcached swallows bodylen bytes "
+               "after the extras, eats 4 bytes of the next request and waits forever",
+           expect="81 1b kl=0 el=0 dt=0 st=0081 bl=15 opq=0000001b cas=0 body=b'Unknown command'\n"
+                  "81 00 kl=0 el=0 dt=0 st=0001 bl=9 opq=0000000a cas=0 body=b'Not found'")
+bdeviation("stat_detail", bpkt(STAT, "detail on", opaque=0xD),
+           why="corecache has no detail stats: stat detail is 'Not found'",
+           expect="81 10 kl=0 el=0 dt=0 st=0001 bl=9 opq=0000000d cas=0 body=b'Not found'",
+           memcached="81 10 kl=0 el=0 dt=0 st=0000 bl=0 opq=0000000d cas=0 body=b''")
+bdeviation("touch_with_body", bpkt(TOUCH, "k", extras=b"\x00\x00\x00\x10", value=b"xx", opaque=7),
+           why="a touch body longer than extras and key is invalid; memcached parses the excess "
+               "as the next request's header (and waits for the rest of it)",
+           expect="81 1c kl=0 el=0 dt=0 st=0004 bl=17 opq=00000007 cas=0 body=b'Invalid arguments'\n"
+                  "<closed>", closes=True)
+bdeviation("stat_with_body", bpkt(STAT, "items", value=b"xx", opaque=8),
+           why="a stat body longer than its key is invalid; memcached parses the excess as the "
+               "next request's header (and waits for the rest of it)",
+           expect="81 10 kl=0 el=0 dt=0 st=0004 bl=17 opq=00000008 cas=0 body=b'Invalid arguments'\n"
+                  "<closed>", closes=True)
+
+
+def bin_render(pkt, cas_names):
+    """One response as text, every field shown; the CAS renamed."""
+    magic, op, kl, el, dt, st, bl, opq, cas = BIN_HEADER.unpack(pkt[:24])
+    body = pkt[24:]
+    if cas == 0:
+        cas_text = "0"
+    else:
+        if cas not in cas_names:
+            cas_names[cas] = "c%d" % (len(cas_names) + 1)
+        cas_text = cas_names[cas]
+    if op == VERSION and st == 0:
+        bl, body = "<v>", b"<v>"
+    return "%02x %02x kl=%d el=%d dt=%d st=%04x bl=%s opq=%08x cas=%s body=%r" % (
+        magic, op, kl, el, dt, st, bl, opq, cas_text, body[:200] if len(body) <= 200 else
+        body[:100] + b"...%d bytes..." % len(body))
+
+
+def bin_read(conn, until_sentinel):
+    """Reads response packets until the sentinel's answer (excluded) or the
+    close; returns (packets, ending) with ending "", "<closed>" or a note."""
+    packets = []
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while True:
+        while len(conn.buf) >= 24:
+            bl = struct.unpack(">I", conn.buf[8:12])[0]
+            if len(conn.buf) < 24 + bl:
+                break
+            pkt, conn.buf = conn.buf[:24 + bl], conn.buf[24 + bl:]
+            if (until_sentinel and pkt[1] == NOOP and
+                    struct.unpack(">I", pkt[12:16])[0] == BIN_SENTINEL_OPAQUE):
+                return packets, ""
+            packets.append(pkt)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return packets, "<timeout, %d bytes left>" % len(conn.buf)
+        chunk = conn._recv_some(left)
+        if chunk == b"":
+            return packets, "<closed>" + ("" if not conn.buf else " +%r" % conn.buf[:50])
+        if chunk:
+            conn.buf += chunk
+
+
+def bin_run_case(server, c, split):
+    """Runs binary case c on server; returns the normalized replies."""
+    conn = harness.Conn(server.port, timeout=STEP_TIMEOUT, nodelay=True)
+    try:
+        conn.send(bflush())
+        first = conn.recv_exact(24)
+        if first[1] != FLUSH or first[6:8] != b"\x00\x00":
+            raise AssertionError("binary flush answered %r" % first)
+        cas_names = {}  # real cas -> "cN"
+        out = []
+        for i, step in enumerate(c.steps):
+            for real, name in cas_names.items():
+                step = step.replace(b"{cas:%s}" % name.encode(), struct.pack(">Q", real))
+            if re.search(rb"\{cas:c\d+\}", step):
+                raise AssertionError("step %d refers to a cas not seen yet" % i)
+            last = i == len(c.steps) - 1
+            closes = c.closes and last
+            sent = send_split(conn.sock, step) if split else _send_all(conn.sock, step)
+            if sent and not closes:
+                sent = _send_all(conn.sock, BIN_SENTINEL)
+            packets, ending = bin_read(conn, sent and not closes)
+            if not sent and not closes:
+                ending += "<send failed>"  # (a step that closes may close before all is sent)
+            if closes and ending == "":
+                ending = "<still open>"
+            out.append("\n".join([bin_render(p, cas_names) for p in packets] + ([ending] if ending else [])))
+        return "\n||\n".join(out)
+    finally:
+        conn.close()
+
+
+def _send_all(sock, data):
+    try:
+        sock.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
 class DifferentialTest(unittest.TestCase):
     """One test per corpus case; each checks the whole and the split send."""
 
@@ -503,6 +816,26 @@ class DifferentialTest(unittest.TestCase):
                                                           show(c.expect), show(a)))
 
 
+    def check_binary(self, c):
+        for split in (False, True):
+            mode = "split" if split else "whole"
+            request = show(b"".join(c.steps))
+            if c.why is None:
+                a = bin_run_case(self.a, c, split)
+                b = bin_run_case(self.b, c, split)
+                self.assertTrue(a == b, "binary %s (%s send):\n  request: %s\n  server:\n%s\n"
+                                "  memcached:\n%s" % (c.name, mode, request, a, b))
+                continue
+            if c.memcached is not None:
+                b = bin_run_case(self.b, c, split)
+                self.assertEqual(b, c.memcached, "binary %s (%s send): memcached no longer answers "
+                                 "as documented" % (c.name, mode))
+            if not self.a_is_memcached:
+                a = bin_run_case(self.a, c, split)
+                self.assertEqual(a, c.expect, "binary %s (%s send), known deviation (%s)"
+                                 % (c.name, mode, c.why))
+
+
 def _add_tests():
     seen = set()
     for c in CORPUS:
@@ -514,6 +847,14 @@ def _add_tests():
         kind = "deviation" if c.why else "case"
         test.__doc__ = None
         setattr(DifferentialTest, "test_differential_%s_%s" % (kind, c.name), test)
+    for c in BIN_CORPUS:
+        assert "binary_" + c.name not in seen, "duplicate case name binary_%s" % c.name
+        seen.add("binary_" + c.name)
+
+        def btest(self, c=c):
+            self.check_binary(c)
+        kind = "deviation" if c.why else "case"
+        setattr(DifferentialTest, "test_differential_binary_%s_%s" % (kind, c.name), btest)
 
 
 _add_tests()

@@ -117,6 +117,7 @@ static void test_cfg_defaults_are_memcacheds(void **state)
     assert_false(c->disable_cas);
     assert_int_equal(c->listen_backlog, 1024);
     assert_int_equal(c->item_size_max, 1 * MB);
+    assert_string_equal(c->protocol, "auto");
 }
 
 static void test_cfg_parse_nothing_keeps_defaults(void **state)
@@ -157,6 +158,7 @@ static void want_backlog(struct cfg *c) { c->listen_backlog = 64; }
 static void want_item_max(struct cfg *c) { c->item_size_max = 512 * 1024; }
 static void want_describe(struct cfg *c) { c->describe_metrics = true; }
 static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
+static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 
 static const struct option_case option_cases[] = {
     {'p', "port", "12345", want_port},
@@ -178,6 +180,7 @@ static const struct option_case option_cases[] = {
     {'C', "disable-cas", NULL, want_no_cas},
     {'b', "listen-backlog", "64", want_backlog},
     {'I', "max-item-size", "512k", want_item_max},
+    {'B', "protocol", "binary", want_protocol},
 };
 
 static void test_cfg_parse_every_option_every_form(void **state)
@@ -394,6 +397,9 @@ struct error_case {
 };
 
 static const struct error_case error_cases[] = {
+    /* -B takes memcached's three protocol names */
+    {{"-B", "soap"}, "corecache: -B soap: protocol must be auto, ascii or binary\n"},
+    {{"--protocol=Binary"}, "corecache: --protocol Binary: protocol must be auto, ascii or binary\n"},
     /* unknown options and structure */
     {{"--frob"}, "corecache: unknown option '--frob'; see corecache -h\n"},
     {{"--frob=3"}, "corecache: unknown option '--frob'; see corecache -h\n"},

@@ -1,0 +1,37 @@
+/*
+ * process_bin.h: executing binary-protocol requests on a store (the
+ * contract; see process_bin.c).
+ *
+ * process_key() (process.h) hands every request of family
+ * PROTO_FAMILY_BINARY here, on the shard that owns the key, so local and
+ * forwarded requests are answered by the same code. Pure: no syscalls, no
+ * clock reads, no allocation beyond what the sink provides.
+ */
+#ifndef CORECACHE_CORE_PROCESS_BIN_H
+#define CORECACHE_CORE_PROCESS_BIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "process.h"
+
+/*
+ * Executes the keyed binary request `req` for its key on env->store and
+ * appends memcached's binary response to `out`: nothing for a quiet
+ * command that succeeded (getq/gatq/getkq/gatkq: nothing for a miss
+ * either, the value for a hit), always the error packet on failure.
+ * Returns false only when the sink could not provide memory. Runs on the
+ * shard that owns the store.
+ */
+bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
+                     uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
+
+/*
+ * Engine time of a binary request's exptime (set, touch, gat, incr/decr's
+ * creation; unsigned 32-bit on the wire, so never negative), with
+ * memcached's realtime() rules. The one place binary exptimes are
+ * converted. Pure; any thread.
+ */
+mc_time_t process_bin_exptime(const struct process_env *env, int64_t exptime);
+
+#endif

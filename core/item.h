@@ -51,19 +51,22 @@
 /*
  * Item flags (the `iflags` byte).
  *
- * ITEM_STALE and ITEM_TOKEN_SENT are reserved for the meta protocol
- * (memcached's ITEM_STALE: marked stale by "md I" / "mg" invalidation, and
- * ITEM_TOKEN_SENT: a win token was already handed out for this item);
- * the engine carries them over on cas-stale sets once meta lands, and
- * nothing else may reuse these bits. 0x40 and 0x80 are free.
+ * The meta protocol's three are memcached's: ITEM_STALE (invalidated by
+ * "md <key> I" or stored by "ms ... C<old cas> I": readers see X and one of
+ * them wins the right to recompute), ITEM_TOKEN_SENT (a win token, W, was
+ * handed out for this item: later readers see Z) and ITEM_KEY_BINARY (the
+ * key came base64-encoded, b: replies return it encoded). A fresh item has
+ * none of them; the engine carries STALE and TOKEN_SENT over only on a
+ * cas-stale set, as memcached does. 0x80 is free.
  */
 enum item_flag {
     ITEM_LINKED = 0x01,     /* in the hash table and its class's LRU */
     ITEM_FETCHED = 0x02,    /* read by a get/gat/touch since it was stored */
     ITEM_ACTIVE = 0x04,     /* hit since it last moved in its LRU */
     ITEM_FREE = 0x08,       /* a free chunk on its class's free list */
-    ITEM_STALE = 0x10,      /* reserved: meta protocol stale marker */
-    ITEM_TOKEN_SENT = 0x20, /* reserved: meta protocol win token sent */
+    ITEM_STALE = 0x10,      /* meta: invalidated, served stale (X) */
+    ITEM_TOKEN_SENT = 0x20, /* meta: a win token (W) was handed out */
+    ITEM_KEY_BINARY = 0x40, /* meta: the key was given base64-encoded (b) */
 };
 
 struct item {
@@ -135,6 +138,22 @@ static inline mc_time_t item_atime(const struct item *it)
 static inline bool item_fetched(const struct item *it)
 {
     return (it->iflags & ITEM_FETCHED) != 0;
+}
+
+/* Meta protocol state (see enum item_flag). */
+static inline bool item_stale(const struct item *it)
+{
+    return (it->iflags & ITEM_STALE) != 0;
+}
+
+static inline bool item_token_sent(const struct item *it)
+{
+    return (it->iflags & ITEM_TOKEN_SENT) != 0;
+}
+
+static inline bool item_key_binary(const struct item *it)
+{
+    return (it->iflags & ITEM_KEY_BINARY) != 0;
 }
 
 static inline unsigned item_clsid(const struct item *it)

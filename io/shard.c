@@ -207,6 +207,8 @@ static int setup_store(struct shard *shard)
         return -EINVAL;
     shard->env.store = shard->store;
     shard->env.clock = &srv->clock;
+    shard->env.default_ttl = srv->cfg.default_ttl;
+    shard->env.max_ttl = srv->cfg.max_ttl;
     shard_clock(shard);
 
     shard->scratch_cap = SHARD_SCRATCH_SIZE;

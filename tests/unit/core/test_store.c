@@ -1066,8 +1066,8 @@ static void test_store_metric_tables_follow_memcached(void **state)
 {
     (void)state;
     static const char *const global[] = {
-        "cmd_get", "cmd_set", "cmd_touch", "get_hits", "get_misses", "get_expired", "get_flushed",
-        "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
+        "cmd_get", "cmd_set", "cmd_touch", "cmd_meta", "get_hits", "get_misses", "get_expired",
+        "get_flushed", "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
         "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large",
         "store_no_memory", "hash_power_level", "hash_bytes", "hash_is_expanding",
         "slab_reassign_evictions_nomem", "slabs_moved", "bytes", "curr_items", "total_items",

@@ -16,7 +16,7 @@
  *
  *     0           4           8        12       16       20       24       28       32
  *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
- *     |hnext      |nk|cl|if|sp|nbytes  |flags   |prev    |next    |atime   |exptime |
+ *     |hnext      |nk|cl|if|fe|nbytes  |flags   |prev    |next    |atime   |exptime |
  *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
  *
  *     32                   40             40+nkey          40+nkey+nbytes
@@ -26,7 +26,7 @@
  *
  *     hnext   next item in the same hash bucket (a ref, below), 0 = none
  *     nk      key length, 1..250             cl  slab class id, 1..63
- *     if      ITEM_* flags                   sp  spare (0)
+ *     if      ITEM_* flags                   fe  flush epoch when linked (store.c)
  *     nbytes  value length                   flags  the client's 32 flag bits
  *     prev    LRU neighbour towards the head (free list: previous free chunk)
  *     next    LRU neighbour towards the tail (free list: next free chunk)
@@ -74,7 +74,7 @@ struct item {
     uint8_t nkey;      /* key length */
     uint8_t clsid;     /* slab class */
     uint8_t iflags;    /* enum item_flag bits */
-    uint8_t spare;     /* zero; room for a future field without growing */
+    uint8_t flush_epoch; /* the store's immediate-flush count when linked, mod 256 */
     uint32_t nbytes;   /* value length, without "\r\n" */
     uint32_t flags;    /* client flags */
     uint32_t prev;     /* LRU / free list ref towards the head */

@@ -36,10 +36,15 @@
  * the old item of an append or incr) are pinned: steps 2, 4 and 5 skip
  * them, exactly as memcached's refcounts keep held items from eviction.
  *
- * Flush (memcached's item_is_flushed): flush_all sets oldest_live (and,
- * when immediate, oldest_cas, the next CAS value): an item is flushed once
- * now >= oldest_live if its atime <= oldest_live or its CAS is older than
- * oldest_cas, the latter catching items stored earlier in the same second.
+ * Flush (memcached's item_is_flushed): flush_all sets oldest_live; an item
+ * is flushed once now >= oldest_live if its atime <= oldest_live. An
+ * immediate flush sets oldest_live one second back (as memcached with CAS
+ * on), so items stored later in the flush's own second survive, and those
+ * stored earlier in that second must be told apart: memcached compares
+ * their CAS with one taken at the flush; we count immediate flushes
+ * instead (flush_epoch, copied into each item when linked), because a
+ * meta client may choose an item's CAS (E) and a low one must not read as
+ * flushed. Same outcome for every other item: CAS order is link order.
  *
  * Expiry: exptime != 0 && exptime <= now. memcached's tail reclaim and
  * crawler test exptime < now; here one predicate serves all three, so that
@@ -178,7 +183,9 @@ struct store {
     mc_time_t now;
 
     mc_time_t oldest_live; /* flush_all watermark, 0 = none */
-    uint64_t oldest_cas;   /* flush_all CAS watermark, 0 = none */
+    uint8_t flush_epoch;   /* immediate flushes so far, mod 256 */
+    bool flush_this_second; /* the last flush was immediate: items linked in
+                             * its second before it (older epoch) are gone */
     uint64_t cas_issued;   /* k of the last CAS issued */
 
     /* Items a command holds across an allocation; never reclaimed. */
@@ -271,18 +278,16 @@ static uint64_t store_next_cas(struct store *store)
     return store->cfg.cas_offset + store->cas_issued * store->cfg.cas_stride;
 }
 
-/* memcached's item_is_flushed(). The CAS watermark is for items stored in
- * the flush's own second (atime == oldest_live + 1): every other item
- * stored since has a larger CAS anyway, except one whose CAS a client chose
- * (meta E), which must not read as flushed forever after. */
+/* memcached's item_is_flushed(), with the flush epoch for the flush's own
+ * second (see the file comment). */
 static bool store_is_flushed(const struct store *store, const struct item *it)
 {
     mc_time_t oldest_live = store->oldest_live;
     if (oldest_live == 0 || oldest_live > store->now)
         return false;
     return it->atime <= oldest_live ||
-           (store->oldest_cas != 0 && it->cas != 0 && it->cas < store->oldest_cas &&
-            it->atime <= oldest_live + 1);
+           (store->flush_this_second && it->atime == oldest_live + 1 &&
+            it->flush_epoch != store->flush_epoch);
 }
 
 static bool store_is_expired(const struct store *store, const struct item *it)
@@ -362,6 +367,7 @@ static void store_link(struct store *store, struct item *it, uint64_t hash)
     size_t total = item_total(it);
     it->iflags = (uint8_t)((it->iflags & ~ITEM_ACTIVE) | ITEM_LINKED);
     it->atime = store->now;
+    it->flush_epoch = store->flush_epoch;
     it->cas = store_next_cas(store);
     ht_insert(store->ht, it, hash);
     lru_push_head(store, it);
@@ -566,7 +572,7 @@ static struct item *store_alloc(struct store *store, const char *key, size_t nke
     it->hnext = it->prev = it->next = 0;
     it->nkey = (uint8_t)nkey;
     it->iflags = 0;
-    it->spare = 0;
+    it->flush_epoch = 0;
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
     it->atime = store->now;
@@ -1085,10 +1091,13 @@ void store_flush(struct store *store, mc_time_t when)
 {
     if (store->cfg.cas_enabled) {
         store->oldest_live = when - 1;
-        if (store->oldest_live <= store->now)
-            store->oldest_cas = store_next_cas(store);
+        store->flush_this_second = store->oldest_live <= store->now;
+        if (store->flush_this_second)
+            store->flush_epoch++;
     } else {
+        /* memcached without CAS: everything of the flush's second goes */
         store->oldest_live = when;
+        store->flush_this_second = false;
     }
 }
 

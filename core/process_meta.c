@@ -66,6 +66,8 @@ struct meta_line {
 
 static void line_put(struct meta_line *line, const char *data, size_t n)
 {
+    if (n == 0)
+        return; /* data may be NULL: an empty opaque ("O") after forwarding */
     memcpy(line->buf + line->len, data, n);
     line->len += n;
 }

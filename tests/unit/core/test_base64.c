@@ -40,7 +40,7 @@ static void test_base64_rfc4648_vectors(void **state)
 static void test_base64_binary_roundtrip(void **state)
 {
     (void)state;
-    unsigned char all[256], back[256];
+    unsigned char all[256], back[BASE64_DECODED_MAX(BASE64_ENCODED_LEN(256))];
     char enc[BASE64_ENCODED_LEN(256)];
     for (int i = 0; i < 256; i++)
         all[i] = (unsigned char)i;

@@ -183,7 +183,9 @@ static void expect_ms_error(struct proto_parser *parser, const char *header, con
                             const char *error)
 {
     size_t hlen = strlen(header), dlen = strlen(data);
-    char *buf = copy_exact(header, hlen + dlen);
+    char *buf = malloc(hlen + dlen);
+    assert_non_null(buf);
+    memcpy(buf, header, hlen);
     memcpy(buf + hlen, data, dlen);
     expect_error(parser, buf, hlen + dlen, error, hlen, dlen);
     free(buf);

@@ -5,7 +5,8 @@
  * The parser turns the bytes a connection has received into one request at
  * a time. It never touches a socket, allocates, or copies: the request it
  * fills points into the caller's buffer and stays valid until the caller
- * drops those bytes. Framing follows memcached 1.6's doc/protocol.txt and
+ * drops those bytes (one exception: a meta command's base64 key, b, is
+ * decoded into the parser and valid until the next call). Framing follows memcached 1.6's doc/protocol.txt and
  * proto_text.c byte for byte:
  *
  *   - a command line ends in "\r\n" or a bare "\n"; tokens are separated by

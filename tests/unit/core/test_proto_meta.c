@@ -212,7 +212,7 @@ static void assert_order(const struct proto_req *req, const char *order)
 static void test_proto_meta_mg_every_flag(void **state)
 {
     struct proto_parser *parser = *state;
-    static const char flags[] = "bcfhklqstuvI";
+    static const char flags[] = "bcfhklqstuvIx";
     for (const char *f = flags; *f; f++) {
         char line[32];
         /* b needs a base64 key: "Zm9v" is "foo" */
@@ -234,6 +234,15 @@ static void test_proto_meta_mg_every_flag(void **state)
     assert_int_equal(req.meta.ttl, 2147483647);
     req = PARSE_ONE(parser, "mg foo E18446744073709551615\r\n", PROTO_MG);
     assert_true(req.meta.new_cas == UINT64_MAX);
+    /* flags meant for other commands are accepted too, as memcached's
+     * shared flag parser accepts them */
+    req = PARSE_ONE(parser, "mg foo C1 F2 D3 J4 MS\r\n", PROTO_MG);
+    assert_order(&req, "CFDJM");
+    assert_int_equal(req.meta.cas, 1);
+    assert_int_equal(req.meta.client_flags, 2);
+    assert_int_equal(req.meta.delta, 3);
+    assert_int_equal(req.meta.initial, 4);
+    assert_int_equal(req.meta.mode, 'S');
     /* proxy hints P and L are accepted and ignored */
     req = PARSE_ONE(parser, "mg foo Pa/b L/x\r\n", PROTO_MG);
     assert_order(&req, "PL");

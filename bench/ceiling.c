@@ -149,6 +149,38 @@ static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const 
     case PROTO_INCR:
     case PROTO_DECR:
         return reply(req, &conn->sink, "1\r\n", 3);
+    /* meta: every mg hits (so q hides nothing); ms, md, ma succeed (q
+     * hides their HD); flags are not echoed */
+    case PROTO_MG: {
+        if (!proto_meta_has(&req->meta, 'v'))
+            return sink_puts(&conn->sink, "HD\r\n");
+        char *start = sink_reserve(&conn->sink, 3 + 10 + 2 + st->nbytes + 2);
+        if (start == NULL)
+            return false;
+        char *p = start;
+        memcpy(p, "VA ", 3);
+        p += 3;
+        p += metrics_u64toa(st->nbytes, p);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, st->value, st->nbytes);
+        p += st->nbytes;
+        *p++ = '\r';
+        *p++ = '\n';
+        sink_commit(&conn->sink, (size_t)(p - start));
+        return true;
+    }
+    case PROTO_MS:
+        if (req->too_large)
+            return reply(req, &conn->sink, "SERVER_ERROR object too large for cache\r\n", 41);
+        if (!ceiling_value(st, req->nbytes))
+            return false;
+        /* fall through */
+    case PROTO_MD:
+    case PROTO_MA:
+        return proto_meta_has(&req->meta, 'q') || sink_puts(&conn->sink, "HD\r\n");
+    case PROTO_ME:
+        return sink_puts(&conn->sink, "EN\r\n");
     default:
         return true;
     }

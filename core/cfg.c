@@ -105,7 +105,9 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(listen_backlog, 1, INT32_MAX, "listen backlog must be at least 1",                    \
            "listen backlog must be at most 2147483647")                                          \
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
-           "max item size must be between 1k and 1024m")
+           "max item size must be between 1k and 1024m")                                          \
+    ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
+    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")
 
 struct cfg_limit {
     bool set;
@@ -158,7 +160,9 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(threads, "num_threads", NULL, NULL)                                                   \
     ACTION(disable_cas, "cas_enabled", "no", "yes")                                              \
     ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
-    ACTION(item_size_max, "item_size_max", NULL, NULL)
+    ACTION(item_size_max, "item_size_max", NULL, NULL)                                          \
+    ACTION(default_ttl, "default_ttl", NULL, NULL)                                              \
+    ACTION(max_ttl, "max_ttl", NULL, NULL)
 
 struct cfg_setting {
     enum cfg_option_id id;

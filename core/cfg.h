@@ -64,7 +64,11 @@
     ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \
            "max item size (default: 1m, min: 1k, max: 1024m)")                              \
     ACTION(protocol, 'B', "protocol", STR, "auto", "name",                                   \
-           "protocol: auto (each connection's first byte decides), ascii or binary")
+           "protocol: auto (each connection's first byte decides), ascii or binary")        \
+    ACTION(default_ttl, 0, "default-ttl", UINT, 0, "seconds",                                \
+           "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
+    ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
+           "longest TTL any item gets, \"never\" included; 0 for no limit")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */

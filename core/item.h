@@ -16,7 +16,7 @@
  *
  *     0           4           8        12       16       20       24       28       32
  *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
- *     |hnext      |nk|cl|if|sp|nbytes  |flags   |prev    |next    |atime   |exptime |
+ *     |hnext      |nk|cl|if|fe|nbytes  |flags   |prev    |next    |atime   |exptime |
  *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
  *
  *     32                   40             40+nkey          40+nkey+nbytes
@@ -26,7 +26,7 @@
  *
  *     hnext   next item in the same hash bucket (a ref, below), 0 = none
  *     nk      key length, 1..250             cl  slab class id, 1..63
- *     if      ITEM_* flags                   sp  spare (0)
+ *     if      ITEM_* flags                   fe  flush epoch when linked (store.c)
  *     nbytes  value length                   flags  the client's 32 flag bits
  *     prev    LRU neighbour towards the head (free list: previous free chunk)
  *     next    LRU neighbour towards the tail (free list: next free chunk)
@@ -51,19 +51,22 @@
 /*
  * Item flags (the `iflags` byte).
  *
- * ITEM_STALE and ITEM_TOKEN_SENT are reserved for the meta protocol
- * (memcached's ITEM_STALE: marked stale by "md I" / "mg" invalidation, and
- * ITEM_TOKEN_SENT: a win token was already handed out for this item);
- * the engine carries them over on cas-stale sets once meta lands, and
- * nothing else may reuse these bits. 0x40 and 0x80 are free.
+ * The meta protocol's three are memcached's: ITEM_STALE (invalidated by
+ * "md <key> I" or stored by "ms ... C<old cas> I": readers see X and one of
+ * them wins the right to recompute), ITEM_TOKEN_SENT (a win token, W, was
+ * handed out for this item: later readers see Z) and ITEM_KEY_BINARY (the
+ * key came base64-encoded, b: replies return it encoded). A fresh item has
+ * none of them; the engine carries STALE and TOKEN_SENT over only on a
+ * cas-stale set, as memcached does. 0x80 is free.
  */
 enum item_flag {
     ITEM_LINKED = 0x01,     /* in the hash table and its class's LRU */
     ITEM_FETCHED = 0x02,    /* read by a get/gat/touch since it was stored */
     ITEM_ACTIVE = 0x04,     /* hit since it last moved in its LRU */
     ITEM_FREE = 0x08,       /* a free chunk on its class's free list */
-    ITEM_STALE = 0x10,      /* reserved: meta protocol stale marker */
-    ITEM_TOKEN_SENT = 0x20, /* reserved: meta protocol win token sent */
+    ITEM_STALE = 0x10,      /* meta: invalidated, served stale (X) */
+    ITEM_TOKEN_SENT = 0x20, /* meta: a win token (W) was handed out */
+    ITEM_KEY_BINARY = 0x40, /* meta: the key was given base64-encoded (b) */
 };
 
 struct item {
@@ -71,7 +74,7 @@ struct item {
     uint8_t nkey;      /* key length */
     uint8_t clsid;     /* slab class */
     uint8_t iflags;    /* enum item_flag bits */
-    uint8_t spare;     /* zero; room for a future field without growing */
+    uint8_t flush_epoch; /* the store's immediate-flush count when linked, mod 256 */
     uint32_t nbytes;   /* value length, without "\r\n" */
     uint32_t flags;    /* client flags */
     uint32_t prev;     /* LRU / free list ref towards the head */
@@ -135,6 +138,22 @@ static inline mc_time_t item_atime(const struct item *it)
 static inline bool item_fetched(const struct item *it)
 {
     return (it->iflags & ITEM_FETCHED) != 0;
+}
+
+/* Meta protocol state (see enum item_flag). */
+static inline bool item_stale(const struct item *it)
+{
+    return (it->iflags & ITEM_STALE) != 0;
+}
+
+static inline bool item_token_sent(const struct item *it)
+{
+    return (it->iflags & ITEM_TOKEN_SENT) != 0;
+}
+
+static inline bool item_key_binary(const struct item *it)
+{
+    return (it->iflags & ITEM_KEY_BINARY) != 0;
 }
 
 static inline unsigned item_clsid(const struct item *it)

@@ -8,8 +8,10 @@
  *     (memcached's out_string skips the response under noreply);
  *   - a retrieval writes "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n"
  *     per hit and nothing per miss; the caller appends "END\r\n";
- *   - client exptimes are converted here (mc_clock_exptime), with this
+ *   - client exptimes are converted here (process_exptime: memcached's
+ *     conversion plus the --default-ttl/--max-ttl policy), with this
  *     shard's clock, so the store only sees engine time.
+ * Meta commands are composed in process_meta.c.
  * A value is written with one reservation: the header line and the data
  * are contiguous, and the item is read exactly once.
  */
@@ -20,6 +22,26 @@
 #include "item.h"
 #include "metrics.h"
 #include "process_bin.h"
+#include "process_meta.h"
+
+mc_time_t process_exptime(const struct process_env *env, int64_t exptime)
+{
+    mc_time_t t;
+    if (exptime == 0 && env->default_ttl != 0) {
+        uint64_t rel = (uint64_t)env->now + env->default_ttl;
+        t = rel > UINT32_MAX ? UINT32_MAX : (mc_time_t)rel;
+    } else {
+        t = mc_clock_exptime(env->clock, env->now, exptime);
+    }
+    if (env->max_ttl != 0) {
+        uint64_t cap = (uint64_t)env->now + env->max_ttl;
+        if (cap > UINT32_MAX)
+            cap = UINT32_MAX;
+        if (t == 0 || t > cap)
+            t = (mc_time_t)cap;
+    }
+    return t;
+}
 
 /* Appends "<line>\r\n" unless the request is noreply. */
 static bool reply(const struct proto_req *req, struct sink *out, const char *line, size_t len)
@@ -96,7 +118,7 @@ static enum store_op store_op_of(enum proto_cmd cmd)
 static bool process_store(const struct process_env *env, const struct proto_req *req,
                           const char *key, uint32_t nkey, uint64_t hash, struct sink *out)
 {
-    mc_time_t exptime = mc_clock_exptime(env->clock, env->now, req->exptime);
+    mc_time_t exptime = process_exptime(env, req->exptime);
     enum mc_status st;
     if (req->too_large && store_item_fits(env->store, nkey, req->nbytes)) {
         /* The parser and the store disagree on the limit: never read the
@@ -158,7 +180,7 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
         return it == NULL || write_value(it, key, nkey, req->cmd == PROTO_GETS, out);
     case PROTO_GAT:
     case PROTO_GATS:
-        it = store_gat(env->store, key, nkey, hash, mc_clock_exptime(env->clock, env->now, req->exptime));
+        it = store_gat(env->store, key, nkey, hash, process_exptime(env, req->exptime));
         return it == NULL || write_value(it, key, nkey, req->cmd == PROTO_GATS, out);
     case PROTO_SET:
     case PROTO_ADD:
@@ -175,9 +197,15 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
     case PROTO_DECR:
         return process_arith(env, req, key, nkey, hash, out);
     case PROTO_TOUCH:
-        if (store_touch(env->store, key, nkey, hash, mc_clock_exptime(env->clock, env->now, req->exptime)) == MC_OK)
+        if (store_touch(env->store, key, nkey, hash, process_exptime(env, req->exptime)) == MC_OK)
             return REPLY(req, out, "TOUCHED");
         return REPLY(req, out, "NOT_FOUND");
+    case PROTO_MG:
+    case PROTO_MS:
+    case PROTO_MD:
+    case PROTO_MA:
+    case PROTO_ME:
+        return process_meta_key(env, req, key, nkey, hash, out);
     default:
         /* Not a keyed command: nothing to do here. */
         return true;

@@ -24,7 +24,26 @@ struct process_env {
     struct store *store;
     const struct mc_clock *clock;
     mc_time_t now;
+    /* The TTL policy (--default-ttl, --max-ttl; 0 = off): see
+     * process_exptime(). */
+    uint32_t default_ttl;
+    uint32_t max_ttl;
 };
+
+/*
+ * The one place where a client's exptime becomes engine time, for every
+ * command of every protocol (classic, meta, binary): memcached's conversion
+ * (mc_clock_exptime: 0 never, negative already expired, up to 30 days
+ * relative, beyond that a unix time), then the server's TTL policy:
+ *   - default_ttl D > 0: an exptime of 0 ("never expires") means D seconds
+ *     from now, for every command that sets a TTL (storage, touch, gat,
+ *     meta T and N, md x);
+ *   - max_ttl M > 0: no TTL reaches past now + M: a later exptime, or
+ *     "never", becomes now + M. An exptime already in the past (negative,
+ *     or a unix time gone by) stays expired.
+ * D and M are plain seconds (no 30-day rule). Pure; any thread.
+ */
+mc_time_t process_exptime(const struct process_env *env, int64_t exptime);
 
 /*
  * Executes the keyed part of `req` for one key on env->store and appends
@@ -32,7 +51,8 @@ struct process_env {
  *   - retrievals (get/gets/gat/gats): "VALUE <key> <flags> <bytes>[ <cas>]\r\n
  *     <data>\r\n" on a hit, nothing on a miss (the caller ends with "END");
  *   - storage, delete, incr/decr, touch: the reply line, or nothing under
- *     noreply (errors too, as memcached's out_string).
+ *     noreply (errors too, as memcached's out_string);
+ *   - meta commands (mg ms md ma me): see process_meta.h.
  * For a too-large storage request it unlinks the old item (set) and writes
  * req->error. A request of family PROTO_FAMILY_BINARY is answered in the
  * binary protocol instead (process_bin.h). Returns false only when the

@@ -33,11 +33,6 @@
 #include "metrics.h"
 #include "proto_bin.h"
 
-mc_time_t process_bin_exptime(const struct process_env *env, int64_t exptime)
-{
-    return mc_clock_exptime(env->clock, env->now, exptime);
-}
-
 static inline void put32(char *p, uint32_t v)
 {
     p[0] = (char)(v >> 24);
@@ -141,7 +136,7 @@ static bool process_store(const struct process_env *env, const struct proto_req 
          * set still unlinks the old item, as memcached's does. */
         if (req->cas != 0 && !concat && !req->too_large)
             op = STORE_CAS;
-        st = store_set(env->store, op, key, nkey, hash, req->flags, process_bin_exptime(env, req->exptime),
+        st = store_set(env->store, op, key, nkey, hash, req->flags, process_exptime(env, req->exptime),
                        req->too_large ? NULL : req->value, req->nbytes, req->cas, &cas);
     }
     switch (st) {
@@ -176,7 +171,7 @@ static bool process_arith_miss(const struct process_env *env, const struct proto
     size_t len = metrics_u64toa(req->bin.initial, digits);
     uint64_t cas = 0;
     enum mc_status st = store_set(env->store, STORE_ADD, key, nkey, hash, 0,
-                                  process_bin_exptime(env, req->exptime), digits, len, 0, &cas);
+                                  process_exptime(env, req->exptime), digits, len, 0, &cas);
     switch (st) {
     case MC_OK:
         return write_number(req, req->bin.initial, cas, out);
@@ -219,7 +214,7 @@ bool process_bin_key(const struct process_env *env, const struct proto_req *req,
     case PROTO_GAT:
     case PROTO_TOUCH: {
         bool touch = req->cmd == PROTO_TOUCH;
-        it = store_gat(env->store, key, nkey, hash, process_bin_exptime(env, req->exptime));
+        it = store_gat(env->store, key, nkey, hash, process_exptime(env, req->exptime));
         if (it != NULL)
             return write_hit(req, it, key, nkey, !touch, out);
         return touch ? proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out) : write_miss(req, key, nkey, out);

@@ -26,12 +26,5 @@
 bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
                      uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
 
-/*
- * Engine time of a binary request's exptime (set, touch, gat, incr/decr's
- * creation; unsigned 32-bit on the wire, so never negative), with
- * memcached's realtime() rules. The one place binary exptimes are
- * converted. Pure; any thread.
- */
-mc_time_t process_bin_exptime(const struct process_env *env, int64_t exptime);
 
 #endif

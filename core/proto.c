@@ -63,12 +63,19 @@
  *
  * Invariants: the parser never writes to buf, never reads outside
  * buf[0..len), never allocates, and keeps no state except `swallow` (the
- * rest of a too-large value still to discard). A call that returns 0
- * changes no parser state, so the caller may retry with more bytes.
+ * rest of a too-large value still to discard) and `meta_key` (scratch for
+ * the request being returned: a base64-decoded key). A call that returns 0
+ * changes no parser state that a later call reads, so the caller may retry
+ * with more bytes.
+ *
+ * Meta commands (mg ms md ma mn me) are parsed in their own section below,
+ * which explains their rules.
  */
 #include "proto.h"
 
 #include <string.h>
+
+#include "base64.h"
 
 #define FORMAT_ERROR "CLIENT_ERROR bad command line format"
 #define EXPTIME_ERROR "CLIENT_ERROR invalid exptime argument"
@@ -492,15 +499,368 @@ static size_t parse_shutdown(struct cursor *cur, struct token *toks, struct prot
 }
 
 /*
- * Meta commands (mg ms md ma mn me): the next milestone. memcached routes
- * every two-byte command starting with 'm' here before anything else;
- * until they are implemented they answer "ERROR", which is also what
- * memcached answers for an unknown one ("mx").
+ * --- Meta commands (mg ms md ma mn me) ------------------------------------
+ *
+ * memcached 1.6.18's process_mget_command, process_mset_command,
+ * process_mdelete_command, process_marithmetic_command and
+ * process_meta_command, with _meta_flag_preparse() for the flags. What is
+ * decided here is everything memcached decides before it touches the
+ * cache: the error replies and their precedence, and for ms how many data
+ * bytes an error swallows. What depends on the item (and the checks
+ * memcached makes only while composing a reply, such as mg's and ma's
+ * opaque length, which it checks after acting on the item) is left to the
+ * executor (process_meta.c), which walks meta.order as memcached walks its
+ * tokens.
+ *
+ * Error precedence, as memcached's:
+ *   - too few tokens: "ERROR" (me: CLIENT_ERROR bad command line format);
+ *   - a key token over 250 bytes: CLIENT_ERROR bad command line format;
+ *     (here a key token with a control byte, too: our deliberate
+ *     difference, as for the classic commands);
+ *   - ms without a length: CLIENT_ERROR bad command line format;
+ *   - more than 19 tokens: "CLIENT_ERROR options flags are too long" (mg),
+ *     "... options flags too long" (ms md ma);
+ *   - ms: a bad length: CLIENT_ERROR bad command line format;
+ *   - the flags, in order: a repeated flag (or one starting with a byte >=
+ *     127) "CLIENT_ERROR duplicate flag" and an unknown one "CLIENT_ERROR
+ *     invalid flag" stop at once; the others (bad numbers, bad M, a key
+ *     that does not decode) are noted and the scan goes on, the last
+ *     message winning, and F's silent failure leaving the message as it
+ *     was; md and ma answer every flag error with "CLIENT_ERROR invalid or
+ *     duplicate flag";
+ *   - ms: then the opaque's length, overridden by a bad M mode; md: the
+ *     opaque's length; ma: a bad M mode.
+ * An ms error after its length was read swallows the data block, as
+ * memcached does; earlier ones do not, so its data line is then read as a
+ * command, as memcached reads it.
+ *
+ * Deliberate differences: a number that memcached would truncate to 32
+ * bits (T, N, R, F, and ms's length) is refused, as for the classic
+ * commands; a NUL byte in a flag token is an invalid flag (memcached's line
+ * would end there); E and x, which memcached added after 1.6.18, are
+ * implemented as memcached 1.6.27 defines them (1.6.18 calls them invalid).
  */
-static size_t parse_meta(struct cursor *cur, const struct token *cmd, struct proto_req *req,
-                         size_t consumed)
+
+#define META_TOKENS_MAX 19 /* memcached's MFLAG_MAX_OPT_LENGTH, less its terminal token */
+#define META_OPAQUE_MAX 32 /* memcached's MFLAG_MAX_OPAQUE_LENGTH: the O token, 'O' included */
+#define META_BAD_TOKEN "CLIENT_ERROR bad token in command line format"
+#define META_BAD_FLAG "CLIENT_ERROR invalid or duplicate flag"
+#define META_OPAQUE_LONG "CLIENT_ERROR opaque token too long"
+
+/* A flag's token after its first byte, for the number parsers. */
+static inline struct token flag_arg(const struct token *tok)
 {
-    return fail(req, "ERROR", consumed);
+    return (struct token){tok->p + 1, tok->len - 1, false};
+}
+
+/* A TTL token (T, N, R): safe_strtol, values outside int32 refused. */
+static bool parse_meta_ttl(const struct token *tok, int32_t *out)
+{
+    struct token arg = flag_arg(tok);
+    int64_t v;
+    if (!parse_exptime(&arg, &v))
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+static bool parse_meta_u64(const struct token *tok, uint64_t *out)
+{
+    struct token arg = flag_arg(tok);
+    return parse_unsigned(&arg, out);
+}
+
+/*
+ * memcached's _meta_flag_preparse() over toks[first..n): fills req->meta
+ * and req->opaque, and with b decodes the key token into parser->meta_key
+ * (req->key, req->nkey). Returns NULL, or the error reply.
+ */
+static const char *parse_meta_flags(struct proto_parser *parser, const struct token *toks,
+                                    size_t first, size_t n, struct proto_req *req)
+{
+    struct proto_meta *m = &req->meta;
+    const char *error = NULL;
+    bool failed = false;
+    m->delta = 1;
+    for (size_t i = first; i < n; i++) {
+        const struct token *tok = &toks[i];
+        unsigned char c = (unsigned char)tok->p[0];
+        if (c >= 127 || (c >= 'A' && c <= 'z' && proto_meta_has(m, (char)c)))
+            return "CLIENT_ERROR duplicate flag";
+        if (memchr(tok->p, '\0', tok->len) != NULL)
+            return "CLIENT_ERROR invalid flag";
+        switch (c) {
+        case 'b': {
+            size_t nkey = base64_decode(req->key, req->nkey, (unsigned char *)parser->meta_key);
+            if (nkey == 0) {
+                error = "CLIENT_ERROR error decoding key";
+                failed = true;
+            }
+            req->key = parser->meta_key;
+            req->nkey = (uint32_t)nkey;
+            break;
+        }
+        case 'N':
+            if (!parse_meta_ttl(tok, &m->vivify_ttl)) {
+                error = META_BAD_TOKEN;
+                failed = true;
+            }
+            break;
+        case 'T':
+            if (!parse_meta_ttl(tok, &m->ttl)) {
+                error = META_BAD_TOKEN;
+                failed = true;
+            }
+            break;
+        case 'R':
+            if (!parse_meta_ttl(tok, &m->recache_ttl)) {
+                error = META_BAD_TOKEN;
+                failed = true;
+            }
+            break;
+        case 'F': {
+            /* memcached fails F without saying why: the message stays */
+            struct token arg = flag_arg(tok);
+            uint64_t flags;
+            if (!parse_unsigned(&arg, &flags) || flags > UINT32_MAX)
+                failed = true;
+            else
+                m->client_flags = (uint32_t)flags;
+            break;
+        }
+        case 'C':
+            if (!parse_meta_u64(tok, &m->cas)) {
+                error = META_BAD_TOKEN;
+                failed = true;
+            }
+            break;
+        case 'E':
+            if (!parse_meta_u64(tok, &m->new_cas)) {
+                error = META_BAD_TOKEN;
+                failed = true;
+            }
+            break;
+        case 'J':
+            if (!parse_meta_u64(tok, &m->initial)) {
+                error = "CLIENT_ERROR invalid numeric initial value";
+                failed = true;
+            }
+            break;
+        case 'D':
+            if (!parse_meta_u64(tok, &m->delta)) {
+                error = "CLIENT_ERROR invalid numeric delta value";
+                failed = true;
+            }
+            break;
+        case 'M':
+            if (tok->len != 2) {
+                error = "CLIENT_ERROR incorrect length for M token";
+                failed = true;
+            } else {
+                m->mode = tok->p[1];
+            }
+            break;
+        case 'O':
+            req->opaque = tok->p + 1;
+            req->nopaque = tok->len - 1;
+            break;
+        case 'P': /* proxy hints, ignored */
+        case 'L':
+        case 'k': /* return flags and switches: acted on when executed */
+        case 's':
+        case 't':
+        case 'c':
+        case 'f':
+        case 'v':
+        case 'h':
+        case 'l':
+        case 'u':
+        case 'q':
+        case 'I':
+        case 'x':
+            break;
+        default:
+            return "CLIENT_ERROR invalid flag";
+        }
+        m->has |= PROTO_META_BIT(c);
+        m->order[m->nflags++] = (char)c;
+    }
+    if (failed)
+        return error != NULL ? error : FORMAT_ERROR;
+    return NULL;
+}
+
+/* The key token of a meta command: its length is checked first, then (our
+ * difference) its bytes. Returns NULL or the error. */
+static const char *meta_key_check(const struct token *key, struct proto_req *req)
+{
+    if (!key_ok(key))
+        return FORMAT_ERROR;
+    req->key = key->p;
+    req->nkey = key->len;
+    return NULL;
+}
+
+static bool meta_opaque_too_long(const struct proto_req *req)
+{
+    return req->opaque != NULL && (size_t)req->nopaque + 1 > META_OPAQUE_MAX;
+}
+
+/* A meta error: the request is cleared as fail() does (meta errors are
+ * never silenced by q). */
+static size_t meta_fail(struct proto_req *req, const char *error, size_t consumed)
+{
+    req->noreply = false;
+    return fail(req, error, consumed);
+}
+
+/* An ms error after its length is known: the data block is swallowed. */
+static size_t meta_fail_swallow(struct proto_parser *parser, struct proto_req *req,
+                                const char *error, size_t consumed, uint64_t vlen)
+{
+    parser->swallow = vlen + 2;
+    return meta_fail(req, error, consumed);
+}
+
+/* mg, md, ma: <cmd> <key> <flags>* */
+static size_t parse_meta_keyed(struct proto_parser *parser, struct cursor *cur, struct token *toks,
+                               enum proto_cmd cmd, struct proto_req *req, size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n < 2)
+        return meta_fail(req, "ERROR", consumed);
+    const char *error = meta_key_check(&toks[1], req);
+    if (error != NULL)
+        return meta_fail(req, error, consumed);
+    if (n > META_TOKENS_MAX)
+        return meta_fail(req, cmd == PROTO_MG ? "CLIENT_ERROR options flags are too long"
+                                              : "CLIENT_ERROR options flags too long",
+                         consumed);
+    error = parse_meta_flags(parser, toks, 2, n, req);
+    if (error != NULL)
+        return meta_fail(req, cmd == PROTO_MG ? error : META_BAD_FLAG, consumed);
+    if (cmd == PROTO_MD && meta_opaque_too_long(req))
+        return meta_fail(req, META_OPAQUE_LONG, consumed);
+    if (cmd == PROTO_MA) {
+        switch (req->meta.mode) {
+        case 0:
+        case 'I':
+        case '+':
+        case 'D':
+        case '-':
+            break;
+        default:
+            return meta_fail(req, "CLIENT_ERROR invalid mode for ma M token", consumed);
+        }
+    }
+    req->cmd = cmd;
+    return consumed;
+}
+
+/* ms <key> <datalen> <flags>*, then the data block. */
+static size_t parse_meta_set(struct proto_parser *parser, struct cursor *cur, struct token *toks,
+                             const char *buf, size_t len, size_t consumed, struct proto_req *req,
+                             size_t *need)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n < 2)
+        return meta_fail(req, "ERROR", consumed);
+    const char *error = meta_key_check(&toks[1], req);
+    if (error != NULL || n == 2)
+        return meta_fail(req, FORMAT_ERROR, consumed);
+    if (n > META_TOKENS_MAX)
+        return meta_fail(req, "CLIENT_ERROR options flags too long", consumed);
+    int64_t vlen;
+    if (!parse_exptime(&toks[2], &vlen) || vlen < 0 || vlen > INT32_MAX - 2)
+        return meta_fail(req, FORMAT_ERROR, consumed);
+
+    error = parse_meta_flags(parser, toks, 3, n, req);
+    if (error != NULL)
+        return meta_fail_swallow(parser, req, error, consumed, (uint64_t)vlen);
+    switch (req->meta.mode) {
+    case 0:
+    case 'E':
+    case 'A':
+    case 'P':
+    case 'R':
+    case 'S':
+        break;
+    default:
+        return meta_fail_swallow(parser, req, "CLIENT_ERROR invalid mode for ms M token", consumed,
+                                 (uint64_t)vlen);
+    }
+    if (meta_opaque_too_long(req))
+        return meta_fail_swallow(parser, req, META_OPAQUE_LONG, consumed, (uint64_t)vlen);
+
+    req->cmd = PROTO_MS;
+    req->nbytes = (uint32_t)vlen;
+    req->flags = req->meta.client_flags;
+    if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {
+        /* memcached's item_alloc fails: the error, the old item unlinked
+         * (by the executor), the block swallowed */
+        req->too_large = true;
+        req->error = TOO_LARGE_ERROR;
+        parser->swallow = (uint64_t)req->nbytes + 2;
+        return consumed;
+    }
+    size_t total = consumed + req->nbytes + 2;
+    if (len < total) {
+        if (need != NULL)
+            *need = total;
+        return 0;
+    }
+    const char *end = buf + consumed + req->nbytes;
+    if (end[0] != '\r' || end[1] != '\n')
+        return meta_fail(req, CHUNK_ERROR, total);
+    req->value = buf + consumed;
+    return total;
+}
+
+/* me <key> [b]: only a first flag of exactly "b" means anything. */
+static size_t parse_meta_debug(struct proto_parser *parser, struct cursor *cur, struct token *toks,
+                               struct proto_req *req, size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n < 2 || meta_key_check(&toks[1], req) != NULL)
+        return meta_fail(req, FORMAT_ERROR, consumed);
+    if (n >= 3 && token_is(&toks[2], LIT("b"))) {
+        size_t nkey = base64_decode(req->key, req->nkey, (unsigned char *)parser->meta_key);
+        if (nkey == 0)
+            return meta_fail(req, FORMAT_ERROR, consumed);
+        req->key = parser->meta_key;
+        req->nkey = (uint32_t)nkey;
+        req->meta.has = PROTO_META_BIT('b');
+        req->meta.order[req->meta.nflags++] = 'b';
+    }
+    req->cmd = PROTO_ME;
+    return consumed;
+}
+
+/*
+ * Every two-byte command starting with 'm' comes here, as in memcached,
+ * before anything else is looked at; an unknown one ("mx") is "ERROR".
+ */
+static size_t parse_meta(struct proto_parser *parser, struct cursor *cur, struct token *toks,
+                         const char *buf, size_t len, size_t consumed, struct proto_req *req,
+                         size_t *need)
+{
+    switch (toks[0].p[1]) {
+    case 'g':
+        return parse_meta_keyed(parser, cur, toks, PROTO_MG, req, consumed);
+    case 's':
+        return parse_meta_set(parser, cur, toks, buf, len, consumed, req, need);
+    case 'd':
+        return parse_meta_keyed(parser, cur, toks, PROTO_MD, req, consumed);
+    case 'a':
+        return parse_meta_keyed(parser, cur, toks, PROTO_MA, req, consumed);
+    case 'e':
+        return parse_meta_debug(parser, cur, toks, req, consumed);
+    case 'n':
+        req->cmd = PROTO_MN;
+        return consumed;
+    default:
+        return fail(req, "ERROR", consumed);
+    }
 }
 
 /*
@@ -594,7 +954,7 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
         return fail(req, "ERROR", consumed);
     case 'm':
         if (cmd->len == 2)
-            return parse_meta(&cur, cmd, req, consumed);
+            return parse_meta(parser, &cur, toks, buf, len, consumed, req, need);
         break;
     case 'r':
         if (token_is(cmd, LIT("replace")))
@@ -693,7 +1053,7 @@ bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key
 
 bool proto_is_keyed(enum proto_cmd cmd)
 {
-    return cmd >= PROTO_SET && cmd <= PROTO_TOUCH;
+    return cmd >= PROTO_SET && cmd <= PROTO_ME;
 }
 
 bool proto_is_retrieval(enum proto_cmd cmd)
@@ -712,6 +1072,9 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_PREPEND] = "prepend",    [PROTO_CAS] = "cas",
         [PROTO_DELETE] = "delete",      [PROTO_INCR] = "incr",
         [PROTO_DECR] = "decr",          [PROTO_TOUCH] = "touch",
+        [PROTO_MG] = "mg",              [PROTO_MS] = "ms",
+        [PROTO_MD] = "md",              [PROTO_MA] = "ma",
+        [PROTO_ME] = "me",              [PROTO_MN] = "mn",
         [PROTO_STATS] = "stats",        [PROTO_FLUSH_ALL] = "flush_all",
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",

@@ -5,7 +5,8 @@
  * The parser turns the bytes a connection has received into one request at
  * a time. It never touches a socket, allocates, or copies: the request it
  * fills points into the caller's buffer and stays valid until the caller
- * drops those bytes. Framing follows memcached 1.6's doc/protocol.txt and
+ * drops those bytes (one exception: a meta command's base64 key, b, is
+ * decoded into the parser and valid until the next call). Framing follows memcached 1.6's doc/protocol.txt and
  * proto_text.c byte for byte:
  *
  *   - a command line ends in "\r\n" or a bare "\n"; tokens are separated by
@@ -59,7 +60,14 @@ enum proto_cmd {
     PROTO_INCR,
     PROTO_DECR,
     PROTO_TOUCH,
+    /* meta commands, keyed (their flags are in struct proto_meta) */
+    PROTO_MG, /* meta get */
+    PROTO_MS, /* meta set: one key and a data block */
+    PROTO_MD, /* meta delete */
+    PROTO_MA, /* meta arithmetic */
+    PROTO_ME, /* meta debug */
     /* whole-server commands */
+    PROTO_MN, /* meta no-op: "MN", in order after everything before it */
     PROTO_STATS,
     PROTO_FLUSH_ALL,
     PROTO_VERSION,
@@ -91,6 +99,38 @@ struct proto_bin_fields {
     uint32_t opaque;  /* echoed byte for byte in every reply */
     uint64_t initial; /* incr/decr: the value a miss creates */
 };
+
+/*
+ * The flags of one meta command (mg ms md ma me). memcached answers return
+ * flags in the order the request gave them and applies T, N and R in that
+ * order too (with "mg k T30 R40" R sees the new TTL), so every flag's first
+ * byte is kept in `order`; `has` says which flags are present; the tokens
+ * are parsed into the fields below (numbers as the client wrote them:
+ * TTLs become engine time only when executed). The opaque token (O) is
+ * req->opaque, without its 'O'. Plain data only (forwarding contract).
+ */
+#define PROTO_META_FLAGS_MAX 20 /* memcached refuses more than 17 */
+#define PROTO_META_BIT(c) (UINT64_C(1) << ((unsigned char)(c) - 'A'))
+
+struct proto_meta {
+    uint64_t has;          /* PROTO_META_BIT(flag) for each flag present */
+    uint64_t cas;          /* C: compare with the item's CAS */
+    uint64_t new_cas;      /* E: the CAS the item gets (0: a fresh one) */
+    uint64_t delta;        /* D (ma): 1 unless given */
+    uint64_t initial;      /* J (ma): the value an N-created item starts at */
+    int32_t ttl;           /* T */
+    int32_t vivify_ttl;    /* N */
+    int32_t recache_ttl;   /* R */
+    uint32_t client_flags; /* F (ms, md x) */
+    char mode;             /* M's character; 0 without M */
+    uint8_t nflags;
+    char order[PROTO_META_FLAGS_MAX]; /* each flag's first byte, in request order */
+};
+
+static inline bool proto_meta_has(const struct proto_meta *meta, char flag)
+{
+    return (meta->has & PROTO_META_BIT(flag)) != 0;
+}
 
 struct proto_req {
     enum proto_cmd cmd;
@@ -142,6 +182,11 @@ struct proto_req {
      * in the same one. proto_parse leaves PROTO_FAMILY_TEXT (0). */
     enum proto_family family;
     struct proto_bin_fields bin; /* family BINARY only; plain data */
+    /* Meta commands: their flags. A meta request's `noreply` is always
+     * false: its q flag (in meta.has) suppresses some replies, never all
+     * (errors, EX, NF... still come back), so it is decided when executed.
+     * With the b flag, `key` is the decoded key, in the parser's buffer. */
+    struct proto_meta meta;
 
     /*
      * Forwarding contract (io/route.c): a keyed request crosses shards as a
@@ -163,6 +208,10 @@ struct proto_limits {
 struct proto_parser {
     struct proto_limits limits;
     uint64_t swallow; /* data bytes still to discard */
+    /* A meta command's base64-decoded key (b flag); valid until the next
+     * call, which is long enough: the request is executed or copied into
+     * a forwarded record before the next parse. */
+    char meta_key[PROTO_KEY_MAX];
 };
 
 void proto_parser_init(struct proto_parser *parser, const struct proto_limits *limits);
@@ -186,7 +235,8 @@ size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, str
  * the last key. */
 bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key, uint32_t *nkey);
 
-/* True for commands that take one key (storage, delete, incr/decr, touch). */
+/* True for commands that take one key (storage, delete, incr/decr, touch,
+ * and the keyed meta commands mg ms md ma me). */
 bool proto_is_keyed(enum proto_cmd cmd);
 /* True for get/gets/gat/gats. */
 bool proto_is_retrieval(enum proto_cmd cmd);

@@ -36,10 +36,15 @@
  * the old item of an append or incr) are pinned: steps 2, 4 and 5 skip
  * them, exactly as memcached's refcounts keep held items from eviction.
  *
- * Flush (memcached's item_is_flushed): flush_all sets oldest_live (and,
- * when immediate, oldest_cas, the next CAS value): an item is flushed once
- * now >= oldest_live if its atime <= oldest_live or its CAS is older than
- * oldest_cas, the latter catching items stored earlier in the same second.
+ * Flush (memcached's item_is_flushed): flush_all sets oldest_live; an item
+ * is flushed once now >= oldest_live if its atime <= oldest_live. An
+ * immediate flush sets oldest_live one second back (as memcached with CAS
+ * on), so items stored later in the flush's own second survive, and those
+ * stored earlier in that second must be told apart: memcached compares
+ * their CAS with one taken at the flush; we count immediate flushes
+ * instead (flush_epoch, copied into each item when linked), because a
+ * meta client may choose an item's CAS (E) and a low one must not read as
+ * flushed. Same outcome for every other item: CAS order is link order.
  *
  * Expiry: exptime != 0 && exptime <= now. memcached's tail reclaim and
  * crawler test exptime < now; here one predicate serves all three, so that
@@ -84,6 +89,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(cmd_get, COUNTER, "get and gets keys looked up")                                  \
     ACTION(cmd_set, COUNTER, "storage commands that got as far as storing (sum of classes)") \
     ACTION(cmd_touch, COUNTER, "touch, gat and gats keys looked up")                         \
+    ACTION(cmd_meta, COUNTER, "me (meta debug) commands, as memcached counts them")           \
     ACTION(get_hits, COUNTER, "get and gets keys found (sum of classes)")                    \
     ACTION(get_misses, COUNTER, "get and gets keys not found")                               \
     ACTION(get_expired, COUNTER, "lookups that found the key expired")                       \
@@ -179,7 +185,9 @@ struct store {
     mc_time_t now;
 
     mc_time_t oldest_live; /* flush_all watermark, 0 = none */
-    uint64_t oldest_cas;   /* flush_all CAS watermark, 0 = none */
+    uint8_t flush_epoch;   /* immediate flushes so far, mod 256 */
+    bool flush_this_second; /* the last flush was immediate: items linked in
+                             * its second before it (older epoch) are gone */
     uint64_t cas_issued;   /* k of the last CAS issued */
 
     /* Items a command holds across an allocation; never reclaimed. */
@@ -272,14 +280,16 @@ static uint64_t store_next_cas(struct store *store)
     return store->cfg.cas_offset + store->cas_issued * store->cfg.cas_stride;
 }
 
-/* memcached's item_is_flushed(). */
+/* memcached's item_is_flushed(), with the flush epoch for the flush's own
+ * second (see the file comment). */
 static bool store_is_flushed(const struct store *store, const struct item *it)
 {
     mc_time_t oldest_live = store->oldest_live;
     if (oldest_live == 0 || oldest_live > store->now)
         return false;
     return it->atime <= oldest_live ||
-           (store->oldest_cas != 0 && it->cas != 0 && it->cas < store->oldest_cas);
+           (store->flush_this_second && it->atime == oldest_live + 1 &&
+            it->flush_epoch != store->flush_epoch);
 }
 
 static bool store_is_expired(const struct store *store, const struct item *it)
@@ -359,6 +369,7 @@ static void store_link(struct store *store, struct item *it, uint64_t hash)
     size_t total = item_total(it);
     it->iflags = (uint8_t)((it->iflags & ~ITEM_ACTIVE) | ITEM_LINKED);
     it->atime = store->now;
+    it->flush_epoch = store->flush_epoch;
     it->cas = store_next_cas(store);
     ht_insert(store->ht, it, hash);
     lru_push_head(store, it);
@@ -563,7 +574,7 @@ static struct item *store_alloc(struct store *store, const char *key, size_t nke
     it->hnext = it->prev = it->next = 0;
     it->nkey = (uint8_t)nkey;
     it->iflags = 0;
-    it->spare = 0;
+    it->flush_epoch = 0;
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
     it->atime = store->now;
@@ -660,47 +671,83 @@ static struct item *store_concat(struct store *store, enum store_op op, const st
     return it;
 }
 
-/*
- * memcached's process_update_command() + do_store_item(): the new item is
- * allocated first (which may evict), then the old one is looked up and the
- * command's rule decides. cmd_set counts in the new item's class whatever
- * the outcome once the item exists.
- */
-enum mc_status store_set(struct store *store, enum store_op op, const char *key, size_t nkey,
-                         uint64_t hash, uint32_t flags, mc_time_t exptime, const char *value,
-                         size_t nbytes, uint64_t cas, uint64_t *cas_out)
+/* The CAS a store gives an item it links: the client's (meta E) when CAS
+ * is on and one was given, else the next one. */
+static void store_link_with_cas(struct store *store, struct item *it, uint64_t hash,
+                                uint64_t new_cas)
 {
-    if (!store_item_fits(store, nkey, nbytes)) {
+    store_link(store, it, hash);
+    if (new_cas != 0 && store->cfg.cas_enabled)
+        it->cas = new_cas;
+}
+
+/* memcached's do_store_item() CAS test, done up front for every mode. */
+enum store_cas_result { CAS_NONE, CAS_MATCH, CAS_STALE, CAS_BADVAL };
+
+static enum store_cas_result store_cas_test(const struct store_mset *m, const struct item *old)
+{
+    if (m->cas == 0)
+        return CAS_NONE;
+    if (m->cas == old->cas)
+        return CAS_MATCH;
+    if (m->invalidate && m->op == STORE_CAS && m->cas < old->cas)
+        return CAS_STALE;
+    return CAS_BADVAL;
+}
+
+/*
+ * memcached's process_update_command() / process_mset_command() +
+ * do_store_item(): the new item is allocated first (which may evict), then
+ * the old one is looked up and the command's rule decides. cmd_set counts
+ * in the new item's class whatever the outcome once the item exists. On a
+ * failed allocation the old item is unlinked for a set, or for every mode
+ * when `drop_any` (meta set).
+ */
+static enum mc_status store_store(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                  const struct store_mset *m, bool drop_any, uint64_t *cas_out)
+{
+    enum store_op op = m->op;
+    bool drop = drop_any || op == STORE_SET;
+    if (cas_out != NULL)
+        *cas_out = 0;
+    if (!store_item_fits(store, nkey, m->nbytes)) {
         store->m.store_too_large++;
-        if (op == STORE_SET)
+        if (drop)
             store_drop_key(store, key, nkey, hash);
         return MC_E2BIG;
     }
-    struct item *it = store_alloc(store, key, nkey, nbytes, flags, exptime);
+    struct item *it = store_alloc(store, key, nkey, m->nbytes, m->flags, m->exptime);
     if (it == NULL) {
         store->m.store_no_memory++;
-        if (op == STORE_SET)
+        if (drop)
             store_drop_key(store, key, nkey, hash);
         return MC_ENOMEM;
     }
-    if (nbytes != 0)
-        memcpy(it->data + nkey, value, nbytes);
+    if (m->nbytes != 0)
+        memcpy(it->data + nkey, m->value, m->nbytes);
+    if (m->key_binary)
+        it->iflags |= ITEM_KEY_BINARY;
     store->cm[it->clsid].cmd_set++;
     store->pin[0] = it;
 
     enum mc_status status = MC_NOT_STORED;
     struct item *old = store_find(store, key, nkey, hash);
     if (old != NULL) {
-        /* Text-protocol commands other than cas carry CAS 0: "no check". */
-        uint64_t want = op == STORE_CAS ? cas : 0;
+        enum store_cas_result cas = store_cas_test(m, old);
         switch (op) {
         case STORE_ADD:
             store_update(store, old); /* refreshes the existing key */
             break;
         case STORE_CAS:
-            if (want != 0 && want == old->cas) {
+            if (cas == CAS_MATCH || cas == CAS_STALE) {
                 store->cm[old->clsid].cas_hits++;
                 status = MC_OK;
+                if (cas == CAS_STALE) {
+                    /* memcached: the value is replaced but stays stale,
+                     * with the old TTL and any win token already sent */
+                    it->exptime = old->exptime;
+                    it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
+                }
             } else {
                 store->cm[old->clsid].cas_badval++;
                 status = MC_EXISTS;
@@ -708,6 +755,10 @@ enum mc_status store_set(struct store *store, enum store_op op, const char *key,
             break;
         case STORE_APPEND:
         case STORE_PREPEND: {
+            if (cas != CAS_NONE && cas != CAS_MATCH) {
+                status = MC_EXISTS;
+                break;
+            }
             store->pin[1] = old;
             struct item *joined = store_concat(store, op, old, it);
             store->pin[1] = NULL;
@@ -723,13 +774,15 @@ enum mc_status store_set(struct store *store, enum store_op op, const char *key,
             status = MC_OK;
             break;
         }
-        if (status == MC_OK)
-            store_replace(store, old, it, hash);
+        if (status == MC_OK) {
+            store_unlink_free(store, old, hash);
+            store_link_with_cas(store, it, hash, m->new_cas);
+        }
     } else {
         switch (op) {
         case STORE_SET:
         case STORE_ADD:
-            store_link(store, it, hash);
+            store_link_with_cas(store, it, hash, m->new_cas);
             status = MC_OK;
             break;
         case STORE_CAS:
@@ -748,6 +801,18 @@ enum mc_status store_set(struct store *store, enum store_op op, const char *key,
     else if (cas_out != NULL)
         *cas_out = it->cas;
     return status;
+}
+
+enum mc_status store_set(struct store *store, enum store_op op, const char *key, size_t nkey,
+                         uint64_t hash, uint32_t flags, mc_time_t exptime, const char *value,
+                         size_t nbytes, uint64_t cas, uint64_t *cas_out)
+{
+    /* Text-protocol commands other than cas carry CAS 0: "no check". */
+    struct store_mset m = {
+        .op = op, .flags = flags, .exptime = exptime, .value = value, .nbytes = nbytes,
+        .cas = op == STORE_CAS ? cas : 0,
+    };
+    return store_store(store, key, nkey, hash, &m, false, cas_out);
 }
 
 enum mc_status store_delete(struct store *store, const char *key, size_t nkey, uint64_t hash)
@@ -803,20 +868,21 @@ static bool parse_u64(const char *p, size_t n, uint64_t *out)
     return true;
 }
 
-/* memcached's do_add_delta(). */
-enum mc_status store_arith(struct store *store, const char *key, size_t nkey, uint64_t hash,
-                           bool incr, uint64_t delta, uint64_t *result)
+/*
+ * memcached's do_add_delta() on a found item: the value must be numeric
+ * (an empty one is not), then a non-zero `cas` must match; the new value
+ * is written in place or into a replacing item (*out: the stored item).
+ */
+static enum mc_status store_delta(struct store *store, struct item *it, uint64_t hash, bool incr,
+                                  uint64_t delta, uint64_t cas, uint64_t *result,
+                                  struct item **out)
 {
-    struct item *it = store_find(store, key, nkey, hash);
-    if (it == NULL) {
-        if (incr)
-            store->m.incr_misses++;
-        else
-            store->m.decr_misses++;
-        return MC_NOT_FOUND;
-    }
     uint64_t value;
-    if (it->nbytes == 0 || !parse_u64(item_value(it), it->nbytes, &value))
+    if (it->nbytes == 0)
+        return MC_NON_NUMERIC;
+    if (cas != 0 && cas != it->cas)
+        return MC_EXISTS;
+    if (!parse_u64(item_value(it), it->nbytes, &value))
         return MC_NON_NUMERIC;
     if (incr)
         value += delta;
@@ -847,9 +913,183 @@ enum mc_status store_arith(struct store *store, const char *key, size_t nkey, ui
             return MC_ENOMEM;
         memcpy(fresh->data + fresh->nkey, digits, len);
         store_replace(store, it, fresh, hash);
+        it = fresh;
     }
     *result = value;
+    *out = it;
     return MC_OK;
+}
+
+enum mc_status store_arith(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                           bool incr, uint64_t delta, uint64_t *result)
+{
+    struct item *it = store_find(store, key, nkey, hash);
+    if (it == NULL) {
+        if (incr)
+            store->m.incr_misses++;
+        else
+            store->m.decr_misses++;
+        return MC_NOT_FOUND;
+    }
+    return store_delta(store, it, hash, incr, delta, 0, result, &it);
+}
+
+/* --- Meta commands --------------------------------------------------------------------- */
+
+/*
+ * A fresh item for a meta miss (mg and ma with N): linked at once, as
+ * memcached's vivify links it before the reply is composed. NULL when no
+ * memory can be had.
+ */
+static struct item *store_vivify(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                 const struct store_vivify *viv, const char *value, size_t nbytes)
+{
+    if (!store_item_fits(store, nkey, nbytes))
+        return NULL;
+    struct item *it = store_alloc(store, key, nkey, nbytes, 0, viv->exptime);
+    if (it == NULL)
+        return NULL;
+    memcpy(it->data + nkey, value, nbytes);
+    if (viv->key_binary)
+        it->iflags |= ITEM_KEY_BINARY;
+    store_link_with_cas(store, it, hash, viv->cas);
+    return it;
+}
+
+/* memcached's process_mget_command(): a lookup without a bump (the bump
+ * comes later, after the reply showed h and l). */
+const struct item *store_meta_get(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                  const struct store_vivify *viv, bool *created)
+{
+    *created = false;
+    struct item *it = store_find(store, key, nkey, hash);
+    if (it == NULL && viv != NULL) {
+        it = store_vivify(store, key, nkey, hash, viv, "", 0);
+        *created = it != NULL;
+    }
+    return it;
+}
+
+void store_meta_get_done(struct store *store, const struct item *cit, bool touched, bool win,
+                         bool bump)
+{
+    struct item *it = (struct item *)cit; /* the engine's own item */
+    if (it == NULL) {
+        store->m.cmd_get++;
+        store->m.get_misses++;
+        return;
+    }
+    if (touched) {
+        store->m.cmd_touch++;
+        store->cm[it->clsid].touch_hits++;
+    } else {
+        store->m.cmd_get++;
+        store->cm[it->clsid].get_hits++;
+    }
+    if (win)
+        it->iflags |= ITEM_TOKEN_SENT;
+    if (bump)
+        store_hit(store, it);
+}
+
+void store_meta_set_exptime(struct store *store, const struct item *it, mc_time_t exptime)
+{
+    (void)store;
+    ((struct item *)it)->exptime = exptime;
+}
+
+enum mc_status store_mset(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                          const struct store_mset *m, uint64_t *cas_out)
+{
+    return store_store(store, key, nkey, hash, m, true, cas_out);
+}
+
+/*
+ * memcached's process_mdelete_command(), with 1.6.27's x and E: the CAS
+ * test first (a mismatch counts as a delete miss), then x swaps in an
+ * emptied item, then I marks the item stale (no delete counted) or the
+ * item goes (unless x kept it emptied).
+ */
+enum mc_status store_mdelete(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                             const struct store_mdelete *d)
+{
+    struct item *it = store_find(store, key, nkey, hash);
+    if (it == NULL) {
+        store->m.delete_misses++;
+        return MC_NOT_FOUND;
+    }
+    if (d->has_cas && d->cas != it->cas) {
+        store->m.delete_misses++;
+        return MC_EXISTS;
+    }
+    if (d->remove_value) {
+        store->pin[0] = it;
+        struct item *empty = store_alloc(store, key, nkey, 0, d->flags, d->exptime);
+        store->pin[0] = NULL;
+        if (empty == NULL)
+            return MC_ENOMEM;
+        /* A binary key stays binary, so replies keep encoding it. */
+        empty->iflags |= (uint8_t)(it->iflags & ITEM_KEY_BINARY);
+        uint64_t cas = d->new_cas != 0 ? d->new_cas : it->cas;
+        store_unlink_free(store, it, hash);
+        store_link(store, empty, hash);
+        if (store->cfg.cas_enabled)
+            empty->cas = cas;
+        it = empty;
+    }
+    if (d->invalidate) {
+        if (d->has_ttl)
+            it->exptime = d->exptime;
+        it->iflags = (uint8_t)((it->iflags | ITEM_STALE) & ~ITEM_TOKEN_SENT);
+        it->cas = d->new_cas != 0 && store->cfg.cas_enabled ? d->new_cas : store_next_cas(store);
+        return MC_OK;
+    }
+    store->cm[it->clsid].delete_hits++;
+    if (!d->remove_value)
+        store_unlink_free(store, it, hash);
+    return MC_OK;
+}
+
+/* memcached's process_marithmetic_command(): do_add_delta() with the
+ * request's CAS, or on a miss with N an item created at J. */
+enum mc_status store_marith(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                            const struct store_marith *a, struct store_marith_result *r)
+{
+    *r = (struct store_marith_result){0};
+    struct item *it = store_find(store, key, nkey, hash);
+    if (it == NULL) {
+        r->missed = true;
+        if (a->viv == NULL) {
+            if (a->incr)
+                store->m.incr_misses++;
+            else
+                store->m.decr_misses++;
+            return MC_NOT_FOUND;
+        }
+        char digits[20];
+        size_t len = metrics_u64toa(a->initial, digits);
+        it = store_vivify(store, key, nkey, hash, a->viv, digits, len);
+        if (it == NULL)
+            return MC_ENOMEM;
+        r->it = it;
+        r->value = a->initial;
+        r->created = true;
+        return MC_OK;
+    }
+    enum mc_status status = store_delta(store, it, hash, a->incr, a->delta, a->cas, &r->value, &it);
+    if (status != MC_OK)
+        return status;
+    if (a->new_cas != 0 && store->cfg.cas_enabled)
+        it->cas = a->new_cas;
+    r->it = it;
+    return MC_OK;
+}
+
+const struct item *store_meta_debug(struct store *store, const char *key, size_t nkey,
+                                    uint64_t hash)
+{
+    store->m.cmd_meta++;
+    return store_find(store, key, nkey, hash);
 }
 
 /* memcached's process_flush_all_command(), given the realtime() of its
@@ -858,10 +1098,13 @@ void store_flush(struct store *store, mc_time_t when)
 {
     if (store->cfg.cas_enabled) {
         store->oldest_live = when - 1;
-        if (store->oldest_live <= store->now)
-            store->oldest_cas = store_next_cas(store);
+        store->flush_this_second = store->oldest_live <= store->now;
+        if (store->flush_this_second)
+            store->flush_epoch++;
     } else {
+        /* memcached without CAS: everything of the flush's second goes */
         store->oldest_live = when;
+        store->flush_this_second = false;
     }
 }
 

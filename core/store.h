@@ -142,6 +142,122 @@ enum mc_status store_arith(struct store *store, const char *key, size_t nkey, ui
                            bool incr, uint64_t delta, uint64_t *result);
 
 /*
+ * --- Meta commands ---------------------------------------------------------
+ * The operations behind mg, ms, md, ma and me, with memcached 1.6's
+ * semantics, stampede protection included: an item can be stale (ITEM_STALE,
+ * "X"), and a win token (ITEM_TOKEN_SENT: "W" to one client, "Z" to the
+ * others) is handed out at most once per item until it is invalidated
+ * again. The reply composition lives in process_meta.c; the engine only
+ * decides and records.
+ */
+
+/* What an mg or ma miss creates, with N (autovivify). */
+struct store_vivify {
+    mc_time_t exptime; /* the new item's exptime until the caller sets N's */
+    uint64_t cas;      /* E: the new item's CAS (0: a fresh one) */
+    bool key_binary;   /* b: replies return the key base64-encoded */
+};
+
+/*
+ * mg, step one: the live item or NULL, neither bumped nor counted (so the
+ * reply can show h and l as they were). With `viv` a miss creates an empty
+ * item (flags 0) under the key and sets *created; NULL is then a miss
+ * because memory was short, as memcached's vivify fails quietly. The
+ * caller composes its reply, may set the item's exptime
+ * (store_meta_set_exptime) and must end with store_meta_get_done(), with no
+ * other call on the store in between.
+ */
+const struct item *store_meta_get(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                  const struct store_vivify *viv, bool *created);
+
+/*
+ * mg, step two: counts the command as memcached does (a hit counts as a
+ * touch if `touched`, else as a get; `it` NULL counts a get miss), hands
+ * out the win token if `win` (ITEM_TOKEN_SENT) and, if `bump`, marks the
+ * item fetched and maybe moves it in its LRU.
+ */
+void store_meta_get_done(struct store *store, const struct item *it, bool touched, bool win,
+                         bool bump);
+
+/* Sets an item returned by a meta lookup (store_meta_get, store_marith)
+ * to expire at `exptime`; same validity rule as the lookup's pointer. */
+void store_meta_set_exptime(struct store *store, const struct item *it, mc_time_t exptime);
+
+/* ms: a store with memcached's meta semantics (see store_mset()). */
+struct store_mset {
+    enum store_op op;      /* from M: S, E (add), A, P, R; CAS when C with S or R */
+    uint32_t flags;        /* F */
+    mc_time_t exptime;     /* T */
+    const char *value;     /* NULL when the value was too large (swallowed) */
+    size_t nbytes;
+    uint64_t cas;          /* C (0: none): CAS requires it to match; append and
+                            * prepend refuse (EXISTS) on any other value */
+    bool invalidate;       /* I with STORE_CAS: a C older than the item's still
+                            * stores, keeping its exptime, marked stale */
+    uint64_t new_cas;      /* E: the stored item's CAS (0: a fresh one) */
+    bool key_binary;       /* b */
+};
+
+/*
+ * ms. Returns what store_set() returns; *cas_out (if not NULL) gets the
+ * stored item's CAS, or 0 when nothing was stored (memcached's "c0"). On
+ * MC_E2BIG and MC_ENOMEM the old item is unlinked whatever the mode, as
+ * memcached's mset does.
+ */
+enum mc_status store_mset(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                          const struct store_mset *m, uint64_t *cas_out);
+
+/* md's options. */
+struct store_mdelete {
+    bool has_cas;          /* C: delete (or invalidate) only if the CAS matches */
+    uint64_t cas;
+    bool invalidate;       /* I: keep the item, mark it stale, give it a new
+                            * CAS and let the next reader win the token */
+    bool has_ttl;          /* T: with I, the stale item's new exptime */
+    mc_time_t exptime;     /* T's, or the default for x */
+    bool remove_value;     /* x: keep the key with an empty value (flags F,
+                            * exptime T, CAS E or the old one) */
+    uint32_t flags;        /* F, for x */
+    uint64_t new_cas;      /* E (0: none) */
+};
+
+/*
+ * md. MC_OK (HD), MC_NOT_FOUND (NF), MC_EXISTS (EX: CAS mismatch), or
+ * MC_ENOMEM (x could not allocate the emptied item).
+ */
+enum mc_status store_mdelete(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                             const struct store_mdelete *d);
+
+/* ma's options. */
+struct store_marith {
+    bool incr;
+    uint64_t delta;
+    uint64_t cas;          /* C (0: none) */
+    uint64_t new_cas;      /* E (0: none) */
+    const struct store_vivify *viv; /* N: a miss creates the item at `initial` */
+    uint64_t initial;      /* J */
+};
+
+struct store_marith_result {
+    const struct item *it; /* the stored item on MC_OK (pointer rule of lookups) */
+    uint64_t value;        /* the new value, or `initial` when created */
+    bool created;          /* the item was created by N */
+    bool missed;           /* the key was absent (with MC_ENOMEM: N failed) */
+};
+
+/*
+ * ma: store_arith() with a CAS check (after the empty-value check, as
+ * memcached), a CAS override and autovivify. Returns MC_OK, MC_NOT_FOUND,
+ * MC_EXISTS, MC_NON_NUMERIC or MC_ENOMEM.
+ */
+enum mc_status store_marith(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                            const struct store_marith *a, struct store_marith_result *r);
+
+/* me: the live item or NULL, not bumped; counts cmd_meta. */
+const struct item *store_meta_debug(struct store *store, const char *key, size_t nkey,
+                                    uint64_t hash);
+
+/*
  * flush_all: every item stored at or before `when` becomes invalid once the
  * clock reaches `when` (when == now: immediately, including items stored in
  * this same second, via the CAS watermark as memcached does). Memory is

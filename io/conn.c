@@ -473,6 +473,18 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
     case PROTO_TOUCH:
         ok = srv->handler->keyed(conn, req, req->key, req->nkey);
         break;
+    /* meta commands: keyed ones go where their key lives; mn is answered
+     * here, in order after every reply before it (placeholders included) */
+    case PROTO_MG:
+    case PROTO_MS:
+    case PROTO_MD:
+    case PROTO_MA:
+    case PROTO_ME:
+        ok = srv->handler->keyed(conn, req, req->key, req->nkey);
+        break;
+    case PROTO_MN:
+        ok = reply_line(conn, "MN");
+        break;
     case PROTO_STATS:
         ok = stats_command(conn, req);
         break;

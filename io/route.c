@@ -230,7 +230,7 @@ static size_t scratch_len(const struct shard *shard)
 
 static bool proto_is_storage(enum proto_cmd cmd)
 {
-    return cmd >= PROTO_SET && cmd <= PROTO_CAS;
+    return (cmd >= PROTO_SET && cmd <= PROTO_CAS) || cmd == PROTO_MS;
 }
 
 bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)

@@ -216,6 +216,8 @@ static int setup_store(struct shard *shard)
     shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;
     shard->env.clock = &srv->clock;
+    shard->env.default_ttl = srv->cfg.default_ttl;
+    shard->env.max_ttl = srv->cfg.max_ttl;
     shard_clock(shard);
 
     shard->scratch_cap = SHARD_SCRATCH_SIZE;

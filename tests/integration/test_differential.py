@@ -8,7 +8,10 @@ and the replies must be identical after normalizing only what must differ:
   - CAS unique numbers: each distinct value is renamed c1, c2, ... in order
     of first appearance within the case (a later step may send "{c1}",
     which is replaced by that server's real value);
-  - the VERSION line's version string.
+  - the VERSION line's version string;
+  - in meta replies: CAS tokens (c<n>, me's cas=) the same way as gets's,
+    timing tokens (t<n> other than t-1, l<n>, me's exp other than -1 and
+    la) and me's memory layout (cls, size), which become placeholders.
 Every case runs twice: the whole request in one send, and split, one byte
 per send with TCP_NODELAY (large values in chunks), so that requests cross
 read boundaries everywhere.
@@ -334,6 +337,99 @@ case("pipeline_noreply_then_get",
      b"".join(b"incr n%d 1 noreply\r\n" % i for i in range(50)) +
      b"get " + b" ".join(b"n%d" % i for i in range(50)) + b"\r\n")
 
+# -- meta commands (mg ms md ma mn me) ------------------------------------------
+# Replies are compared after META_NORMALIZE (below): CAS tokens become c1,
+# c2, ... like gets's, and timing fields (t and l tokens, me's exp and la)
+# and me's memory layout fields (cls, size) become placeholders.
+
+case("meta_mg_miss", b"mg k\r\nmg k v\r\nmg k v k O1 t c s f\r\n")
+case("meta_mg_hit_flags", b"ms k 2 F9 T100\r\nhi\r\nmg k\r\nmg k v\r\nmg k s v t f c k Oab\r\n"
+     b"mg k Oab k c f t v s\r\n")
+case("meta_mg_h_l_u", b"ms k 1\r\nx\r\nmg k h l u\r\nmg k h\r\nmg k h\r\n")
+case("meta_mg_touch", b"ms k 1\r\nx\r\nmg k t\r\nmg k T30 t\r\nmg k t T100\r\nmg k T-1 v\r\nmg k v\r\n")
+case("meta_mg_quiet", b"ms k 1\r\nx\r\nmg k q\r\nmg k q v\r\nmg nope q v k O1\r\nmn\r\n")
+case("meta_mg_quiet_pipeline_opaque",
+     b"ms a 1 q\r\nA\r\nms c 1 q\r\nC\r\n" + b"".join(b"mg %s O%d v q k\r\n" % (k, i) for i, k in
+                                                    enumerate([b"a", b"b", b"c", b"d"])) + b"mn\r\n")
+case("meta_mg_vivify", b"mg v N30 v t c O1 k q\r\nmg v N30 v t k\r\nmg v N30 s\r\nms v 3\r\nnew\r\n"
+     b"mg v N30 v\r\n")
+case("meta_mg_vivify_cas", b"mg v N30 c\r\n", b"ms v 1 C{c1} c\r\nx\r\nmg v v\r\n")
+case("meta_mg_recache", b"ms r 1 T10\r\nx\r\nmg r R5 v\r\nmg r R30 v\r\nmg r R30 v\r\nms n 1\r\nx\r\n"
+     b"mg n R30\r\n")
+case("meta_mg_recache_after_touch", b"ms o 1\r\nv\r\nmg o T30 t R40\r\nmg o R40 t\r\n"
+     b"ms p 1 T100\r\nv\r\nmg p R40 T30 t\r\n")
+case("meta_mg_opaque_31_32", b"mg k O1234567890123456789012345678901\r\n"
+     b"mg k O12345678901234567890123456789012\r\n")
+case("meta_mg_opaque_too_long_after_vivify", b"mg v O12345678901234567890123456789012 N30\r\n"
+     b"mg v v t\r\n")
+case("meta_mg_proxy_hints", b"mg k Pfoo L/bar v\r\nmg k P L\r\n")
+case("meta_mg_errors", b"mg\r\nmg k v v\r\nmg k Zz\r\nmg k 1\r\nmg k N\r\nmg k Nx\r\nmg k T1x\r\n"
+     b"mg k C-1\r\nmg k Mab\r\nmg k J-1\r\nmg k Dx\r\nmg k Fx\r\nmg k Nx Fx\r\nmg k Nx Mab\r\n"
+     b"mg k Nx z Mab\r\nmg k v \x80\r\n")
+case("meta_mg_too_many_flags", b"mg k c f h k l q s t u v O N1 R1 T1 P L I\r\n"
+     b"mg k c f h k l q s t u v O N1 R1 T1 P L I C1\r\n"
+     b"mg k 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25\r\n")
+case("meta_mg_key_250_251", b"mg " + K250 + b" v\r\nmg " + K251 + b" v\r\n")
+case("meta_base64", b"ms Zm9v 2 b k\r\nhi\r\nmg foo k v\r\nmg Zm9v b k\r\nmg Zm9v-YmFy b k\r\n"
+     b"mg Zm9vYg== b k\r\nmg Zm9vYg=x b k\r\nmg Zm9v=mFy b k\r\nmg Zm=vYmFy b k\r\nmg AA== b k v\r\n")
+case("meta_base64_errors", b"mg Zm9 b k\r\nmg ==== b\r\nmg A=== b k\r\nms !!! 2 b\r\nhi\r\n"
+     b"md !!! b\r\nma !!! b\r\nme !!! b\r\n")
+case("meta_base64_me", b"ms Zm9vYmFy 2 b\r\nhi\r\nme Zm9vYmFy b\r\nme foobar\r\nme Zm9v v b\r\n")
+case("meta_ms_flags", b"ms k 2 c k O1 T0\r\nhi\r\nms k 2 q\r\nhi\r\nmn\r\nms k 2 F4294967295 O2\r\nhi\r\n"
+     b"mg k f v\r\nms k 0\r\n\r\nmg k v\r\n")
+case("meta_ms_modes", b"ms k 1 ME\r\na\r\nms k 1 ME\r\nx\r\nms k 1 MA\r\nb\r\nms k 1 MP\r\n0\r\n"
+     b"mg k v\r\nms k 1 MR\r\nr\r\nms nope 1 MR c\r\nr\r\nms nope 1 MA k O5\r\nr\r\n"
+     b"ms nope 1 MP\r\nr\r\nms k 1 MS\r\ns\r\nmg k v\r\n")
+case("meta_ms_cas", b"ms k 3 c\r\none\r\n", b"ms k 3 C{c1} c\r\ntwo\r\nms k 3 C{c1}\r\nold\r\n"
+     b"ms gone 1 C{c1}\r\nx\r\nms k 1 MA C99\r\nx\r\nms k 1 MA C0\r\nx\r\nmg k v\r\n"
+     b"ms k 1 C0\r\nx\r\nms k 1 MR C1\r\nx\r\nms kk 1 ME C99 c\r\nx\r\n")
+case("meta_ms_quiet", b"ms k 1 q\r\na\r\nms k 1 q ME\r\nb\r\nms k 1 q C1\r\nc\r\nms z 1 q C1\r\nd\r\n"
+     b"mn\r\n")
+case("meta_ms_errors_no_swallow", b"ms\r\nms k\r\nms k x\r\nab\r\nms k -1\r\nab\r\n"
+     b"ms k 2147483646\r\n")
+case("meta_ms_errors_swallow", b"ms k 2 v v\r\nhi\r\nms k 2 Zz\r\nhi\r\nms k 2 T\r\nhi\r\n"
+     b"ms k 2 q T5x\r\nhi\r\nms k 2 Fx T1\r\nhi\r\nms k 2 MX\r\nhi\r\nms k 2 MAA\r\nhi\r\n"
+     b"ms k 2 O12345678901234567890123456789012\r\nhi\r\n"
+     b"ms k 2 MZ O12345678901234567890123456789012\r\nhi\r\n"
+     b"ms k 2 O12345678901234567890123456789012 Tx\r\nhi\r\nmn\r\n")
+case("meta_ms_too_many_flags", b"ms k 1 c k O1 T1 F1 q I MS C1 P L s t f h l\r\nx\r\n"
+     b"ms k 1 c k O1 T1 F1 q I MS C1 P L s t f h l u\r\nx\r\n")
+case("meta_ms_bad_data_chunk", b"ms k 2 q\r\nhiX\r\nms k 3\r\nhi\r\n\r\nms k 1\r\nab\r\nmg k\r\n")
+case("meta_ms_too_large", setv("k", "old") + b"ms k %d MA q\r\n%s\r\nmg k\r\n" % (MiB, b"x" * MiB))
+case("meta_ms_key_251", b"ms " + K251 + b" 1\r\nx\r\n")
+case("meta_stale_invalidate", b"ms s 3 T100\r\nold\r\nmd s I T30 q\r\nmn\r\nmg s v t\r\nmg s v\r\n"
+     b"mg s s\r\n")
+case("meta_stale_cas_set", b"ms s 3 c\r\nold\r\n", b"md s I\r\nmg s v c\r\n",
+     b"ms s 3 C{c1}\r\nbad\r\nms s 3 C{c1} I\r\nnew\r\nmg s v c\r\nms s 3 C{c2}\r\nfin\r\nmg s v\r\n")
+case("meta_stale_rearm", b"ms s 1\r\nx\r\nmd s I\r\nmg s\r\nmg s\r\nmd s I\r\nmg s\r\nmg s\r\n")
+case("meta_md", b"md k k O5\r\nmd k q\r\nmn\r\nms k 1 c\r\nv\r\n",
+     b"md k C9 O1\r\nmd k C{c1} O1 k\r\nmg k\r\nms k 1\r\nv\r\nmd k q\r\nmd k q\r\nmn\r\n")
+case("meta_md_flags", b"ms k 1\r\nv\r\nmd k b\r\nmd k C0\r\nmd k T30\r\nmg k t\r\nmd k I T30 q k\r\n"
+     b"mg k t\r\n")
+case("meta_md_errors", b"md\r\nmd k z\r\nmd k q q\r\nmd k T\r\nmd k O12345678901234567890123456789012\r\n"
+     b"md k a b c d e f g h i j k l m n o p q r\r\nmd " + K251 + b"\r\n")
+case("meta_ma", b"ma n O1 k\r\nma n q\r\nma n N0 J5 v\r\nma n v t c\r\nma n v MD D10 t\r\n"
+     b"ma n M+ D100 v\r\nma n M- D1 v\r\nma n MI v\r\n")
+case("meta_ma_quiet", b"ma n N0 q\r\nma n q\r\nma n q v\r\nma x q\r\nma y N0 q O1\r\nmn\r\nmg n v\r\n")
+case("meta_ma_cas", b"ma n N0 c\r\n", b"ma n C9 q\r\nma n C{c1} c\r\nma n C0 v\r\n")
+case("meta_ma_ttl", b"ma v N30 t J9 v\r\nma v T100 t\r\nma v2 t N30\r\nmg v2 t\r\nms m2 1\r\n5\r\n"
+     b"ma m2 T100 t\r\nmg m2 t\r\n")
+case("meta_ma_limits", b"ms n 20\r\n18446744073709551615\r\nma n v\r\nma n MD D18446744073709551615 v\r\n"
+     b"ma m N0 J18446744073709551615 v\r\nma m v\r\n")
+case("meta_ma_errors", b"ma\r\nms t 1\r\nx\r\nma t q\r\nma t Dx\r\nma t J\r\nma t Nx\r\nma t MDD\r\n"
+     b"ma t MX\r\nma e N0 O12345678901234567890123456789012\r\nmg e v\r\nms z 0\r\n\r\nma z\r\n")
+case("meta_me", b"me k\r\nms k 2 T100\r\nhi\r\nme k\r\nmg k\r\nme k\r\nme\r\nme " + K251 + b"\r\n")
+case("meta_mn", b"mn\r\nmn extra tokens\r\nmnx\r\nmx k\r\nmz HTTP/1.1\r\n")
+case("meta_mixed_with_classic", b"set a 5 0 1\r\n1\r\nmg a v f\r\nincr a 1\r\nma a v\r\nget a\r\n"
+     b"ms b 2 F3\r\nhi\r\ngets b\r\nappend b 0 0 1\r\n!\r\nmg b v f\r\ndelete b\r\nmd b\r\n")
+case("meta_pipeline_many_keys",
+     b"".join(b"ms p%d 2 q T%d\r\nv%d\r\n" % (i, 100 + i, i % 10) for i in range(40)) +
+     b"".join(b"mg p%d v O%d q\r\n" % (i, i) for i in range(0, 50, 3)) +
+     b"".join(b"ma c%d N0 J%d v O%d\r\n" % (i, i, i) for i in range(10)) +
+     b"".join(b"md p%d q O%d\r\n" % (i, i) for i in range(35, 45)) + b"mn\r\n")
+case("meta_flush_all_then_meta", b"ms k 1\r\nx\r\nflush_all\r\nmg k v\r\nma k N0 v\r\nms k 1\r\ny\r\n"
+     b"mg k v\r\n")
+
 # -- known deviations (see the module comment) -------------------------------
 
 deviation("flags_2_32", b"set k 4294967296 0 1\r\nv\r\nget k\r\n",
@@ -378,6 +474,40 @@ deviation("key_control_delete", setv("k\x01", "1") + b"delete k\x01\r\n",
           why="control byte in key",
           expect=BAD_FORMAT + b"ERROR\r\n" + BAD_FORMAT,
           memcached=b"STORED\r\nDELETED\r\n")
+deviation("meta_ma_ttl_when_value_grows", b"ms m 1\r\n9\r\nma m T100 t\r\nmg m t v\r\n",
+          why="memcached 1.6.18 sets ma's T on the replaced copy when the value grows a digit: "
+              "the TTL is lost",
+          expect=b"HD\r\nHD t<t>\r\nVA 2 t<t>\r\n10\r\n",
+          memcached=b"HD\r\nHD t<t>\r\nVA 2 t-1\r\n10\r\n")
+deviation("meta_vivify_binary_key", b"mg Zm9v b N30 k\r\nmg Zm9v b k\r\nme foo\r\n",
+          why="an item vivified from a base64 key keeps its key binary (memcached echoes it raw, "
+              "which breaks the reply line for a key with spaces or control bytes)",
+          expect=b"HD kZm9v b W\r\nHD kZm9v b Z\r\n"
+                 b"ME Zm9v exp=<t> la=<t> cas=c1 fetch=yes cls=<n> size=<n>\r\n",
+          memcached=b"HD kfoo W\r\nHD kfoo Z\r\n"
+                    b"ME foo exp=<t> la=<t> cas=c1 fetch=yes cls=<n> size=<n>\r\n")
+deviation("meta_explicit_cas_E", b"ms k 1 E5 c\r\nx\r\nmg k c\r\nmd k I E7\r\nmg k c\r\n",
+          why="E (explicit new CAS) is memcached 1.6.27's; 1.6.18 calls it an invalid flag",
+          expect=b"HD c1\r\nHD c1\r\nHD\r\nHD c2 X W\r\n",
+          memcached=b"CLIENT_ERROR invalid flag\r\nEN\r\nCLIENT_ERROR invalid or duplicate flag\r\n"
+                    b"EN\r\n")
+deviation("meta_md_remove_value_x", b"ms k 5 F3\r\nvalue\r\nmd k x F9\r\nmg k v f\r\n",
+          why="x (keep the key, empty the value) is memcached 1.6.27's; 1.6.18 calls it invalid",
+          expect=b"HD\r\nHD\r\nVA 0 f9\r\n\r\n",
+          memcached=b"HD\r\nCLIENT_ERROR invalid or duplicate flag\r\nVA 5 f3\r\nvalue\r\n")
+deviation("meta_ttl_outside_int32", b"mg k T2147483648 v\r\nms k 1 T4294967297\r\nx\r\nmg k v\r\n",
+          why="a TTL outside int32 (memcached truncates it to 32 bits)",
+          expect=b"CLIENT_ERROR bad token in command line format\r\n"
+                 b"CLIENT_ERROR bad token in command line format\r\nEN\r\n",
+          memcached=b"EN\r\nHD\r\nVA 1\r\nx\r\n")
+deviation("meta_key_control_byte", b"mg k\x01y v\r\nms k\x01y 1\r\nx\r\n",
+          why="control byte in key",
+          expect=BAD_FORMAT + BAD_FORMAT + b"ERROR\r\n",
+          memcached=b"EN\r\nHD\r\n")
+deviation("meta_flag_nul", b"mg k O\x00x v\r\n",
+          why="a NUL in a flag is an invalid flag (memcached's line ends at the NUL)",
+          expect=b"CLIENT_ERROR invalid flag\r\n",
+          memcached=b"EN O\r\n")
 deviation("get_multi_key_251_pipelined", setv("a", "1") + b"get a " + K251 + b" b\r\n",
           why="memcached drops the pipeline's unwritten replies on an over-long key",
           expect=b"STORED\r\n" + BAD_FORMAT)
@@ -386,7 +516,42 @@ deviation("get_multi_key_251_pipelined", setv("a", "1") + b"get a " + K251 + b" 
 # -- running a case ----------------------------------------------------------
 
 CAS_LINE = re.compile(rb"^(VALUE [^ \r\n]+ \d+ \d+) (\d+)\r$", re.M)
+# Meta reply lines (HD VA EN NF NS EX) and their return flags; me's line.
+META_LINE = re.compile(rb"^(HD|VA \d+|EN|NF|NS|EX)((?: [^ \r\n]*)*)\r$", re.M)
+ME_LINE = re.compile(rb"^ME ([^ \r\n]+) exp=(-?\d+) la=(\d+) cas=(\d+) fetch=(yes|no) cls=(\d+) "
+                     rb"size=(\d+)\r$", re.M)
 VERSION_LINE = re.compile(rb"^VERSION [^\r\n]*\r$", re.M)
+
+
+def cas_name(cas_names, real):
+    if real not in cas_names:
+        cas_names[real] = "c%d" % (len(cas_names) + 1)
+    return cas_names[real].encode()
+
+
+def meta_normalize(reply, cas_names):
+    """Meta replies: CAS tokens (c<n>, me's cas=) are named like gets's;
+    timing tokens (t<n> but t-1, l<n>; me's exp unless -1, la) and me's
+    memory layout (cls, size) become placeholders."""
+    def flags(m):
+        out = []
+        for tok in m.group(2).split(b" ")[1:]:
+            if re.fullmatch(rb"c\d+", tok):
+                tok = cas_name(cas_names, tok[1:])
+            elif re.fullmatch(rb"t\d+", tok):
+                tok = b"t<t>"
+            elif re.fullmatch(rb"l\d+", tok):
+                tok = b"l<t>"
+            out.append(tok)
+        return m.group(1) + b"".join(b" " + t for t in out) + b"\r"
+
+    def me(m):
+        exp = m.group(2) if m.group(2) == b"-1" else b"<t>"
+        return (b"ME " + m.group(1) + b" exp=" + exp + b" la=<t> cas=" + cas_name(cas_names, m.group(4))
+                + b" fetch=" + m.group(5) + b" cls=<n> size=<n>\r")
+
+    reply = META_LINE.sub(flags, reply)
+    return ME_LINE.sub(me, reply)
 
 
 def send_split(sock, data):
@@ -452,6 +617,7 @@ def run_case(server, c, split):
                     cas_names[real] = "c%d" % (len(cas_names) + 1)
             reply = CAS_LINE.sub(lambda m: m.group(1) + b" " + cas_names[m.group(2)].encode()
                                  + b"\r", reply)
+            reply = meta_normalize(reply, cas_names)
             reply = VERSION_LINE.sub(b"VERSION <v>\r", reply)
             out.append(reply)
         return STEP_SEP.join(out)
@@ -880,6 +1046,10 @@ class CorpusSelfTest(unittest.TestCase):
         for cmd in (b"set", b"add", b"replace", b"append", b"prepend", b"cas", b"delete",
                     b"incr", b"decr", b"touch", b"flush_all", b"verbosity"):
             self.assertRegex(text, rb"(^|\n)" + cmd + rb" [^\r\n]*noreply", cmd)
+        for cmd in (b"mg", b"ms", b"md", b"ma", b"mn", b"me"):
+            self.assertRegex(text, rb"(^|\n)" + cmd + rb"[ \r\n]", cmd)
+        for cmd in (b"mg", b"ms", b"md", b"ma"):
+            self.assertRegex(text, rb"(^|\n)" + cmd + rb" [^\r\n]* q[ \r]", cmd)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,8 @@ static void want_item_max(struct cfg *c) { c->item_size_max = 512 * 1024; }
 static void want_describe(struct cfg *c) { c->describe_metrics = true; }
 static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
+static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
+static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
 
 static const struct option_case option_cases[] = {
     {'p', "port", "12345", want_port},
@@ -181,6 +183,8 @@ static const struct option_case option_cases[] = {
     {'b', "listen-backlog", "64", want_backlog},
     {'I', "max-item-size", "512k", want_item_max},
     {'B', "protocol", "binary", want_protocol},
+    {0, "default-ttl", "3600", want_default_ttl}, /* long only */
+    {0, "max-ttl", "86400", want_max_ttl},
 };
 
 static void test_cfg_parse_every_option_every_form(void **state)
@@ -202,6 +206,16 @@ static void test_cfg_parse_every_option_every_form(void **state)
         snprintf(short_word, sizeof(short_word), "-%c", oc->short_flag);
         snprintf(long_word, sizeof(long_word), "--%s", oc->long_name);
 
+        if (oc->short_flag == 0 && oc->value != NULL) { /* long-only with a value */
+            cfg_defaults(&f->cfg);
+            assert_true(parse(f, long_word, oc->value, NULL));
+            assert_cfg_equal(&f->cfg, &want);
+            snprintf(long_eq, sizeof(long_eq), "--%s=%s", oc->long_name, oc->value);
+            cfg_defaults(&f->cfg);
+            assert_true(parse(f, long_eq, NULL));
+            assert_cfg_equal(&f->cfg, &want);
+            continue;
+        }
         if (oc->value == NULL) {
             if (oc->short_flag != 0) { /* long-only options have no short forms */
                 cfg_defaults(&f->cfg);
@@ -631,6 +645,7 @@ static void test_cfg_settings_render_memcached_names(void **state)
         "STAT growth_factor 1.25\r\n", "STAT chunk_size 48\r\n",
         "STAT num_threads 2\r\n",      "STAT cas_enabled no\r\n",
         "STAT tcp_backlog 1024\r\n",   "STAT item_size_max 1048576\r\n",
+        "STAT default_ttl 0\r\n",       "STAT max_ttl 0\r\n",
     };
     /* in memcached's order, and nothing else */
     const char *p = text;
@@ -648,6 +663,32 @@ static void test_cfg_settings_render_memcached_names(void **state)
     assert_non_null(strstr(text, "STAT evictions on\r\n"));
     assert_non_null(strstr(text, "STAT cas_enabled yes\r\n"));
     assert_non_null(strstr(text, "STAT shutdown_command no\r\n"));
+    free(text);
+    test_sink_fini(&out);
+}
+
+/* --default-ttl and --max-ttl: seconds, 0 (off) to int32, shown in
+ * `stats settings`. */
+static void test_cfg_ttl_options(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(f->cfg.default_ttl, 0);
+    assert_int_equal(f->cfg.max_ttl, 0);
+    assert_true(parse(f, "--default-ttl", "0", "--max-ttl=2147483647", NULL));
+    assert_int_equal(f->cfg.max_ttl, 2147483647u);
+    assert_false(parse(f, "--max-ttl", "2147483648", NULL));
+    expect_error(f, "corecache: --max-ttl 2147483648: max TTL must be at most 2147483647 (seconds)\n");
+    assert_false(parse(f, "--default-ttl=-5", NULL));
+    expect_error(f, "corecache: --default-ttl -5: not an unsigned decimal number\n");
+    assert_false(parse(f, "--default-ttl", "99999999999", NULL));
+    expect_error(f, "corecache: --default-ttl 99999999999: default TTL must be at most 2147483647 (seconds)\n");
+
+    assert_true(parse(f, "--default-ttl", "300", "--max-ttl", "3600", NULL));
+    struct test_sink out;
+    test_sink_init(&out, 32);
+    assert_true(cfg_render_settings(&f->cfg, &out.sink));
+    char *text = test_sink_text(&out);
+    assert_non_null(strstr(text, "STAT default_ttl 300\r\nSTAT max_ttl 3600\r\n"));
     free(text);
     test_sink_fini(&out);
 }
@@ -690,6 +731,7 @@ int main(void)
         T(test_cfg_usage_full_sink_fails),
         T(test_cfg_settings_render_memcached_names),
         T(test_cfg_settings_full_sink_fails),
+        T(test_cfg_ttl_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

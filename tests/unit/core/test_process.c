@@ -220,6 +220,51 @@ static void test_process_out_of_memory_without_evictions(void **state)
     free(value);
 }
 
+/* --default-ttl / --max-ttl through process_exptime(), for the classic
+ * commands (meta: test_process_meta.c). */
+static void test_process_exptime_policy(void **state)
+{
+    struct fixture *f = *state;
+    mc_time_t now = f->env.now;
+    /* off: memcached's conversion unchanged */
+    assert_int_equal(process_exptime(&f->env, 0), 0);
+    assert_int_equal(process_exptime(&f->env, 10), now + 10);
+    assert_int_equal(process_exptime(&f->env, -1), 1);
+    f->env.default_ttl = 60;
+    assert_int_equal(process_exptime(&f->env, 0), now + 60);
+    assert_int_equal(process_exptime(&f->env, 10), now + 10);
+    /* default TTLs are plain seconds: no 30-day rule */
+    f->env.default_ttl = 60 * 60 * 24 * 365;
+    assert_int_equal(process_exptime(&f->env, 0), now + 60 * 60 * 24 * 365);
+    f->env.default_ttl = 0;
+    f->env.max_ttl = 100;
+    assert_int_equal(process_exptime(&f->env, 0), now + 100);     /* never -> capped */
+    assert_int_equal(process_exptime(&f->env, 50), now + 50);
+    assert_int_equal(process_exptime(&f->env, 500), now + 100);
+    assert_int_equal(process_exptime(&f->env, T0 + 10000), now + 100); /* unix time */
+    assert_int_equal(process_exptime(&f->env, -1), 1);            /* stays expired */
+    assert_true(process_exptime(&f->env, T0 - 5) <= now);             /* a time gone by */
+    f->env.default_ttl = 1000;                                    /* the cap wins */
+    assert_int_equal(process_exptime(&f->env, 0), now + 100);
+
+    /* every classic command that sets a TTL obeys it */
+    f->env.default_ttl = 5;
+    f->env.max_ttl = 20;
+    EXPECT(f, "STORED\r\n", PROTO_SET, "a", "v", 0, 0, 0, false);
+    EXPECT(f, "STORED\r\n", PROTO_ADD, "b", "v", 0, 1000, 0, false);
+    EXPECT(f, "STORED\r\n", PROTO_SET, "c", "v", 0, 0, 0, false);
+    EXPECT(f, "TOUCHED\r\n", PROTO_TOUCH, "c", NULL, 0, 0, 0, false); /* touch 0: default */
+    EXPECT(f, "STORED\r\n", PROTO_SET, "d", "v", 0, 10, 0, false);
+    EXPECT(f, "VALUE d 0 1\r\nv\r\n", PROTO_GAT, "d", NULL, 0, 9999, 0, false);
+    advance(f, 5);
+    EXPECT(f, "", PROTO_GET, "a", NULL, 0, 0, 0, false);
+    EXPECT(f, "VALUE b 0 1\r\nv\r\n", PROTO_GET, "b", NULL, 0, 0, 0, false);
+    EXPECT(f, "", PROTO_GET, "c", NULL, 0, 0, 0, false);
+    advance(f, 15);
+    EXPECT(f, "", PROTO_GET, "b", NULL, 0, 0, 0, false);
+    EXPECT(f, "", PROTO_GET, "d", NULL, 0, 0, 0, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_too_large_unlinks_old_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_out_of_memory_without_evictions, setup_no_evict,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_process_exptime_policy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -463,10 +463,30 @@ static void test_process_bin_exptime_conversion(void **state)
 {
     struct fixture *f = *state;
     mc_time_t now = f->env.now;
-    assert_int_equal(process_bin_exptime(&f->env, 0), 0);
-    assert_int_equal(process_bin_exptime(&f->env, 100), now + 100);
-    assert_int_equal(process_bin_exptime(&f->env, T0 + 50), now + 50); /* absolute */
-    assert_int_equal(process_bin_exptime(&f->env, 2592001), 1);         /* in the past */
+    assert_int_equal(process_exptime(&f->env, 0), 0);
+    assert_int_equal(process_exptime(&f->env, 100), now + 100);
+    assert_int_equal(process_exptime(&f->env, T0 + 50), now + 50); /* absolute */
+    assert_int_equal(process_exptime(&f->env, 2592001), 1);         /* in the past */
+}
+
+/* Binary stores obey --max-ttl like every other command: a "never" set
+ * expires when the cap says. */
+static void test_process_bin_set_obeys_max_ttl(void **state)
+{
+    struct fixture *f = *state;
+    f->env.max_ttl = 60;
+    struct proto_req set = breq(PROTO_BIN_SET, PROTO_SET, "k");
+    set.value = "v";
+    set.nbytes = 1;
+    set.exptime = 0;
+    struct resp r;
+    assert_int_equal(run(f, &set, &r), 1);
+    advance(f, 59);
+    struct proto_req get = breq(PROTO_BIN_GET, PROTO_GET, "k");
+    assert_int_equal(run(f, &get, &r), 1);
+    assert_int_equal(r.status, 0);
+    advance(f, 2);
+    expect_error(f, &get, PROTO_BIN_KEY_ENOENT, "Not found");
 }
 
 static void test_process_bin_out_of_memory_without_evictions(void **state)
@@ -521,6 +541,7 @@ int main(void)
         T(test_process_bin_incr_cas),
         T(test_process_bin_incr_create_expires),
         T(test_process_bin_exptime_conversion),
+        T(test_process_bin_set_obeys_max_ttl),
         cmocka_unit_test_setup_teardown(test_process_bin_out_of_memory_without_evictions, setup_no_evict,
                                         teardown),
         T(test_process_bin_text_family_untouched),

@@ -1066,8 +1066,8 @@ static void test_store_metric_tables_follow_memcached(void **state)
 {
     (void)state;
     static const char *const global[] = {
-        "cmd_get", "cmd_set", "cmd_touch", "get_hits", "get_misses", "get_expired", "get_flushed",
-        "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
+        "cmd_get", "cmd_set", "cmd_touch", "cmd_meta", "get_hits", "get_misses", "get_expired",
+        "get_flushed", "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
         "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large",
         "store_no_memory", "hash_power_level", "hash_bytes", "hash_is_expanding",
         "slab_reassign_evictions_nomem", "slabs_moved", "bytes", "curr_items", "total_items",
@@ -1564,6 +1564,330 @@ static void test_store_randomized_page_thrash(void **state)
     model_free(m);
 }
 
+/* --- Meta commands ---------------------------------------------------------------------- */
+
+static const struct item *meta_get(struct fixture *f, const char *key,
+                                   const struct store_vivify *viv, bool *created)
+{
+    return store_meta_get(f->store, key, strlen(key), h(key), viv, created);
+}
+
+static enum mc_status mset(struct fixture *f, const char *key, const char *value,
+                           struct store_mset m, uint64_t *cas_out)
+{
+    m.value = value;
+    m.nbytes = strlen(value);
+    return store_mset(f->store, key, strlen(key), h(key), &m, cas_out);
+}
+
+static enum mc_status mdelete(struct fixture *f, const char *key, struct store_mdelete d)
+{
+    return store_mdelete(f->store, key, strlen(key), h(key), &d);
+}
+
+static enum mc_status marith(struct fixture *f, const char *key, struct store_marith a,
+                             struct store_marith_result *r)
+{
+    return store_marith(f->store, key, strlen(key), h(key), &a, r);
+}
+
+static void test_store_meta_get_vivifies_once(void **state)
+{
+    struct fixture *f = *state;
+    struct store_vivify viv = {.exptime = f->now + 30};
+    bool created;
+    assert_null(meta_get(f, "k", NULL, &created));
+    assert_false(created);
+    const struct item *it = meta_get(f, "k", &viv, &created);
+    assert_non_null(it);
+    assert_true(created);
+    assert_int_equal(item_nbytes(it), 0);
+    assert_int_equal(item_flags(it), 0);
+    assert_int_equal(item_exptime(it), f->now + 30);
+    assert_false(item_token_sent(it));
+    store_meta_get_done(f->store, it, false, true, true);
+    assert_true(item_token_sent(it));
+    assert_true(item_fetched(it));
+
+    /* the second caller finds the stub: not created, token already out */
+    it = meta_get(f, "k", &viv, &created);
+    assert_non_null(it);
+    assert_false(created);
+    assert_true(item_token_sent(it));
+    store_meta_get_done(f->store, it, false, false, true);
+    assert_int_equal(stat(f, "curr_items"), 1);
+    assert_int_equal(stat(f, "total_items"), 1);
+}
+
+static void test_store_meta_get_counts_and_bump(void **state)
+{
+    struct fixture *f = *state;
+    bool created;
+    store_meta_get_done(f->store, meta_get(f, "k", NULL, &created), false, false, true);
+    assert_int_equal(stat(f, "cmd_get"), 1);
+    assert_int_equal(stat(f, "get_misses"), 1);
+    assert_int_equal(set(f, "k", "v"), MC_OK);
+
+    /* u: no bump, so not fetched */
+    const struct item *it = meta_get(f, "k", NULL, &created);
+    store_meta_get_done(f->store, it, false, false, false);
+    assert_false(item_fetched(it));
+    assert_int_equal(stat(f, "get_hits"), 1);
+
+    /* T: counted as a touch, not a get */
+    it = meta_get(f, "k", NULL, &created);
+    store_meta_set_exptime(f->store, it, f->now + 5);
+    store_meta_get_done(f->store, it, true, false, true);
+    assert_true(item_fetched(it));
+    assert_int_equal(stat(f, "cmd_touch"), 1);
+    assert_int_equal(stat(f, "touch_hits"), 1);
+    assert_int_equal(stat(f, "cmd_get"), 2);
+    advance(f, 5);
+    assert_null(meta_get(f, "k", NULL, &created));
+}
+
+static void test_store_meta_vivify_key_binary_and_cas(void **state)
+{
+    struct fixture *f = *state;
+    struct store_vivify viv = {.exptime = 0, .cas = 777, .key_binary = true};
+    bool created;
+    const struct item *it = meta_get(f, "bin", &viv, &created);
+    assert_true(created);
+    assert_true(item_key_binary(it));
+    assert_int_equal(item_cas(it), 777);
+}
+
+static void test_store_mset_modes_and_cas(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas = 99;
+    /* replace and append of a missing key: not stored, c0 */
+    assert_int_equal(mset(f, "k", "v", (struct store_mset){.op = STORE_REPLACE}, &cas), MC_NOT_STORED);
+    assert_int_equal(cas, 0);
+    assert_int_equal(mset(f, "k", "ab", (struct store_mset){.op = STORE_SET, .flags = 3}, &cas), MC_OK);
+    uint64_t first = cas;
+    assert_true(first != 0);
+    assert_int_equal(item_flags(get(f, "k")), 3);
+    /* append with a wrong CAS: EXISTS; with none or the right one: appended */
+    assert_int_equal(mset(f, "k", "c", (struct store_mset){.op = STORE_APPEND, .cas = first + 1}, NULL),
+                     MC_EXISTS);
+    assert_int_equal(mset(f, "k", "c", (struct store_mset){.op = STORE_APPEND, .cas = first}, &cas), MC_OK);
+    assert_value(f, "k", "abc");
+    /* CAS mode: mismatch, match */
+    assert_int_equal(mset(f, "k", "x", (struct store_mset){.op = STORE_CAS, .cas = 1}, NULL), MC_EXISTS);
+    assert_int_equal(cstat(f, 1, "cas_badval"), 1);
+    assert_int_equal(mset(f, "k", "x", (struct store_mset){.op = STORE_CAS, .cas = cas}, NULL), MC_OK);
+    assert_value(f, "k", "x");
+    /* CAS 0 compares nothing: EXISTS as the classic cas 0 */
+    assert_int_equal(mset(f, "k", "y", (struct store_mset){.op = STORE_CAS}, NULL), MC_EXISTS);
+    assert_int_equal(mset(f, "nope", "y", (struct store_mset){.op = STORE_CAS, .cas = 5}, NULL),
+                     MC_NOT_FOUND);
+    /* E: the stored item's CAS is the client's; add of a present key: NS */
+    assert_int_equal(mset(f, "k", "z", (struct store_mset){.op = STORE_SET, .new_cas = 4242}, &cas), MC_OK);
+    assert_int_equal(cas, 4242);
+    assert_int_equal(item_cas(get(f, "k")), 4242);
+    assert_int_equal(mset(f, "k", "w", (struct store_mset){.op = STORE_ADD}, &cas), MC_NOT_STORED);
+    assert_int_equal(cas, 0);
+    /* b: the item remembers its key was binary */
+    assert_int_equal(mset(f, "b", "1", (struct store_mset){.op = STORE_SET, .key_binary = true}, NULL),
+                     MC_OK);
+    assert_true(item_key_binary(get(f, "b")));
+    assert_false(item_key_binary(get(f, "k")));
+}
+
+static void test_store_mset_invalidate_stores_stale(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas;
+    assert_int_equal(mset(f, "k", "old", (struct store_mset){.exptime = f->now + 100}, &cas), MC_OK);
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.invalidate = true}), MC_OK);
+    bool created;
+    const struct item *it = meta_get(f, "k", NULL, &created);
+    store_meta_get_done(f->store, it, false, true, true); /* a reader won */
+    uint64_t now_cas = item_cas(it);
+    assert_true(now_cas > cas);
+
+    /* an older CAS without I: EXISTS; with I: stored, still stale, old TTL,
+     * the token still out */
+    assert_int_equal(mset(f, "k", "new", (struct store_mset){.op = STORE_CAS, .cas = cas}, NULL),
+                     MC_EXISTS);
+    assert_int_equal(mset(f, "k", "new", (struct store_mset){.op = STORE_CAS, .cas = cas,
+                                                            .invalidate = true, .exptime = 0},
+                          NULL),
+                     MC_OK);
+    it = get(f, "k");
+    assert_memory_equal(item_value(it), "new", 3);
+    assert_true(item_stale(it));
+    assert_true(item_token_sent(it));
+    assert_int_equal(item_exptime(it), f->now + 100);
+    /* a newer CAS with I is not "stale": it is a plain mismatch */
+    assert_int_equal(mset(f, "k", "x", (struct store_mset){.op = STORE_CAS, .cas = item_cas(it) + 10,
+                                                          .invalidate = true},
+                          NULL),
+                     MC_EXISTS);
+    /* the matching CAS stores a fresh, valid item */
+    assert_int_equal(mset(f, "k", "fresh", (struct store_mset){.op = STORE_CAS, .cas = item_cas(it)},
+                          NULL),
+                     MC_OK);
+    assert_false(item_stale(get(f, "k")));
+    assert_false(item_token_sent(get(f, "k")));
+}
+
+static void test_store_mset_failure_unlinks_any_mode(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(set(f, "k", "old"), MC_OK);
+    struct store_mset m = {.op = STORE_APPEND, .value = NULL, .nbytes = 2 * MIB};
+    assert_int_equal(store_mset(f->store, "k", 1, h("k"), &m, NULL), MC_E2BIG);
+    assert_missing(f, "k");
+    /* the classic append keeps it (memcached unlinks only for set) */
+    assert_int_equal(set(f, "k", "old"), MC_OK);
+    assert_int_equal(store_set(f->store, STORE_APPEND, "k", 1, h("k"), 0, 0, NULL, 2 * MIB, 0, NULL),
+                     MC_E2BIG);
+    assert_value(f, "k", "old");
+}
+
+static void test_store_mdelete_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){0}), MC_NOT_FOUND);
+    assert_int_equal(stat(f, "delete_misses"), 1);
+    uint64_t cas;
+    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 0, 0, 0, &cas), MC_OK);
+    /* C compares even when 0 */
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.has_cas = true, .cas = 0}), MC_EXISTS);
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.has_cas = true, .cas = cas + 1}), MC_EXISTS);
+    assert_int_equal(stat(f, "delete_misses"), 3);
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.has_cas = true, .cas = cas}), MC_OK);
+    assert_missing(f, "k");
+    assert_int_equal(stat(f, "delete_hits"), 1);
+}
+
+static void test_store_mdelete_invalidate(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas;
+    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 0, f->now + 100, 0, &cas), MC_OK);
+    bool created;
+    const struct item *it = meta_get(f, "k", NULL, &created);
+    store_meta_get_done(f->store, it, false, true, true);
+    assert_true(item_token_sent(it));
+    /* I without T keeps the TTL; clears the token; new CAS; not a delete */
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.invalidate = true}), MC_OK);
+    it = get(f, "k");
+    assert_non_null(it);
+    assert_true(item_stale(it));
+    assert_false(item_token_sent(it));
+    assert_true(item_cas(it) > cas);
+    assert_int_equal(item_exptime(it), f->now + 100);
+    assert_int_equal(stat(f, "delete_hits"), 0);
+    /* with T: the stale item's TTL shrinks; E gives the CAS */
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.invalidate = true, .has_ttl = true,
+                                                             .exptime = f->now + 3, .new_cas = 555}),
+                     MC_OK);
+    it = get(f, "k");
+    assert_int_equal(item_exptime(it), f->now + 3);
+    assert_int_equal(item_cas(it), 555);
+    advance(f, 3);
+    assert_missing(f, "k");
+}
+
+static void test_store_mdelete_remove_value(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t cas;
+    assert_int_equal(op_exp(f, STORE_SET, "k", "value", 7, 0, 0, &cas), MC_OK);
+    assert_int_equal(mdelete(f, "k", (struct store_mdelete){.remove_value = true, .flags = 9,
+                                                             .exptime = f->now + 50}),
+                     MC_OK);
+    const struct item *it = get(f, "k");
+    assert_non_null(it);
+    assert_int_equal(item_nbytes(it), 0);
+    assert_int_equal(item_flags(it), 9);
+    assert_int_equal(item_exptime(it), f->now + 50);
+    assert_int_equal(item_cas(it), cas); /* x keeps the CAS (1.6.27) */
+    assert_int_equal(stat(f, "delete_hits"), 1);
+    assert_int_equal(stat(f, "curr_items"), 1);
+}
+
+static void test_store_marith_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    struct store_marith_result r;
+    assert_int_equal(marith(f, "n", (struct store_marith){.incr = true, .delta = 1}, &r), MC_NOT_FOUND);
+    assert_true(r.missed);
+    assert_int_equal(stat(f, "incr_misses"), 1);
+    /* N: created at J, with the vivify TTL; not counted as a miss */
+    struct store_vivify viv = {.exptime = f->now + 9};
+    assert_int_equal(marith(f, "n", (struct store_marith){.incr = true, .delta = 1, .viv = &viv,
+                                                          .initial = 41},
+                            &r),
+                     MC_OK);
+    assert_true(r.created);
+    assert_int_equal(r.value, 41);
+    assert_int_equal(item_exptime(r.it), f->now + 9);
+    assert_int_equal(stat(f, "incr_misses"), 1);
+    assert_value(f, "n", "41");
+    /* C mismatch: EX; C match: applied; E overrides the new CAS */
+    uint64_t cas = item_cas(get(f, "n"));
+    assert_int_equal(marith(f, "n", (struct store_marith){.incr = true, .delta = 1, .cas = cas + 1}, &r),
+                     MC_EXISTS);
+    assert_int_equal(marith(f, "n", (struct store_marith){.incr = false, .delta = 2, .cas = cas,
+                                                          .new_cas = 31337},
+                            &r),
+                     MC_OK);
+    assert_int_equal(r.value, 39);
+    assert_int_equal(item_cas(r.it), 31337);
+    /* growing past the old length replaces the item: r.it is the new one */
+    assert_int_equal(marith(f, "n", (struct store_marith){.incr = true, .delta = 1000}, &r), MC_OK);
+    assert_int_equal(r.value, 1039);
+    assert_ptr_equal(r.it, get(f, "n"));
+    /* an empty value is non-numeric before the CAS is compared */
+    assert_int_equal(set(f, "e", ""), MC_OK);
+    assert_int_equal(marith(f, "e", (struct store_marith){.incr = true, .delta = 1, .cas = 1}, &r),
+                     MC_NON_NUMERIC);
+    assert_int_equal(set(f, "t", "abc"), MC_OK);
+    assert_int_equal(marith(f, "t", (struct store_marith){.incr = true, .delta = 1, .cas = 1}, &r),
+                     MC_EXISTS);
+}
+
+static void test_store_meta_debug_counts(void **state)
+{
+    struct fixture *f = *state;
+    assert_null(store_meta_debug(f->store, "k", 1, h("k")));
+    assert_int_equal(set(f, "k", "v"), MC_OK);
+    const struct item *it = store_meta_debug(f->store, "k", 1, h("k"));
+    assert_non_null(it);
+    assert_false(item_fetched(it)); /* not a read */
+    assert_int_equal(stat(f, "cmd_meta"), 2);
+    assert_int_equal(stat(f, "cmd_get"), 0);
+}
+
+/* A CAS the client chose (meta E) does not decide whether an item stored
+ * in the flush's own second predates the flush: the order of link and
+ * flush does, whatever the CAS. */
+static void test_store_flush_ignores_explicit_cas(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(set(f, "x", "1"), MC_OK);
+    assert_int_equal(mset(f, "before", "v", (struct store_mset){.new_cas = UINT64_MAX}, NULL), MC_OK);
+    store_flush(f->store, f->now);
+    assert_int_equal(mset(f, "after", "v", (struct store_mset){.new_cas = 2}, NULL), MC_OK);
+    assert_value(f, "after", "v");
+    assert_missing(f, "before");
+    assert_missing(f, "x");
+    advance(f, 100);
+    assert_value(f, "after", "v");
+    /* a second flush in the same second takes what the first one spared */
+    assert_int_equal(mset(f, "again", "v", (struct store_mset){.new_cas = 1}, NULL), MC_OK);
+    store_flush(f->store, f->now);
+    assert_int_equal(set(f, "last", "v"), MC_OK);
+    assert_missing(f, "again");
+    assert_missing(f, "after");
+    assert_value(f, "last", "v");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1611,6 +1935,18 @@ int main(void)
         T(test_store_metrics_and_reset),
         T(test_store_randomized_against_model),
         T(test_store_randomized_page_thrash),
+        T(test_store_meta_get_vivifies_once),
+        T(test_store_meta_get_counts_and_bump),
+        T(test_store_meta_vivify_key_binary_and_cas),
+        T(test_store_mset_modes_and_cas),
+        T(test_store_mset_invalidate_stores_stale),
+        T(test_store_mset_failure_unlinks_any_mode),
+        T(test_store_mdelete_outcomes),
+        T(test_store_mdelete_invalidate),
+        T(test_store_mdelete_remove_value),
+        T(test_store_marith_outcomes),
+        T(test_store_meta_debug_counts),
+        T(test_store_flush_ignores_explicit_cas),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

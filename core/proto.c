@@ -117,6 +117,30 @@ static inline bool token_is(const struct token *tok, const char *lit, size_t n)
  * that a key is checked in the same pass. Returns false at the end of the
  * line.
  */
+/*
+ * The first byte of an 8-byte little-endian word that is a space, a control
+ * byte (< 0x20) or DEL, as a bit mask with the high bit of each such byte
+ * set, or 0. (x - 0x21..) & ~x & 0x80.. flags bytes below 0x21 exactly at
+ * the lowest one (a borrow only propagates upward, past a flagged byte);
+ * bytes >= 0x80 (UTF-8) are never flagged. DEL is found the same way as a
+ * zero byte of x ^ 0x7f.. .
+ */
+static inline uint64_t special_bytes(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t low = (x - 0x21 * ones) & ~x & highs;
+    uint64_t del = x ^ (0x7f * ones);
+    del = (del - ones) & ~del & highs;
+    return low | del;
+}
+
+/*
+ * Reads the next space-separated token, noting control bytes on the way so
+ * that a key is checked in the same pass. Returns false at the end of the
+ * line. Eight bytes per step while sixteen remain before the end of the
+ * line (never reading past it): long keys are scanned a word at a time,
+ * short tokens byte by byte, where a word's setup would cost more.
+ */
 static bool next_token(struct cursor *cur, struct token *tok)
 {
     const char *p = cur->p;
@@ -125,13 +149,26 @@ static bool next_token(struct cursor *cur, struct token *tok)
         p++;
     const char *start = p;
     bool ctrl = false;
-    for (; p < end; p++) {
+    while (p < end) {
+        if (end - p >= 16) { /* words pay off on long tokens (keys), not "get" */
+            uint64_t word;
+            memcpy(&word, p, 8);
+            uint64_t hit = special_bytes(word);
+            if (hit == 0) {
+                p += 8;
+                continue;
+            }
+            p += (unsigned)__builtin_ctzll(hit) / 8;
+        }
         unsigned char c = (unsigned char)*p;
-        if (c > ' ' && c != 0x7f)
+        if (c > ' ' && c != 0x7f) {
+            p++;
             continue;
+        }
         if (c == ' ')
             break;
         ctrl = true;
+        p++;
     }
     cur->p = p;
     if (p == start)
@@ -1005,6 +1042,40 @@ void proto_parser_init(struct proto_parser *parser, const struct proto_limits *l
  * longer than UINT32_MAX bytes closes the connection (lengths in the
  * request are 32-bit). The parser must have an item_total function.
  */
+/*
+ * The most common request by far, "get <key>" with one valid key, without
+ * the tokenizer: the key is the rest of the line, accepted if it holds no
+ * space, control byte or DEL and is not too long. Anything else (more keys,
+ * extra spaces, a bad key) returns false and takes the general path, which
+ * gives the same answer for this line in every case.
+ */
+static bool parse_get_fast(const char *line, size_t n, struct proto_req *req)
+{
+    if (n < 5 || n - 4 > PROTO_KEY_MAX || memcmp(line, "get ", 4) != 0)
+        return false;
+    const char *key = line + 4;
+    size_t nkey = n - 4;
+    size_t i = 0;
+    for (; i + 8 <= nkey; i += 8) {
+        uint64_t word;
+        memcpy(&word, key + i, 8);
+        if (special_bytes(word) != 0)
+            return false;
+    }
+    for (; i < nkey; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c <= ' ' || c == 0x7f)
+            return false;
+    }
+    req->cmd = PROTO_GET;
+    req->key = key;
+    req->nkey = (uint32_t)nkey;
+    req->keys = key;
+    req->keys_len = (uint32_t)nkey;
+    req->nkeys = 1;
+    return true;
+}
+
 size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                    size_t *need)
 {
@@ -1031,11 +1102,21 @@ size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, str
     }
     if (n > 1 && buf[n - 1] == '\r')
         n--;
+    if (parse_get_fast(buf, n, req))
+        return consumed;
     return parse_line(parser, buf, n, len, consumed, req, need);
 }
 
 bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key, uint32_t *nkey)
 {
+    if (req->nkeys == 1) { /* most gets: the parser found the key already */
+        if (*pos != 0)
+            return false;
+        *key = req->key;
+        *nkey = req->nkey;
+        *pos = req->keys_len;
+        return true;
+    }
     uint32_t i = *pos;
     uint32_t end = req->keys_len;
     while (i < end && req->keys[i] == ' ')

@@ -342,6 +342,58 @@ static void test_proto_key_control_bytes_refused(void **state)
 /* A NUL is a control byte like any other: memcached would end the line
  * there (strlen) and serve key "a" for "a\0zzz", silently the wrong key;
  * we refuse the key, and a NUL elsewhere makes its token invalid. */
+/* The tokenizer tests 8 bytes per step: a control byte, DEL or a space must
+ * be found at every offset of a long key, and UTF-8 bytes never flagged. */
+static void test_proto_special_byte_at_every_offset(void **state)
+{
+    struct proto_parser *parser = *state;
+    char line[128];
+    struct proto_req req;
+    static const char specials[] = {'\x01', '\x1f', '\x7f', '\t', '\0'};
+    for (unsigned s = 0; s < sizeof(specials); s++) {
+        for (unsigned at = 0; at < 40; at++) {
+            char key[41];
+            memset(key, 'k', 40);
+            key[40] = '\0';
+            key[at] = specials[s];
+            memcpy(line, "get ", 4);
+            memcpy(line + 4, key, 40);
+            memcpy(line + 44, "\r\n", 2);
+            assert_int_equal(proto_parse(parser, line, 46, &req, NULL), 46);
+            assert_int_equal(req.cmd, PROTO_ERROR);
+            assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
+        }
+    }
+    for (unsigned at = 1; at < 39; at++) { /* a space splits the key in two */
+        memset(line, 'k', sizeof(line));
+        memcpy(line, "get ", 4);
+        line[4 + at] = ' ';
+        memcpy(line + 44, "\r\n", 2);
+        assert_int_equal(proto_parse(parser, line, 46, &req, NULL), 46);
+        assert_int_equal(req.cmd, PROTO_GET);
+        assert_int_equal(req.nkeys, 2);
+        assert_int_equal(req.nkey, at);
+        uint32_t pos = 0, nkey = 0;
+        const char *key = NULL;
+        assert_true(proto_next_key(&req, &pos, &key, &nkey));
+        assert_int_equal(nkey, at);
+        assert_true(proto_next_key(&req, &pos, &key, &nkey));
+        assert_int_equal(nkey, 39 - at);
+        assert_false(proto_next_key(&req, &pos, &key, &nkey));
+    }
+    /* bytes >= 0x80 are key bytes (UTF-8), at every offset */
+    for (unsigned at = 0; at < 40; at++) {
+        memset(line, 'k', sizeof(line));
+        memcpy(line, "get ", 4);
+        line[4 + at] = (char)0xc3;
+        line[4 + ((at + 1) % 40)] = (char)0xa9;
+        memcpy(line + 44, "\r\n", 2);
+        assert_int_equal(proto_parse(parser, line, 46, &req, NULL), 46);
+        assert_int_equal(req.cmd, PROTO_GET);
+        assert_int_equal(req.nkey, 40);
+    }
+}
+
 static void test_proto_nul_is_a_control_byte(void **state)
 {
     struct proto_parser *parser = *state;
@@ -1113,6 +1165,7 @@ int main(void)
         TEST(test_proto_get_key_length_limit),
         TEST(test_proto_key_control_bytes_refused),
         TEST(test_proto_nul_is_a_control_byte),
+        TEST(test_proto_special_byte_at_every_offset),
         TEST(test_proto_storage_commands),
         TEST(test_proto_cas_command),
         TEST(test_proto_storage_value_framing),

@@ -163,9 +163,16 @@ start_node() { # I
     [ "$netns" = 1 ] && launch=(ip netns exec "$(node_ns "$i")")
     # setsid: the node outlives this script and the terminal's signals. In a
     # script (no job control) the background child is not a group leader,
-    # so setsid does not fork and $! is the server's own pid.
-    setsid "${launch[@]}" "$binary" -p "$port" -l "$addr" -U 0 "${user[@]}" "${node_flags[@]}" \
-        </dev/null >"$log" 2>&1 &
+    # so setsid does not fork, and with exec $! is the server's own pid.
+    # Locked memory: io_uring charges its rings and buffer rings to the
+    # user's locked-memory total (all nodes run as one user, as nobody
+    # here), checked against each process's RLIMIT_MEMLOCK; lift it as the
+    # systemd unit does (LimitMEMLOCK=infinity), where allowed.
+    (
+        ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
+        exec setsid "${launch[@]}" "$binary" -p "$port" -l "$addr" -U 0 "${user[@]}" "${node_flags[@]}" \
+            </dev/null >"$log" 2>&1
+    ) &
     pid=$!
     echo "$pid" >"$state/node$i.pid"
     for _ in $(seq 100); do
@@ -293,7 +300,7 @@ cmd_start() {
         echo "${list[*]}"
     )
     node_flags=("${extra[@]}")
-    tag="ccl$(printf '%04x' $((RANDOM % 65536)))"
+    tag="ccl$(printf '%x%02x' "$$" $((RANDOM % 256)))"
 
     mkdir -p "$state"
     {

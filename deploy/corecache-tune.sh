@@ -182,6 +182,12 @@ read_value() { # PATH -> current value (THP: the selected mode)
 
 changed=0
 
+# saved_value PATH: the value PATH had before corecache-tune first changed it.
+saved_value() {
+    [ -f "$saved" ] || return 0
+    awk -F '\t' -v p="$1" '$1 == p { print $2; exit }' "$saved"
+}
+
 # set_value PATH VALUE WHAT [soft]: writes VALUE unless it is already there.
 # A soft write that the kernel refuses (a managed IRQ) is a warning.
 set_value() {
@@ -260,12 +266,17 @@ uring_check() {
     absent) echo "io_uring: kernel.io_uring_disabled: not in this kernel (io_uring is open to all): ok" ;;
     0) echo "io_uring: kernel.io_uring_disabled=0: ok" ;;
     1 | 2)
-        if [ "$disabled" = 2 ]; then
+        # Already fixed by us (the value we found is kept in tune.saved):
+        # the fix must stay in the persisted sysctls.
+        if [ "$disabled" = 1 ] && [ "$(saved_value /proc/sys/kernel/io_uring_disabled)" = 2 ]; then
+            disabled=2
+            echo "io_uring: kernel.io_uring_disabled was 2 (io_uring off); corecache-tune set it to 1"
+        elif [ "$disabled" = 2 ]; then
             echo "io_uring: kernel.io_uring_disabled=2: io_uring is off for every process"
-            uring_sysctls+="kernel.io_uring_disabled 1"$'\n'
         else
             echo "io_uring: kernel.io_uring_disabled=1: only members of kernel.io_uring_group ($group) may use it"
         fi
+        [ "$disabled" = 1 ] || uring_sysctls+="kernel.io_uring_disabled 1"$'\n'
         if [ "$group" != -1 ] && [ "$group" != "${gid:-x}" ]; then
             # Another service may rely on that group: join it instead of moving it.
             uring_groups=$(getent group "$group" 2>/dev/null | cut -d: -f1 || true)
@@ -358,6 +369,9 @@ nic_irqs() { # iface
         irq=${irq##*/}
         name=$(awk -v irq="$irq:" '$1 == irq { print $NF }' "$root/proc/interrupts")
         name=${name%%@*}
+        case "$name" in
+        *config* | *async* | *mgmt* | *ctrl* | *event* | *fdir* | *aux*) continue ;;
+        esac
         # Queue vectors end in a queue number after a queue word or the
         # device's name: eth0-TxRx-3, eth0-rx-3, virtio2-input.3,
         # mlx5_comp3, eth0-3. The others (config, async, mgmt, the bare

@@ -632,6 +632,9 @@ apply_tuning() {
     if [ -f "$saved" ]; then
         cp -p "$saved" "$work/tune.saved.before"
         undo+=("cp -p $(printf '%q %q' "$work/tune.saved.before" "$saved")")
+    elif [ -n "$tune_root" ]; then
+        # In a fake tree corecache-tune makes its own state directory.
+        undo+=("rm -f $(printf '%q' "$saved"); rmdir $(printf '%q' "$(dirname "$saved")") 2>/dev/null || true")
     else
         undo+=("rm -f $(printf '%q' "$saved")")
     fi
@@ -721,12 +724,15 @@ write_manifest() {
 # -- uninstall -------------------------------------------------------------------
 
 do_uninstall() {
-    local manifest kind item root_args=()
+    local manifest kind item root_args=() lines=() line
     manifest=$(D "$manifest_path")
     if [ ! -f "$manifest" ]; then
         say "corecache is not installed under ${destdir:-/} (no $manifest_path): nothing to do"
         return 0
     fi
+    # Read first: the manifest is itself one of the files removed. Reverse
+    # order puts a directory's contents before it, a user before its group.
+    mapfile -t lines < <(sort -r "$manifest")
     local verb=""
     [ "$dry" = 0 ] || verb="would "
     if [ "$real_host" = 1 ] && systemd_running; then
@@ -742,12 +748,14 @@ do_uninstall() {
         "$tune_src" "${root_args[@]}" "${dry_args[@]}" restore | sed 's/^/  /'
     fi
     say "files:"
-    while read -r kind item; do
+    for line in "${lines[@]}"; do
+        read -r kind item <<<"$line"
         [ "$kind" = f ] || continue
         say "  - ${verb}remove $item"
         [ "$dry" = 1 ] || rm -f "$(D "$item")"
-    done < <(sort -r "$manifest")
-    while read -r kind item; do
+    done
+    for line in "${lines[@]}"; do
+        read -r kind item <<<"$line"
         [ "$kind" = d ] || continue
         if [ "$dry" = 1 ]; then
             say "  - would remove $item/ (if empty)"
@@ -756,13 +764,14 @@ do_uninstall() {
         elif [ -d "$(D "$item")" ]; then
             say "  = kept $item/: not empty"
         fi
-    done < <(sort -r "$manifest")
-    while read -r kind item; do
+    done
+    for line in "${lines[@]}"; do
+        read -r kind item <<<"$line"
         case "$kind" in
         u) say "  - ${verb}delete user $item"; [ "$dry" = 1 ] || userdel "$item" 2>/dev/null || true ;;
         g) say "  - ${verb}delete group $item"; [ "$dry" = 1 ] || groupdel "$item" 2>/dev/null || true ;;
         esac
-    done < <(sort -r "$manifest") # u before g: a group goes after its user
+    done
     if [ "$real_host" = 1 ] && systemd_running && [ "$dry" = 0 ]; then
         systemctl daemon-reload
     fi

@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev)
 TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
            procps python3-matplotlib)
-TEST_DEPS+=(shellcheck nutcracker iproute2 systemd) # tests/deploy, tests/cluster
+TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspymemcached-java
+            default-jdk-headless) # tests/deploy, tests/cluster
 
 install_missing() {
     local missing=() pkg

@@ -224,6 +224,21 @@ from ring_balance import (KetamaRing, ketama_name, md5_32, one_at_a_time,  # noq
                           twemproxy_fnv1a_64)
 
 
+# -- README snippets -------------------------------------------------------------
+
+def readme_snippet(name):
+    """The code block after `<!-- snippet: NAME -->` in README.md: the tests
+    run the client configurations the README shows, not copies of them."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        text = f.read()
+    marker = "<!-- snippet: %s -->" % name
+    at = text.find(marker)
+    if at < 0:
+        raise AssertionError("README.md has no snippet %r" % name)
+    start = text.index("\n", text.index("```", at)) + 1
+    return text[start:text.index("\n```", start) + 1]
+
+
 # -- assertions ----------------------------------------------------------------
 
 def spread(counts):

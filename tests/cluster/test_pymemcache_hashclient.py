@@ -2,13 +2,14 @@
 """test_pymemcache_hashclient.py: pymemcache's HashClient over a 3-node
 cluster, configured the way a production caching layer configures it.
 
-The client: pickle serde, 0.5 s connect and request timeouts, TCP_NODELAY,
-a connection pool per node, errors read as misses (ignore_exc), a node
-retried twice, one second apart, before it leaves the ring for dead_timeout
-seconds. Keys go to nodes by rendezvous hashing (HashClient's default).
-On top of it, the cache-aside read every such layer has: get; on a miss
-take an add-lock so that one caller loads while the others wait for the
-value; long keys hashed under 250 bytes.
+The client is README.md's `cache_client` (run from the README itself):
+pickle serde, 0.5 s connect and request timeouts, TCP_NODELAY, a connection
+pool per node, errors read as misses (ignore_exc), a node retried twice, one
+second apart, before it leaves the ring for dead_timeout seconds (3 s here,
+30 s in the README). Keys go to nodes by rendezvous hashing (HashClient's
+default). On top of it, README.md's `get_or_load`, the cache-aside read
+every such layer has: get; on a miss take an add-lock so that one caller
+loads while the others wait for the value; long keys hashed under 250 bytes.
 
 What it shows:
   - keys spread within +-5% of even, each on exactly the node the client's
@@ -24,7 +25,6 @@ What it shows:
 Exits 77 when pymemcache is missing.
 """
 
-import hashlib
 import os
 import sys
 import threading
@@ -51,72 +51,17 @@ DEAD_TIMEOUT = 3.0  # production: 30-60 s; short here so the test sees the node 
 SLACK = 0.3  # scheduling noise allowed on top of a timeout
 
 
+# The client configuration and the cache-aside read are README.md's own
+# ("Production"), run as they are printed there.
+README = {}
+exec(clusterlib.readme_snippet("python-client"), README)
+exec(clusterlib.readme_snippet("python-cache-aside"), README)
+cache_key = README["cache_key"]
+get_or_load = README["get_or_load"]
+
+
 def make_client(servers):
-    """The production configuration (README "Production" shows the same)."""
-    return HashClient(
-        [tuple((s.rsplit(":", 1)[0], int(s.rsplit(":", 1)[1]))) for s in servers],
-        serde=serde.pickle_serde,
-        connect_timeout=TIMEOUT,
-        timeout=TIMEOUT,
-        no_delay=True,
-        use_pooling=True,
-        max_pool_size=32,
-        retry_attempts=RETRY_ATTEMPTS,
-        retry_timeout=RETRY_TIMEOUT,
-        dead_timeout=DEAD_TIMEOUT,
-        ignore_exc=True,
-        default_noreply=False,
-    )
-
-
-class CacheAside:
-    """The read path of a caching layer: get, else load under an add-lock.
-
-    The lock is an `add` of KEY:lock with a short TTL: add succeeds for one
-    caller only, who loads and sets the value; the others poll for it and,
-    if the holder dies, load themselves once the wait is over (the lock's
-    TTL frees the key for the next miss).
-    """
-
-    LOCK_TTL = 10
-    WAIT = 3.0
-
-    def __init__(self, client, loader, ttl=300):
-        self.client = client
-        self.loader = loader
-        self.ttl = ttl
-
-    @staticmethod
-    def key(name):
-        """memcached keys are at most 250 bytes, without spaces or control
-        bytes: longer (or odd) names are hashed, keeping a readable prefix."""
-        if len(name) <= 200 and all(33 <= ord(c) < 127 for c in name):
-            return name
-        digest = hashlib.sha256(name.encode()).hexdigest()
-        prefix = "".join(c for c in name[:80] if 33 <= ord(c) < 127)
-        return "%s:h:%s" % (prefix, digest)
-
-    def get(self, name):
-        key = self.key(name)
-        value = self.client.get(key)
-        if value is not None:
-            return value, False
-        if self.client.add(key + ":lock", b"1", expire=self.LOCK_TTL):
-            try:
-                value = self.loader(name)
-                self.client.set(key, value, expire=self.ttl)
-            finally:
-                self.client.delete(key + ":lock")
-            return value, True
-        deadline = time.monotonic() + self.WAIT
-        pause = 0.01
-        while time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-            value = self.client.get(key)
-            if value is not None:
-                return value, False
-        return self.loader(name), True
+    return README["cache_client"](servers, dead_timeout=DEAD_TIMEOUT)
 
 
 def load(name):
@@ -174,26 +119,25 @@ class HashClientTest(unittest.TestCase):
             time.sleep(0.3)  # a slow query: every reader arrives while it runs
             return load(name)
 
-        cache = CacheAside(self.client, slow_load)
         for name in ("report:daily", "user:42:feed", "x" * 400):
             start = threading.Barrier(16)
             results = []
+            before = len(loads)
 
             def reader():
                 start.wait()
-                results.append(cache.get(name))
+                results.append(get_or_load(self.client, name, slow_load))
 
             threads = [threading.Thread(target=reader) for _ in range(16)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(10)
-            self.assertEqual(len(results), 16)
-            self.assertEqual([v for v, _ in results], [load(name)] * 16)
-            self.assertEqual(sum(1 for _, loaded in results if loaded), 1, name)
-            self.assertIsNone(self.client.get(CacheAside.key(name) + ":lock"), "lock left behind")
-        self.assertEqual(len(loads), 3)
-        self.assertLessEqual(len(CacheAside.key("x" * 400)), 250)
+            self.assertEqual(results, [load(name)] * 16)
+            self.assertEqual(len(loads) - before, 1, "%s was loaded %d times" % (name[:20], len(loads) - before))
+            self.assertIsNone(self.client.get(cache_key(name) + ":lock"), "lock left behind")
+            self.assertEqual(self.client.get(cache_key(name)), load(name))
+        self.assertLessEqual(len(cache_key("x" * 400)), 250)
 
     def test_stopped_node_loses_only_its_keys_and_returns_whole(self):
         self.populate()
@@ -230,17 +174,19 @@ class HashClientTest(unittest.TestCase):
         self.cluster.start_node(down)
         time.sleep(DEAD_TIMEOUT + 0.5)
         loaded = []
-        cache = CacheAside(self.client, lambda name: loaded.append(name) or load(name))
+
+        def counted_load(name):
+            loaded.append(name)
+            return load(name)
         for k in SAMPLE:
-            value, _ = cache.get(k)
-            self.assertEqual(value, load(k))
+            self.assertEqual(get_or_load(self.client, k, counted_load), load(k))
         log("after restart: %d of %d sampled keys missed once (%.1f%%)",
             len(loaded), len(SAMPLE), 100.0 * len(loaded) / len(SAMPLE))
         self.assertEqual(set(loaded), owners[down])
         self.assertAlmostEqual(len(loaded) / len(SAMPLE), 1 / 3, delta=0.05 / 3)
         loaded.clear()
         for k in SAMPLE:
-            cache.get(k)
+            get_or_load(self.client, k, counted_load)
         self.assertEqual(loaded, [], "keys missed a second time")
         self.assertEqual(self.cluster.holders(SAMPLE)[down], owners[down])
 

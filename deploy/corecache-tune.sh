@@ -308,7 +308,7 @@ uring_check() {
                      if ($fd < 0) { print "$!"; exit 1 } print "ok"' 2>&1 || true)
         if [ "$probe" = ok ]; then
             echo "io_uring: io_uring_setup as $as: ok"
-        elif [ -n "$uring_sysctls$uring_groups" ]; then
+        elif [ "$disabled" = 1 ] || [ "$disabled" = 2 ]; then
             echo "io_uring: io_uring_setup as $as: $probe (the fix above addresses it)"
         else
             echo "io_uring: io_uring_setup as $as: $probe"
@@ -454,6 +454,11 @@ tune() {
     echo "sysctls:"
     while read -r key want; do
         [ -n "$key" ] || continue
+        if [ ! -e "$root/proc/sys/${key//.//}" ]; then
+            # A container's network namespace shows only its own net.* knobs.
+            echo "  = $key: not available here (this kernel or network namespace); left to sysctl.d"
+            continue
+        fi
         set_value "/proc/sys/${key//.//}" "$want" "$key"
     done < <(sysctl_wanted)
 

@@ -137,7 +137,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/corecache-install.XXXXXX")
 # the failing command and runs them last to first; on success they are dropped.
 
 undo=()
-changes=0
+changes=0      # everything this run changed (or would)
+file_changes=0 # files among them: the service restarts only for these
 
 rollback() {
     local i
@@ -212,6 +213,7 @@ put() {
         what=changed
     fi
     changes=$((changes + 1))
+    file_changes=$((file_changes + 1))
     if [ "$dry" = 1 ]; then
         say "  + would install $path ($what, mode $mode)"
         return 0
@@ -678,14 +680,14 @@ service() {
     systemctl is-enabled --quiet corecache.service 2>/dev/null && enabled=1
     if [ "$dry" = 1 ]; then
         [ "$enabled" = 1 ] || { say "  + would enable corecache.service and corecache-tune.service"; changes=$((changes + 1)); }
-        if [ "$changes" -gt 0 ] || [ "$active" = 0 ]; then
+        if [ "$file_changes" -gt 0 ] || [ "$active" = 0 ]; then
             say "  + would $([ "$active" = 1 ] && echo restart || echo start) corecache.service"
         else
             say "  = corecache.service is running as installed"
         fi
         return 0
     fi
-    if [ "$changes" -eq 0 ] && [ "$active" = 1 ] && [ "$enabled" = 1 ]; then
+    if [ "$file_changes" -eq 0 ] && [ "$active" = 1 ] && [ "$enabled" = 1 ]; then
         say "  = corecache.service is running as installed"
         return 0
     fi
@@ -696,15 +698,19 @@ service() {
     [ "$enabled" = 1 ] || { systemctl enable corecache-tune.service corecache.service >/dev/null 2>&1; say "  + enabled"; }
     systemctl restart corecache.service
     changes=$((changes + 1))
-    local host=${listen%%,*}
-    host=${host%:*}
-    case "$host" in 0.0.0.0 | "" | "*") host=127.0.0.1 ;; "::" | "[::]") host=::1 ;; esac
+    # The first -l address, with its own port if it names one.
+    local host=${listen%%,*} hport=$port
+    if [[ "$host" =~ ^\[(.*)\]:([0-9]+)$ ]] || [[ "$host" =~ ^([^:]*):([0-9]+)$ ]]; then
+        host=${BASH_REMATCH[1]} hport=${BASH_REMATCH[2]}
+    fi
+    host=${host#[} host=${host%]}
+    case "$host" in 0.0.0.0 | "" | "*") host=127.0.0.1 ;; "::") host=::1 ;; esac
     for _ in $(seq 50); do
-        probe_server "$host" "$port" && { say "  + corecache.service answers on $host:$port"; return 0; }
+        probe_server "$host" "$hport" && { say "  + corecache.service answers on $host:$hport"; return 0; }
         sleep 0.2
     done
     journalctl -u corecache.service -n 20 --no-pager >&2 2>/dev/null || true
-    die "corecache.service did not answer on $host:$port within 10 s (its log is above)"
+    die "corecache.service did not answer on $host:$hport within 10 s (its log is above)"
 }
 
 write_manifest() {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test_shellcheck.py: the deploy scripts are shellcheck-clean (every
+"""test_shellcheck.py: the deploy scripts (and the tests' own) are shellcheck-clean (every
 severity, style included) and parse with bash -n.
 Exits 77 when shellcheck is missing (Debian package shellcheck).
 """
@@ -17,7 +17,8 @@ from deploylib import REPO, harness, run  # noqa: E402
 SHELLCHECK = shutil.which("shellcheck")
 if SHELLCHECK is None:
     harness.skip_process("shellcheck not found (apt-get install shellcheck)")
-SCRIPTS = sorted(glob.glob(os.path.join(REPO, "deploy", "*.sh")))
+SCRIPTS = sorted(glob.glob(os.path.join(REPO, "deploy", "*.sh")) +
+                 glob.glob(os.path.join(REPO, "tests", "deploy", "*.sh")))
 
 
 class ShellcheckTest(unittest.TestCase):

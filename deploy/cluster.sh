@@ -41,9 +41,9 @@ die() {
 }
 say() { echo "$prog: $*" >&2; }
 
-usage() {
-    sed -n '3,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-    exit 2
+usage() { # [exit status]
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
+    exit "${1:-2}"
 }
 
 nodes=3
@@ -64,7 +64,7 @@ while [ $# -gt 0 ]; do
     --netns) netns=1; shift ;;
     --subnet) subnet=${2:?--subnet needs A.B.C}; shift 2 ;;
     --state) state=${2:?--state needs a directory}; shift 2 ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     start | stop | status | servers | exec)
         cmd=$1; shift
         if [ $# -gt 0 ] && [ "$1" = "--" ]; then

@@ -68,7 +68,7 @@ while [ $# -gt 0 ]; do
     --dry-run) dry=1; shift ;;
     check | plan | apply | restore | sysctl-conf | groups) cmd=$1; shift ;;
     undo) cmd=undo; undo_file=${2:?undo needs a journal file}; shift 2 ;;
-    -h | --help) sed -n '3,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument: $1 (try --help)" ;;
     esac
 done

@@ -93,7 +93,7 @@ while [ $# -gt 0 ]; do
     --tune-root) need_arg "$@"; tune_root=$2; shift 2 ;;
     --listen | --port | --memory | --conns | --backlog | --threads | --cpus | --numa-nodes | --iface | --thp)
         need_arg "$@"; set_opt[${1#--}]=$2; shift 2 ;;
-    -h | --help) sed -n '2,48p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
 done

@@ -20,6 +20,8 @@
 #                 in a client namespace at SUBNET.1. Nothing is configured in
 #                 the namespace this script runs in; clients run with `exec`.
 #   --subnet A.B.C the /24 inside the namespaces (default 10.77.0)
+#   --name NAME   the namespaces are NAME-c and NAME-n0, NAME-n1, ... (default
+#                 ccl followed by a random hex tag)
 #   --state DIR   where the cluster's state lives (default /tmp/corecache-cluster-UID)
 #
 # Design. Everything `start` made is recorded in the state directory before
@@ -51,6 +53,7 @@ ports=""
 binary=""
 netns=0
 subnet=10.77.0
+name=""
 state="/tmp/corecache-cluster-$(id -u)"
 cmd=""
 arg=""
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --netns) netns=1; shift ;;
     --subnet) subnet=${2:?--subnet needs A.B.C}; shift 2 ;;
+    --name) name=${2:?--name needs a name}; shift 2 ;;
     --state) state=${2:?--state needs a directory}; shift 2 ;;
     -h | --help) usage 0 ;;
     start | stop | status | servers | exec)
@@ -300,7 +304,12 @@ cmd_start() {
         echo "${list[*]}"
     )
     node_flags=("${extra[@]}")
-    tag="ccl$(printf '%x%02x' "$$" $((RANDOM % 256)))"
+    if [ -n "$name" ]; then
+        [[ "$name" =~ ^[a-z][a-z0-9-]{0,30}$ ]] || die "--name $name: want lower-case letters, digits and -"
+        tag=$name
+    else
+        tag="ccl$(printf '%x%02x' "$$" $((RANDOM % 256)))"
+    fi
 
     mkdir -p "$state"
     {

@@ -15,7 +15,9 @@ left; `stop` leaves nothing behind either; bad arguments fail with a line
 that says what was wrong.
 """
 
+import itertools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,9 +42,16 @@ def alive(pid):
         return False
 
 
-def our_namespaces():
+def namespaces(prefix):
+    """The network namespaces whose names start with prefix (other tests'
+    clusters run beside this one: each test names its own)."""
+    if shutil.which("ip") is None:
+        return set()
     out = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return {line.split()[0] for line in out.stdout.decode().splitlines() if line.startswith("ccl")}
+    return {line.split()[0] for line in out.stdout.decode().splitlines() if line.startswith(prefix + "-")}
+
+
+_names = itertools.count()
 
 
 class ClusterShMixin:
@@ -53,10 +62,10 @@ class ClusterShMixin:
         self.state = os.path.join(self.tmp.name, "state")
         self.addCleanup(self.tmp.cleanup)
         self.addCleanup(lambda: run("stop", state=self.state))
-        self.before_ns = our_namespaces() if self.MODE == "netns" else set()
+        self.name = "cct%x-%d" % (os.getpid(), next(_names))
 
     def start(self, *extra, flags=("-t", "1", "-m", "16")):
-        args = ["-n", "3", "--binary", harness.SERVER] + list(extra)
+        args = ["-n", "3", "--binary", harness.SERVER, "--name", self.name] + list(extra)
         if self.MODE == "netns":
             args.append("--netns")
         return run(*args, "start", "--", *flags, state=self.state)
@@ -85,6 +94,7 @@ class ClusterShMixin:
         self.assertEqual(out.count("\n"), 1, "stdout must carry only the server list")
         if self.MODE == "netns":
             self.assertEqual(servers, ["10.77.0.10:11211", "10.77.0.11:11211", "10.77.0.12:11211"])
+            self.assertEqual(namespaces(self.name), {self.name + s for s in ("-c", "-n0", "-n1", "-n2")})
         else:
             self.assertTrue(all(s.startswith("127.0.0.1:") for s in servers))
             self.assertEqual(len(set(servers)), 3)
@@ -122,7 +132,7 @@ class ClusterShMixin:
         for pid in pids:
             self.assertTrue(clusterlib.wait_until(lambda: not alive(pid), 5), pid)
         self.assertFalse(os.path.exists(self.state))
-        self.assertEqual(our_namespaces(), self.before_ns)
+        self.assertEqual(namespaces(self.name), set())
 
     def test_cluster_failed_start_leaves_nothing(self):
         # corecache and memcached both refuse -m 0 ... -t 0 is corecache's
@@ -133,7 +143,7 @@ class ClusterShMixin:
         self.assertIn("exited at start", err)
         self.assertIn("undoing", err)
         self.assertFalse(os.path.exists(os.path.join(self.state, "cluster.env")))
-        self.assertEqual(our_namespaces(), self.before_ns)
+        self.assertEqual(namespaces(self.name), set())
         rc, _, err = run("status", state=self.state)
         self.assertEqual(rc, 1)
         self.assertIn("no cluster", err)

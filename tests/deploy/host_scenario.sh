@@ -75,14 +75,21 @@ inner() {
     setpriv --reuid=corecache --regid=corecache --init-groups --no-new-privs \
         /usr/local/bin/corecache $opts >/tmp/corecache.log 2>&1 &
     pid=$!
-    local reply=""
-    for _ in $(seq 50); do
+    local reply="" want="STORED|VALUE k 0 2|hi|END|"
+    for _ in $(seq 100); do
         # shellcheck disable=SC2016 # expanded by the inner bash
-        reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0; printf "set k 0 0 2\r\nhi\r\nget k\r\n" >&3;
-            for _ in 1 2 3 4; do IFS= read -r l <&3; printf "%s|" "${l%$'"'"'\r'"'"'}"; done' "$port" 2>/dev/null) && break
+        reply=$(timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
+            printf "set k 0 0 2\r\nhi\r\nget k\r\n" >&3
+            for _ in 1 2 3 4; do IFS= read -r l <&3 || exit 1; printf "%s|" "${l%$'"'"'\r'"'"'}"; done' "$port" 2>/dev/null) &&
+            [ "$reply" = "$want" ] && break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    [ "$reply" = "STORED|VALUE k 0 2|hi|END|" ] || fail "the installed server answered '$reply': $(cat /tmp/corecache.log)"
+    if [ "$reply" != "$want" ]; then
+        local state=exited
+        kill -0 "$pid" 2>/dev/null && state=running
+        fail "the installed server ($state) answered '$reply'; its output: $(cat /tmp/corecache.log)"
+    fi
     [ "$(stat -c %U "/proc/$pid")" = corecache ] || fail "the server does not run as corecache"
     kill "$pid"
     wait "$pid" || fail "the server exited $? on SIGTERM"

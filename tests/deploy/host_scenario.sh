@@ -2,7 +2,8 @@
 # tests/deploy/host_scenario.sh: deploy/install.sh on a "real host" that is a
 # throwaway copy of this one, end to end, without --destdir.
 #
-#   host_scenario.sh outer REPO   (as root; test_install_host.py runs it)
+#   host_scenario.sh outer REPO DIR   (as root; test_install_host.py runs it;
+#                                      DIR, an empty directory, holds the tmpfs)
 #
 # outer: in new mount, pid and network namespaces, lays a tmpfs overlay over
 # / (every write lands in the tmpfs and vanishes with the namespace), gives
@@ -22,8 +23,7 @@ fail() {
 ok() { echo "ok: $*"; }
 
 outer() {
-    local repo=$1 tmp
-    tmp=$(mktemp -d /tmp/corecache-host-scenario.XXXXXX)
+    local repo=$1 tmp=$2
     # Private from here on: nothing below is seen outside this namespace.
     mount --make-rprivate /
     mount -t tmpfs -o size=2g tmpfs "$tmp"
@@ -110,7 +110,7 @@ inner() {
 }
 
 case "${1:-}" in
-outer) outer "${2:?repo}" ;;
+outer) outer "${2:?repo}" "${3:?an empty directory}" ;;
 inner) inner "${2:?repo}" ;;
-*) echo "usage: $0 outer|inner REPO" >&2; exit 2 ;;
+*) echo "usage: $0 outer REPO DIR | inner REPO" >&2; exit 2 ;;
 esac

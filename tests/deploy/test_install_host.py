@@ -13,6 +13,7 @@ Exits 77 unless run as root where namespaces and overlayfs are allowed.
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,11 +25,11 @@ SCENARIO = os.path.join(REPO, "tests", "deploy", "host_scenario.sh")
 def namespaces_and_overlay_work():
     if os.geteuid() != 0:
         return "not root"
-    probe = ("set -e; mount --make-rprivate /; d=$(mktemp -d); mount -t tmpfs tmpfs $d; "
-             "mkdir $d/u $d/w $d/m; mount -t overlay overlay -o lowerdir=/,upperdir=$d/u,workdir=$d/w $d/m; "
-             "test -x $d/m/bin/bash")
-    proc = subprocess.run(["unshare", "--mount", "--pid", "--net", "--fork", "bash", "-c", probe],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    with tempfile.TemporaryDirectory(prefix="corecache-overlay-probe-") as d:
+        probe = ("set -e; mount --make-rprivate /; d=$0; mount -t tmpfs tmpfs $d; mkdir $d/u $d/w $d/m; "
+                 "mount -t overlay overlay -o lowerdir=/,upperdir=$d/u,workdir=$d/w $d/m; test -x $d/m/bin/bash")
+        proc = subprocess.run(["unshare", "--mount", "--pid", "--net", "--fork", "bash", "-c", probe, d],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
     return None if proc.returncode == 0 else "namespaces or overlayfs unavailable: " + proc.stdout.decode()
 
 
@@ -40,8 +41,10 @@ if why:
 class InstallHostTest(unittest.TestCase):
 
     def test_install_host_install_rerun_serve_uninstall(self):
+        tmp = tempfile.TemporaryDirectory(prefix="corecache-host-scenario-")
+        self.addCleanup(tmp.cleanup)
         proc = subprocess.run(["unshare", "--mount", "--pid", "--net", "--fork", "--kill-child",
-                               "bash", SCENARIO, "outer", REPO],
+                               "bash", SCENARIO, "outer", REPO, tmp.name],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=400)
         out = proc.stdout.decode(errors="replace")

@@ -15,6 +15,8 @@ TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylib
 # test_memjs installs memjs with npm: Debian's npm package, unless the nodejs
 # installed already bundles npm (NodeSource's conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || TEST_DEPS+=(npm)
+TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspymemcached-java
+            default-jdk-headless) # tests/deploy, tests/cluster
 
 install_missing() {
     local missing=() pkg

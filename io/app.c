@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,7 +80,13 @@ static bool check_uring(char *err, size_t errlen)
     struct io_uring ring;
     int ret = io_uring_queue_init(8, &ring, 0);
     if (ret < 0) {
-        if (ret == -EPERM || ret == -EACCES)
+        if (ret == -ENOMEM)
+            snprintf(err, errlen,
+                     "corecache: io_uring_setup: %s: the locked-memory limit is used up (io_uring rings "
+                     "count against it without CAP_IPC_LOCK): raise `ulimit -l` (LimitMEMLOCK= in a "
+                     "systemd unit), or run fewer io_uring processes as this user",
+                     strerror(-ret));
+        else if (ret == -EPERM || ret == -EACCES)
             snprintf(err, errlen,
                      "corecache: io_uring is unavailable (io_uring_setup: %s): enable it with "
                      "`sysctl kernel.io_uring_disabled=0`, or allow io_uring_setup, io_uring_enter and "
@@ -180,6 +187,14 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         return EXIT_USAGE;
     }
     atomic_store(&srv.verbosity, srv.cfg.verbose > LOG_LEVEL_MAX ? LOG_LEVEL_MAX : srv.cfg.verbose);
+
+    /* io_uring rings count against the locked-memory limit for users
+     * without CAP_IPC_LOCK: take all of it that we are allowed. */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_MEMLOCK, &lim);
+    }
 
     if (!check_uring(err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);

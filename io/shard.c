@@ -50,7 +50,13 @@
 
 const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
 
-#define SHARD_RING_ENTRIES 4096
+/* Ring sizes. Without CAP_IPC_LOCK the kernel charges ring memory to the
+ * user's locked-memory limit (often 8 MiB for all of a user's processes),
+ * so the rings are no bigger than a loop iteration needs: shard_sqe()
+ * submits early when the SQ fills, and the CQ is larger because completions
+ * (one recv per busy connection) can outnumber what one iteration queued. */
+#define SHARD_RING_ENTRIES 512
+#define SHARD_CQ_ENTRIES 4096
 /* Receive buffers: a buffer goes back to the ring as soon as its completion
  * is handled, so a few hundred cover any one loop iteration; when a burst
  * empties the ring, the recv ends with ENOBUFS and is re-armed. The ring
@@ -142,11 +148,15 @@ static int setup_ring(struct shard *shard)
 {
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
+              IORING_SETUP_CQSIZE;
+    p.cq_entries = SHARD_CQ_ENTRIES;
     int ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
     if (ret == -EINVAL) {
         /* An older kernel without these flags: run without them. */
         memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = SHARD_CQ_ENTRIES;
         ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
     }
     if (ret < 0)
@@ -533,7 +543,11 @@ void *shard_main(void *arg)
         ret = setup_store(shard);
     }
     if (ret < 0) {
-        log_error(srv, "corecache: shard %u: %s failed: %s", shard->id, step, strerror(-ret));
+        log_error(srv, "corecache: shard %u: %s failed: %s%s", shard->id, step, strerror(-ret),
+                  ret == -ENOMEM && shard->ring_fd == 0
+                      ? " (io_uring rings count against the locked-memory limit: raise `ulimit -l`,"
+                        " LimitMEMLOCK= in a systemd unit)"
+                      : "");
         shard->exit_code = 1;
         atomic_store(&srv->start_failed, true);
     }

@@ -380,7 +380,7 @@ class Compare:
         with open(out) as f:
             totals = json.load(f)["ALL STATS"]["Totals"]
         pct = totals.get("Percentile Latencies", {})
-        return {"command": shlex.join(cmd[3:-1]), "ops_per_sec": totals["Ops/sec"],
+        return {"command": shlex.join(["memtier_benchmark"] + cmd[4:-1]), "ops_per_sec": totals["Ops/sec"],
                 "p50": pct.get("p50.00", 0) * 1000, "p99": pct.get("p99.00", 0) * 1000,
                 "p99.9": pct.get("p99.90", 0) * 1000,
                 "connection_errors": totals.get("Connection Errors", 0)}
@@ -472,6 +472,13 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} CPUs, {mem} MiB"
 
 
+def repo_relative(path: str) -> str:
+    """A path inside the repository as the repository names it (results are
+    committed, and must not carry this machine's layout)."""
+    rel = os.path.relpath(path, REPO)
+    return path if rel.startswith("..") else rel
+
+
 def server_version(binary: str) -> str:
     try:
         r = subprocess.run([binary, "-V"], capture_output=True, text=True, timeout=5)
@@ -541,7 +548,8 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         f"- Placement: each server on CPU(s) {c.args.server_cpus} with -t {c.args.server_threads} "
         f"-m {c.args.memory}; corecache-bench on CPU(s) {c.args.client_cpus} with "
         f"{c.args.client_threads} thread(s); {c.args.protocol} protocol",
-        "- Servers: " + "; ".join(f"{n}: `{c.binaries[n]}` ({meta['versions'][n]})" for n in names),
+        "- Servers: " + "; ".join(f"{n}: `{repo_relative(c.binaries[n])}` ({meta['versions'][n]})"
+                                  for n in names),
         f"- Measured windows: {c.args.duration:g} s per run"
         + ("" if c.quick else " after 1 s of warmup")
         + f"; sweep points {c.args.sweep_duration:g} s" + (" (--quick)" if c.quick else ""),

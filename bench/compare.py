@@ -475,6 +475,8 @@ def machine() -> str:
 def repo_relative(path: str) -> str:
     """A path inside the repository as the repository names it (results are
     committed, and must not carry this machine's layout)."""
+    if not os.path.isabs(path):
+        return path
     rel = os.path.relpath(path, REPO)
     return path if rel.startswith("..") else rel
 
@@ -774,6 +776,9 @@ def parse_args(argv):
     p.add_argument("--print-memtier", action="store_true",
                    help="print the memtier_benchmark recipes (for --port) and exit")
     p.add_argument("--port", type=int, default=11211, help="port for --print-memtier")
+    p.add_argument("--render", metavar="RESULTS_JSON",
+                   help="run nothing: rewrite RESULTS.md and results.png (next to RESULTS_JSON) "
+                   "from a finished run's results.json, e.g. after editing bench/ANALYSIS.md")
     a = p.parse_args(argv)
     a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
     for s in a.servers:
@@ -805,8 +810,35 @@ def find_binary(name: str, args) -> str:
                             + ("" if explicit else f"; build it, or pass --{name} PATH"))
 
 
+# The arguments the report describes, recorded in results.json for --render
+# (none of them a path: results are committed).
+REPORT_ARGS = ("servers", "server_cpus", "client_cpus", "server_threads", "client_threads",
+               "memory", "protocol", "duration", "sweep_duration", "repeat", "quick", "no_memtier")
+
+
+def render(path: str) -> int:
+    """Rewrite a finished run's report from its results.json: the figures are
+    the run's own; only the prose around them (ANALYSIS.md) may have changed."""
+    with open(path) as f:
+        results = json.load(f)
+    meta = results.get("meta", {})
+    if "args" not in meta or "binaries" not in meta:
+        log(f"{path}: written by an older compare.py (no recorded arguments); run the comparison again")
+        return 2
+    c = Compare(argparse.Namespace(**meta["args"]))
+    c.results, c.binaries = results, meta["binaries"]
+    out_dir = os.path.dirname(os.path.abspath(path))
+    write_markdown(c, os.path.join(out_dir, "RESULTS.md"), meta)
+    plotted = importlib.util.find_spec("matplotlib") is not None and \
+        write_plot(c, os.path.join(out_dir, "results.png"))
+    log(f"rendered {out_dir}/RESULTS.md" + (", results.png" if plotted else "") + f" from {path}")
+    return 0
+
+
 def main(argv) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     c = Compare(args)
     if args.workloads:
         wanted = [x.strip() for x in args.workloads.split(",")]
@@ -861,7 +893,10 @@ def main(argv) -> int:
             "command": shlex.join(["/usr/bin/python3", os.path.relpath(__file__, REPO)] + argv),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "versions": {n: server_version(c.binaries[n]) for n in args.servers},
-            "memtier_note": memtier_note}
+            "memtier_note": memtier_note,
+            # what --render needs to write the report again
+            "args": {k: getattr(args, k) for k in REPORT_ARGS},
+            "binaries": {n: repo_relative(b) for n, b in c.binaries.items()}}
     started = time.monotonic()
     try:
         c.run()

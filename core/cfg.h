@@ -59,6 +59,9 @@
     ACTION(threads, 't', "threads", UINT, 0, "num",                                          \
            "number of shard threads (default: one per CPU in the affinity mask)")            \
     ACTION(disable_cas, 'C', "disable-cas", FLAG, false, NULL, "disable use of CAS")         \
+    ACTION(accept_by_cpu, 0, "accept-by-cpu", FLAG, false, NULL,                            \
+           "give each new connection to the shard on the CPU that received it (pair with "  \
+           "NIC queue IRQs on the shard CPUs); default: the kernel's hash")                  \
     ACTION(listen_backlog, 'b', "listen-backlog", UINT, 1024, "num",                         \
            "set the backlog queue limit")                                                    \
     ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \

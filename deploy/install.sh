@@ -43,7 +43,8 @@
 #   --cpus LIST        CPUs the shards run on (CPUAffinity=), e.g. 2-15 (default all)
 #   --numa-nodes LIST  memory nodes (NUMAPolicy=bind, NUMAMask=), e.g. 0 (default: no policy;
 #                      corecache puts each shard's arena on its CPU's node itself)
-#   --iface NAME       the NIC whose queues are placed on the shard CPUs (default none)
+#   --iface NAME       the NIC whose queues are placed on the shard CPUs (default none);
+#                      adds --accept-by-cpu to the server's flags (--iface "" removes it)
 #   --thp MODE         transparent huge pages: madvise (default), always, or keep
 #
 # Design. Nothing changes until everything has been computed and checked: the
@@ -262,6 +263,14 @@ opts_set() {
     done
     opts+=("$1" "$2")
 }
+opts_flag() { # FLAG on|off: a flag without a value, present or not
+    local i kept=()
+    for ((i = 0; i < ${#opts[@]}; i++)); do
+        [ "${opts[i]}" = "$1" ] || kept+=("${opts[i]}")
+    done
+    opts=("${kept[@]}")
+    [ "$2" = off ] || opts+=("$1")
+}
 opts_get() { # FLAG LONG -> value
     local i out=""
     for ((i = 0; i < ${#opts[@]}; i++)); do
@@ -305,6 +314,11 @@ compose_config() {
         ifc=${set_opt[iface]-$(conf_get "$old" CORECACHE_IFACE)}
         thp=${set_opt[thp]-$(conf_get "$old" CORECACHE_THP)}
         thp=${thp:-madvise}
+        # Queues interrupting the shard CPUs pay off when each connection is
+        # served by the shard on the CPU its queue interrupts.
+        if [ -n "${set_opt[iface]+set}" ]; then
+            if [ -n "$ifc" ]; then opts_flag --accept-by-cpu on; else opts_flag --accept-by-cpu off; fi
+        fi
         cat >"$work/corecache.conf" <<EOF
 # /etc/corecache/corecache.conf: this node's corecache settings.
 #
@@ -328,6 +342,8 @@ CORECACHE_NUMA_NODES="$nodes"
 
 # The NIC whose receive/transmit queues are placed on the shard CPUs (IRQ
 # affinity, RPS/RFS, XPS). Empty: interrupts and steering are left alone.
+# install.sh --iface also adds --accept-by-cpu to CORECACHE_OPTS (--iface ""
+# takes it out): each connection goes to the shard on its queue's CPU.
 CORECACHE_IFACE="$ifc"
 
 # Transparent huge pages for the slab arenas: madvise, always, or keep.

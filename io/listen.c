@@ -5,10 +5,21 @@
  * SO_REUSEPORT (several shards on one address) and TCP_NODELAY, which
  * accepted sockets inherit: replies are written whole, once per loop
  * iteration, so Nagle's algorithm could only delay them.
+ *
+ * The kernel picks a group member for each new connection by a hash of its
+ * addresses, which spreads them evenly but ignores where the packets arrive.
+ * On a host whose NIC queues each interrupt one shard's CPU (see
+ * deploy/corecache-tune.sh), listen_steer_by_cpu makes the pick the CPU
+ * that took the SYN instead, so a flow's interrupts, its protocol
+ * processing and the shard that serves it share one core and its cache.
+ * The program is the one of the kernel's own selftest
+ * (tools/testing/selftests/net/reuseport_bpf_cpu.c), with a table for
+ * shards that are not on CPUs 0..n-1.
  */
 #include "listen.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -155,6 +166,28 @@ int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsig
                         unsigned *naddrs, char *err, size_t errlen)
 {
     return open_spec(spec, port, true, backlog, count, fds, naddrs, err, errlen);
+}
+
+int listen_steer_by_cpu(int fd, const unsigned *cpus, unsigned count)
+{
+    if (count == 0 || count > (BPF_MAXINSNS - 2) / 2)
+        return -EINVAL;
+    struct sock_filter *code = calloc(2 * (size_t)count + 2, sizeof(*code));
+    if (code == NULL)
+        return -ENOMEM;
+    unsigned n = 0;
+    /* A = the CPU running the program: the one processing the SYN */
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU));
+    for (unsigned i = 0; i < count; i++) {
+        code[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, cpus[i], 0, 1);
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, i);
+    }
+    /* no shard there: an index past the group, and the kernel hashes */
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, count);
+    struct sock_fprog prog = {.len = (unsigned short)n, .filter = code};
+    int ret = setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == 0 ? 0 : -errno;
+    free(code);
+    return ret;
 }
 
 int listen_port(int fd)

@@ -29,6 +29,16 @@ int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned coun
 int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,
                         unsigned *naddrs, char *err, size_t errlen);
 
+/*
+ * Steers the connections of fd's SO_REUSEPORT group by the CPU that received
+ * them (--accept-by-cpu): a connection whose SYN the kernel processed on
+ * cpus[i] goes to the group's i-th socket, i.e. to shard i when the shards
+ * opened their sockets in order (listen_open does). On a CPU no shard runs
+ * on, the kernel's hash decides as without it. The kernel runs a classic BPF
+ * program (SO_ATTACH_REUSEPORT_CBPF) for each SYN. Returns 0 or -errno.
+ */
+int listen_steer_by_cpu(int fd, const unsigned *cpus, unsigned count);
+
 /* The port a listening socket is bound to (for `stats settings`). */
 int listen_port(int fd);
 

@@ -64,6 +64,16 @@ int server_setup(struct server *srv, char *err, size_t errlen)
                           &srv->nlisten, err, errlen);
     if (ret < 0)
         return ret;
+    for (unsigned a = 0; srv->cfg.accept_by_cpu && a < srv->nlisten; a++) {
+        ret = listen_steer_by_cpu(fds[a * n], srv->plan.cpu, n);
+        if (ret < 0) {
+            snprintf(err, errlen, "corecache: --accept-by-cpu: cannot attach the steering program: %s",
+                     strerror(-ret));
+            for (unsigned i = 0; i < srv->nlisten * n; i++)
+                close(fds[i]);
+            return ret;
+        }
+    }
     /* The metrics endpoint: its own sockets on the same addresses. */
     int metrics_fds[LISTEN_ADDRS_MAX * TOPO_CPUS_MAX];
     unsigned nmetrics = 0;

@@ -249,6 +249,9 @@ class InstallTest(unittest.TestCase):
         self.assertIn("net.core.somaxconn = 8192", sysctl)
         self.assertIn("net.core.rps_sock_flow_entries = 32768", sysctl)
         self.assertIn("IRQ 41 (queue 0) -> CPU 2", out)
+        conf = open(os.path.join(self.dest, "etc/corecache/corecache.conf")).read()
+        self.assertRegex(conf, r'CORECACHE_OPTS="[^"]* --accept-by-cpu"',
+                         "queues on the shard CPUs: connections steered to them")
 
         tuned = host.tree()
         self.assertIn("nothing to do", self.ok("--tune-root", host.root))

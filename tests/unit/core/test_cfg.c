@@ -155,6 +155,7 @@ static void want_min_size(struct cfg *c) { c->slab_min_size = 96; }
 static void want_threads(struct cfg *c) { c->threads = 4; }
 static void want_no_cas(struct cfg *c) { c->disable_cas = true; }
 static void want_backlog(struct cfg *c) { c->listen_backlog = 64; }
+static void want_accept_by_cpu(struct cfg *c) { c->accept_by_cpu = true; }
 static void want_item_max(struct cfg *c) { c->item_size_max = 512 * 1024; }
 static void want_describe(struct cfg *c) { c->describe_metrics = true; }
 static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
@@ -180,6 +181,7 @@ static const struct option_case option_cases[] = {
     {'n', "slab-min-size", "96", want_min_size},
     {'t', "threads", "4", want_threads},
     {'C', "disable-cas", NULL, want_no_cas},
+    {0, "accept-by-cpu", NULL, want_accept_by_cpu},
     {'b', "listen-backlog", "64", want_backlog},
     {'I', "max-item-size", "512k", want_item_max},
     {'B', "protocol", "binary", want_protocol},

@@ -740,6 +740,13 @@ def check(c: Compare, out_dir: str, plotted: bool) -> None:
             raise CompareError(f"{n}: memory per item {m['bytes_per_item']}")
     if plotted and not os.path.getsize(os.path.join(out_dir, "results.png")):
         raise CompareError("results.png is empty")
+    with open(md) as f:
+        written = f.read()
+    if render(os.path.join(out_dir, "results.json")) != 0:
+        raise CompareError("--render could not read results.json back")
+    with open(md) as f:
+        if f.read() != written:
+            raise CompareError("--render does not reproduce RESULTS.md from results.json")
     log(f"check: ok ({len(c.results['workloads'])} workloads, servers {', '.join(c.args.servers)})")
 
 
@@ -827,6 +834,7 @@ def render(path: str) -> int:
         return 2
     c = Compare(argparse.Namespace(**meta["args"]))
     c.results, c.binaries = results, meta["binaries"]
+    c.workloads = [w for w in WORKLOADS if w.name in results["workloads"]]
     out_dir = os.path.dirname(os.path.abspath(path))
     write_markdown(c, os.path.join(out_dir, "RESULTS.md"), meta)
     plotted = importlib.util.find_spec("matplotlib") is not None and \

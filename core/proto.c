@@ -626,34 +626,24 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
             return "CLIENT_ERROR duplicate flag";
         if (memchr(tok->p, '\0', tok->len) != NULL)
             return "CLIENT_ERROR invalid flag";
+        const char *bad = NULL; /* this flag's error: noted, and the scan goes on */
         switch (c) {
         case 'b': {
             size_t nkey = base64_decode(req->key, req->nkey, (unsigned char *)parser->meta_key);
-            if (nkey == 0) {
-                error = "CLIENT_ERROR error decoding key";
-                failed = true;
-            }
+            if (nkey == 0)
+                bad = "CLIENT_ERROR error decoding key";
             req->key = parser->meta_key;
             req->nkey = (uint32_t)nkey;
             break;
         }
         case 'N':
-            if (!parse_meta_ttl(tok, &m->vivify_ttl)) {
-                error = META_BAD_TOKEN;
-                failed = true;
-            }
+            bad = parse_meta_ttl(tok, &m->vivify_ttl) ? NULL : META_BAD_TOKEN;
             break;
         case 'T':
-            if (!parse_meta_ttl(tok, &m->ttl)) {
-                error = META_BAD_TOKEN;
-                failed = true;
-            }
+            bad = parse_meta_ttl(tok, &m->ttl) ? NULL : META_BAD_TOKEN;
             break;
         case 'R':
-            if (!parse_meta_ttl(tok, &m->recache_ttl)) {
-                error = META_BAD_TOKEN;
-                failed = true;
-            }
+            bad = parse_meta_ttl(tok, &m->recache_ttl) ? NULL : META_BAD_TOKEN;
             break;
         case 'F': {
             /* memcached fails F without saying why: the message stays */
@@ -666,36 +656,22 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
             break;
         }
         case 'C':
-            if (!parse_meta_u64(tok, &m->cas)) {
-                error = META_BAD_TOKEN;
-                failed = true;
-            }
+            bad = parse_meta_u64(tok, &m->cas) ? NULL : META_BAD_TOKEN;
             break;
         case 'E':
-            if (!parse_meta_u64(tok, &m->new_cas)) {
-                error = META_BAD_TOKEN;
-                failed = true;
-            }
+            bad = parse_meta_u64(tok, &m->new_cas) ? NULL : META_BAD_TOKEN;
             break;
         case 'J':
-            if (!parse_meta_u64(tok, &m->initial)) {
-                error = "CLIENT_ERROR invalid numeric initial value";
-                failed = true;
-            }
+            bad = parse_meta_u64(tok, &m->initial) ? NULL : "CLIENT_ERROR invalid numeric initial value";
             break;
         case 'D':
-            if (!parse_meta_u64(tok, &m->delta)) {
-                error = "CLIENT_ERROR invalid numeric delta value";
-                failed = true;
-            }
+            bad = parse_meta_u64(tok, &m->delta) ? NULL : "CLIENT_ERROR invalid numeric delta value";
             break;
         case 'M':
-            if (tok->len != 2) {
-                error = "CLIENT_ERROR incorrect length for M token";
-                failed = true;
-            } else {
+            if (tok->len != 2)
+                bad = "CLIENT_ERROR incorrect length for M token";
+            else
                 m->mode = tok->p[1];
-            }
             break;
         case 'O':
             req->opaque = tok->p + 1;
@@ -718,6 +694,10 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
             break;
         default:
             return "CLIENT_ERROR invalid flag";
+        }
+        if (bad != NULL) {
+            error = bad;
+            failed = true;
         }
         m->has |= PROTO_META_BIT(c);
         m->order[m->nflags++] = (char)c;

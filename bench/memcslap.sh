@@ -9,7 +9,8 @@
 # of memcslap's tests (set, get, mget) it prints memcslap's own time and the
 # resulting requests per second. Environment: THREADS (default 1),
 # SERVER_CPUS (default 0), CLIENT_CPUS (default 1), CONCURRENCY (default 8),
-# EXECUTE (requests per memcslap thread, default 20000).
+# EXECUTE (requests per memcslap thread, default 20000). Then, per server, what
+# `stats` says it kept of the items (they are of mixed sizes; -m 64).
 set -euo pipefail
 build=${1:-build}
 threads=${THREADS:-1}
@@ -44,9 +45,28 @@ run_one() { # name binary
         printf "| %-9s | %-4s | %8s | %7s | %10.0f |\n" "$name" "$t" "$n" "$secs" \
             "$(/usr/bin/python3 -c "print($n / $secs if $secs > 0 else 0)")"
     done
+    # What the server kept of memcslap's items in -m 64 (its values are of
+    # mixed sizes: this is where slab classes cost memory).
+    memory+=("$(/usr/bin/python3 - "$port" "$name" <<'PY'
+import socket, sys
+port, name = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"stats\r\n")
+buf = b""
+while not buf.endswith(b"END\r\n"):
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+st = dict(line.split()[1:3] for line in buf.decode().splitlines() if line.startswith("STAT "))
+print("| %-9s | %11s | %10s | %9s | %13s |" % (name, st["total_items"], st["curr_items"], st["evictions"],
+                                                  "%.1f MB" % (int(st["bytes"]) / 1e6)))
+PY
+)")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
 }
+memory=()
 
 echo "memcslap --concurrency=$concurrency --execute-number=$execute; servers: -t $threads -m 64 on CPU $server_cpus, memcslap on CPU $client_cpus"
 echo
@@ -54,3 +74,9 @@ echo "| server    | test | requests | seconds | requests/s |"
 echo "|-----------|------|----------|---------|------------|"
 run_one memcached /usr/bin/memcached
 run_one corecache "$build/corecache"
+echo
+echo "Items after the run (stats): stored, kept in -m 64, evicted, and the bytes they hold"
+echo
+echo "| server    | total_items | curr_items | evictions | bytes         |"
+echo "|-----------|-------------|------------|-----------|---------------|"
+printf "%s\n" "${memory[@]}"

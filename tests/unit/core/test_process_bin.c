@@ -20,10 +20,11 @@
 #include "process_bin.h"
 #include "proto_bin.h"
 #include "store.h"
+#include "test_bin.h"
 #include "test_fixture.h"
 #include "test_sink.h"
 
-#define OPAQUE "\x01\x02\x03\x04"
+#define OPAQUE TEST_BIN_OPAQUE
 
 /* A binary request as proto_bin_parse would fill it. */
 static struct proto_req breq(uint8_t opcode, enum proto_cmd cmd, const char *key)
@@ -45,25 +46,6 @@ static struct proto_req bstore(uint8_t opcode, enum proto_cmd cmd, const char *k
     return req;
 }
 
-/* One response, decoded. */
-struct resp {
-    uint8_t opcode;
-    uint16_t status;
-    uint8_t extlen;
-    uint16_t keylen;
-    uint32_t bodylen;
-    uint64_t cas;
-    char body[256];
-};
-
-static uint64_t be(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Runs req; returns the number of responses written (0 or 1) and decodes
  * the one there is into *r. */
 static int run(struct fixture *f, struct proto_req *req, struct resp *r)
@@ -73,21 +55,7 @@ static int run(struct fixture *f, struct proto_req *req, struct resp *r)
     size_t len = test_sink_len(&f->out);
     if (len == 0)
         return 0;
-    const unsigned char *p = (const unsigned char *)f->out.data;
-    assert_true(len >= PROTO_BIN_HEADER_LEN);
-    assert_int_equal(p[0], PROTO_BIN_RES_MAGIC);
-    assert_int_equal(p[5], 0);
-    assert_memory_equal(p + 12, OPAQUE, 4);
-    memset(r, 0, sizeof(*r));
-    r->opcode = p[1];
-    r->keylen = (uint16_t)be(p + 2, 2);
-    r->extlen = p[4];
-    r->status = (uint16_t)be(p + 6, 2);
-    r->bodylen = (uint32_t)be(p + 8, 4);
-    r->cas = be(p + 16, 8);
-    assert_int_equal(len, PROTO_BIN_HEADER_LEN + r->bodylen); /* exactly one response */
-    assert_true(r->bodylen < sizeof(r->body));
-    memcpy(r->body, p + PROTO_BIN_HEADER_LEN, r->bodylen);
+    assert_int_equal(resp_decode(f->out.data, len, r), len); /* exactly one response */
     return 1;
 }
 

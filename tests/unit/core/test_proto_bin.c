@@ -21,78 +21,11 @@
 #include <cmocka.h>
 
 #include "proto_bin.h"
+#include "test_bin.h"
 #include "test_fixture.h"
 #include "test_sink.h"
 
-#define OPAQUE "\xde\xad\xbe\xef"
-
-/* --- building packets --------------------------------------------------- */
-
-struct pkt {
-    char data[2048];
-    size_t len;
-};
-
-static void put16(char *p, uint16_t v)
-{
-    p[0] = (char)(v >> 8);
-    p[1] = (char)v;
-}
-
-static void put32(char *p, uint32_t v)
-{
-    p[0] = (char)(v >> 24);
-    p[1] = (char)(v >> 16);
-    p[2] = (char)(v >> 8);
-    p[3] = (char)v;
-}
-
-static void put64(char *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-/* A header with the lengths given (they need not match the body). */
-static void header(struct pkt *pk, uint8_t magic, uint8_t opcode, uint16_t keylen, uint8_t extlen,
-                   uint32_t bodylen, uint64_t cas)
-{
-    char *p = pk->data + pk->len;
-    p[0] = (char)magic;
-    p[1] = (char)opcode;
-    put16(p + 2, keylen);
-    p[4] = (char)extlen;
-    p[5] = 0;
-    put16(p + 6, 0);
-    put32(p + 8, bodylen);
-    memcpy(p + 12, OPAQUE, 4);
-    put64(p + 16, cas);
-    pk->len += PROTO_BIN_HEADER_LEN;
-}
-
-static void append(struct pkt *pk, const void *bytes, size_t n)
-{
-    assert_true(pk->len + n <= sizeof(pk->data));
-    if (n > 0)
-        memcpy(pk->data + pk->len, bytes, n);
-    pk->len += n;
-}
-
-/* A well-formed request appended to pk. */
-static void request(struct pkt *pk, uint8_t opcode, const void *extras, uint8_t extlen, const char *key,
-                    const void *value, size_t nvalue, uint64_t cas)
-{
-    size_t nkey = key != NULL ? strlen(key) : 0;
-    header(pk, PROTO_BIN_REQ_MAGIC, opcode, (uint16_t)nkey, extlen, (uint32_t)(extlen + nkey + nvalue), cas);
-    append(pk, extras, extlen);
-    append(pk, key, nkey);
-    append(pk, value, nvalue);
-}
-
-static void simple(struct pkt *pk, uint8_t opcode, const char *key)
-{
-    request(pk, opcode, NULL, 0, key, NULL, 0, 0);
-}
+#define OPAQUE TEST_BIN_OPAQUE
 
 /* --- checking ------------------------------------------------------------ */
 

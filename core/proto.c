@@ -1117,6 +1117,11 @@ bool proto_is_keyed(enum proto_cmd cmd)
     return cmd >= PROTO_SET && cmd <= PROTO_ME;
 }
 
+bool proto_is_storage(enum proto_cmd cmd)
+{
+    return (cmd >= PROTO_SET && cmd <= PROTO_CAS) || cmd == PROTO_MS;
+}
+
 bool proto_is_retrieval(enum proto_cmd cmd)
 {
     return cmd >= PROTO_GET && cmd <= PROTO_GATS;

@@ -238,6 +238,9 @@ bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key
 /* True for commands that take one key (storage, delete, incr/decr, touch,
  * and the keyed meta commands mg ms md ma me). */
 bool proto_is_keyed(enum proto_cmd cmd);
+/* True for commands followed by a data block (set add replace append
+ * prepend cas, ms): the request carries a value. */
+bool proto_is_storage(enum proto_cmd cmd);
 /* True for get/gets/gat/gats. */
 bool proto_is_retrieval(enum proto_cmd cmd);
 /* The command's name as sent ("get", "set", ...). */

@@ -158,6 +158,23 @@ static bool emit_error(const char *error, struct sink *out)
     return reply_put_line(out, error, strlen(error));
 }
 
+/*
+ * The O flag in mg's and ma's walk: " O<opaque>", or false when it is too
+ * long; then, as memcached, what the walk did so far stays done (the TTL
+ * it set is applied), with no bump and nothing counted.
+ */
+static bool walk_opaque(const struct process_env *env, const struct proto_req *req, const struct item *it,
+                        bool exptime_set, mc_time_t exptime, struct meta_line *line)
+{
+    if (opaque_too_long(req)) {
+        if (exptime_set)
+            store_meta_set_exptime(env->store, it, exptime);
+        return false;
+    }
+    line_opaque(line, req);
+    return true;
+}
+
 /* The trailing O and k flags of a reply without an item (EN, NF, EX, NS),
  * in request order. False when the opaque is too long (mg, ma check it
  * here; ms and md were refused by the parser). */
@@ -258,14 +275,8 @@ static bool meta_get(const struct process_env *env, const struct proto_req *req,
             line_flag_u64(&line, 'h', item_fetched(it) ? 1 : 0);
             break;
         case 'O':
-            if (opaque_too_long(req)) {
-                /* memcached: what the walk did so far stays done; no bump,
-                 * nothing counted */
-                if (exptime_set)
-                    store_meta_set_exptime(env->store, it, exptime);
+            if (!walk_opaque(env, req, it, exptime_set, exptime, &line))
                 return emit_error(META_OPAQUE_LONG, out);
-            }
-            line_opaque(&line, req);
             break;
         case 'k':
             line_key(&line, item_key(it), item_nkey(it), item_key_binary(it));
@@ -463,12 +474,8 @@ static bool meta_arith(const struct process_env *env, const struct proto_req *re
             }
             break;
         case 'O':
-            if (opaque_too_long(req)) {
-                if (exptime_set)
-                    store_meta_set_exptime(env->store, it, exptime);
+            if (!walk_opaque(env, req, it, exptime_set, exptime, &line))
                 return emit_error(META_OPAQUE_LONG, out);
-            }
-            line_opaque(&line, req);
             break;
         case 'k':
             line_key(&line, key, nkey, binary);

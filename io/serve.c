@@ -71,22 +71,27 @@ static void serve_request(struct conn *conn, const struct proto_req *req)
     serve_act(conn, req, &r);
 }
 
-static size_t text_step(struct conn *conn, const char *buf, size_t len, size_t *need)
+typedef size_t (*serve_parse_fn)(struct proto_parser *parser, const char *buf, size_t len,
+                                struct proto_req *req, size_t *need);
+
+/* One request: parsed by the protocol's parser, then executed. */
+static size_t serve_step(struct conn *conn, serve_parse_fn parse, const char *buf, size_t len, size_t *need)
 {
     struct proto_req req;
-    size_t used = proto_parse(&conn->parser, buf, len, &req, need);
+    size_t used = parse(&conn->parser, buf, len, &req, need);
     if (used > 0)
         serve_request(conn, &req);
     return used;
 }
 
+static size_t text_step(struct conn *conn, const char *buf, size_t len, size_t *need)
+{
+    return serve_step(conn, proto_parse, buf, len, need);
+}
+
 static size_t binary_step(struct conn *conn, const char *buf, size_t len, size_t *need)
 {
-    struct proto_req req;
-    size_t used = proto_bin_parse(&conn->parser, buf, len, &req, need);
-    if (used > 0)
-        serve_request(conn, &req);
-    return used;
+    return serve_step(conn, proto_bin_parse, buf, len, need);
 }
 
 static size_t auto_step(struct conn *conn, const char *buf, size_t len, size_t *need)

@@ -14,7 +14,9 @@ command the server lacks fails here:
   - a command the README names but this test has no valid request for
     fails too: the claim cannot be checked until one is added here;
   - the sentences that drifted (issue 10: "speaks only the text protocol",
-    meta commands answering ERROR) are gone from the whole README.
+    meta commands answering ERROR) are gone from the whole README;
+  - the walk of a GET at its top is at most six hops, one file each, and
+    every file it names exists.
 
 Stdlib only; run with /usr/bin/python3.
 """
@@ -334,6 +336,23 @@ class ReadmeClaimsTest(unittest.TestCase):
                              "binary %s: replies %r" % (name, seen))
             if name == "quit":
                 self.assertTrue(c.is_closed(timeout=5), "binary %s did not close" % name)
+
+    def test_readme_get_walk_fits_six_hops_of_real_files(self):
+        # issue 10: the walk of a GET, at the top of README, is a table of at
+        # most six hops, each in one file, and names files that exist
+        walk = re.search(r"^## Where a request goes\s*$(.*?)(?=^## )", readme(), re.M | re.S)
+        self.assertIsNotNone(walk, "README.md has no '## Where a request goes' section")
+        rows = [line for line in walk.group(1).splitlines()
+                if line.startswith("|") and not re.match(r"^\|[-| ]+\|$", line)][1:]  # minus the header
+        self.assertTrue(1 <= len(rows) <= 6, "the GET walk has %d hops (at most six)" % len(rows))
+        root = os.path.dirname(README)
+        for row in rows:
+            cells = [c.strip() for c in row.strip().strip("|").split("|")]
+            files = re.findall(r"`([^`]+)`", cells[-1])
+            self.assertEqual(len(files), 1, "a hop in more than one file: %r" % row)
+            for path in re.findall(r"`([\w./-]+\.[ch])`", row):
+                self.assertTrue(os.path.isfile(os.path.join(root, path)),
+                                "the GET walk names %s, which does not exist" % path)
 
     def test_readme_drift_is_gone(self):
         text = normalized(readme())

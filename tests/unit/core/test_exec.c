@@ -8,8 +8,10 @@
  * Multi-get across shards runs through a fake router: a two-shard ring
  * (ring.h), one store per shard, and a forward() that reserves an ordered
  * placeholder, copies the request as io/route.c's forwarding contract says
- * (proto.h), and later runs exec_forwarded() on the owner's context, the
- * placeholders filled in reverse order. The assembled output must equal,
+ * (proto.h); the owner runs exec_forwarded() only after the connection
+ * has written everything after it (later keys, the END, an MN or NOOP),
+ * in the order the keys were sent (a channel is FIFO), so each placeholder
+ * is filled after the bytes that follow it. The assembled output must equal,
  * byte for byte, what one store answers to the same bytes (binary CAS
  * fields aside: each store numbers its own CAS values).
  */

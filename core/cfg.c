@@ -55,6 +55,7 @@ enum cfg_type {
     CFG_TYPE_STR,
     CFG_TYPE_FLAG,
     CFG_TYPE_COUNT,
+    CFG_TYPE_EXT,
 };
 
 /* One id per table row, in table order: CFG_OPT_port, CFG_OPT_udp_port, ... */
@@ -90,8 +91,7 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
 #define CFG_LIMITS(ACTION)                                                                       \
     ACTION(port, 1, 65535, "port must be between 1 and 65535",                                    \
            "port must be between 1 and 65535")                                                   \
-    ACTION(udp_port, 0, 0, "UDP is not supported; use -U 0 (the default)",                       \
-           "UDP is not supported; use -U 0 (the default)")                                       \
+    ACTION(udp_port, 0, 65535, "", "port must be between 0 and 65535")                          \
     ACTION(metrics_port, 0, 65535, "port must be between 1 and 65535, or 0 (off)",                \
            "port must be between 1 and 65535, or 0 (off)")                                       \
     ACTION(memory_limit, 1, UINT64_C(1) << 30, "memory limit must be at least 1 (megabytes)",    \
@@ -107,7 +107,26 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
            "max item size must be between 1k and 1024m")                                          \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
-    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")
+    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")        \
+    CFG_MEMCACHED_LIMITS(ACTION)
+
+/* memcached's own checks of its -o suboptions and -R, in its words. */
+#define CFG_MEMCACHED_LIMITS(ACTION)                                                             \
+    ACTION(reqs_per_event, 1, INT32_MAX, "Number of requests per event must be greater than 0", \
+           "Number of requests per event must be at most 2147483647")                          \
+    ACTION(hashpower, 12, 32, "Initial hashtable multiplier is too low (12 to 32)",              \
+           "Initial hashtable multiplier is too high (12 to 32); choose a value based on "      \
+           "\"STAT hash_power_level\" from a running instance")                                  \
+    ACTION(slab_automove, 0, 2, "", "slab_automove must be between 0 and 2")                     \
+    ACTION(slab_automove_window, 3, INT32_MAX, "slab_automove_window must be > 2",               \
+           "slab_automove_window must be at most 2147483647")                                    \
+    ACTION(tail_repair_time, 10, INT32_MAX, "Cannot set tail_repair_time to less than 10 seconds", \
+           "tail_repair_time must be at most 2147483647")                                        \
+    ACTION(lru_crawler_sleep, 0, 1000000, "", "LRU crawler sleep must be between 0 and 1 second") \
+    ACTION(hot_lru_pct, 2, 79, "hot_lru_pct must be > 1 and < 80", "hot_lru_pct must be > 1 and < 80") \
+    ACTION(warm_lru_pct, 2, 79, "warm_lru_pct must be > 1 and < 80",                              \
+           "warm_lru_pct must be > 1 and < 80")                                                  \
+    ACTION(temporary_ttl, 0, INT32_MAX, "", "temporary_ttl must be at most 2147483647")
 
 struct cfg_limit {
     bool set;
@@ -125,7 +144,11 @@ static const struct cfg_limit cfg_limit_table[CFG_NOPTIONS] = {CFG_LIMITS(CFG_LI
  *
  * ACTION(field, exclusive minimum, message)
  */
-#define CFG_DOUBLE_LIMITS(ACTION) ACTION(growth_factor, 1.0, "growth factor must be greater than 1")
+#define CFG_DOUBLE_LIMITS(ACTION)                                                                \
+    ACTION(growth_factor, 1.0, "growth factor must be greater than 1")                           \
+    ACTION(slab_automove_ratio, 0.0, "slab_automove_ratio must be > 0 and < 1")                  \
+    ACTION(hot_max_factor, 0.0, "hot_max_factor must be > 0")                                    \
+    ACTION(warm_max_factor, 0.0, "warm_max_factor must be > 0")
 
 struct cfg_double_limit {
     bool set;
@@ -175,6 +198,76 @@ struct cfg_setting {
 static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_ROW)};
 #undef CFG_SETTING_ROW
 
+/*
+ * CFG_INERT: memcached options whose mechanism corecache does not have
+ * (an option of memcached's engine, or a command corecache lacks). They are
+ * accepted, their values checked, and cfg_render_inert names each one given
+ * once at start-up with this reason. An option leaves this table when
+ * corecache gains what it controls.
+ *
+ * ACTION(field, reason)
+ */
+#define NO_SLAB_MOVES "corecache's arena has no slab page reassignment between size classes"
+#define NO_CRAWLER "corecache has no LRU crawler thread; an expired item is reclaimed when it is met"
+#define NO_SEGMENTED_LRU "corecache's eviction has no hot/warm/cold segmented LRU to tune"
+#define NO_WATCH "corecache has no watch command (live logging)"
+#define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
+#define CFG_INERT(ACTION)                                                                        \
+    ACTION(prefix_delimiter, "corecache keeps no per-prefix stats (stats detail)")              \
+    ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
+    ACTION(disable_dumping, "corecache has no lru_crawler metadump to disable")                \
+    ACTION(disable_watch, NO_WATCH)                                                              \
+    ACTION(memory_file, "corecache has no restartable cache (warm restart)")                    \
+    ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \
+    ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
+    ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \
+    ACTION(no_maxconns_fast, "corecache's behaviour at the -c limit is fixed")                  \
+    ACTION(hashpower, "corecache's hash tables are sized per shard and grow by themselves")     \
+    ACTION(no_hashexpand, "corecache's hash tables are sized per shard and grow by themselves") \
+    ACTION(slab_reassign, NO_SLAB_MOVES)                                                         \
+    ACTION(no_slab_reassign, NO_SLAB_MOVES)                                                      \
+    ACTION(no_slab_automove, NO_SLAB_MOVES)                                                      \
+    ACTION(slab_automove_ratio, NO_SLAB_MOVES)                                                   \
+    ACTION(slab_automove_window, NO_SLAB_MOVES)                                                  \
+    ACTION(tail_repair_time, "corecache's items hold no reference counts that could leak")      \
+    ACTION(hash_algorithm, "corecache hashes keys with xxhash (XXH3) for routing and lookup")   \
+    ACTION(lru_crawler, NO_CRAWLER)                                                              \
+    ACTION(no_lru_crawler, NO_CRAWLER)                                                           \
+    ACTION(lru_crawler_sleep, NO_CRAWLER)                                                        \
+    ACTION(lru_crawler_tocrawl, NO_CRAWLER)                                                      \
+    ACTION(lru_maintainer, NO_SEGMENTED_LRU)                                                     \
+    ACTION(no_lru_maintainer, NO_SEGMENTED_LRU)                                                  \
+    ACTION(hot_lru_pct, NO_SEGMENTED_LRU)                                                        \
+    ACTION(warm_lru_pct, NO_SEGMENTED_LRU)                                                       \
+    ACTION(hot_max_factor, NO_SEGMENTED_LRU)                                                     \
+    ACTION(warm_max_factor, NO_SEGMENTED_LRU)                                                    \
+    ACTION(temporary_ttl, NO_SEGMENTED_LRU)                                                      \
+    ACTION(idle_timeout, "corecache does not close idle connections yet")                       \
+    ACTION(watcher_logbuf_size, NO_WATCH)                                                        \
+    ACTION(worker_logbuf_size, NO_WATCH)                                                         \
+    ACTION(slab_sizes, "corecache's size classes come from -n and -f")                          \
+    ACTION(slab_chunk_max, "corecache stores an item in one chunk up to -I; there are no chunked items") \
+    ACTION(no_chunked_items, "corecache stores an item in one chunk up to -I; there are no chunked items") \
+    ACTION(track_sizes, "corecache has no stats sizes histogram")                                \
+    ACTION(no_inline_ascii_resp, "memcached 1.6 ignores it too")                                 \
+    ACTION(inline_ascii_resp, "memcached 1.6 ignores it too")                                    \
+    ACTION(modern, "memcached 1.6.18's modern enables nothing either")                           \
+    ACTION(no_modern, "corecache has no 1.4-era defaults to return to")                          \
+    ACTION(drop_privileges, NO_SANDBOX)                                                          \
+    ACTION(no_drop_privileges, NO_SANDBOX)                                                       \
+    ACTION(relaxed_privileges, NO_SANDBOX)                                                       \
+    ACTION(resp_obj_mem_limit, "corecache's connection buffers come from each shard's fixed receive ring") \
+    ACTION(read_buf_mem_limit, "corecache's connection buffers come from each shard's fixed receive ring")
+
+struct cfg_inert {
+    enum cfg_option_id id;
+    const char *reason;
+};
+
+#define CFG_INERT_ROW(field, reason) {CFG_OPT_##field, reason},
+static const struct cfg_inert cfg_inert_table[] = {CFG_INERT(CFG_INERT_ROW)};
+#undef CFG_INERT_ROW
+
 /* Defaults by type: MEGS defaults are written in megabytes, held in bytes. */
 #define CFG_DEFAULT_UINT(def) (def)
 #define CFG_DEFAULT_SIZE(def) ((uint64_t)(def))
@@ -183,6 +276,7 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define CFG_DEFAULT_STR(def) (def)
 #define CFG_DEFAULT_FLAG(def) (def)
 #define CFG_DEFAULT_COUNT(def) (def)
+#define CFG_DEFAULT_EXT(def) (def)
 
 void cfg_defaults(struct cfg *cfg)
 {
@@ -359,6 +453,15 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
             err_flag_value(err, flag, value, "protocol must be auto, ascii or binary");
             return false;
         }
+        if (id == CFG_OPT_hash_algorithm && strcmp(value, "jenkins") != 0 &&
+            strcmp(value, "murmur3") != 0 && strcmp(value, "xxh3") != 0) {
+            err_flag_value(err, flag, value, "Unknown hash_algorithm option (jenkins, murmur3, xxh3)");
+            return false;
+        }
+        if (id == CFG_OPT_unix_mask && (strspn(value, "01234567") != strlen(value) || strlen(value) > 4)) {
+            err_flag_value(err, flag, value, "Invalid unix_mask, must be an octal number (e.g. 700)");
+            return false;
+        }
         *CFG_FIELD_PTR(cfg, opt, const char *) = value;
         return true;
     case CFG_TYPE_DOUBLE: {
@@ -422,6 +525,94 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
     return true;
 }
 
+/*
+ * memcached's -o list: "slab_reassign,slab_automove=1,hashpower=20". Each
+ * name is an option's long name with '_' for '-'; a FLAG takes no value,
+ * anything else needs one, except slab_automove, which memcached reads as
+ * slab_automove=1 when bare. A value is copied into cfg->ext_buf to get its
+ * own NUL (cfg_parse moves the pointers along with the struct). Errors name
+ * the suboption as written: "corecache: -o hashpower 5: ...".
+ */
+static bool parse_extended(struct cfg *cfg, struct cfg_given *given, const char *flag,
+                           const char *list, struct sink *err)
+{
+    const char *item = list;
+    for (;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma != NULL ? (size_t)(comma - item) : strlen(item);
+        const char *eq = memchr(item, '=', len);
+        size_t nlen = eq != NULL ? (size_t)(eq - item) : len;
+        int id = 0;
+        for (; id < CFG_NOPTIONS; id++) {
+            const char *name = cfg_option_table[id].long_name;
+            if (strlen(name) != nlen || cfg_option_table[id].type == CFG_TYPE_EXT)
+                continue;
+            size_t k = 0;
+            while (k < nlen && (name[k] == item[k] || (name[k] == '-' && item[k] == '_')))
+                k++;
+            if (k == nlen)
+                break;
+        }
+        if (nlen == 0 || id == CFG_NOPTIONS) {
+            err_str(err, "corecache: ");
+            err_str(err, flag);
+            err_str(err, " ");
+            err_mem(err, item, nlen);
+            err_str(err, ": unknown extended option; see corecache -h\n");
+            return false;
+        }
+        const struct cfg_option *opt = &cfg_option_table[id];
+        const char *value = NULL;
+        if (!takes_argument(opt->type)) {
+            if (eq != NULL) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, " ");
+                err_mem(err, item, len);
+                err_str(err, ": this option takes no value\n");
+                return false;
+            }
+        } else if (eq == NULL && id == CFG_OPT_slab_automove) {
+            value = "1";
+        } else {
+            if (eq == NULL) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, " ");
+                err_mem(err, item, len);
+                err_str(err, ": missing value (name=value)\n");
+                return false;
+            }
+            size_t vlen = len - nlen - 1;
+            if (cfg->ext_used + vlen + 1 > sizeof(cfg->ext_buf)) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, ": the extended options are too long\n");
+                return false;
+            }
+            char *copy = cfg->ext_buf + cfg->ext_used;
+            memcpy(copy, eq + 1, vlen);
+            copy[vlen] = '\0';
+            cfg->ext_used += vlen + 1;
+            value = copy;
+        }
+        struct cfg_given *g = &given[id];
+        char spelled[sizeof(g->flag)];
+        size_t shown = nlen < sizeof(spelled) - 4 ? nlen : sizeof(spelled) - 4;
+        memcpy(spelled, "-o ", 3);
+        memcpy(spelled + 3, item, shown);
+        spelled[3 + shown] = '\0';
+        memcpy(g->flag, spelled, sizeof(spelled));
+        g->set = true;
+        g->value = value;
+        if (!set_option(cfg, (enum cfg_option_id)id, g->flag, value, err))
+            return false;
+        if (comma == NULL)
+            return true;
+        item = comma + 1;
+    }
+}
+
 /* Records how an option was given, then sets it. */
 static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id id, bool by_long,
                   const char *value, struct sink *err)
@@ -434,6 +625,10 @@ static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id i
         snprintf(g->flag, sizeof(g->flag), "-%c", opt->short_flag);
     g->set = true;
     g->value = value;
+    if (opt->type == CFG_TYPE_EXT) {
+        *CFG_FIELD_PTR(cfg, opt, const char *) = value;
+        return parse_extended(cfg, given, g->flag, value, err);
+    }
     return set_option(cfg, id, g->flag, value, err);
 }
 
@@ -605,6 +800,16 @@ bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err)
     if (!next.help && !next.version && !next.describe_metrics && !check_item_size(&next, given, err))
         return false;
     *cfg = next;
+    /* -o values live in ext_buf: point them into cfg's copy of it */
+    for (int id = 0; id < CFG_NOPTIONS; id++) {
+        const struct cfg_option *opt = &cfg_option_table[id];
+        if (opt->type != CFG_TYPE_STR)
+            continue;
+        const char **field = CFG_FIELD_PTR(cfg, opt, const char *);
+        uintptr_t at = (uintptr_t)*field, from = (uintptr_t)next.ext_buf;
+        if (at >= from && at < from + sizeof(next.ext_buf))
+            *field = cfg->ext_buf + (at - from);
+    }
     return true;
 }
 
@@ -716,6 +921,78 @@ bool cfg_render_settings(const struct cfg *cfg, struct sink *out)
             break;
         }
         if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* An option differs from its default: it was given (a FLAG given twice or
+ * a value equal to the default reads as not given, which is harmless here:
+ * the default of an inert option has no effect either). */
+static bool differs(const struct cfg *cfg, const struct cfg *defaults, const struct cfg_option *opt)
+{
+    switch (opt->type) {
+    case CFG_TYPE_UINT:
+    case CFG_TYPE_COUNT:
+        return CFG_FIELD_VAL(cfg, opt, uint32_t) != CFG_FIELD_VAL(defaults, opt, uint32_t);
+    case CFG_TYPE_SIZE:
+    case CFG_TYPE_MEGS:
+        return CFG_FIELD_VAL(cfg, opt, uint64_t) != CFG_FIELD_VAL(defaults, opt, uint64_t);
+    case CFG_TYPE_DOUBLE:
+        return CFG_FIELD_VAL(cfg, opt, double) != CFG_FIELD_VAL(defaults, opt, double);
+    case CFG_TYPE_FLAG:
+        return CFG_FIELD_VAL(cfg, opt, bool);
+    case CFG_TYPE_STR:
+    case CFG_TYPE_EXT: {
+        const char *a = CFG_FIELD_VAL(cfg, opt, const char *);
+        const char *b = CFG_FIELD_VAL(defaults, opt, const char *);
+        return a != b && (a == NULL || b == NULL || strcmp(a, b) != 0);
+    }
+    default:
+        return false;
+    }
+}
+
+/* How a user names an option: "-R", or "-o name" for memcached's suboptions. */
+static void put_name(struct sink *out, const struct cfg_option *opt)
+{
+    char name[64];
+    if (opt->short_flag != 0) {
+        snprintf(name, sizeof(name), "-%c", opt->short_flag);
+    } else {
+        size_t n = strlen(opt->long_name);
+        if (n > sizeof(name) - 4)
+            n = sizeof(name) - 4;
+        memcpy(name, "-o ", 3);
+        for (size_t i = 0; i < n; i++)
+            name[3 + i] = opt->long_name[i] == '-' ? '_' : opt->long_name[i];
+        name[3 + n] = '\0';
+    }
+    (void)sink_put(out, name, strlen(name));
+}
+
+bool cfg_render_inert(const struct cfg *cfg, struct sink *out)
+{
+    struct cfg defaults;
+    cfg_defaults(&defaults);
+    for (size_t i = 0; i < sizeof(cfg_inert_table) / sizeof(cfg_inert_table[0]); i++) {
+        const struct cfg_option *opt = &cfg_option_table[cfg_inert_table[i].id];
+        if (!differs(cfg, &defaults, opt))
+            continue;
+        (void)sink_puts(out, "corecache: ");
+        put_name(out, opt);
+        (void)sink_puts(out, ": accepted, no effect: ");
+        (void)sink_put(out, cfg_inert_table[i].reason, strlen(cfg_inert_table[i].reason));
+        if (!sink_puts(out, "\n"))
+            return false;
+    }
+    if (cfg->udp_port != 0) {
+        char line[160];
+        snprintf(line, sizeof(line),
+                 "corecache: -U %" PRIu32 ": no UDP port is opened; corecache serves TCP only "
+                 "(memcached too leaves UDP off by default since 1.5.6)\n",
+                 cfg->udp_port);
+        if (!sink_put(out, line, strlen(line)))
             return false;
     }
     return true;

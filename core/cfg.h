@@ -29,12 +29,15 @@
  *   STR    string
  *   FLAG   no argument; sets true
  *   COUNT  no argument; counts repeats (-vv)
+ *   EXT    memcached's -o: a comma-separated list of name[=value], each name
+ *          another option's long name with '_' for '-' (slab_automove=1)
  *
  * ACTION(field, short, long, TYPE, default, metavar, help)
  */
 #define CFG_OPTIONS(ACTION)                                                                  \
     ACTION(port, 'p', "port", UINT, 11211, "num", "TCP port to listen on")                   \
-    ACTION(udp_port, 'U', "udp-port", UINT, 0, "num", "UDP port (only 0, off, is supported)") \
+    ACTION(udp_port, 'U', "udp-port", UINT, 0, "num",                                        \
+           "UDP port (accepted; no UDP port is opened: corecache serves TCP only)")          \
     ACTION(listen, 'l', "listen", STR, "127.0.0.1", "addr", "interface to listen on")       \
     ACTION(enable_shutdown, 'A', "enable-shutdown", FLAG, false, NULL,                       \
            "enable the ascii \"shutdown\" command")                                          \
@@ -71,7 +74,115 @@
     ACTION(default_ttl, 0, "default-ttl", UINT, 0, "seconds",                                \
            "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
     ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
-           "longest TTL any item gets, \"never\" included; 0 for no limit")
+           "longest TTL any item gets, \"never\" included; 0 for no limit")                  \
+    CFG_MEMCACHED_OPTIONS(ACTION)
+
+/*
+ * The rest of memcached 1.6.18's command line (issue 12), so that a unit
+ * file written for memcached starts corecache unchanged. Long-only rows are
+ * memcached's -o suboptions: `-o slab_reassign,hashpower=20` sets them (an
+ * -o name is the long name with '_' for '-'), and so does --hashpower=20.
+ * Options whose mechanism corecache lacks are accepted and named once at
+ * start-up with the reason (CFG_INERT in cfg.c); their values are still
+ * checked as memcached checks them.
+ */
+#define CFG_MEMCACHED_OPTIONS(ACTION)                                                          \
+    ACTION(extended, 'o', "extended", EXT, NULL, "list",                                     \
+           "comma separated list of extended options (the -o names below)")                  \
+    ACTION(unix_socket, 's', "unix-socket", STR, NULL, "file",                               \
+           "UNIX socket to listen on (replaces the TCP listeners)")                         \
+    ACTION(unix_mask, 'a', "unix-mask", STR, "700", "mask",                                  \
+           "access mask for the UNIX socket, in octal")                                      \
+    ACTION(daemon, 'd', "daemon", FLAG, false, NULL, "run as a daemon")                      \
+    ACTION(enable_coredumps, 'r', "enable-coredumps", FLAG, false, NULL,                     \
+           "maximize core file limit")                                                       \
+    ACTION(lock_memory, 'k', "lock-memory", FLAG, false, NULL, "lock down all paged memory") \
+    ACTION(license, 'i', "license", FLAG, false, NULL, "print the license and exit")         \
+    ACTION(pidfile, 'P', "pidfile", STR, NULL, "file",                                       \
+           "save PID in <file>, only used with -d option")                                   \
+    ACTION(enable_largepages, 'L', "enable-largepages", FLAG, false, NULL,                   \
+           "try to use large memory pages (if available)")                                   \
+    ACTION(prefix_delimiter, 'D', "prefix-delimiter", STR, NULL, "char",                     \
+           "delimiter between key prefixes and IDs, for per-prefix stats")                   \
+    ACTION(reqs_per_event, 'R', "max-reqs-per-event", UINT, 20, "num",                       \
+           "maximum number of requests per event")                                           \
+    ACTION(disable_flush_all, 'F', "disable-flush-all", FLAG, false, NULL,                   \
+           "disable flush_all command")                                                      \
+    ACTION(disable_dumping, 'X', "disable-dumping", FLAG, false, NULL,                       \
+           "disable stats cachedump and lru_crawler metadump")                               \
+    ACTION(disable_watch, 'W', "disable-watch", FLAG, false, NULL,                           \
+           "disable watch commands (live logging)")                                          \
+    ACTION(memory_file, 'e', "memory-file", STR, NULL, "file",                               \
+           "mmap a file for item memory (restartable cache)")                                \
+    ACTION(napi_ids, 'N', "napi-ids", UINT, 0, "num", "number of napi ids")                  \
+    ACTION(maxconns_fast, 0, "maxconns-fast", FLAG, false, NULL,                            \
+           "-o maxconns_fast: immediately close new connections after limit")                \
+    ACTION(no_maxconns_fast, 0, "no-maxconns-fast", FLAG, false, NULL,                      \
+           "-o no_maxconns_fast")                                                            \
+    ACTION(hashpower, 0, "hashpower", UINT, 0, "num",                                        \
+           "-o hashpower: initial hash table size, as a power of two (12..32)")              \
+    ACTION(no_hashexpand, 0, "no-hashexpand", FLAG, false, NULL,                            \
+           "-o no_hashexpand: disables hash table expansion")                                \
+    ACTION(slab_reassign, 0, "slab-reassign", FLAG, false, NULL,                            \
+           "-o slab_reassign: allow slab pages to move between classes")                    \
+    ACTION(no_slab_reassign, 0, "no-slab-reassign", FLAG, false, NULL, "-o no_slab_reassign") \
+    ACTION(slab_automove, 0, "slab-automove", UINT, 1, "num",                                \
+           "-o slab_automove[=0|1|2]: automatic slab page moves")                           \
+    ACTION(no_slab_automove, 0, "no-slab-automove", FLAG, false, NULL, "-o no_slab_automove") \
+    ACTION(slab_automove_ratio, 0, "slab-automove-ratio", DOUBLE, 0.8, "num",                \
+           "-o slab_automove_ratio")                                                         \
+    ACTION(slab_automove_window, 0, "slab-automove-window", UINT, 30, "num",                 \
+           "-o slab_automove_window")                                                        \
+    ACTION(tail_repair_time, 0, "tail-repair-time", UINT, 0, "seconds",                      \
+           "-o tail_repair_time: seconds before forcefully killing the LRU tail item")       \
+    ACTION(hash_algorithm, 0, "hash-algorithm", STR, "murmur3", "name",                      \
+           "-o hash_algorithm: jenkins, murmur3 or xxh3")                                    \
+    ACTION(lru_crawler, 0, "lru-crawler", FLAG, false, NULL,                                \
+           "-o lru_crawler: LRU crawler background thread")                                  \
+    ACTION(no_lru_crawler, 0, "no-lru-crawler", FLAG, false, NULL, "-o no_lru_crawler")     \
+    ACTION(lru_crawler_sleep, 0, "lru-crawler-sleep", UINT, 100, "usec",                     \
+           "-o lru_crawler_sleep: microseconds to sleep between items")                      \
+    ACTION(lru_crawler_tocrawl, 0, "lru-crawler-tocrawl", UINT, 0, "num",                    \
+           "-o lru_crawler_tocrawl: max items to crawl per slab per run")                    \
+    ACTION(lru_maintainer, 0, "lru-maintainer", FLAG, false, NULL,                          \
+           "-o lru_maintainer: segmented LRU and its background thread")                     \
+    ACTION(no_lru_maintainer, 0, "no-lru-maintainer", FLAG, false, NULL,                    \
+           "-o no_lru_maintainer")                                                           \
+    ACTION(hot_lru_pct, 0, "hot-lru-pct", UINT, 20, "pct", "-o hot_lru_pct")                 \
+    ACTION(warm_lru_pct, 0, "warm-lru-pct", UINT, 40, "pct", "-o warm_lru_pct")              \
+    ACTION(hot_max_factor, 0, "hot-max-factor", DOUBLE, 0.2, "num", "-o hot_max_factor")     \
+    ACTION(warm_max_factor, 0, "warm-max-factor", DOUBLE, 2.0, "num", "-o warm_max_factor")  \
+    ACTION(temporary_ttl, 0, "temporary-ttl", UINT, 61, "seconds", "-o temporary_ttl")       \
+    ACTION(idle_timeout, 0, "idle-timeout", UINT, 0, "seconds",                              \
+           "-o idle_timeout: timeout for idle connections (0: none)")                        \
+    ACTION(watcher_logbuf_size, 0, "watcher-logbuf-size", UINT, 256, "kbytes",               \
+           "-o watcher_logbuf_size: per-watcher write buffer")                              \
+    ACTION(worker_logbuf_size, 0, "worker-logbuf-size", UINT, 64, "kbytes",                  \
+           "-o worker_logbuf_size: per-worker-thread log buffer")                           \
+    ACTION(slab_sizes, 0, "slab-sizes", STR, NULL, "list", "-o slab_sizes: chunk sizes")     \
+    ACTION(slab_chunk_max, 0, "slab-chunk-max", UINT, 524288, "bytes",                       \
+           "-o slab_chunk_max: maximum slab chunk size")                                     \
+    ACTION(track_sizes, 0, "track-sizes", FLAG, false, NULL,                                \
+           "-o track_sizes: enable dynamic reports for 'stats sizes'")                       \
+    ACTION(no_inline_ascii_resp, 0, "no-inline-ascii-resp", FLAG, false, NULL,              \
+           "-o no_inline_ascii_resp")                                                        \
+    ACTION(inline_ascii_resp, 0, "inline-ascii-resp", FLAG, false, NULL,                    \
+           "-o inline_ascii_resp")                                                           \
+    ACTION(modern, 0, "modern", FLAG, false, NULL,                                           \
+           "-o modern: options which will be default in future")                             \
+    ACTION(no_modern, 0, "no-modern", FLAG, false, NULL,                                    \
+           "-o no_modern: defaults of the previous major version (1.4.x)")                   \
+    ACTION(no_chunked_items, 0, "no-chunked-items", FLAG, false, NULL,                      \
+           "-o no_chunked_items")                                                            \
+    ACTION(drop_privileges, 0, "drop-privileges", FLAG, false, NULL, "-o drop_privileges")  \
+    ACTION(no_drop_privileges, 0, "no-drop-privileges", FLAG, false, NULL,                  \
+           "-o no_drop_privileges")                                                          \
+    ACTION(relaxed_privileges, 0, "relaxed-privileges", FLAG, false, NULL,                  \
+           "-o relaxed_privileges (memcached's test suite passes it)")                      \
+    ACTION(resp_obj_mem_limit, 0, "resp-obj-mem-limit", UINT, 0, "megabytes",                \
+           "-o resp_obj_mem_limit")                                                          \
+    ACTION(read_buf_mem_limit, 0, "read-buf-mem-limit", UINT, 0, "megabytes",                \
+           "-o read_buf_mem_limit: limit for connection read/response buffers (0: none)")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */
@@ -82,9 +193,16 @@
 #define CFG_CTYPE_STR const char *
 #define CFG_CTYPE_FLAG bool
 #define CFG_CTYPE_COUNT uint32_t
+#define CFG_CTYPE_EXT const char *
 #define CFG_FIELD(field, short_flag, long_name, type, def, metavar, help) CFG_CTYPE_##type field;
+/* Room for the values of -o suboptions: a value inside a list has no NUL
+ * of its own in argv, so cfg_parse copies it here (argv stays untouched,
+ * nothing is allocated). */
+#define CFG_EXT_BUF_SIZE 4096
 struct cfg {
     CFG_OPTIONS(CFG_FIELD)
+    char ext_buf[CFG_EXT_BUF_SIZE];
+    size_t ext_used;
 };
 
 /* Fills cfg with every option's default. */
@@ -101,6 +219,14 @@ void cfg_defaults(struct cfg *cfg);
  * --name value. argv is not modified.
  */
 bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err);
+
+/*
+ * Writes one line per option given on this command line that has no effect
+ * in corecache, with the reason ("corecache: -o slab_reassign: no effect:
+ * ...\n"), and one for a nonzero -U. main prints them once at start-up.
+ * Returns false if the sink is full.
+ */
+bool cfg_render_inert(const struct cfg *cfg, struct sink *out);
 
 /* Writes the -h text: a usage line and one line per option from the table. */
 bool cfg_usage(struct sink *out);

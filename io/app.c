@@ -30,6 +30,7 @@
 #include "log.h"
 #include "scrape.h"
 #include "boot.h"
+#include "proc.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -178,6 +179,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         bool ok = scrape_describe(&msg.sink) && text_spill(&msg.sink, 0);
         return ok && fflush(stdout) == 0 ? 0 : 1;
     }
+    if (srv.cfg.license) {
+        printf("%s %s: BSD-style licence; see the LICENSE file of its source\n", handler->name,
+               CORECACHE_VERSION);
+        return 0;
+    }
     if (srv.cfg.version) {
         printf("%s %s (memcached protocol %s)\n", handler->name, CORECACHE_VERSION, "1.6.18");
         return 0;
@@ -188,6 +194,13 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         return EXIT_USAGE;
     }
     atomic_store(&srv.verbosity, srv.cfg.verbose > LOG_LEVEL_MAX ? LOG_LEVEL_MAX : srv.cfg.verbose);
+    /* memcached options corecache accepts without their mechanism: said
+     * once, with the reason, before anything else happens (issue 12) */
+    text_init(&msg);
+    if (cfg_render_inert(&srv.cfg, &msg.sink))
+        fputs(text_str(&msg), stderr);
+    if (srv.cfg.enable_coredumps && proc_enable_coredumps(err, sizeof(err)) < 0)
+        fprintf(stderr, "%s\n", err);
 
     /* io_uring rings count against the locked-memory limit for users
      * without CAP_IPC_LOCK: take all of it that we are allowed. */
@@ -249,6 +262,18 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    /* -d after the listeners are bound (a port in use is still reported
+     * here) and before any thread exists (only the forking thread would
+     * survive); -P names the process that stays. */
+    if (srv.cfg.daemon && proc_daemonize(err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    srv.pid = getpid(); /* `stats` pid: the daemon's, not its parent's */
+    if (srv.cfg.pidfile != NULL && srv.cfg.daemon && proc_write_pidfile(srv.cfg.pidfile, err, sizeof(err)) < 0)
+        fprintf(stderr, "%s\n", err);
+    if (srv.cfg.lock_memory && proc_lock_memory(err, sizeof(err)) < 0)
+        fprintf(stderr, "%s\n", err);
     ret = boot_start(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
@@ -266,5 +291,9 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     server_stop(&srv);
     unsigned failed = boot_join(&srv);
     boot_teardown(&srv);
+    if (srv.cfg.pidfile != NULL && srv.cfg.daemon)
+        proc_remove_pidfile(srv.cfg.pidfile);
+    if (srv.cfg.unix_socket != NULL)
+        unlink(srv.cfg.unix_socket);
     return failed == 0 ? 0 : 1;
 }

@@ -61,11 +61,18 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
         }
     }
 
-    int ret = listen_open(srv->cfg.listen, srv->cfg.port, srv->cfg.listen_backlog, n, fds,
+    int ret;
+    if (srv->cfg.unix_socket != NULL) { /* -s: instead of TCP, as in memcached */
+        ret = listen_open_unix(srv->cfg.unix_socket, srv->cfg.unix_mask, srv->cfg.listen_backlog, n,
+                               fds, err, errlen);
+        srv->nlisten = 1;
+    } else {
+        ret = listen_open(srv->cfg.listen, srv->cfg.port, srv->cfg.listen_backlog, n, fds,
                           &srv->nlisten, err, errlen);
+    }
     if (ret < 0)
         return ret;
-    for (unsigned a = 0; srv->cfg.accept_by_cpu && a < srv->nlisten; a++) {
+    for (unsigned a = 0; srv->cfg.accept_by_cpu && srv->cfg.unix_socket == NULL && a < srv->nlisten; a++) {
         ret = listen_steer_by_cpu(fds[a * n], srv->plan.cpu, n);
         if (ret < 0) {
             snprintf(err, errlen, "corecache: --accept-by-cpu: cannot attach the steering program: %s",

@@ -19,6 +19,7 @@
 #include "listen.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Splits "host", "host:port", "[v6]:port" or "v6" into host and port. */
@@ -166,6 +169,49 @@ int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsig
                         unsigned *naddrs, char *err, size_t errlen)
 {
     return open_spec(spec, port, true, backlog, count, fds, naddrs, err, errlen);
+}
+
+int listen_open_unix(const char *path, const char *mask, uint32_t backlog, unsigned count, int *fds,
+                     char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "corecache: -s %s: the path is longer than %zu bytes", path,
+                 sizeof(sun.sun_path) - 1);
+        return -ENAMETOOLONG;
+    }
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    unsigned long mode = strtoul(mask != NULL ? mask : "700", NULL, 8);
+
+    /* memcached removes a socket file left by an earlier run, never
+     * another kind of file. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    /* bind creates the file with the process umask: narrow it to -a */
+    mode_t old = umask((mode_t)(~mode & 0777));
+    int bound = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    umask(old);
+    if (bound != 0 || listen(fd, (int)backlog) != 0)
+        goto fail;
+    for (unsigned i = 0; i < count; i++) {
+        fds[i] = i == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (fds[i] < 0) {
+            for (unsigned j = 1; j < i; j++)
+                close(fds[j]);
+            goto fail;
+        }
+    }
+    return 0;
+fail:;
+    int ret = -errno;
+    snprintf(err, errlen, "corecache: cannot listen on UNIX socket %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return ret;
 }
 
 int listen_steer_by_cpu(int fd, const unsigned *cpus, unsigned count)

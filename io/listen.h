@@ -39,6 +39,17 @@ int listen_open_on_port(const char *spec, uint32_t port, uint32_t backlog, unsig
  */
 int listen_steer_by_cpu(int fd, const unsigned *cpus, unsigned count);
 
+/*
+ * memcached's -s: one UNIX-domain stream socket at `path`, its mode set from
+ * the octal `mask` text (memcached's -a, e.g. "700"), listening with
+ * `backlog`. A stale socket file at path is removed first, as memcached
+ * does. The socket is shared by the shards: fds[i] (i < count) are dup()s
+ * of it, each shard arming its own multishot accept, and the kernel hands
+ * each connection to one of them. Returns 0 or -errno with err filled.
+ */
+int listen_open_unix(const char *path, const char *mask, uint32_t backlog, unsigned count, int *fds,
+                     char *err, size_t errlen);
+
 /* The port a listening socket is bound to (for `stats settings`). */
 int listen_port(int fd);
 

@@ -81,6 +81,7 @@ static const char *err_text(struct fixture *f)
         else                                                                                     \
             assert_string_equal((a), (b));                                                       \
     } while (0)
+#define EXPECT_EQ_EXT(a, b) EXPECT_EQ_STR(a, b)
 #define EXPECT_EQ_FIELD(field, s, l, type, def, mv, help) EXPECT_EQ_##type(got->field, want->field);
 
 static void assert_cfg_equal(const struct cfg *got, const struct cfg *want)
@@ -163,6 +164,62 @@ static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
 
+static void want12_extended(struct cfg *c) { c->extended = "modern"; c->modern = true; }
+static void want12_unix_socket(struct cfg *c) { c->unix_socket = "/tmp/mc.sock"; }
+static void want12_unix_mask(struct cfg *c) { c->unix_mask = "755"; }
+static void want12_daemon(struct cfg *c) { c->daemon = true; }
+static void want12_enable_coredumps(struct cfg *c) { c->enable_coredumps = true; }
+static void want12_lock_memory(struct cfg *c) { c->lock_memory = true; }
+static void want12_license(struct cfg *c) { c->license = true; }
+static void want12_pidfile(struct cfg *c) { c->pidfile = "/run/mc.pid"; }
+static void want12_enable_largepages(struct cfg *c) { c->enable_largepages = true; }
+static void want12_prefix_delimiter(struct cfg *c) { c->prefix_delimiter = ":"; }
+static void want12_reqs_per_event(struct cfg *c) { c->reqs_per_event = 40; }
+static void want12_disable_flush_all(struct cfg *c) { c->disable_flush_all = true; }
+static void want12_disable_dumping(struct cfg *c) { c->disable_dumping = true; }
+static void want12_disable_watch(struct cfg *c) { c->disable_watch = true; }
+static void want12_memory_file(struct cfg *c) { c->memory_file = "/dev/shm/mc"; }
+static void want12_napi_ids(struct cfg *c) { c->napi_ids = 4; }
+static void want12_maxconns_fast(struct cfg *c) { c->maxconns_fast = true; }
+static void want12_no_maxconns_fast(struct cfg *c) { c->no_maxconns_fast = true; }
+static void want12_hashpower(struct cfg *c) { c->hashpower = 20; }
+static void want12_no_hashexpand(struct cfg *c) { c->no_hashexpand = true; }
+static void want12_slab_reassign(struct cfg *c) { c->slab_reassign = true; }
+static void want12_no_slab_reassign(struct cfg *c) { c->no_slab_reassign = true; }
+static void want12_slab_automove(struct cfg *c) { c->slab_automove = 2; }
+static void want12_no_slab_automove(struct cfg *c) { c->no_slab_automove = true; }
+static void want12_slab_automove_ratio(struct cfg *c) { c->slab_automove_ratio = 0.5; }
+static void want12_slab_automove_window(struct cfg *c) { c->slab_automove_window = 3; }
+static void want12_tail_repair_time(struct cfg *c) { c->tail_repair_time = 60; }
+static void want12_hash_algorithm(struct cfg *c) { c->hash_algorithm = "jenkins"; }
+static void want12_lru_crawler(struct cfg *c) { c->lru_crawler = true; }
+static void want12_no_lru_crawler(struct cfg *c) { c->no_lru_crawler = true; }
+static void want12_lru_crawler_sleep(struct cfg *c) { c->lru_crawler_sleep = 50; }
+static void want12_lru_crawler_tocrawl(struct cfg *c) { c->lru_crawler_tocrawl = 10; }
+static void want12_lru_maintainer(struct cfg *c) { c->lru_maintainer = true; }
+static void want12_no_lru_maintainer(struct cfg *c) { c->no_lru_maintainer = true; }
+static void want12_hot_lru_pct(struct cfg *c) { c->hot_lru_pct = 30; }
+static void want12_warm_lru_pct(struct cfg *c) { c->warm_lru_pct = 30; }
+static void want12_hot_max_factor(struct cfg *c) { c->hot_max_factor = 0.5; }
+static void want12_warm_max_factor(struct cfg *c) { c->warm_max_factor = 1.5; }
+static void want12_temporary_ttl(struct cfg *c) { c->temporary_ttl = 30; }
+static void want12_idle_timeout(struct cfg *c) { c->idle_timeout = 3; }
+static void want12_watcher_logbuf_size(struct cfg *c) { c->watcher_logbuf_size = 8; }
+static void want12_worker_logbuf_size(struct cfg *c) { c->worker_logbuf_size = 8; }
+static void want12_slab_sizes(struct cfg *c) { c->slab_sizes = "96-128"; }
+static void want12_slab_chunk_max(struct cfg *c) { c->slab_chunk_max = 16384; }
+static void want12_track_sizes(struct cfg *c) { c->track_sizes = true; }
+static void want12_no_inline_ascii_resp(struct cfg *c) { c->no_inline_ascii_resp = true; }
+static void want12_inline_ascii_resp(struct cfg *c) { c->inline_ascii_resp = true; }
+static void want12_modern(struct cfg *c) { c->modern = true; }
+static void want12_no_modern(struct cfg *c) { c->no_modern = true; }
+static void want12_no_chunked_items(struct cfg *c) { c->no_chunked_items = true; }
+static void want12_drop_privileges(struct cfg *c) { c->drop_privileges = true; }
+static void want12_no_drop_privileges(struct cfg *c) { c->no_drop_privileges = true; }
+static void want12_relaxed_privileges(struct cfg *c) { c->relaxed_privileges = true; }
+static void want12_resp_obj_mem_limit(struct cfg *c) { c->resp_obj_mem_limit = 10; }
+static void want12_read_buf_mem_limit(struct cfg *c) { c->read_buf_mem_limit = 1; }
+
 static const struct option_case option_cases[] = {
     {'p', "port", "12345", want_port},
     {'U', "udp-port", "0", want_udp},
@@ -187,6 +244,62 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    /* the rest of memcached's command line (issue 12) */
+    {'o', "extended", "modern", want12_extended},
+    {'s', "unix-socket", "/tmp/mc.sock", want12_unix_socket},
+    {'a', "unix-mask", "755", want12_unix_mask},
+    {'d', "daemon", NULL, want12_daemon},
+    {'r', "enable-coredumps", NULL, want12_enable_coredumps},
+    {'k', "lock-memory", NULL, want12_lock_memory},
+    {'i', "license", NULL, want12_license},
+    {'P', "pidfile", "/run/mc.pid", want12_pidfile},
+    {'L', "enable-largepages", NULL, want12_enable_largepages},
+    {'D', "prefix-delimiter", ":", want12_prefix_delimiter},
+    {'R', "max-reqs-per-event", "40", want12_reqs_per_event},
+    {'F', "disable-flush-all", NULL, want12_disable_flush_all},
+    {'X', "disable-dumping", NULL, want12_disable_dumping},
+    {'W', "disable-watch", NULL, want12_disable_watch},
+    {'e', "memory-file", "/dev/shm/mc", want12_memory_file},
+    {'N', "napi-ids", "4", want12_napi_ids},
+    {0, "maxconns-fast", NULL, want12_maxconns_fast},
+    {0, "no-maxconns-fast", NULL, want12_no_maxconns_fast},
+    {0, "hashpower", "20", want12_hashpower},
+    {0, "no-hashexpand", NULL, want12_no_hashexpand},
+    {0, "slab-reassign", NULL, want12_slab_reassign},
+    {0, "no-slab-reassign", NULL, want12_no_slab_reassign},
+    {0, "slab-automove", "2", want12_slab_automove},
+    {0, "no-slab-automove", NULL, want12_no_slab_automove},
+    {0, "slab-automove-ratio", "0.5", want12_slab_automove_ratio},
+    {0, "slab-automove-window", "3", want12_slab_automove_window},
+    {0, "tail-repair-time", "60", want12_tail_repair_time},
+    {0, "hash-algorithm", "jenkins", want12_hash_algorithm},
+    {0, "lru-crawler", NULL, want12_lru_crawler},
+    {0, "no-lru-crawler", NULL, want12_no_lru_crawler},
+    {0, "lru-crawler-sleep", "50", want12_lru_crawler_sleep},
+    {0, "lru-crawler-tocrawl", "10", want12_lru_crawler_tocrawl},
+    {0, "lru-maintainer", NULL, want12_lru_maintainer},
+    {0, "no-lru-maintainer", NULL, want12_no_lru_maintainer},
+    {0, "hot-lru-pct", "30", want12_hot_lru_pct},
+    {0, "warm-lru-pct", "30", want12_warm_lru_pct},
+    {0, "hot-max-factor", "0.5", want12_hot_max_factor},
+    {0, "warm-max-factor", "1.5", want12_warm_max_factor},
+    {0, "temporary-ttl", "30", want12_temporary_ttl},
+    {0, "idle-timeout", "3", want12_idle_timeout},
+    {0, "watcher-logbuf-size", "8", want12_watcher_logbuf_size},
+    {0, "worker-logbuf-size", "8", want12_worker_logbuf_size},
+    {0, "slab-sizes", "96-128", want12_slab_sizes},
+    {0, "slab-chunk-max", "16384", want12_slab_chunk_max},
+    {0, "track-sizes", NULL, want12_track_sizes},
+    {0, "no-inline-ascii-resp", NULL, want12_no_inline_ascii_resp},
+    {0, "inline-ascii-resp", NULL, want12_inline_ascii_resp},
+    {0, "modern", NULL, want12_modern},
+    {0, "no-modern", NULL, want12_no_modern},
+    {0, "no-chunked-items", NULL, want12_no_chunked_items},
+    {0, "drop-privileges", NULL, want12_drop_privileges},
+    {0, "no-drop-privileges", NULL, want12_no_drop_privileges},
+    {0, "relaxed-privileges", NULL, want12_relaxed_privileges},
+    {0, "resp-obj-mem-limit", "10", want12_resp_obj_mem_limit},
+    {0, "read-buf-mem-limit", "1", want12_read_buf_mem_limit},
 };
 
 static void test_cfg_parse_every_option_every_form(void **state)
@@ -446,8 +559,22 @@ static const struct error_case error_cases[] = {
     {{"-p", "99999999999999999999x"},
      "corecache: -p 99999999999999999999x: not an unsigned decimal number\n"},
     /* udp */
-    {{"-U", "11211"}, "corecache: -U 11211: UDP is not supported; use -U 0 (the default)\n"},
-    {{"--udp-port=1"}, "corecache: --udp-port 1: UDP is not supported; use -U 0 (the default)\n"},
+    {{"-U", "65536"}, "corecache: -U 65536: port must be between 0 and 65535\n"},
+    /* memcached's -o suboptions and flags, in memcached's words (issue 12) */
+    {{"-o", "hashpower=5"}, "corecache: -o hashpower 5: Initial hashtable multiplier is too low (12 to 32)\n"},
+    {{"-o", "slab_automove=3"}, "corecache: -o slab_automove 3: slab_automove must be between 0 and 2\n"},
+    {{"-o", "tail_repair_time=5"},
+     "corecache: -o tail_repair_time 5: Cannot set tail_repair_time to less than 10 seconds\n"},
+    {{"-o", "hash_algorithm=md5"},
+     "corecache: -o hash_algorithm md5: Unknown hash_algorithm option (jenkins, murmur3, xxh3)\n"},
+    {{"-o", "lru_crawler_sleep=1000001"},
+     "corecache: -o lru_crawler_sleep 1000001: LRU crawler sleep must be between 0 and 1 second\n"},
+    {{"-o", "hot_lru_pct=80"}, "corecache: -o hot_lru_pct 80: hot_lru_pct must be > 1 and < 80\n"},
+    {{"-o", "modern,bogus"}, "corecache: -o bogus: unknown extended option; see corecache -h\n"},
+    {{"-o", "modern=1"}, "corecache: -o modern=1: this option takes no value\n"},
+    {{"-o", "idle_timeout"}, "corecache: -o idle_timeout: missing value (name=value)\n"},
+    {{"-R", "0"}, "corecache: -R 0: Number of requests per event must be greater than 0\n"},
+    {{"-a", "800"}, "corecache: -a 800: Invalid unix_mask, must be an octal number (e.g. 700)\n"},
     /* memory */
     {{"-m", "0"}, "corecache: -m 0: memory limit must be at least 1 (megabytes)\n"},
     {{"--memory-limit", "0"}, "corecache: --memory-limit 0: memory limit must be at least 1 (megabytes)\n"},
@@ -597,7 +724,8 @@ static void test_cfg_usage_lines_are_memcached_like(void **state)
     char *text = usage_text();
     static const char *const lines[] = {
         "\n-p, --port=<num>          TCP port to listen on (default: 11211)\n",
-        "\n-U, --udp-port=<num>      UDP port (only 0, off, is supported) (default: 0)\n",
+        "\n-U, --udp-port=<num>      UDP port (accepted; no UDP port is opened: corecache serves "
+        "TCP only) (default: 0)\n",
         "\n-l, --listen=<addr>       interface to listen on (default: 127.0.0.1)\n",
         "\n-A, --enable-shutdown     enable the ascii \"shutdown\" command\n",
         "\n-u, --user=<user>         assume the identity of <user> after binding (only when run "
@@ -695,6 +823,71 @@ static void test_cfg_ttl_options(void **state)
     test_sink_fini(&out);
 }
 
+/* t/NAME.t of memcached 1.6.18 start the server with lines like these; each
+ * must parse, with memcached's meanings where corecache has the mechanism
+ * (issue 12). */
+static void test_issue12_memcached_command_lines(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(parse(f, "-m", "60", "-o", "slab_reassign,slab_automove,lru_crawler,lru_maintainer,"
+                      "slab_chunk_max=4096", "-u", "root", "-o", "relaxed_privileges", "-U", "30001",
+                      NULL));
+    assert_true(f->cfg.slab_reassign && f->cfg.lru_crawler && f->cfg.lru_maintainer);
+    assert_int_equal(f->cfg.slab_automove, 1); /* bare slab_automove means 1, as in memcached */
+    assert_int_equal(f->cfg.slab_chunk_max, 4096);
+    assert_int_equal(f->cfg.udp_port, 30001);
+    assert_true(f->cfg.relaxed_privileges);
+    assert_int_equal(f->cfg.memory_limit, 60 * MB);
+
+    cfg_defaults(&f->cfg);
+    assert_true(parse(f, "-d", "-P", "/run/mc.pid", "-s", "/run/mc.sock", "-a", "770", "-r", "-k",
+                      "-F", "-X", "-R", "40", "-D", ":", "-L", "-vvv", "-o", "idle_timeout=3", NULL));
+    assert_true(f->cfg.daemon && f->cfg.enable_coredumps && f->cfg.lock_memory);
+    assert_true(f->cfg.disable_flush_all && f->cfg.disable_dumping && f->cfg.enable_largepages);
+    assert_string_equal(f->cfg.pidfile, "/run/mc.pid");
+    assert_string_equal(f->cfg.unix_socket, "/run/mc.sock");
+    assert_string_equal(f->cfg.unix_mask, "770");
+    assert_string_equal(f->cfg.prefix_delimiter, ":");
+    assert_int_equal(f->cfg.reqs_per_event, 40);
+    assert_int_equal(f->cfg.verbose, 3);
+    assert_int_equal(f->cfg.idle_timeout, 3);
+
+    /* a value inside an -o list outlives argv's word boundaries */
+    cfg_defaults(&f->cfg);
+    assert_true(parse(f, "-o", "hash_algorithm=xxh3,hashpower=20", NULL));
+    assert_string_equal(f->cfg.hash_algorithm, "xxh3");
+    assert_int_equal(f->cfg.hashpower, 20);
+}
+
+/* Each option given without its mechanism is named once, with a reason;
+ * a nonzero -U gets its one line; options with an effect are not named. */
+static void test_issue12_inert_options_reported_once(void **state)
+{
+    struct fixture *f = *state;
+    struct test_sink out;
+    test_sink_init(&out, 16);
+    assert_true(parse(f, "-o", "slab_reassign,relaxed_privileges", "-U", "1234", "-d", "-m", "8", NULL));
+    assert_true(cfg_render_inert(&f->cfg, &out.sink));
+    f->text = test_sink_text(&out);
+    assert_non_null(strstr(f->text, "corecache: -o slab_reassign: accepted, no effect: "));
+    assert_non_null(strstr(f->text, "corecache: -o relaxed_privileges: accepted, no effect: "));
+    assert_non_null(strstr(f->text, "corecache: -U 1234: no UDP port is opened"));
+    assert_null(strstr(f->text, "-d"));
+    assert_null(strstr(f->text, "-m"));
+    const char *first = strstr(f->text, "slab_reassign");
+    assert_null(strstr(first + 1, "slab_reassign"));
+    test_sink_fini(&out);
+
+    /* nothing given: nothing said */
+    cfg_defaults(&f->cfg);
+    test_sink_init(&out, 16);
+    assert_true(cfg_render_inert(&f->cfg, &out.sink));
+    char *none = test_sink_text(&out);
+    assert_string_equal(none, "");
+    free(none);
+    test_sink_fini(&out);
+}
+
 static void test_cfg_settings_full_sink_fails(void **state)
 {
     struct fixture *f = *state;
@@ -734,6 +927,8 @@ int main(void)
         T(test_cfg_settings_render_memcached_names),
         T(test_cfg_settings_full_sink_fails),
         T(test_cfg_ttl_options),
+        T(test_issue12_memcached_command_lines),
+        T(test_issue12_inert_options_reported_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,7 +213,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define NO_WATCH "corecache has no watch command (live logging)"
 #define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
 #define CFG_INERT(ACTION)                                                                        \
-    ACTION(prefix_delimiter, "corecache keeps no per-prefix stats (stats detail)")              \
     ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
     ACTION(disable_dumping, "corecache has no lru_crawler metadump to disable")                \
     ACTION(disable_watch, NO_WATCH)                                                              \

@@ -25,6 +25,7 @@
  */
 #include "exec.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
@@ -32,10 +33,11 @@
 #include "process_meta.h"
 #include "proto_bin.h"
 #include "reply.h"
+#include "store.h"
 
 /* The key runs on this shard: the handler's own, else the store's
  * composer for the request's protocol. */
-static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+static bool exec_run(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
                        uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (ctx->local != NULL)
@@ -45,6 +47,62 @@ static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, 
     if (req->cmd >= PROTO_MG && req->cmd <= PROTO_ME)
         return process_meta_key(ctx->env, req, key, nkey, hash, out);
     return process_key(ctx->env, req, key, nkey, hash, out);
+}
+
+/* get/gets/gat/gats hits so far on this shard's store: a retrieval hit iff
+ * this grows while it runs (the store counts every hit, any protocol). */
+static uint64_t store_hits(const struct exec_ctx *ctx)
+{
+    uint64_t values[store_metric_count];
+    uint64_t hits = 0;
+    store_metrics(ctx->env->store, values);
+    for (size_t i = 0; i < store_metric_count; i++) {
+        if (strcmp(store_metric_desc[i].name, "get_hits") == 0 ||
+            strcmp(store_metric_desc[i].name, "touch_hits") == 0)
+            hits += values[i];
+    }
+    return hits;
+}
+
+/*
+ * Runs the key, counting it per prefix when `stats detail` is on, for the
+ * commands memcached counts: text and binary retrievals (get), storage
+ * commands (set) and deletes (del); meta commands are not counted, as in
+ * memcached. The ceiling's own handler has no store and is not counted.
+ */
+static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+                       uint32_t nkey, uint64_t hash, struct sink *out)
+{
+    if (ctx->detail == NULL || ctx->local != NULL ||
+        !atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed))
+        return exec_run(ctx, req, key, nkey, hash, out);
+    enum prefix_op op;
+    switch (req->cmd) {
+    case PROTO_GET:
+    case PROTO_GETS:
+    case PROTO_GAT:
+    case PROTO_GATS: {
+        uint64_t before = store_hits(ctx);
+        bool ok = exec_run(ctx, req, key, nkey, hash, out);
+        ctx->detail->note(ctx->detail->state, key, nkey, PREFIX_GET, store_hits(ctx) > before);
+        return ok;
+    }
+    case PROTO_SET:
+    case PROTO_ADD:
+    case PROTO_REPLACE:
+    case PROTO_APPEND:
+    case PROTO_PREPEND:
+    case PROTO_CAS:
+        op = PREFIX_SET;
+        break;
+    case PROTO_DELETE:
+        op = PREFIX_DELETE;
+        break;
+    default:
+        return exec_run(ctx, req, key, nkey, hash, out);
+    }
+    ctx->detail->note(ctx->detail->state, key, nkey, op, false);
+    return exec_run(ctx, req, key, nkey, hash, out);
 }
 
 bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,
@@ -96,7 +154,71 @@ static const char stats_sizes[] = "STAT sizes_status disabled\r\nEND\r\n";
  * matches "reset" and "settings" by prefix and answers the rest, conns and
  * shards included, KEY_ENOENT, as memcached's process_bin_stat.
  */
-static bool exec_stats(const struct proto_req *req, struct sink *out, struct exec_result *r)
+/* A growable heap buffer as a sink, for the binary detail dump, whose
+ * packet needs its value's length before the value. */
+struct heap_sink {
+    struct sink sink;
+    char *base;
+    size_t cap;
+};
+
+static bool heap_grow(struct sink *sink, size_t need)
+{
+    struct heap_sink *h = (struct heap_sink *)sink;
+    size_t used = h->base != NULL ? (size_t)(sink->pos - h->base) : 0;
+    size_t cap = h->cap != 0 ? h->cap : 4096;
+    while (cap - used < need)
+        cap *= 2;
+    char *base = realloc(h->base, cap);
+    if (base == NULL)
+        return false;
+    h->base = base;
+    h->cap = cap;
+    sink->pos = base + used;
+    sink->end = base + cap;
+    return true;
+}
+
+static bool bin_detail_dump(const struct proto_req *req, const struct exec_detail *d, struct sink *out)
+{
+    struct heap_sink h = {.sink = {.pos = NULL, .end = NULL, .grow = heap_grow}};
+    bool ok = d->dump(d->state, &h.sink);
+    size_t len = h.base != NULL ? (size_t)(h.sink.pos - h.base) : 0;
+    ok = ok && proto_bin_stat(req, "detailed", 8, h.base, len, out) && proto_bin_stat(req, NULL, 0, NULL, 0, out);
+    free(h.base);
+    return ok;
+}
+
+/*
+ * `stats detail on|off|dump`, memcached's process_stats_detail (text) and
+ * process_bin_stat's "detail" branch (binary: on/off answer the empty
+ * terminator; dump is one stat packet named "detailed" holding the text).
+ */
+static bool exec_stats_detail(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                              struct exec_result *r)
+{
+    (void)r;
+    bool binary = req->family == PROTO_FAMILY_BINARY;
+    const struct exec_detail *d = ctx->detail;
+    if (binary ? arg_starts(req, "detail on") : arg_is(req, "detail on")) {
+        atomic_store_explicit(d->enabled, true, memory_order_relaxed);
+        return binary ? proto_bin_stats_from_text(req, "END\r\n", 5, out) : sink_puts(out, "OK\r\n");
+    }
+    if (binary ? arg_starts(req, "detail off") : arg_is(req, "detail off")) {
+        atomic_store_explicit(d->enabled, false, memory_order_relaxed);
+        return binary ? proto_bin_stats_from_text(req, "END\r\n", 5, out) : sink_puts(out, "OK\r\n");
+    }
+    if (binary ? arg_starts(req, "detail dump") : arg_is(req, "detail dump")) {
+        if (!binary)
+            return d->dump(d->state, out);
+        return bin_detail_dump(req, d, out);
+    }
+    return binary ? proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out)
+                  : sink_puts(out, "CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+}
+
+static bool exec_stats(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                       struct exec_result *r)
 {
     bool binary = req->family == PROTO_FAMILY_BINARY;
     static const struct {
@@ -114,6 +236,8 @@ static bool exec_stats(const struct proto_req *req, struct sink *out, struct exe
         return true;
     if (binary ? arg_starts(req, "reset") : arg_is(req, "reset")) {
         r->action = EXEC_STATS_RESET;
+        if (ctx->detail != NULL)
+            ctx->detail->clear(ctx->detail->state);
         return binary ? proto_bin_stats_from_text(req, "END\r\n", 5, out) : sink_puts(out, "RESET\r\n");
     }
     if (binary && arg_starts(req, "settings")) {
@@ -127,6 +251,8 @@ static bool exec_stats(const struct proto_req *req, struct sink *out, struct exe
         }
     }
     r->action = EXEC_NEXT;
+    if (ctx->detail != NULL && arg_starts(req, "detail"))
+        return exec_stats_detail(ctx, req, out, r);
     if (arg_is(req, "sizes"))
         return binary ? proto_bin_stats_from_text(req, stats_sizes, sizeof(stats_sizes) - 1, out)
                       : sink_puts(out, stats_sizes);
@@ -180,8 +306,10 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
     case PROTO_MN: /* in order after every reply before it, forwarded ones included */
         return sink_puts(out, "MN\r\n");
     case PROTO_STATS:
-        return exec_stats(req, out, r);
+        return exec_stats(ctx, req, out, r);
     case PROTO_FLUSH_ALL:
+        if (ctx->disable_flush_all)
+            return text_line(req, "CLIENT_ERROR flush_all not allowed", out);
         r->action = EXEC_FLUSH_ALL;
         r->delay = req->exptime;
         return text_line(req, "OK", out);
@@ -250,11 +378,13 @@ static bool exec_binary(const struct exec_ctx *ctx, const struct proto_req *req,
         r->action = EXEC_QUIT;
         return req->bin.quiet || bin_empty(req, out);
     case PROTO_FLUSH_ALL:
+        if (ctx->disable_flush_all)
+            return proto_bin_error(req, PROTO_BIN_AUTH_ERROR, NULL, out);
         r->action = EXEC_FLUSH_ALL;
         r->delay = req->exptime;
         return req->bin.quiet || bin_empty(req, out);
     case PROTO_STATS:
-        return exec_stats(req, out, r);
+        return exec_stats(ctx, req, out, r);
     default: /* text-only commands: the binary parser never returns them */
         return true;
     }

@@ -29,9 +29,11 @@
 #ifndef CORECACHE_CORE_EXEC_H
 #define CORECACHE_CORE_EXEC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "prefix.h"
 #include "process.h"
 #include "proto.h"
 #include "ring.h"
@@ -99,6 +101,20 @@ typedef bool (*exec_local_fn)(void *state, const struct proto_req *req, const ch
 typedef bool (*exec_forward_fn)(void *router, unsigned owner, const struct proto_req *req,
                                 const char *key, uint32_t nkey, uint64_t hash);
 
+/*
+ * memcached's `stats detail` (per-prefix counts, -D): one table for the
+ * whole server, owned by io/ (io/detail.c), which serializes access to it.
+ * exec reads `enabled` once per key and calls note() only when it is set,
+ * so with detail off (the default) a key costs one relaxed load.
+ */
+struct exec_detail {
+    atomic_bool *enabled;
+    void (*note)(void *state, const char *key, uint32_t nkey, enum prefix_op op, bool hit);
+    bool (*dump)(void *state, struct sink *out); /* "PREFIX ..." lines and END */
+    void (*clear)(void *state);                  /* stats reset */
+    void *state;
+};
+
 struct exec_ctx {
     const struct process_env *env; /* this shard's store, clock, TTL policy */
     const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
@@ -109,6 +125,8 @@ struct exec_ctx {
     void *local_state;
     const char *version;           /* the VERSION reply's text */
     bool enable_shutdown;          /* -A: the shutdown command is allowed */
+    bool disable_flush_all;        /* -F: flush_all is refused, as memcached refuses it */
+    const struct exec_detail *detail; /* NULL: `stats detail` is not served */
     uint32_t verbosity_max;        /* verbosity levels above this are capped */
 };
 

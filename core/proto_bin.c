@@ -425,6 +425,12 @@ static bool stat_packet(const struct proto_req *req, const char *name, size_t nn
                            out);
 }
 
+bool proto_bin_stat(const struct proto_req *req, const char *name, size_t nname, const char *value,
+                    size_t nvalue, struct sink *out)
+{
+    return stat_packet(req, name, nname, value, nvalue, out);
+}
+
 bool proto_bin_stats_from_text(const struct proto_req *req, const char *text, size_t len,
                                struct sink *out)
 {

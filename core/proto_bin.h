@@ -144,6 +144,11 @@ bool proto_bin_error(const struct proto_req *req, uint16_t status, const char *t
  * "END"). Lines that are neither are skipped. False when the sink has no
  * memory.
  */
+/* One stat packet (opcode STAT, CAS 0, req's opaque): name and value as
+ * given; a NULL name and value make the terminator. */
+bool proto_bin_stat(const struct proto_req *req, const char *name, size_t nname, const char *value,
+                    size_t nvalue, struct sink *out) MC_MUST_CHECK;
+
 bool proto_bin_stats_from_text(const struct proto_req *req, const char *text, size_t len,
                                struct sink *out) MC_MUST_CHECK;
 

@@ -31,6 +31,7 @@
 #include "scrape.h"
 #include "boot.h"
 #include "proc.h"
+#include "detail.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -252,6 +253,12 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* -D names the prefix delimiter and turns `stats detail` on */
+    if (detail_init(&srv.detail, srv.cfg.prefix_delimiter != NULL ? srv.cfg.prefix_delimiter[0] : ':',
+                    srv.cfg.prefix_delimiter != NULL) < 0) {
+        fprintf(stderr, "corecache: out of memory\n");
+        return 1;
+    }
     ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
@@ -291,6 +298,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     server_stop(&srv);
     unsigned failed = boot_join(&srv);
     boot_teardown(&srv);
+    detail_deinit(&srv.detail);
     if (srv.cfg.pidfile != NULL && srv.cfg.daemon)
         proc_remove_pidfile(srv.cfg.pidfile);
     if (srv.cfg.unix_socket != NULL)

@@ -271,6 +271,8 @@ void route_setup(struct shard *shard)
         .local_state = shard->handler_state,
         .version = SERVER_VERSION_STRING,
         .enable_shutdown = srv->cfg.enable_shutdown,
+        .disable_flush_all = srv->cfg.disable_flush_all,
+        .detail = &srv->detail.hooks,
         .verbosity_max = LOG_LEVEL_MAX,
     };
 }

@@ -21,6 +21,7 @@
 #include "../core/exec.h"
 #include "../core/proto.h"
 #include "../core/ring.h"
+#include "detail.h"
 #include "../numa/place.h"
 
 struct shard;
@@ -63,6 +64,7 @@ struct server {
     pid_t pid;
     int64_t started_unix;   /* real start, for uptime */
     uint64_t out_cap;       /* unsent bytes per connection before reading pauses */
+    struct detail detail;   /* `stats detail`: per-prefix counts (detail.c) */
 
     /* Startup gate: shards count themselves ready, main opens the gate once
      * every started shard has its ring (so every ring_fd is known). */

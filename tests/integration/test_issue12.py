@@ -1,0 +1,220 @@
+#!/usr/bin/python3
+"""test_issue12.py: memcached's own t/ suite's findings, pinned (issue 12).
+
+Each test is named after the memcached 1.6.18 t/ file whose failure it
+pins, and checks the same behaviour with the real server on a loopback
+port (or a UNIX socket in a temporary directory):
+
+  test_issue12_stats_detail   t/stats-detail.t: stats detail on|off|dump,
+                              per-prefix get/hit/set/del, cleared by reset
+  test_issue12_binary_detail  t/binary.t: binary `stats detail on` and dump
+  test_issue12_flush_all      t/flush-all.t: -F refuses flush_all
+  test_issue12_daemonize      t/daemonize.t: -d -P, the pid file names the
+                              process `stats pid` reports
+  test_issue12_unixsocket     t/unixsocket.t: -s serves on a UNIX socket
+  test_issue12_command_line   every test's `-o relaxed_privileges -U N`:
+                              accepted, each inert option named once
+
+Against memcached (CORECACHE_SERVER=/usr/bin/memcached) the tests that
+use only memcached's behaviour run too; the start-up report is ours.
+"""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def conn(server):
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    return s, s.makefile("rb")
+
+
+def lines_until_end(f):
+    out = []
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        out.append(line)
+        if line in (b"END\r\n", b"OK\r\n") or line.startswith(b"CLIENT_ERROR"):
+            return out
+
+
+class Issue12Test(unittest.TestCase):
+    def test_issue12_stats_detail(self):
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            s.sendall(b"stats detail dump\r\n")
+            self.assertEqual(f.readline(), b"END\r\n")
+            s.sendall(b"stats detail on\r\n")
+            self.assertEqual(f.readline(), b"OK\r\n")
+            s.sendall(b"set foo:123 0 0 6\r\nfooval\r\n")
+            self.assertEqual(f.readline(), b"STORED\r\n")
+            s.sendall(b"stats detail dump\r\n")
+            self.assertEqual(lines_until_end(f), [b"PREFIX foo get 0 hit 0 set 1 del 0\r\n", b"END\r\n"])
+            # keys of one prefix land on different shards: one table counts them all
+            s.sendall(b"get foo:123 foo:124 foo:125\r\n")
+            self.assertEqual(lines_until_end(f), [b"VALUE foo:123 0 6\r\n", b"fooval\r\n", b"END\r\n"])
+            s.sendall(b"delete foo:126\r\n")
+            self.assertEqual(f.readline(), b"NOT_FOUND\r\n")
+            s.sendall(b"stats detail dump\r\n")
+            self.assertEqual(lines_until_end(f), [b"PREFIX foo get 3 hit 1 set 1 del 1\r\n", b"END\r\n"])
+            s.sendall(b"stats reset\r\n")
+            self.assertEqual(f.readline(), b"RESET\r\n")
+            s.sendall(b"stats detail dump\r\n")
+            self.assertEqual(f.readline(), b"END\r\n")
+            s.sendall(b"stats detail off\r\n")
+            self.assertEqual(f.readline(), b"OK\r\n")
+            s.sendall(b"get foo:123\r\n")
+            lines_until_end(f)
+            s.sendall(b"stats detail dump\r\n")
+            self.assertEqual(f.readline(), b"END\r\n")
+            s.sendall(b"stats detail bogus\r\n")
+            self.assertEqual(f.readline(), b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")
+            s.close()
+
+    def test_issue12_binary_detail(self):
+        def stat(s, key):
+            s.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x10, len(key), 0, 0, 0, len(key), 7, 0) + key)
+            packets = []
+            while True:
+                hdr = b""
+                while len(hdr) < 24:
+                    hdr += s.recv(24 - len(hdr))
+                _, op, klen, _, _, status, blen, opaque, _ = struct.unpack(">BBHBBHIIQ", hdr)
+                body = b""
+                while len(body) < blen:
+                    body += s.recv(blen - len(body))
+                packets.append((status, body[:klen], body[klen:]))
+                if status != 0 or klen == 0:
+                    return packets
+
+        with harness.Server(["-t", "2"]) as server:
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            self.assertEqual(stat(s, b"detail on"), [(0, b"", b"")])
+            t, tf = conn(server)
+            t.sendall(b"set a:1 0 0 1\r\nx\r\n")
+            self.assertEqual(tf.readline(), b"STORED\r\n")
+            got = stat(s, b"detail dump")
+            self.assertEqual(got[0][1], b"detailed")
+            self.assertIn(b"PREFIX a get 0 hit 0 set 1 del 0\r\n", got[0][2])
+            self.assertEqual(got[-1], (0, b"", b""))
+            s.close()
+            t.close()
+
+    def test_issue12_flush_all(self):
+        with harness.Server(["-t", "2", "-F"]) as server:
+            s, f = conn(server)
+            s.sendall(b"set foo 0 0 3\r\nbar\r\nflush_all\r\n")
+            self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertEqual(f.readline(), b"CLIENT_ERROR flush_all not allowed\r\n")
+            s.sendall(b"get foo\r\n")
+            self.assertEqual(lines_until_end(f), [b"VALUE foo 0 3\r\n", b"bar\r\n", b"END\r\n"])
+            s.close()
+            # binary flush (a connection's first byte picks its protocol):
+            # memcached answers AUTH_ERROR (0x20)
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x08, 0, 0, 0, 0, 0, 9, 0))
+            hdr = b""
+            while len(hdr) < 24:
+                hdr += s.recv(24 - len(hdr))
+            self.assertEqual(struct.unpack(">H", hdr[6:8])[0], 0x20)
+            s.close()
+
+    def test_issue12_daemonize(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            os.chmod(tmp, 0o777)  # -u nobody writes the pid file after dropping root
+            pidfile = os.path.join(tmp, "mc.pid")
+            port = harness.free_port()
+            argv = [harness.SERVER, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "2",
+                    "-d", "-P", pidfile] + harness.user_flags()
+            # the parent returns at once; the daemon keeps the port
+            self.assertEqual(subprocess.run(argv, timeout=10).returncode, 0)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(pidfile) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with open(pidfile) as fh:
+                pid = int(fh.read().strip())
+            try:
+                os.kill(pid, 0)
+                s = None
+                while s is None and time.monotonic() < deadline:
+                    try:
+                        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    except OSError:
+                        time.sleep(0.05)
+                f = s.makefile("rb")
+                s.sendall(b"stats\r\n")
+                stats = dict(l.split()[1:3] for l in lines_until_end(f)[:-1])
+                self.assertEqual(int(stats[b"pid"]), pid)
+                s.close()
+            finally:
+                os.kill(pid, signal.SIGTERM)  # the daemon we started, by its PID
+            deadline = time.monotonic() + 10
+            while os.path.exists(pidfile) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not harness.is_memcached():
+                self.assertFalse(os.path.exists(pidfile), "pid file left after a clean exit")
+
+    def test_issue12_unixsocket(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "mc.sock")
+            argv = [harness.SERVER, "-s", path, "-a", "770", "-t", "2"] + harness.user_flags()
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+            try:
+                deadline = time.monotonic() + 10
+                while not os.path.exists(path) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.assertEqual(os.stat(path).st_mode & 0o777, 0o770)
+                for _ in range(4):  # connections reach every shard's accept
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(path)
+                    s.settimeout(5)
+                    f = s.makefile("rb")
+                    s.sendall(b"set u 0 0 2\r\nhi\r\nget u\r\n")
+                    self.assertEqual(f.readline(), b"STORED\r\n")
+                    self.assertEqual(lines_until_end(f), [b"VALUE u 0 2\r\n", b"hi\r\n", b"END\r\n"])
+                    s.close()
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+            self.assertEqual(proc.returncode, 0)
+
+    @unittest.skipIf(harness.is_memcached(), "the start-up report is corecache's")
+    def test_issue12_command_line(self):
+        flags = ["-t", "2", "-m", "60", "-o",
+                 "slab_reassign,slab_automove,lru_crawler,lru_maintainer,slab_chunk_max=4096",
+                 "-o", "relaxed_privileges", "-U", "30001", "-R", "40"]
+        with harness.Server(flags) as server:
+            s, f = conn(server)
+            s.sendall(b"set k 0 0 1\r\nv\r\n")
+            self.assertEqual(f.readline(), b"STORED\r\n")
+            s.close()
+            text = server.stderr_text()
+        for name in ("-o slab_reassign", "-o lru_crawler", "-o lru_maintainer", "-o slab_chunk_max",
+                     "-o relaxed_privileges", "-R"):
+            self.assertEqual(text.count("corecache: %s: accepted, no effect: " % name), 1, text)
+        self.assertEqual(text.count("corecache: -U 30001: no UDP port is opened"), 1, text)
+        # no UDP socket was opened on that port
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 30001))
+        u.close()
+        bad = subprocess.run([harness.SERVER, "-o", "hashpower=5"], capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("Initial hashtable multiplier is too low", bad.stderr)
+        usage = subprocess.run([harness.SERVER, "-h"], capture_output=True, text=True).stdout
+        for word in ("--unix-socket", "--daemon", "--pidfile", "--max-reqs-per-event", "--hashpower",
+                     "--slab-automove", "--lru-crawler", "--relaxed-privileges", "--watcher-logbuf-size"):
+            self.assertIn(word, usage)
+
+
+if __name__ == "__main__":
+    harness.main() if hasattr(harness, "main") else unittest.main()

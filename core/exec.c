@@ -37,7 +37,7 @@
 
 /* The key runs on this shard: the handler's own, else the store's
  * composer for the request's protocol. */
-static bool exec_run(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+static inline __attribute__((always_inline)) bool exec_run(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
                        uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (ctx->local != NULL)
@@ -70,11 +70,11 @@ static uint64_t store_hits(const struct exec_ctx *ctx)
  * commands (set) and deletes (del); meta commands are not counted, as in
  * memcached. The ceiling's own handler has no store and is not counted.
  */
-static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
-                       uint32_t nkey, uint64_t hash, struct sink *out)
+static __attribute__((noinline)) bool exec_detailed(const struct exec_ctx *ctx, const struct proto_req *req,
+                                                    const char *key, uint32_t nkey, uint64_t hash,
+                                                    struct sink *out)
 {
-    if (ctx->detail == NULL || ctx->local != NULL ||
-        !atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed))
+    if (ctx->local != NULL)
         return exec_run(ctx, req, key, nkey, hash, out);
     enum prefix_op op;
     switch (req->cmd) {
@@ -102,6 +102,17 @@ static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, 
         return exec_run(ctx, req, key, nkey, hash, out);
     }
     ctx->detail->note(ctx->detail->state, key, nkey, op, false);
+    return exec_run(ctx, req, key, nkey, hash, out);
+}
+
+/* The key runs here; the detail check is one relaxed load, off by default. */
+static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
+                                                            const struct proto_req *req, const char *key,
+                                                            uint32_t nkey, uint64_t hash, struct sink *out)
+{
+    if (__builtin_expect(ctx->detail != NULL &&
+                             atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed), 0))
+        return exec_detailed(ctx, req, key, nkey, hash, out);
     return exec_run(ctx, req, key, nkey, hash, out);
 }
 
@@ -390,15 +401,17 @@ static bool exec_binary(const struct exec_ctx *ctx, const struct proto_req *req,
     }
 }
 
-struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out)
+enum exec_action exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                              struct exec_result *result)
 {
-    struct exec_result r = {.action = EXEC_NEXT};
-    bool ok = req->family == PROTO_FAMILY_BINARY ? exec_binary(ctx, req, out, &r)
-                                                 : exec_text(ctx, req, out, &r);
-    if (!ok)
-        return (struct exec_result){.action = EXEC_NOMEM, .reason = "out of memory composing a reply"};
-    if (req->close && r.action == EXEC_NEXT)
-        return (struct exec_result){.action = EXEC_CLOSE,
-                                    .reason = req->error != NULL ? req->error : "protocol close"};
-    return r;
+    result->action = EXEC_NEXT;
+    bool ok = req->family == PROTO_FAMILY_BINARY ? exec_binary(ctx, req, out, result)
+                                                 : exec_text(ctx, req, out, result);
+    if (!ok) {
+        *result = (struct exec_result){.action = EXEC_NOMEM, .reason = "out of memory composing a reply"};
+    } else if (req->close && result->action == EXEC_NEXT) {
+        *result = (struct exec_result){.action = EXEC_CLOSE,
+                                       .reason = req->error != NULL ? req->error : "protocol close"};
+    }
+    return result->action;
 }

@@ -97,8 +97,12 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
         int fd = shard->listen_fds[i];
         if (fd < 0)
             continue;
-        int n = snprintf(line, sizeof(line), "STAT %d:addr tcp:%s:%d\r\nSTAT %d:state conn_listening\r\n",
-                         fd, shard->srv->cfg.listen, listen_port(fd), fd);
+        const char *unix_path = shard->srv->cfg.unix_socket; /* -s: memcached's "unix:PATH" */
+        int n = unix_path != NULL
+                    ? snprintf(line, sizeof(line), "STAT %d:addr unix:%s\r\nSTAT %d:state conn_listening\r\n",
+                               fd, unix_path, fd)
+                    : snprintf(line, sizeof(line), "STAT %d:addr tcp:%s:%d\r\nSTAT %d:state conn_listening\r\n",
+                               fd, shard->srv->cfg.listen, listen_port(fd), fd);
         if (!sink_put(out, line, (size_t)n))
             return false;
     }
@@ -107,6 +111,17 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
         if (conn == NULL || conn->fd < 0)
             continue;
         int port = 0;
+        if (shard->srv->cfg.unix_socket != NULL && !conn->ops->metrics_endpoint) {
+            int n = snprintf(line, sizeof(line),
+                             "STAT %d:addr unix:%s\r\nSTAT %d:listen_addr unix:%s\r\n"
+                             "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %u\r\n",
+                             conn->fd, shard->srv->cfg.unix_socket, conn->fd, shard->srv->cfg.unix_socket,
+                             conn->fd, conn->closing ? "conn_closing" : "conn_parse_cmd", conn->fd,
+                             shard->now - conn->last_cmd_time);
+            if (n < 0 || (size_t)n >= sizeof(line) || !sink_put(out, line, (size_t)n))
+                return false;
+            continue;
+        }
         if (conn->peer.ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&conn->peer;
             addr[0] = '[';

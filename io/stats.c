@@ -241,16 +241,16 @@ static bool render_settings(struct shard *shard, struct sink *out)
     cfg.threads = srv->nshards;
     cfg.verbose = atomic_load(&srv->verbosity);
     return cfg_render_settings(&cfg, out) &&
-           metrics_stat_str(out, "domain_socket", "NULL") &&
-           metrics_stat_u64(out, "umask", 700) &&
-           metrics_stat_str(out, "stat_key_prefix", ":") &&
-           metrics_stat_str(out, "detail_enabled", "no") &&
+           metrics_stat_str(out, "domain_socket", cfg.unix_socket != NULL ? cfg.unix_socket : "NULL") &&
+           metrics_stat_str(out, "umask", cfg.unix_mask) &&
+           metrics_stat_str(out, "stat_key_prefix", cfg.prefix_delimiter != NULL ? cfg.prefix_delimiter : ":") &&
+           metrics_stat_str(out, "detail_enabled", atomic_load(&srv->detail.enabled) ? "yes" : "no") &&
            metrics_stat_str(out, "binding_protocol",
                             strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
            metrics_stat_str(out, "lru_crawler", "yes") &&
-           metrics_stat_str(out, "flush_enabled", "yes") &&
+           metrics_stat_str(out, "flush_enabled", cfg.disable_flush_all ? "no" : "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
            sink_puts(out, "END\r\n");
 }

@@ -118,6 +118,8 @@ class Issue12Test(unittest.TestCase):
             self.assertEqual(f.readline(), b"CLIENT_ERROR flush_all not allowed\r\n")
             s.sendall(b"get foo\r\n")
             self.assertEqual(lines_until_end(f), [b"VALUE foo 0 3\r\n", b"bar\r\n", b"END\r\n"])
+            s.sendall(b"stats settings\r\n")
+            self.assertIn(b"STAT flush_enabled no\r\n", b"".join(lines_until_end(f)))
             s.close()
             # binary flush (a connection's first byte picks its protocol):
             # memcached answers AUTH_ERROR (0x20)
@@ -182,6 +184,10 @@ class Issue12Test(unittest.TestCase):
                     s.sendall(b"set u 0 0 2\r\nhi\r\nget u\r\n")
                     self.assertEqual(f.readline(), b"STORED\r\n")
                     self.assertEqual(lines_until_end(f), [b"VALUE u 0 2\r\n", b"hi\r\n", b"END\r\n"])
+                    # t/binary.t: stats settings names the socket
+                    s.sendall(b"stats settings\r\n")
+                    settings = b"".join(lines_until_end(f))
+                    self.assertIn(b"STAT domain_socket " + path.encode() + b"\r\n", settings)
                     s.close()
             finally:
                 proc.send_signal(signal.SIGTERM)

@@ -73,6 +73,7 @@
  */
 #include "proto.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base64.h"
@@ -484,6 +485,42 @@ static size_t parse_flush_all(struct cursor *cur, struct token *toks, struct pro
     }
     req->cmd = PROTO_FLUSH_ALL;
     return consumed;
+}
+
+/*
+ * slabs reassign <src> <dst> | slabs automove <0|1|2> | slabs automove
+ * ratio <r> (issue 12). corecache's engine has no slab page mover, so the
+ * answer is what memcached 1.6.18 answers with slab_reassign off, decided
+ * here and executed as a fixed reply line (nothing runs):
+ *   reassign: "CLIENT_ERROR slab reassignment disabled" (before the
+ *             arguments are read, as memcached);
+ *   automove: "OK" for 0, 1, 2 or "ratio <number>" (it only stores the
+ *             setting), "CLIENT_ERROR bad command line format" for a
+ *             non-number, "ERROR" for any other number or a bare ratio;
+ *   anything else: "ERROR".
+ */
+static size_t parse_slabs(struct cursor *cur, struct token *toks, struct proto_req *req, size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n == 4 && token_is(&toks[1], LIT("reassign")))
+        return fail(req, "CLIENT_ERROR slab reassignment disabled", consumed);
+    if (n < 3 || !token_is(&toks[1], LIT("automove")))
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    if (token_is(&toks[2], LIT("ratio"))) {
+        char text[32];
+        char *end = NULL;
+        if (n < 4 || toks[3].len == 0 || toks[3].len >= sizeof(text))
+            return fail(req, "ERROR", consumed);
+        memcpy(text, toks[3].p, toks[3].len);
+        text[toks[3].len] = '\0';
+        (void)strtod(text, &end);
+        return fail(req, end == text + toks[3].len ? "OK" : "ERROR", consumed);
+    }
+    uint64_t level;
+    if (!parse_unsigned(&toks[2], &level))
+        return fail(req, FORMAT_ERROR, consumed);
+    return fail(req, (uint32_t)level <= 2 ? "OK" : "ERROR", consumed);
 }
 
 /* verbosity <level> [noreply]: 2 or 3 tokens; the level is truncated to
@@ -921,6 +958,8 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
     case 's':
         if (token_is(cmd, LIT("set")))
             return parse_storage(parser, &cur, toks, PROTO_SET, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("slabs")))
+            return parse_slabs(&cur, toks, req, consumed);
         if (token_is(cmd, LIT("stats")))
             return parse_stats(&cur, req, consumed);
         if (token_is(cmd, LIT("shutdown")))

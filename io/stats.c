@@ -89,6 +89,15 @@ struct conns_text {
     size_t len;
 };
 
+/* memcached's state names: a connection holding part of a request is
+ * reading it (conn_nread), else it waits for or parses the next one. */
+static const char *conn_state_name(const struct conn *conn)
+{
+    if (conn->closing)
+        return "conn_closing";
+    return conn->rlen > 0 ? "conn_nread" : "conn_parse_cmd";
+}
+
 static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
 {
     (void)kind;
@@ -116,7 +125,7 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
                              "STAT %d:addr unix:%s\r\nSTAT %d:listen_addr unix:%s\r\n"
                              "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %u\r\n",
                              conn->fd, shard->srv->cfg.unix_socket, conn->fd, shard->srv->cfg.unix_socket,
-                             conn->fd, conn->closing ? "conn_closing" : "conn_parse_cmd", conn->fd,
+                             conn->fd, conn_state_name(conn), conn->fd,
                              shard->now - conn->last_cmd_time);
             if (n < 0 || (size_t)n >= sizeof(line) || !sink_put(out, line, (size_t)n))
                 return false;
@@ -138,7 +147,7 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
                          "STAT %d:state %s\r\nSTAT %d:secs_since_last_cmd %u\r\n",
                          conn->fd, addr, port, conn->fd, shard->srv->cfg.listen,
                          conn->ops->metrics_endpoint ? shard->srv->cfg.metrics_port : shard->srv->cfg.port,
-                         conn->fd, conn->closing ? "conn_closing" : "conn_parse_cmd", conn->fd,
+                         conn->fd, conn_state_name(conn), conn->fd,
                          shard->now - conn->last_cmd_time);
         if (!sink_put(out, line, (size_t)n))
             return false;

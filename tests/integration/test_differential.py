@@ -647,8 +647,7 @@ def show(b):
 # command with extras swallows exactly its packet (memcached swallows bodylen
 # bytes more after the extras and key, eating into the next request), stat,
 # touch and gat with a body longer than extras and key are invalid
-# (memcached parses the excess as the next request), and stat "detail ..." is
-# "Not found" (corecache has no detail stats).
+# (memcached parses the excess as the next request).
 
 BIN_SENTINEL_OPAQUE = 0x5E5E5E5E
 BIN_HEADER = struct.Struct(">BBHBBHIIQ")
@@ -844,10 +843,7 @@ bdeviation("unknown_opcode_with_extras",
                "after the extras, eats 4 bytes of the next request and waits forever",
            expect="81 1b kl=0 el=0 dt=0 st=0081 bl=15 opq=0000001b cas=0 body=b'Unknown command'\n"
                   "81 00 kl=0 el=0 dt=0 st=0001 bl=9 opq=0000000a cas=0 body=b'Not found'")
-bdeviation("stat_detail", bpkt(STAT, "detail on", opaque=0xD),
-           why="corecache has no detail stats: stat detail is 'Not found'",
-           expect="81 10 kl=0 el=0 dt=0 st=0001 bl=9 opq=0000000d cas=0 body=b'Not found'",
-           memcached="81 10 kl=0 el=0 dt=0 st=0000 bl=0 opq=0000000d cas=0 body=b''")
+bcase("stat_detail_on_off", bpkt(STAT, "detail on", opaque=0xD) + bpkt(STAT, "detail off", opaque=0xE))
 bdeviation("touch_with_body", bpkt(TOUCH, "k", extras=b"\x00\x00\x00\x10", value=b"xx", opaque=7),
            why="a touch body longer than extras and key is invalid; memcached parses the excess "
                "as the next request's header (and waits for the rest of it)",

@@ -110,6 +110,25 @@ class Issue12Test(unittest.TestCase):
             s.close()
             t.close()
 
+    def test_issue12_strtol_testing(self):
+        # t/strtol-testing.t, and the rest of `slabs` as memcached answers
+        # it with slab_reassign off (corecache's engine has no page mover)
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            for line, want in ((b"slabs automove invalid", b"CLIENT_ERROR bad command line format"),
+                               (b"verbosity invalid", b"CLIENT_ERROR bad command line format"),
+                               (b"slabs automove 1", b"OK"), (b"slabs automove 0", b"OK"),
+                               (b"slabs automove 3", b"ERROR"), (b"slabs automove ratio 0.5", b"OK"),
+                               (b"slabs automove ratio x", b"ERROR"), (b"slabs bogus", b"ERROR")):
+                s.sendall(line + b"\r\n")
+                self.assertEqual(f.readline(), want + b"\r\n", line)
+            if not harness.is_memcached():  # memcached's default 1.6 has the mover on
+                s.sendall(b"slabs reassign 1 2\r\n")
+                self.assertEqual(f.readline(), b"CLIENT_ERROR slab reassignment disabled\r\n")
+            s.sendall(b"slabs automove 1 noreply\r\nmn\r\n")
+            self.assertEqual(f.readline(), b"MN\r\n")
+            s.close()
+
     def test_issue12_flush_all(self):
         with harness.Server(["-t", "2", "-F"]) as server:
             s, f = conn(server)

@@ -806,7 +806,12 @@ static void test_proto_empty_and_short_lines(void **state)
     EXPECT_LINE_ERROR(parser, "GET\r\n", "ERROR", false);
     /* memcached knows these; we do not implement them */
     EXPECT_LINE_ERROR(parser, "lru_crawler metadump all\r\n", "ERROR", false);
-    EXPECT_LINE_ERROR(parser, "slabs reassign 1 2\r\n", "ERROR", false);
+    /* slabs: answered as memcached answers with slab_reassign off (issue 12) */
+    EXPECT_LINE_ERROR(parser, "slabs reassign 1 2\r\n", "CLIENT_ERROR slab reassignment disabled", false);
+    EXPECT_LINE_ERROR(parser, "slabs automove invalid\r\n", "CLIENT_ERROR bad command line format", false);
+    EXPECT_LINE_ERROR(parser, "slabs automove 2\r\n", "OK", false);
+    EXPECT_LINE_ERROR(parser, "slabs automove 3\r\n", "ERROR", false);
+    EXPECT_LINE_ERROR(parser, "slabs\r\n", "ERROR", false);
     struct proto_req req;
     assert_int_equal(PARSE(parser, "", &req), 0);
     assert_int_equal(PARSE(parser, "get k", &req), 0);

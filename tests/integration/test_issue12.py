@@ -215,23 +215,27 @@ class Issue12Test(unittest.TestCase):
 
     @unittest.skipIf(harness.is_memcached(), "the start-up report is corecache's")
     def test_issue12_command_line(self):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        udp_port = probe.getsockname()[1]
+        probe.close()
         flags = ["-t", "2", "-m", "60", "-o",
                  "slab_reassign,slab_automove,lru_crawler,lru_maintainer,slab_chunk_max=4096",
-                 "-o", "relaxed_privileges", "-U", "30001", "-R", "40"]
+                 "-o", "relaxed_privileges", "-U", str(udp_port), "-R", "40"]
         with harness.Server(flags) as server:
             s, f = conn(server)
             s.sendall(b"set k 0 0 1\r\nv\r\n")
             self.assertEqual(f.readline(), b"STORED\r\n")
             s.close()
             text = server.stderr_text()
+            # no UDP socket was opened on that port: it is still free to bind
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("127.0.0.1", udp_port))
+            u.close()
         for name in ("-o slab_reassign", "-o lru_crawler", "-o lru_maintainer", "-o slab_chunk_max",
                      "-o relaxed_privileges", "-R"):
             self.assertEqual(text.count("corecache: %s: accepted, no effect: " % name), 1, text)
-        self.assertEqual(text.count("corecache: -U 30001: no UDP port is opened"), 1, text)
-        # no UDP socket was opened on that port
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 30001))
-        u.close()
+        self.assertEqual(text.count("corecache: -U %d: no UDP port is opened" % udp_port), 1, text)
         bad = subprocess.run([harness.SERVER, "-o", "hashpower=5"], capture_output=True, text=True)
         self.assertEqual(bad.returncode, 2)
         self.assertIn("Initial hashtable multiplier is too low", bad.stderr)

@@ -225,6 +225,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     mc_clock_init(&srv.clock, now.tv_sec);
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
+    srv.limits.strict_keys = srv.cfg.strict_keys;
     srv.out_cap = 4 * srv.cfg.item_size_max;
     if (srv.out_cap < 4u * 1024 * 1024)
         srv.out_cap = 4u * 1024 * 1024;

@@ -217,6 +217,15 @@ bool prom_family(struct sink *out, const char *name, const char *type, const cha
            sink_puts(out, " ") && put_str(out, type) && sink_puts(out, "\n");
 }
 
+bool prom_render_build_info(struct sink *out, const char *name, const char *help, const char *version,
+                            const char *protocol)
+{
+    return prom_family(out, name, "gauge", help) && put_str(out, name) &&
+           sink_puts(out, "{version=\"") && put_escaped(out, version, true) &&
+           sink_puts(out, "\",memcached_protocol=\"") && put_escaped(out, protocol, true) &&
+           sink_puts(out, "\"} 1\n");
+}
+
 /* "<name><suffix>{<labels>} <value>\n"; labels may be "" (no braces). */
 static bool sample(struct sink *out, const char *name, const char *suffix, const char *labels,
                    const char *value, size_t nvalue)

@@ -1157,6 +1157,22 @@ unsigned store_crawl(struct store *store, unsigned budget)
 
 /* --- Metrics ---------------------------------------------------------------------------- */
 
+unsigned store_each_in_class(const struct store *store, unsigned id,
+                             bool (*visit)(void *arg, const struct item *it), void *arg)
+{
+    unsigned n = 0;
+    if (id == 0 || id >= STORE_CLASSES_MAX || id > slab_class_count(store->slab))
+        return 0;
+    for (uint32_t ref = store->lru_head[id]; ref != 0;) {
+        const struct item *it = item_at(store->base, ref);
+        n++;
+        if (!visit(arg, it))
+            break;
+        ref = it->next;
+    }
+    return n;
+}
+
 unsigned store_class_count(const struct store *store)
 {
     return slab_class_count(store->slab);

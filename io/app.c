@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sysexits.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -242,7 +243,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     ret = server_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
-        return 1;
+        return ret == -EADDRINUSE ? EX_OSERR : 1; /* memcached's exit for a port in use */
     }
     if (srv.cfg.user != NULL && (getuid() == 0 || geteuid() == 0) &&
         !drop_privileges(srv.cfg.user, err, sizeof(err))) {

@@ -136,6 +136,9 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     snprintf(latency_name, sizeof(latency_name), "%s%s", SCRAPE_PREFIX, latency_desc.name);
 
     ok = prom_render_exporter(body, tables, 3, &classes, SERVER_VERSION_STRING) &&
+         prom_render_build_info(body, SCRAPE_PREFIX "build_info",
+                                "corecache's own release, and the memcached protocol level it answers.",
+                                CORECACHE_VERSION, SERVER_VERSION_STRING) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
                             nshards) &&

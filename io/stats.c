@@ -27,6 +27,7 @@
 #include "../core/metrics.h"
 #include "../core/proto_bin.h"
 #include "../core/store.h"
+#include "cachedump.h"
 #include "conn.h"
 #include "facts.h"
 #include "listen.h"
@@ -219,6 +220,7 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
     const size_t runtime = FACTS_PROCESS_COUNT, limits = runtime + FACTS_RUNTIME_COUNT;
     return metrics_render_stats(out, "", facts_desc, facts.v, FACTS_PROCESS_COUNT) &&
            metrics_stat_str(out, "version", SERVER_VERSION_STRING) &&
+           metrics_stat_str(out, "corecache_version", CORECACHE_VERSION) &&
            metrics_render_stats(out, "", facts_desc + runtime, facts.v + runtime, FACTS_RUNTIME_COUNT) &&
            metrics_render_stats(out, "", shard_metric_desc, sum->shard, SHARD_METRIC_COUNT) &&
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
@@ -341,6 +343,9 @@ bool stats_command(struct conn *conn, const struct proto_req *req)
         return snapshot_stats_shards(conn);
     if (arg_is(req, "sizes"))
         return sink_puts(&conn->sink, "STAT sizes_status disabled\r\nEND\r\n");
+    if (req->nargs >= 9 && memcmp(req->args, "cachedump", 9) == 0 &&
+        (req->nargs == 9 || req->args[9] == ' ')) /* memcdump, getAllKeys() */
+        return cachedump_command(conn, req->args, req->nargs);
     if (arg_is(req, "reset")) {
         route_stats_reset(shard);
         return sink_puts(&conn->sink, "RESET\r\n");

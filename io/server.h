@@ -79,6 +79,7 @@ struct server {
     atomic_uint drained;         /* shards that have closed all connections */
     atomic_uint verbosity;       /* -v level, changed by `verbosity` */
     atomic_uint curr_conns;      /* open connections, for -c */
+    atomic_uint_least64_t listen_disabled_num; /* accepts failed with EMFILE/ENFILE */
 };
 
 /* The shared channel from shard `from` to shard `to`. */

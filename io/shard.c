@@ -64,8 +64,6 @@ const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
  * would be memory no item can use (4 MiB per shard here). */
 #define SHARD_NBUFS 256
 #define SHARD_BUF_SIZE (16 * 1024)
-#define SHARD_TICK_NS (100 * 1000 * 1000)
-#define SHARD_CRAWL_BUDGET 2000
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 #define SHARD_SCRATCH_SIZE (64 * 1024)
 /* Open connections to the metrics endpoint per shard; more get a 503. */
@@ -297,6 +295,8 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (!(flags & IORING_CQE_F_MORE))
         shard->accept_armed[listener] = false;
     if (res < 0) {
+        if (res == -EMFILE || res == -ENFILE) /* rare: an atomic is fine */
+            atomic_fetch_add(&srv->listen_disabled_num, 1);
         if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
             log_info(srv, "shard %u: accept failed: %s", shard->id, strerror(-res));
         if (!shard->accept_armed[listener] && !shard->stopping)

@@ -305,6 +305,17 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
            metrics_stat_str(out, "lru_crawler", "yes") &&
+           metrics_stat_u64(out, "lru_crawler_sleep", SHARD_TICK_NS / 1000 / SHARD_CRAWL_BUDGET) &&
+           metrics_stat_u64(out, "lru_crawler_tocrawl", 0) && /* every lap covers every item */
+           metrics_stat_str(out, "dump_enabled", "yes") &&
+           /* one LRU per class, evicting inline: no maintainer, no segments */
+           metrics_stat_str(out, "lru_maintainer_thread", "no") &&
+           metrics_stat_str(out, "lru_segmented", "no") &&
+           metrics_stat_u64(out, "hot_lru_pct", 0) &&
+           metrics_stat_u64(out, "warm_lru_pct", 0) &&
+           metrics_stat_str(out, "hot_max_factor", "0.00") &&
+           metrics_stat_str(out, "warm_max_factor", "0.00") &&
+           metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
            sink_puts(out, "END\r\n");

@@ -197,12 +197,12 @@ bool cachedump_command(struct conn *conn, const char *args, size_t nargs)
         }
     }
     if (nwords < 3)
-        return sink_puts(&conn->sink, "CLIENT_ERROR bad command line\r\n");
+        return sink_puts(&conn->out.sink, "CLIENT_ERROR bad command line\r\n");
     uint32_t id, limit;
     if (!word_u32(word[1], wlen[1], &id) || !word_u32(word[2], wlen[2], &limit))
-        return sink_puts(&conn->sink, "CLIENT_ERROR bad command line format\r\n");
+        return sink_puts(&conn->out.sink, "CLIENT_ERROR bad command line format\r\n");
     if (id >= CACHEDUMP_CLASSES)
-        return sink_puts(&conn->sink, "CLIENT_ERROR Illegal slab id\r\n");
+        return sink_puts(&conn->out.sink, "CLIENT_ERROR Illegal slab id\r\n");
     if (limit > CACHEDUMP_LIMIT_MAX)
         limit = CACHEDUMP_LIMIT_MAX;
 

@@ -19,6 +19,7 @@ TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspym
             default-jdk-headless) # tests/deploy, tests/cluster
 TEST_DEPS+=(python3-django ruby ruby-dalli ruby-activesupport golang-go golang-github-bradfitz-gomemcache-dev
             php-memcache haproxy) # tests/clients (issue 16's client matrix)
+TEST_DEPS+=(mmdebstrap buildah podman runc) # tests/deploy/test_container.py
 
 install_missing() {
     local missing=() pkg

@@ -10,8 +10,8 @@
 #    corecache's run-time libraries (liburing2, libnuma1, libjemalloc2), the
 #    binary copied in, a non-root user `corecache` (uid 11211) and an entry
 #    point, /usr/local/bin/corecache-entrypoint;
-# 3. imports that tree as image NAME (default "corecache") with podman, or
-#    buildah if podman is missing. --rootfs-only stops after step 2.
+# 3. commits that tree as image NAME (default "corecache") with buildah (into
+#    the store podman reads). --rootfs-only stops after step 2.
 #
 # The image runs as user corecache and takes memcached's flags as
 # arguments, as `docker run memcached:alpine` does:
@@ -21,10 +21,17 @@
 #
 # The entry point puts `-l 0.0.0.0` first (a container listens on its own
 # interfaces; a later -l given by the user wins, as with every repeated
-# option) and execs corecache. corecache uses io_uring: a container runtime
-# whose seccomp profile refuses io_uring_setup (Docker's since 25.0) needs
-# --security-opt seccomp=unconfined or a profile that allows it; podman's
-# Debian 12 default profile allows it.
+# option) and execs corecache.
+#
+# corecache needs io_uring, which the default seccomp profiles of container
+# runtimes refuse (Debian 12's containers-common, Docker's since 25.0): the
+# calls fail with ENOSYS and corecache says so and exits. So the image
+# carries a profile, podman's default plus io_uring_setup, io_uring_enter
+# and io_uring_register, as its io.containers.seccomp.profile label, which
+# podman applies when asked to (it also lies in DIR/seccomp.json):
+#
+#   podman run -d --seccomp-policy=image -p 11211:11211 corecache
+#   podman run -d --security-opt seccomp=build-container/seccomp.json -p 11211:11211 corecache
 #
 # Outputs go to DIR (default build-container/ in the checkout, git-ignored):
 # rootfs.tar and, when imported, the image in podman's store.
@@ -66,6 +73,8 @@ entrypoint='#!/bin/sh
 # arguments say otherwise (the last -l wins), then run corecache.
 exec /usr/bin/corecache -l 0.0.0.0 "$@"
 '
+# The hooks' $1 is mmdebstrap's root directory, expanded by mmdebstrap's shell:
+# shellcheck disable=SC2016
 mmdebstrap --quiet --variant=essential --format=tar \
     --include=liburing2,libnuma1,libjemalloc2,libstdc++6 \
     --customize-hook="copy-in $out/build/corecache /usr/bin" \
@@ -77,24 +86,31 @@ mmdebstrap --quiet --variant=essential --format=tar \
     --customize-hook='rm -rf "$1/var/cache/apt" "$1/var/lib/apt/lists" "$1/usr/share/doc" "$1/usr/share/man"' \
     bookworm "$out/rootfs.tar" "${sources[@]}"
 
+# podman's default seccomp profile, plus io_uring (see the top of the file)
+profile=/usr/share/containers/seccomp.json
+if [ -r "$profile" ]; then
+    python3 - "$profile" "$out/seccomp.json" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+p["syscalls"].insert(0, {"names": ["io_uring_setup", "io_uring_enter", "io_uring_register"],
+                         "action": "SCMP_ACT_ALLOW", "args": [], "comment": "corecache: io_uring",
+                         "includes": {}, "excludes": {}})
+json.dump(p, open(sys.argv[2], "w"), separators=(",", ":"))
+PY
+fi
+
 if $rootfs_only; then
     echo "== rootfs only: $out/rootfs.tar"
     exit 0
 fi
-changes=(--change 'USER corecache' --change 'EXPOSE 11211'
-         --change 'ENTRYPOINT ["/usr/local/bin/corecache-entrypoint"]' --change 'CMD ["-p", "11211"]'
-         --change 'LABEL org.opencontainers.image.title=corecache')
-if command -v podman >/dev/null; then
-    podman import "${changes[@]}" "$out/rootfs.tar" "$tag" >/dev/null
-elif command -v buildah >/dev/null; then
-    ctr=$(buildah from scratch)
-    buildah add "$ctr" "$out/rootfs.tar" / >/dev/null
-    buildah config --user corecache --port 11211 --entrypoint '["/usr/local/bin/corecache-entrypoint"]' \
-        --cmd '-p 11211' "$ctr"
-    buildah commit "$ctr" "$tag" >/dev/null
-    buildah rm "$ctr" >/dev/null
-else
-    echo "build.sh: podman or buildah needed to import the image (or use --rootfs-only)" >&2
-    exit 1
+command -v buildah >/dev/null || { echo "build.sh: buildah needed (apt-get install buildah)" >&2; exit 1; }
+ctr=$(buildah from scratch)
+trap 'buildah rm "$ctr" >/dev/null 2>&1 || true' EXIT
+buildah add "$ctr" "$out/rootfs.tar" / >/dev/null
+buildah config --user corecache --port 11211 --entrypoint '["/usr/local/bin/corecache-entrypoint"]' \
+    --cmd '-p 11211' --label org.opencontainers.image.title=corecache "$ctr"
+if [ -s "$out/seccomp.json" ]; then
+    buildah config --label "io.containers.seccomp.profile=$(cat "$out/seccomp.json")" "$ctr"
 fi
-echo "== image $tag built: podman run -d -p 11211:11211 $tag"
+buildah commit --quiet "$ctr" "$tag" >/dev/null
+echo "== image $tag built: podman run -d --seccomp-policy=image -p 11211:11211 $tag"

@@ -744,6 +744,11 @@ bcase("gat_family", bset("k", "v", flags=9) + btouch("k", 100, GAT) + btouch("k"
       btouch("x", 100, GATKQ) + btouch("x", 100, GAT) + btouch("x", 100, GATK))
 bcase("touch", bset("k", "v", flags=2) + btouch("k", 100) + btouch("x", 100) + bget("k"))
 bcase("gat_expire_now", bset("k", "v") + btouch("k", 2592001, GAT) + bget("k"))
+# issue 16: 32-bit exptimes at the edges, as libmemcached sends Django's -1
+bcase("issue16_bin_set_exptime_max", bset("k", "v", exptime=0xFFFFFFFF) + bget("k"))
+bcase("issue16_bin_set_exptime_2_31", bset("k", "v", exptime=0x80000000) + bget("k"))
+bcase("issue16_bin_touch_gat_exptime_max", bset("k", "v") + btouch("k", 0xFFFFFFFF) + bget("k") +
+      bset("j", "w") + btouch("j", 0xFFFFFFFF, GAT) + bget("j"))
 bcase("touch_expire_now", bset("k", "v") + btouch("k", 2592001) + bget("k"))
 
 # delete

@@ -120,6 +120,11 @@ static bool exec_stats(const struct proto_req *req, struct sink *out, struct exe
         r->group = EXEC_STATS_SETTINGS;
         return true;
     }
+    if (!binary && req->nargs >= 9 && memcmp(req->args, "cachedump", 9) == 0 &&
+        (req->nargs == 9 || req->args[9] == ' ')) { /* its words are parsed where it runs */
+        r->group = EXEC_STATS_CACHEDUMP;
+        return true;
+    }
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         if (arg_is(req, groups[i].name) && (groups[i].binary || !binary)) {
             r->group = groups[i].group;

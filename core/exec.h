@@ -46,6 +46,7 @@ enum exec_stats {
     EXEC_STATS_SLABS,    /* stats slabs */
     EXEC_STATS_CONNS,    /* stats conns (text only, as memcached) */
     EXEC_STATS_SHARDS,   /* stats shards: corecache's per-shard counters (text only) */
+    EXEC_STATS_CACHEDUMP, /* stats cachedump <class> <limit> (text only; io/cachedump.c) */
 };
 
 enum exec_action {

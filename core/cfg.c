@@ -214,7 +214,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
 #define CFG_INERT(ACTION)                                                                        \
     ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
-    ACTION(disable_dumping, "corecache has no lru_crawler metadump to disable")                \
     ACTION(disable_watch, NO_WATCH)                                                              \
     ACTION(memory_file, "corecache has no restartable cache (warm restart)")                    \
     ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \

@@ -48,6 +48,7 @@ enum exec_stats {
     EXEC_STATS_SLABS,    /* stats slabs */
     EXEC_STATS_CONNS,    /* stats conns (text only, as memcached) */
     EXEC_STATS_SHARDS,   /* stats shards: corecache's per-shard counters (text only) */
+    EXEC_STATS_CACHEDUMP, /* stats cachedump <class> <limit> (text only; io/cachedump.c) */
 };
 
 enum exec_action {
@@ -126,15 +127,16 @@ struct exec_ctx {
     const char *version;           /* the VERSION reply's text */
     bool enable_shutdown;          /* -A: the shutdown command is allowed */
     bool disable_flush_all;        /* -F: flush_all is refused, as memcached refuses it */
+    bool disable_dumping;          /* -X: stats cachedump is refused */
     const struct exec_detail *detail; /* NULL: `stats detail` is not served */
     uint32_t verbosity_max;        /* verbosity levels above this are capped */
 };
 
 /*
  * Executes `req` (any protocol, any command) against ctx, writing its
- * replies to `out`, and returns what io/ must still do. *result is written
- * only when that is not EXEC_NEXT (the hot path writes nothing more), and
- * then holds the action's arguments. Never fails silently: an
+ * replies to `out`, and returns what io/ must still do (also in
+ * result->action). The result's other fields are written only for an
+ * action that has arguments, so the common EXEC_NEXT costs one store. Never fails silently: an
  * out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
  * owns ctx->env->store and `out`.
  */

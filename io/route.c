@@ -272,6 +272,7 @@ void route_setup(struct shard *shard)
         .version = SERVER_VERSION_STRING,
         .enable_shutdown = srv->cfg.enable_shutdown,
         .disable_flush_all = srv->cfg.disable_flush_all,
+        .disable_dumping = srv->cfg.disable_dumping,
         .detail = &srv->detail.hooks,
         .verbosity_max = LOG_LEVEL_MAX,
     };

@@ -129,6 +129,16 @@ class Issue12Test(unittest.TestCase):
             self.assertEqual(f.readline(), b"MN\r\n")
             s.close()
 
+    def test_issue12_dash_X(self):
+        # -X: stats cachedump refused with memcached's words
+        with harness.Server(["-t", "2", "-X"]) as server:
+            s, f = conn(server)
+            s.sendall(b"stats cachedump 1 1\r\n")
+            self.assertEqual(f.readline(), b"CLIENT_ERROR stats cachedump not allowed\r\n")
+            s.sendall(b"stats settings\r\n")
+            self.assertIn(b"STAT dump_enabled no\r\n", b"".join(lines_until_end(f)))
+            s.close()
+
     def test_issue12_flush_all(self):
         with harness.Server(["-t", "2", "-F"]) as server:
             s, f = conn(server)

@@ -163,6 +163,7 @@ static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
+static void want_strict_keys(struct cfg *c) { c->strict_keys = true; }
 
 static void want12_extended(struct cfg *c) { c->extended = "modern"; c->modern = true; }
 static void want12_unix_socket(struct cfg *c) { c->unix_socket = "/tmp/mc.sock"; }
@@ -244,6 +245,7 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    {0, "strict-keys", NULL, want_strict_keys},
     /* the rest of memcached's command line (issue 12) */
     {'o', "extended", "modern", want12_extended},
     {'s', "unix-socket", "/tmp/mc.sock", want12_unix_socket},

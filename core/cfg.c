@@ -871,6 +871,11 @@ bool cfg_usage(struct sink *out)
         if (!sink_put(out, spaces, pad) || !sink_put(out, opt->help, strlen(opt->help)))
             return false;
 
+        /* memcached's options without their mechanism say so here too */
+        for (size_t i = 0; i < sizeof(cfg_inert_table) / sizeof(cfg_inert_table[0]); i++) {
+            if (cfg_inert_table[i].id == (enum cfg_option_id)id && !sink_puts(out, " [no effect in corecache]"))
+                return false;
+        }
         char buf[32];
         const char *text;
         if (strstr(opt->help, "default") == NULL && format_default(&defaults, opt, buf, &text)) {

@@ -878,6 +878,14 @@ static void test_issue12_inert_options_reported_once(void **state)
     assert_null(strstr(f->text, "-m"));
     const char *first = strstr(f->text, "slab_reassign");
     assert_null(strstr(first + 1, "slab_reassign"));
+    /* -h marks them too */
+    char *usage = usage_text();
+    assert_non_null(strstr(usage, "-o slab_reassign: allow slab pages to move between classes [no effect in corecache]\n"));
+    const char *daemon = strstr(usage, "--daemon");
+    assert_non_null(daemon);
+    const char *marker = strstr(daemon, "[no effect");
+    assert_true(marker == NULL || marker > strchr(daemon, '\n')); /* -d works: not marked */
+    free(usage);
     test_sink_fini(&out);
 
     /* nothing given: nothing said */

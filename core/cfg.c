@@ -7,8 +7,10 @@
  * (cfg_render_settings). Three small tables in this file add what the row
  * cannot say: the accepted range of each numeric option (CFG_LIMITS,
  * CFG_DOUBLE_LIMITS) and memcached's stat name for the options memcached
- * reports (CFG_SETTINGS). Adding an option means adding one row to cfg.h
- * and, if it is numeric, one limit row here.
+ * reports (CFG_SETTINGS), and the memcached options corecache accepts
+ * without their mechanism, each with the reason (CFG_INERT). Adding an
+ * option means adding one row to cfg.h and, if it is numeric, one limit
+ * row here.
  *
  * The parser is our own, not getopt(3): getopt keeps its position in
  * globals (optind, optarg), which core/ may not have, and it permutes argv.
@@ -20,6 +22,9 @@
  *   --port 11211, --port=11211
  *   --                       ends options (nothing may follow: corecache
  *                            takes no operands)
+ *   -o a,b=1                 memcached's extended options: each name is
+ *                            another option's long name with '_' for '-'
+ *                            (EXT type; values copied into cfg->ext_buf)
  *
  * Long names must be spelled out in full (getopt_long's unique-prefix
  * matching is not supported: a prefix that is unique today becomes

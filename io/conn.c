@@ -46,6 +46,7 @@
 #include "route.h"
 #include "shard.h"
 #include "stats.h"
+#include "tls.h"
 #include "uring.h"
 
 /* More forwarded requests than this in flight pause a connection's input. */
@@ -325,6 +326,7 @@ static void conn_free(struct conn *conn)
     conn->otail = NULL;
     free(conn->rbuf);
     conn->rbuf = NULL;
+    tls_conn_destroy(&conn->tls);
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
     if (conn->ops->metrics_endpoint) {
@@ -380,6 +382,7 @@ void conn_destroy(struct conn *conn)
         seg_put(shard, seg);
     }
     free(conn->rbuf);
+    tls_conn_destroy(&conn->tls);
     free(conn);
 }
 
@@ -516,6 +519,9 @@ static bool conn_execute(struct conn *conn, const struct proto_req *req)
         server_stop(srv);
         conn_close(conn, "shutdown command");
         return false;
+    case PROTO_REFRESH_CERTS: /* io/tls.c */
+        ok = tls_refresh_command(srv->tls, req->noreply, &conn->sink);
+        break;
     case PROTO_NOOP: /* binary only (conn_bin.c) */
     case PROTO_CMD_COUNT:
         break;
@@ -619,6 +625,19 @@ static void conn_parse_rbuf(struct conn *conn)
     }
 }
 
+void conn_input(struct conn *conn, const char *data, size_t len)
+{
+    size_t used = 0;
+    if (conn->rlen == 0)
+        used = conn_parse(conn, data, len);
+    if (conn->fd >= 0 && !conn->close_inflight && used < len) {
+        if (!rbuf_append(conn, data + used, len - used))
+            conn_close(conn, "out of memory buffering input");
+        else if (used == 0)
+            conn_parse_rbuf(conn);
+    }
+}
+
 /* --- completions ------------------------------------------------------- */
 
 static void recycle_buffer(struct shard *shard, unsigned bid)
@@ -638,15 +657,10 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         if (res > 0 && !conn->closing) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size;
             shard->m.bytes_read += (uint64_t)res;
-            size_t used = 0;
-            if (conn->rlen == 0)
-                used = conn_parse(conn, data, (size_t)res);
-            if (conn->fd >= 0 && !conn->close_inflight && used < (size_t)res) {
-                if (!rbuf_append(conn, data + used, (size_t)res - used))
-                    conn_close(conn, "out of memory buffering input");
-                else if (used == 0)
-                    conn_parse_rbuf(conn);
-            }
+            if (conn->tls == NULL)
+                conn_input(conn, data, (size_t)res);
+            else /* ciphertext: io/tls.c decrypts, then calls conn_input */
+                tls_on_recv(conn, data, (size_t)res);
             conn_want_flush(conn);
         }
         recycle_buffer(shard, bid);
@@ -728,6 +742,25 @@ static void conn_reclaim(struct conn *conn)
     }
 }
 
+void conn_output_done(struct conn *conn, size_t bytes)
+{
+    struct shard *shard = conn->shard;
+    conn->out_bytes -= (uint64_t)bytes;
+    size_t left = bytes;
+    for (struct oseg *seg = conn->ohead; seg != NULL && left > 0; seg = seg->next) {
+        size_t take = seg->len - seg->sent;
+        if (take > left)
+            take = left;
+        seg->sent += (uint32_t)take;
+        left -= take;
+    }
+    conn_reclaim(conn);
+    if (conn->paused && conn->out_bytes <= shard->srv->out_cap / 2) {
+        conn->paused = false;
+        shard_resume_later(shard, conn);
+    }
+}
+
 void conn_flush(struct conn *conn)
 {
     conn->on_flush_list = false;
@@ -749,6 +782,18 @@ void conn_flush(struct conn *conn)
             conn->iov[n].iov_len = seg->len - seg->sent;
             n++;
         }
+    }
+    if (conn->tls != NULL) {
+        /* TLS (io/tls.c): the plaintext iov is sealed into records, and
+         * what goes out is the ciphertext iov */
+        size_t sealed = 0;
+        if (!tls_seal(conn, n, &sealed)) {
+            conn_close(conn, "TLS error");
+            conn_maybe_free(conn);
+            return;
+        }
+        conn_output_done(conn, sealed);
+        n = tls_out_iov(conn->tls, conn->iov);
     }
     if (n == 0) {
         if (conn->close_after_write && conn->npending == 0)
@@ -781,20 +826,10 @@ void conn_on_send(struct conn *conn, int res)
         return;
     }
     shard->m.bytes_written += (uint64_t)res;
-    conn->out_bytes -= (uint64_t)res;
-    size_t left = (size_t)res;
-    for (struct oseg *seg = conn->ohead; seg != NULL && left > 0; seg = seg->next) {
-        size_t take = seg->len - seg->sent;
-        if (take > left)
-            take = left;
-        seg->sent += (uint32_t)take;
-        left -= take;
-    }
-    conn_reclaim(conn);
-    if (conn->paused && conn->out_bytes <= shard->srv->out_cap / 2) {
-        conn->paused = false;
-        shard_resume_later(shard, conn);
-    }
+    if (conn->tls == NULL)
+        conn_output_done(conn, (size_t)res);
+    else /* ciphertext sent; its plaintext was done when sealed */
+        tls_on_sent(conn->tls, (size_t)res);
     if (conn->close_inflight) {
         conn_maybe_free(conn);
         return;

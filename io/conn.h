@@ -33,6 +33,7 @@
 
 struct shard;
 struct conn;
+struct tls_conn;
 
 /*
  * A connection's protocol. `step` consumes one request from buf: parses it,
@@ -128,6 +129,8 @@ struct conn {
     bool close_after_write; /* quit: close once all output is sent */
     bool eof;            /* the peer closed its side */
 
+    struct tls_conn *tls; /* NULL: plain TCP (io/tls.c) */
+
     mc_time_t last_cmd_time;
     struct sockaddr_storage peer;
 };
@@ -141,6 +144,13 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags);
 void conn_on_send(struct conn *conn, int res);
 void conn_on_cancel(struct conn *conn, int res);
 void conn_on_close(struct conn *conn, int res);
+
+/* Parses and executes received plaintext (copied if a request is left
+ * incomplete). The recv path calls it, or io/tls.c after decrypting. */
+void conn_input(struct conn *conn, const char *data, size_t len);
+/* The first `bytes` of unsent output are gone (sent, or sealed by TLS):
+ * frees sent segments, resumes a paused reader. */
+void conn_output_done(struct conn *conn, size_t bytes);
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */
 void conn_rearm(struct conn *conn);

@@ -45,6 +45,7 @@
 #include "conn.h"
 #include "log.h"
 #include "route.h"
+#include "tls.h"
 #include "uring.h"
 #include "xchan.h"
 
@@ -335,10 +336,15 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         shard->m.rejected_connections++;
         log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
-    } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
-        close(fd);
-        atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
-        log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+    } else {
+        struct conn *conn = conn_create(shard, fd, shard->listen_ops[listener]);
+        if (conn == NULL) {
+            close(fd);
+            atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+            log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+        } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
+            conn_close(conn, "out of memory starting TLS");
+        }
     }
     if (!shard->accept_armed[listener] && !shard->stopping)
         arm_accept(shard, listener);

@@ -30,9 +30,11 @@
 #include "conn.h"
 #include "facts.h"
 #include "listen.h"
+#include "login.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "tls.h"
 
 enum stats_kind { STATS_GENERAL, STATS_ITEMS, STATS_SLABS, STATS_CONNS };
 
@@ -223,7 +225,8 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
            metrics_render_stats(out, "", shard_metric_desc, sum->shard, SHARD_METRIC_COUNT) &&
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
            metrics_render_stats(out, "", store_metric_desc + after, sum->store + after, n - after) &&
-           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT);
+           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT) &&
+           tls_render_stats(shard->srv->tls, (int64_t)facts.time, out);
 }
 
 /*
@@ -305,6 +308,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "lru_crawler", "yes") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
+           login_render_settings(&cfg, out) && tls_render_settings(srv->tls, &cfg, out) &&
            sink_puts(out, "END\r\n");
 }
 

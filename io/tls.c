@@ -1,0 +1,476 @@
+/*
+ * tls.c: TLS for cache connections with OpenSSL 3, driven through memory
+ * BIOs so that the io_uring runtime keeps doing all the socket I/O.
+ *
+ *   recv CQE (provided buffer) --BIO_write--> rbio --SSL_read--> plaintext
+ *        --> conn_input (parse, execute, replies into the output chain)
+ *   output chain --SSL_write--> wbio --BIO_read--> cbuf --> one send SQE
+ *
+ * Why memory BIOs and not SSL_set_fd: the socket belongs to the ring (a
+ * multishot recv is armed on it at all times), and SSL_read/SSL_write on
+ * the fd would each be a syscall of their own. This file is in io/, not
+ * core/, because it owns per-connection buffers tied to the ring's
+ * lifetime rules and reads the clock and files; the OpenSSL calls
+ * themselves make no syscalls here (the BIOs are memory).
+ *
+ * Ciphertext buffer. A send in flight reads from the connection's cbuf,
+ * which therefore must not move: tls_seal (the only writer) runs only
+ * from conn_flush when no send is in flight. Records written into wbio by
+ * the handshake or SSL_read meanwhile wait there until the next seal.
+ * Sealing stops at TLS_SEAL_MAX plaintext bytes per send, so a client
+ * that does not read makes the plaintext, not the ciphertext, accumulate,
+ * and the connection's output cap (conn.c) pauses it as a plain one.
+ *
+ * Contexts. The server holds one SSL_CTX, shared by the shards (SSL_new
+ * on a shared SSL_CTX is thread-safe). A reload builds a new context and
+ * swaps it in under a mutex taken only at accept and reload, never per
+ * request; each SSL holds a reference to the context it was made from, so
+ * the old one is freed when its last connection ends.
+ *
+ * Kernel TLS. With TCP_ULP "tls" the kernel could take over the record
+ * layer after the handshake. The server probes for it at start (a loopback
+ * socket pair and setsockopt(TCP_ULP)) and reports the outcome in `stats`
+ * (ssl_kernel_tls_available); the record layer used is always this
+ * user-space one (ssl_record_layer user): handing keys to the kernel
+ * under memory BIOs is not implemented, and the kernels of this project's
+ * machines have no kTLS to test it on.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/metrics.h"
+#include "conn.h"
+#include "log.h"
+#include "shard.h"
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
+/* Seal more plaintext only while less ciphertext than this waits. */
+#define TLS_SEAL_LOW (64 * 1024)
+/* Most plaintext sealed for one send. */
+#define TLS_SEAL_MAX (256 * 1024)
+/* A cbuf larger than this is freed once empty. */
+#define TLS_CBUF_KEEP (64 * 1024)
+/* memcached's session id context. */
+#define TLS_SESSION_ID_CONTEXT "memcached"
+
+struct tls_server {
+    const struct cfg *cfg;
+    pthread_mutex_t lock; /* guards ctx (accept and reload only) */
+    SSL_CTX *ctx;
+    atomic_int_fast64_t refreshed_unix; /* last successful (re)load */
+    int verify_mode;                    /* SSL_VERIFY_* from ssl_verify_mode */
+    int min_version;                    /* TLS1_x_VERSION from ssl_min_version */
+    bool ktls_available;
+};
+
+struct tls_conn {
+    SSL *ssl;
+    BIO *rbio; /* ciphertext in (owned by ssl) */
+    BIO *wbio; /* ciphertext out (owned by ssl) */
+    bool handshaken;
+    char *cbuf; /* ciphertext being sent */
+    size_t coff, clen, ccap;
+};
+
+static const int verify_modes[4] = {
+    SSL_VERIFY_NONE,
+    SSL_VERIFY_PEER,
+    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT | SSL_VERIFY_CLIENT_ONCE,
+};
+
+static const int min_versions[4] = {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION, TLS1_3_VERSION};
+
+static const char *version_text(int version)
+{
+    switch (version) {
+    case TLS1_VERSION: return "tlsv1.0";
+    case TLS1_1_VERSION: return "tlsv1.1";
+    case TLS1_2_VERSION: return "tlsv1.2";
+    case TLS1_3_VERSION: return "tlsv1.3";
+    default: return "unknown";
+    }
+}
+
+static int64_t now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* The first queued OpenSSL error as text; clears the queue. */
+static void ssl_error_text(char *buf, size_t len)
+{
+    unsigned long e = ERR_get_error();
+    if (e != 0)
+        ERR_error_string_n(e, buf, len);
+    else
+        snprintf(buf, len, "unknown error");
+    ERR_clear_error();
+}
+
+/* Counts sessions the server created (memcached's ssl_new_sessions); the
+ * callback runs inside SSL_read/SSL_do_handshake on the connection's shard. */
+static int on_new_session(SSL *ssl, SSL_SESSION *session)
+{
+    (void)session;
+    struct conn *conn = SSL_get_app_data(ssl);
+    if (conn != NULL)
+        conn->shard->m.ssl_new_sessions++;
+    return 0; /* we keep no reference to the session */
+}
+
+/* A context with the certificates of cfg, or NULL and memcached's message. */
+static SSL_CTX *build_ctx(const struct tls_server *tls, char *err, size_t errlen)
+{
+    const struct cfg *cfg = tls->cfg;
+    char reason[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        ssl_error_text(reason, sizeof(reason));
+        snprintf(err, errlen, "Error creating the TLS context: %s", reason);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, tls->min_version);
+    const char *key = cfg->ssl_key != NULL ? cfg->ssl_key : cfg->ssl_chain_cert;
+    if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->ssl_chain_cert)) {
+        ssl_error_text(reason, sizeof(reason));
+        snprintf(err, errlen, "Error loading the certificate chain: %s : %s", cfg->ssl_chain_cert, reason);
+        goto fail;
+    }
+    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
+        ssl_error_text(reason, sizeof(reason));
+        snprintf(err, errlen, "Error loading the key: %s : %s", key, reason);
+        goto fail;
+    }
+    if (!SSL_CTX_check_private_key(ctx)) {
+        ssl_error_text(reason, sizeof(reason));
+        snprintf(err, errlen, "Error validating the certificate: %s", reason);
+        goto fail;
+    }
+    if (cfg->ssl_ca_cert != NULL) {
+        if (!SSL_CTX_load_verify_locations(ctx, cfg->ssl_ca_cert, NULL)) {
+            ssl_error_text(reason, sizeof(reason));
+            snprintf(err, errlen, "Error loading the CA certificate: %s : %s", cfg->ssl_ca_cert, reason);
+            goto fail;
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ssl_ca_cert);
+        if (names != NULL)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    SSL_CTX_set_verify(ctx, tls->verify_mode, NULL);
+    if (cfg->ssl_ciphers != NULL && !SSL_CTX_set_cipher_list(ctx, cfg->ssl_ciphers)) {
+        snprintf(err, errlen, "Error setting the provided cipher(s): %s", cfg->ssl_ciphers);
+        goto fail;
+    }
+    if (cfg->ssl_session_cache) {
+        SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)TLS_SESSION_ID_CONTEXT,
+                                       strlen(TLS_SESSION_ID_CONTEXT));
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    ERR_clear_error();
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return NULL;
+}
+
+/* Does setsockopt(TCP_ULP, "tls") work on an established TCP socket?
+ * A loopback pair on an ephemeral port, closed at once. */
+static bool probe_ktls(void)
+{
+    bool ok = false;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int afd = -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sa);
+    if (lfd < 0 || cfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &slen) != 0 ||
+        connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        goto done;
+    afd = accept(lfd, NULL, NULL);
+    if (afd >= 0)
+        ok = setsockopt(afd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0;
+done:
+    if (afd >= 0)
+        close(afd);
+    if (cfd >= 0)
+        close(cfd);
+    if (lfd >= 0)
+        close(lfd);
+    return ok;
+}
+
+int tls_server_create(struct tls_server **out, const struct cfg *cfg, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->ssl_chain_cert == NULL) {
+        snprintf(err, errlen,
+                 "corecache: -Z needs a certificate: -o ssl_chain_cert=<chain.pem>,ssl_key=<key.pem>");
+        return -EINVAL;
+    }
+    struct tls_server *tls = calloc(1, sizeof(*tls));
+    if (tls == NULL) {
+        snprintf(err, errlen, "corecache: out of memory setting up TLS");
+        return -ENOMEM;
+    }
+    tls->cfg = cfg;
+    tls->verify_mode = verify_modes[cfg->ssl_verify_mode & 3];
+    tls->min_version = min_versions[cfg->ssl_min_version & 3];
+    pthread_mutex_init(&tls->lock, NULL);
+    char msg[512];
+    tls->ctx = build_ctx(tls, msg, sizeof(msg));
+    if (tls->ctx == NULL) {
+        snprintf(err, errlen, "corecache: %s", msg);
+        pthread_mutex_destroy(&tls->lock);
+        free(tls);
+        return -EINVAL;
+    }
+    atomic_store(&tls->refreshed_unix, now_unix());
+    tls->ktls_available = probe_ktls();
+    *out = tls;
+    return 0;
+}
+
+void tls_server_destroy(struct tls_server **tls)
+{
+    if (*tls == NULL)
+        return;
+    SSL_CTX_free((*tls)->ctx);
+    pthread_mutex_destroy(&(*tls)->lock);
+    free(*tls);
+    *tls = NULL;
+}
+
+bool tls_server_reload(struct tls_server *tls, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = build_ctx(tls, err, errlen);
+    if (ctx == NULL)
+        return false;
+    pthread_mutex_lock(&tls->lock);
+    SSL_CTX *old = tls->ctx;
+    tls->ctx = ctx;
+    pthread_mutex_unlock(&tls->lock);
+    SSL_CTX_free(old); /* connections made from it keep their reference */
+    atomic_store(&tls->refreshed_unix, now_unix());
+    return true;
+}
+
+bool tls_refresh_command(struct tls_server *tls, bool noreply, struct sink *out)
+{
+    char err[512];
+    if (tls == NULL)
+        snprintf(err, sizeof(err), "Error TLS not enabled");
+    else if (tls_server_reload(tls, err, sizeof(err)))
+        return noreply || sink_puts(out, "OK\r\n");
+    return sink_puts(out, err) && sink_puts(out, "\r\n");
+}
+
+bool tls_render_stats(const struct tls_server *tls, int64_t now, struct sink *out)
+{
+    if (tls == NULL)
+        return true;
+    int64_t since = now - atomic_load(&tls->refreshed_unix);
+    return metrics_stat_u64(out, "time_since_server_cert_refresh", since > 0 ? (uint64_t)since : 0) &&
+           metrics_stat_str(out, "ssl_record_layer", "user") &&
+           metrics_stat_str(out, "ssl_kernel_tls_available", tls->ktls_available ? "yes" : "no");
+}
+
+bool tls_render_settings(const struct tls_server *tls, const struct cfg *cfg, struct sink *out)
+{
+    if (!metrics_stat_str(out, "ssl_enabled", tls != NULL ? "yes" : "no"))
+        return false;
+    if (tls == NULL)
+        return true;
+    return metrics_stat_str(out, "ssl_chain_cert", cfg->ssl_chain_cert) &&
+           metrics_stat_str(out, "ssl_key", cfg->ssl_key != NULL ? cfg->ssl_key : "NULL") &&
+           metrics_stat_u64(out, "ssl_verify_mode", (uint64_t)tls->verify_mode) &&
+           metrics_stat_u64(out, "ssl_keyformat", SSL_FILETYPE_PEM) &&
+           metrics_stat_str(out, "ssl_ciphers", cfg->ssl_ciphers != NULL ? cfg->ssl_ciphers : "NULL") &&
+           metrics_stat_str(out, "ssl_ca_cert", cfg->ssl_ca_cert != NULL ? cfg->ssl_ca_cert : "NULL") &&
+           metrics_stat_u64(out, "ssl_wbuf_size", 16 * 1024) &&
+           metrics_stat_str(out, "ssl_session_cache", cfg->ssl_session_cache ? "yes" : "no") &&
+           metrics_stat_str(out, "ssl_kernel_tls", cfg->ssl_kernel_tls ? "yes" : "no") &&
+           metrics_stat_str(out, "ssl_min_version", version_text(tls->min_version));
+}
+
+/* --- connections ----------------------------------------------------- */
+
+bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return false;
+    pthread_mutex_lock(&tls->lock);
+    t->ssl = SSL_new(tls->ctx);
+    pthread_mutex_unlock(&tls->lock);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        free(t);
+        ERR_clear_error();
+        return false;
+    }
+    /* an empty rbio reads as "retry", not as end of file */
+    BIO_set_mem_eof_return(t->rbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_accept_state(t->ssl);
+    SSL_set_app_data(t->ssl, conn);
+    conn->tls = t;
+    return true;
+}
+
+void tls_conn_destroy(struct tls_conn **t)
+{
+    if (*t == NULL)
+        return;
+    SSL_free((*t)->ssl); /* frees both BIOs */
+    free((*t)->cbuf);
+    free(*t);
+    *t = NULL;
+}
+
+/* Ends a connection whose TLS failed: the alert OpenSSL queued is sent,
+ * then the connection closes. */
+static void tls_fail(struct conn *conn, const char *what)
+{
+    char reason[256];
+    ssl_error_text(reason, sizeof(reason));
+    log_debug(conn->shard->srv, "<%d TLS %s: %s", conn->fd, what, reason);
+    conn->closing = true;
+    conn->close_after_write = true;
+}
+
+void tls_on_recv(struct conn *conn, const char *data, size_t len)
+{
+    struct tls_conn *t = conn->tls;
+    if (BIO_write(t->rbio, data, (int)len) != (int)len) {
+        ERR_clear_error();
+        conn_close(conn, "out of memory buffering TLS input");
+        return;
+    }
+    if (!t->handshaken) {
+        int r = SSL_do_handshake(t->ssl);
+        if (r != 1) {
+            int e = SSL_get_error(t->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return; /* its records go out with the next flush */
+            conn->shard->m.ssl_handshake_errors++;
+            tls_fail(conn, "handshake failed");
+            return;
+        }
+        t->handshaken = true;
+    }
+    char plain[16384];
+    while (conn->fd >= 0 && !conn->closing) {
+        int r = SSL_read(t->ssl, plain, (int)sizeof(plain));
+        if (r > 0) {
+            conn_input(conn, plain, (size_t)r);
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_READ)
+            break;
+        if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: as a plain EOF */
+            conn->eof = true;
+            conn->closing = true;
+            conn->close_after_write = true;
+            break;
+        }
+        tls_fail(conn, "read failed");
+        break;
+    }
+}
+
+bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
+{
+    struct tls_conn *t = conn->tls;
+    *sealed = 0;
+    if (t->coff == t->clen)
+        t->coff = t->clen = 0;
+    if (t->handshaken && !conn->close_inflight && t->clen - t->coff < TLS_SEAL_LOW) {
+        size_t budget = TLS_SEAL_MAX;
+        for (unsigned i = 0; i < n && budget > 0; i++) {
+            size_t len = conn->iov[i].iov_len < budget ? conn->iov[i].iov_len : budget;
+            int r = SSL_write(t->ssl, conn->iov[i].iov_base, (int)len);
+            if (r <= 0) {
+                char reason[256];
+                ssl_error_text(reason, sizeof(reason));
+                log_debug(conn->shard->srv, "<%d TLS write failed: %s", conn->fd, reason);
+                return false;
+            }
+            *sealed += (size_t)r;
+            budget -= (size_t)r;
+        }
+    }
+    size_t pending = BIO_ctrl_pending(t->wbio);
+    if (pending == 0)
+        return true;
+    if (t->coff > 0) {
+        memmove(t->cbuf, t->cbuf + t->coff, t->clen - t->coff);
+        t->clen -= t->coff;
+        t->coff = 0;
+    }
+    if (t->clen + pending > t->ccap) {
+        size_t cap = t->ccap ? t->ccap : 16384;
+        while (cap < t->clen + pending)
+            cap *= 2;
+        char *cbuf = realloc(t->cbuf, cap);
+        if (cbuf == NULL)
+            return false;
+        t->cbuf = cbuf;
+        t->ccap = cap;
+    }
+    int r = BIO_read(t->wbio, t->cbuf + t->clen, (int)pending);
+    if (r > 0)
+        t->clen += (size_t)r;
+    return true;
+}
+
+unsigned tls_out_iov(struct tls_conn *t, struct iovec *iov)
+{
+    if (t->clen == t->coff)
+        return 0;
+    iov[0].iov_base = t->cbuf + t->coff;
+    iov[0].iov_len = t->clen - t->coff;
+    return 1;
+}
+
+void tls_on_sent(struct tls_conn *t, size_t bytes)
+{
+    t->coff += bytes;
+    if (t->coff >= t->clen) {
+        t->coff = t->clen = 0;
+        if (t->ccap > TLS_CBUF_KEEP) {
+            free(t->cbuf);
+            t->cbuf = NULL;
+            t->ccap = 0;
+        }
+    }
+}

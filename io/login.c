@@ -236,7 +236,7 @@ static size_t text_login_step(struct conn *conn, const char *buf, size_t len, si
         if (!r.authenticated)
             conn->shard->m.auth_errors++;
     }
-    if (!sink_puts(&conn->sink, r.reply) || !sink_puts(&conn->sink, "\r\n")) {
+    if (!sink_put(&conn->sink, r.reply, strlen(r.reply)) || !sink_puts(&conn->sink, "\r\n")) {
         conn_close(conn, "out of memory composing a reply");
         return len;
     }

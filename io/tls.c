@@ -286,7 +286,7 @@ bool tls_refresh_command(struct tls_server *tls, bool noreply, struct sink *out)
         snprintf(err, sizeof(err), "Error TLS not enabled");
     else if (tls_server_reload(tls, err, sizeof(err)))
         return noreply || sink_puts(out, "OK\r\n");
-    return sink_puts(out, err) && sink_puts(out, "\r\n");
+    return sink_put(out, err, strlen(err)) && sink_puts(out, "\r\n");
 }
 
 bool tls_render_stats(const struct tls_server *tls, int64_t now, struct sink *out)

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "login.h"
 #include "scrape.h"
+#include "boot.h"
 #include "server.h"
 #include "tls.h"
 
@@ -255,7 +256,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ret = server_setup(&srv, err, sizeof(err));
+    ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -265,11 +266,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    ret = server_start(&srv, err, sizeof(err));
+    ret = boot_start(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
         server_stop(&srv);
-        server_join(&srv);
+        boot_join(&srv);
         return 1;
     }
     log_info(&srv, "%s %s: %u shards on %s port %u, %llu MB", handler->name, CORECACHE_VERSION, srv.nshards,
@@ -283,7 +284,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     }
     log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
     server_stop(&srv);
-    unsigned failed = server_join(&srv);
-    server_teardown(&srv);
+    unsigned failed = boot_join(&srv);
+    boot_teardown(&srv);
     return failed == 0 ? 0 : 1;
 }

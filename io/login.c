@@ -37,6 +37,7 @@
 #include "../core/auth.h"
 #include "../core/proto_bin.h"
 #include "conn.h"
+#include "serve.h"
 #include "shard.h"
 
 enum { LOGIN_TEXT, LOGIN_SASL, LOGIN_HTTP, LOGIN_KINDS };
@@ -236,12 +237,12 @@ static size_t text_login_step(struct conn *conn, const char *buf, size_t len, si
         if (!r.authenticated)
             conn->shard->m.auth_errors++;
     }
-    if (!sink_put(&conn->sink, r.reply, strlen(r.reply)) || !sink_puts(&conn->sink, "\r\n")) {
+    if (!sink_put(&conn->out.sink, r.reply, strlen(r.reply)) || !sink_puts(&conn->out.sink, "\r\n")) {
         conn_close(conn, "out of memory composing a reply");
         return len;
     }
     if (r.authenticated)
-        conn->ops = &conn_text_ops;
+        conn->ops = &serve_text_ops;
     return r.used;
 }
 
@@ -261,7 +262,7 @@ static uint32_t be32(const unsigned char *p)
 static bool bin_answer(struct conn *conn, const unsigned char *req, uint16_t status, const char *text)
 {
     size_t blen = strlen(text);
-    char *p = sink_reserve(&conn->sink, PROTO_BIN_HEADER_LEN + blen);
+    char *p = sink_reserve(&conn->out.sink, PROTO_BIN_HEADER_LEN + blen);
     if (p == NULL)
         return false;
     memset(p, 0, PROTO_BIN_HEADER_LEN);
@@ -275,7 +276,7 @@ static bool bin_answer(struct conn *conn, const unsigned char *req, uint16_t sta
     p[11] = (char)blen;
     memcpy(p + 12, req + 12, 4); /* opaque */
     memcpy(p + PROTO_BIN_HEADER_LEN, text, blen);
-    sink_commit(&conn->sink, PROTO_BIN_HEADER_LEN + blen);
+    sink_commit(&conn->out.sink, PROTO_BIN_HEADER_LEN + blen);
     return true;
 }
 
@@ -286,7 +287,7 @@ static size_t sasl_login_step(struct conn *conn, const char *buf, size_t len, si
 {
     const unsigned char *h = (const unsigned char *)buf;
     if (h[0] != PROTO_BIN_REQ_MAGIC) /* not binary: the binary parser closes */
-        return conn_binary_ops.step(conn, buf, len, need);
+        return serve_binary_ops.step(conn, buf, len, need);
     if (len < PROTO_BIN_HEADER_LEN) {
         *need = PROTO_BIN_HEADER_LEN;
         return 0;
@@ -300,7 +301,7 @@ static size_t sasl_login_step(struct conn *conn, const char *buf, size_t len, si
 
     switch (op) {
     case PROTO_BIN_VERSION:
-        return conn_binary_ops.step(conn, buf, len, need);
+        return serve_binary_ops.step(conn, buf, len, need);
     case PROTO_BIN_SASL_LIST_MECHS:
     case PROTO_BIN_SASL_AUTH:
     case PROTO_BIN_SASL_STEP:
@@ -309,15 +310,13 @@ static size_t sasl_login_step(struct conn *conn, const char *buf, size_t len, si
         /* memcached: "Auth failure." and close once it is sent */
         if (!bin_answer(conn, h, PROTO_BIN_AUTH_ERROR, "Auth failure."))
             conn_close(conn, "out of memory composing a reply");
-        conn->closing = true;
-        conn->close_after_write = true;
+        conn_close_after_write(conn);
         return len;
     }
     if (keylen + extlen > bodylen || keylen > SASL_MECH_MAX || bodylen > SASL_BODY_MAX) {
         if (!bin_answer(conn, h, PROTO_BIN_EINVAL, "Invalid arguments"))
             conn_close(conn, "out of memory composing a reply");
-        conn->closing = true;
-        conn->close_after_write = true;
+        conn_close_after_write(conn);
         return len;
     }
     size_t total = PROTO_BIN_HEADER_LEN + (size_t)bodylen;
@@ -336,7 +335,7 @@ static size_t sasl_login_step(struct conn *conn, const char *buf, size_t len, si
         shard->m.auth_cmds++;
         if (authenticated) {
             ok = bin_answer(conn, h, PROTO_BIN_SUCCESS, "Authenticated");
-            conn->ops = &conn_binary_ops;
+            conn->ops = &serve_binary_ops;
         } else {
             shard->m.auth_errors++;
             ok = bin_answer(conn, h, PROTO_BIN_AUTH_ERROR, "Auth failure.");

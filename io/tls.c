@@ -363,8 +363,7 @@ static void tls_fail(struct conn *conn, const char *what)
     char reason[256];
     ssl_error_text(reason, sizeof(reason));
     log_debug(conn->shard->srv, "<%d TLS %s: %s", conn->fd, what, reason);
-    conn->closing = true;
-    conn->close_after_write = true;
+    conn_close_after_write(conn);
 }
 
 void tls_on_recv(struct conn *conn, const char *data, size_t len)
@@ -399,8 +398,7 @@ void tls_on_recv(struct conn *conn, const char *data, size_t len)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: as a plain EOF */
             conn->eof = true;
-            conn->closing = true;
-            conn->close_after_write = true;
+            conn_close_after_write(conn);
             break;
         }
         tls_fail(conn, "read failed");

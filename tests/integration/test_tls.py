@@ -371,6 +371,69 @@ class TlsReload(unittest.TestCase):
         self.assertEqual(peer_cert_der(self.srv.port), old)
 
 
+def http_get(port, ctx=None, auth=None, host="127.0.0.1"):
+    """GET /metrics; returns (status line, head, body) or raises."""
+    raw = socket.create_connection((host, port), timeout=5)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost") if ctx else raw
+    try:
+        head = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        if auth is not None:
+            import base64
+            head += "Authorization: Basic %s\r\n" % base64.b64encode(auth.encode()).decode()
+        sock.sendall((head + "\r\n").encode())
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], head, body
+
+
+class MetricsEndpoint(unittest.TestCase):
+    """--metrics-port under -Z, --metrics-listen and --metrics-auth-file."""
+
+    def setUp(self):
+        if is_memcached():
+            self.skipTest("memcached has no metrics endpoint")
+        self.port = harness.free_port()
+
+    def test_tls_when_the_cache_has_it(self):
+        with Server(flags=tls_flags() + ["--metrics-port", str(self.port)]):
+            status, _, body = http_get(self.port, client_ctx())
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            self.assertIn(b"memcached_up 1", body)
+            with self.assertRaises(AssertionError):
+                status, _, _ = http_get(self.port)  # plain HTTP on a TLS port
+                self.assertEqual(status, b"HTTP/1.1 200 OK")
+
+    def test_own_address(self):
+        with Server(flags=["-t", "2", "--metrics-port", str(self.port), "--metrics-listen", "127.0.0.2"]):
+            status, _, _ = http_get(self.port, host="127.0.0.2")
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            with self.assertRaises(OSError):
+                http_get(self.port, host="127.0.0.1")
+
+    def test_basic_auth(self):
+        users = CERTS.path("metrics-users")
+        with open(users, "w") as f:
+            f.write("prometheus:scrape-secret\n")
+        os.chmod(users, 0o644)
+        with Server(flags=["-t", "2", "--metrics-port", str(self.port), "--metrics-auth-file", users]):
+            status, head, body = http_get(self.port)
+            self.assertEqual(status, b"HTTP/1.1 401 Unauthorized")
+            self.assertIn(b"WWW-Authenticate: Basic realm=\"corecache\"", head)
+            self.assertNotIn(b"memcached_up", body)
+            status, _, _ = http_get(self.port, auth="prometheus:wrong")
+            self.assertEqual(status, b"HTTP/1.1 401 Unauthorized")
+            status, _, body = http_get(self.port, auth="prometheus:scrape-secret")
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            self.assertIn(b"memcached_up 1", body)
+
+
 class TlsStatsLikeMemcached(unittest.TestCase):
     """stats settings' ssl_* lines and the TLS stats, next to memcached -Z."""
 

@@ -4,7 +4,7 @@
  *
  *   recv CQE (provided buffer) --BIO_write--> rbio --SSL_read--> plaintext
  *        --> conn_input (parse, execute, replies into the output chain)
- *   output chain --SSL_write--> wbio --BIO_read--> cbuf --> one send SQE
+ *   output chain --SSL_write--> wbio (appends to wbuf) --swap--> cbuf --> one send SQE
  *
  * Why memory BIOs and not SSL_set_fd: the socket belongs to the ring (a
  * multishot recv is armed on it at all times), and SSL_read/SSL_write on
@@ -13,10 +13,13 @@
  * lifetime rules and reads the clock and files; the OpenSSL calls
  * themselves make no syscalls here (the BIOs are memory).
  *
- * Ciphertext buffer. A send in flight reads from the connection's cbuf,
- * which therefore must not move: tls_seal (the only writer) runs only
- * from conn_flush when no send is in flight. Records written into wbio by
- * the handshake or SSL_read meanwhile wait there until the next seal.
+ * Ciphertext buffers. The write BIO is ours (out_bio_method): OpenSSL's
+ * records are appended straight to the connection's wbuf, with none of a
+ * memory BIO's zeroing and second copy. A send in flight reads from the
+ * other buffer, cbuf, which therefore must not move; tls_seal swaps the two
+ * only when cbuf is all sent and no send is in flight (it runs from
+ * conn_flush). Records written by the handshake or SSL_read meanwhile
+ * (alerts, session tickets) wait in wbuf until then.
  * Sealing stops at TLS_SEAL_MAX plaintext bytes per send, so a client
  * that does not read makes the plaintext, not the ciphertext, accumulate,
  * and the connection's output cap (conn.c) pauses it as a plain one.
@@ -61,9 +64,11 @@
 #endif
 
 /* Seal more plaintext only while less ciphertext than this waits. */
-#define TLS_SEAL_LOW (64 * 1024)
+#define TLS_SEAL_LOW (64 * 1024) /* of wbuf */
 /* Most plaintext sealed for one send. */
 #define TLS_SEAL_MAX (256 * 1024)
+/* The most plaintext one TLS record carries. */
+#define TLS_RECORD_MAX 16384
 /* A cbuf larger than this is freed once empty. */
 #define TLS_CBUF_KEEP (64 * 1024)
 /* memcached's session id context. */
@@ -71,6 +76,7 @@
 
 struct tls_server {
     const struct cfg *cfg;
+    BIO_METHOD *out_method; /* the write BIO of every connection */
     pthread_mutex_t lock; /* guards ctx (accept and reload only) */
     SSL_CTX *ctx;
     atomic_int_fast64_t refreshed_unix; /* last successful (re)load */
@@ -86,7 +92,48 @@ struct tls_conn {
     bool handshaken;
     char *cbuf; /* ciphertext being sent */
     size_t coff, clen, ccap;
+    char *wbuf; /* ciphertext written by OpenSSL, not yet handed to a send */
+    size_t wlen, wcap;
+    bool wfail; /* wbuf could not grow */
 };
+
+/* The write BIO: appends to the connection's wbuf. */
+static int out_bio_write(BIO *bio, const char *data, int len)
+{
+    struct tls_conn *t = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (len <= 0)
+        return 0;
+    if (t->wlen + (size_t)len > t->wcap) {
+        size_t cap = t->wcap ? t->wcap : 16384 + 1024;
+        while (cap < t->wlen + (size_t)len)
+            cap *= 2;
+        char *wbuf = realloc(t->wbuf, cap);
+        if (wbuf == NULL) {
+            t->wfail = true;
+            return -1;
+        }
+        t->wbuf = wbuf;
+        t->wcap = cap;
+    }
+    memcpy(t->wbuf + t->wlen, data, (size_t)len);
+    t->wlen += (size_t)len;
+    return len;
+}
+
+static long out_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    (void)bio;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int out_bio_create(BIO *bio)
+{
+    BIO_set_init(bio, 1);
+    return 1;
+}
 
 static const int verify_modes[4] = {
     SSL_VERIFY_NONE,
@@ -189,6 +236,8 @@ static SSL_CTX *build_ctx(const struct tls_server *tls, char *err, size_t errlen
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     }
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    /* take whole records (and more) from the read BIO in one call */
+    SSL_CTX_set_read_ahead(ctx, 1);
     ERR_clear_error();
     return ctx;
 fail:
@@ -238,6 +287,15 @@ int tls_server_create(struct tls_server **out, const struct cfg *cfg, char *err,
         return -ENOMEM;
     }
     tls->cfg = cfg;
+    tls->out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "corecache ciphertext out");
+    if (tls->out_method == NULL || !BIO_meth_set_write(tls->out_method, out_bio_write) ||
+        !BIO_meth_set_ctrl(tls->out_method, out_bio_ctrl) ||
+        !BIO_meth_set_create(tls->out_method, out_bio_create)) {
+        BIO_meth_free(tls->out_method);
+        free(tls);
+        snprintf(err, errlen, "corecache: out of memory setting up TLS");
+        return -ENOMEM;
+    }
     tls->verify_mode = verify_modes[cfg->ssl_verify_mode & 3];
     tls->min_version = min_versions[cfg->ssl_min_version & 3];
     pthread_mutex_init(&tls->lock, NULL);
@@ -246,6 +304,7 @@ int tls_server_create(struct tls_server **out, const struct cfg *cfg, char *err,
     if (tls->ctx == NULL) {
         snprintf(err, errlen, "corecache: %s", msg);
         pthread_mutex_destroy(&tls->lock);
+        BIO_meth_free(tls->out_method);
         free(tls);
         return -EINVAL;
     }
@@ -260,6 +319,7 @@ void tls_server_destroy(struct tls_server **tls)
     if (*tls == NULL)
         return;
     SSL_CTX_free((*tls)->ctx);
+    BIO_meth_free((*tls)->out_method);
     pthread_mutex_destroy(&(*tls)->lock);
     free(*tls);
     *tls = NULL;
@@ -328,7 +388,7 @@ bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
     t->ssl = SSL_new(tls->ctx);
     pthread_mutex_unlock(&tls->lock);
     t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(tls->out_method);
     if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
         BIO_free(t->rbio);
         BIO_free(t->wbio);
@@ -339,6 +399,7 @@ bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
     }
     /* an empty rbio reads as "retry", not as end of file */
     BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_data(t->wbio, t);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
     SSL_set_app_data(t->ssl, conn);
@@ -352,6 +413,7 @@ void tls_conn_destroy(struct tls_conn **t)
         return;
     SSL_free((*t)->ssl); /* frees both BIOs */
     free((*t)->cbuf);
+    free((*t)->wbuf);
     free(*t);
     *t = NULL;
 }
@@ -406,48 +468,67 @@ void tls_on_recv(struct conn *conn, const char *data, size_t len)
     }
 }
 
+/* One TLS record (or more, for more than TLS_RECORD_MAX) into wbio. */
+static bool seal_write(struct conn *conn, const char *data, size_t len)
+{
+    int r = SSL_write(conn->tls->ssl, data, (int)len);
+    if (r == (int)len)
+        return true;
+    char reason[256];
+    ssl_error_text(reason, sizeof(reason));
+    log_debug(conn->shard->srv, "<%d TLS write failed: %s", conn->fd, reason);
+    return false;
+}
+
 bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
 {
     struct tls_conn *t = conn->tls;
     *sealed = 0;
-    if (t->coff == t->clen)
-        t->coff = t->clen = 0;
-    if (t->handshaken && !conn->close_inflight && t->clen - t->coff < TLS_SEAL_LOW) {
-        size_t budget = TLS_SEAL_MAX;
+    if (t->handshaken && !conn->close_inflight && t->wlen < TLS_SEAL_LOW) {
+        /* Replies are many small iov entries (a header, an item's value in
+         * place, "END"): gathered into full records, not one record each,
+         * since every record costs a header, a tag and a cipher call. */
+        char record[TLS_RECORD_MAX];
+        size_t fill = 0, budget = TLS_SEAL_MAX;
         for (unsigned i = 0; i < n && budget > 0; i++) {
-            size_t len = conn->iov[i].iov_len < budget ? conn->iov[i].iov_len : budget;
-            int r = SSL_write(t->ssl, conn->iov[i].iov_base, (int)len);
-            if (r <= 0) {
-                char reason[256];
-                ssl_error_text(reason, sizeof(reason));
-                log_debug(conn->shard->srv, "<%d TLS write failed: %s", conn->fd, reason);
-                return false;
+            const char *p = conn->iov[i].iov_base;
+            size_t left = conn->iov[i].iov_len < budget ? conn->iov[i].iov_len : budget;
+            budget -= left;
+            while (left > 0) {
+                size_t take = left < sizeof(record) - fill ? left : sizeof(record) - fill;
+                if (take == sizeof(record) && fill == 0) { /* a full record in place */
+                    if (!seal_write(conn, p, take))
+                        return false;
+                } else {
+                    memcpy(record + fill, p, take);
+                    fill += take;
+                    if (fill == sizeof(record)) {
+                        if (!seal_write(conn, record, fill))
+                            return false;
+                        fill = 0;
+                    }
+                }
+                p += take;
+                left -= take;
+                *sealed += take;
             }
-            *sealed += (size_t)r;
-            budget -= (size_t)r;
         }
-    }
-    size_t pending = BIO_ctrl_pending(t->wbio);
-    if (pending == 0)
-        return true;
-    if (t->coff > 0) {
-        memmove(t->cbuf, t->cbuf + t->coff, t->clen - t->coff);
-        t->clen -= t->coff;
-        t->coff = 0;
-    }
-    if (t->clen + pending > t->ccap) {
-        size_t cap = t->ccap ? t->ccap : 16384;
-        while (cap < t->clen + pending)
-            cap *= 2;
-        char *cbuf = realloc(t->cbuf, cap);
-        if (cbuf == NULL)
+        if (fill > 0 && !seal_write(conn, record, fill))
             return false;
-        t->cbuf = cbuf;
-        t->ccap = cap;
     }
-    int r = BIO_read(t->wbio, t->cbuf + t->clen, (int)pending);
-    if (r > 0)
-        t->clen += (size_t)r;
+    if (t->wfail)
+        return false;
+    if (t->coff == t->clen && t->wlen > 0) { /* cbuf all sent: swap */
+        char *buf = t->cbuf;
+        size_t cap = t->ccap;
+        t->cbuf = t->wbuf;
+        t->ccap = t->wcap;
+        t->coff = 0;
+        t->clen = t->wlen;
+        t->wbuf = buf;
+        t->wcap = cap;
+        t->wlen = 0;
+    }
     return true;
 }
 
@@ -465,7 +546,7 @@ void tls_on_sent(struct tls_conn *t, size_t bytes)
     t->coff += bytes;
     if (t->coff >= t->clen) {
         t->coff = t->clen = 0;
-        if (t->ccap > TLS_CBUF_KEEP) {
+        if (t->ccap > TLS_CBUF_KEEP) { /* after a burst of large replies */
             free(t->cbuf);
             t->cbuf = NULL;
             t->ccap = 0;

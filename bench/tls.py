@@ -14,6 +14,12 @@ For each round (the servers interleaved, medians over rounds reported):
     process, TLS 1.3 with the default groups) for --duration seconds
     against each TLS server.
 
+On a machine with few CPUs the generator, which does TLS too, runs out of
+CPU before the server does; then throughput measures the generator.
+--server-cpu-quota F (root, cgroup v1 `cpu` or v2) caps every server at F
+of one CPU, the same for all, so that the server is the bottleneck: the
+report says which mode was used, and the server's CPU use in each run.
+
 Certificates (EC P-256, a CA and a server certificate) are made in a
 temporary directory with the openssl CLI. Prints a Markdown report (the TLS
 section of bench/RESULTS.md) and, with --json FILE, the raw figures.
@@ -73,9 +79,51 @@ def make_certs(d):
         os.chmod(os.path.join(d, name), 0o644)
 
 
+class CpuCap:
+    """A cgroup capping the servers at `quota` of one CPU (v1 cpu or v2)."""
+
+    def __init__(self, quota):
+        self.dir = None
+        period = 100000
+        for root, v2 in (("/sys/fs/cgroup/cpu", False), ("/sys/fs/cgroup/unified", True),
+                         ("/sys/fs/cgroup", True)):
+            if not os.path.isdir(root):
+                continue
+            d = os.path.join(root, f"corecache-tls-bench-{os.getpid()}")
+            try:
+                os.mkdir(d)
+                if v2:
+                    with open(os.path.join(d, "cpu.max"), "w") as f:
+                        f.write(f"{int(quota * period)} {period}")
+                else:
+                    with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                        f.write(str(period))
+                    with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                        f.write(str(int(quota * period)))
+                self.dir = d
+                return
+            except OSError:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        sys.exit("tls.py: --server-cpu-quota needs root and a cgroup cpu controller")
+
+    def add(self, pid):
+        with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def remove(self):
+        if self.dir is not None:
+            try:
+                os.rmdir(self.dir)
+            except OSError:
+                pass
+
+
 class Server:
-    def __init__(self, name, argv, cpus):
-        self.name, self.argv, self.cpus = name, argv, cpus
+    def __init__(self, name, argv, cpus, cap=None):
+        self.name, self.argv, self.cpus, self.cap = name, argv, cpus, cap
         self.proc = None
         self.port = None
 
@@ -90,6 +138,8 @@ class Server:
                 raise RuntimeError(f"{self.name} exited: {self.proc.stderr.read().decode()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                if self.cap is not None:
+                    self.cap.add(self.proc.pid)
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -129,7 +179,8 @@ def bench(args, srv, tls, pipeline, prefill):
     if report.get("errors"):
         raise RuntimeError(f"corecache-bench saw errors on {srv.name}: {report.get('first_error')}")
     return {"rps": float(ops), "requests": int(requests),
-            "cpu_us_per_req": ticks / hz * 1e6 / max(int(requests), 1), "wall": wall}
+            "cpu_us_per_req": ticks / hz * 1e6 / max(int(requests), 1), "wall": wall,
+            "server_cpu": ticks / hz / wall}
 
 
 def handshakes(args, srv, certs):
@@ -139,7 +190,7 @@ def handshakes(args, srv, certs):
     m = re.search(rb"(\d+) connections in (\d+) real seconds", out.stdout)
     if m is None:
         raise RuntimeError(f"openssl s_time against {srv.name}: {out.stdout.decode()[-300:]}")
-    return int(m.group(1)) / max(int(m.group(2)), 1)
+    return int(m.group(1)) / max(int(m.group(2)), 1), int(m.group(1))
 
 
 def main():
@@ -154,6 +205,8 @@ def main():
     ap.add_argument("--keys", type=int, default=100000)
     ap.add_argument("--server-cpus", default="0")
     ap.add_argument("--client-cpus", default="1")
+    ap.add_argument("--server-cpu-quota", type=float, default=0,
+                    help="cap each server at this fraction of one CPU (cgroup; 0: no cap)")
     ap.add_argument("--json", help="write the raw figures here")
     args = ap.parse_args()
     args.bench = os.path.join(args.build_dir, "bench", "corecache-bench")
@@ -173,10 +226,11 @@ def main():
             ("corecache TLS", [corecache] + common + ["-Z", "-o", tls_opts], True),
             ("memcached TLS", [args.memcached] + common + ["-U", "0", "-Z", "-o", tls_opts], True),
         ]
-        results = {name: {"p1": [], "p16": [], "handshakes": []} for name, _, _ in servers}
+        results = {name: {"p1": [], "p16": [], "handshakes": [], "hs_cpu_us": []} for name, _, _ in servers}
+        cap = CpuCap(args.server_cpu_quota) if args.server_cpu_quota > 0 else None
         for rnd in range(args.rounds):
             for name, argv, tls in servers:
-                srv = Server(name, argv, args.server_cpus).start()
+                srv = Server(name, argv, args.server_cpus, cap).start()
                 try:
                     for i, pipeline in enumerate((1, 16)):
                         r = bench(args, srv, tls, pipeline, prefill=(i == 0))
@@ -184,23 +238,38 @@ def main():
                         print(f"round {rnd + 1} {name:16} p{pipeline:<3} {r['rps']:>10.0f} req/s "
                               f"{r['cpu_us_per_req']:.2f} us CPU/req", file=sys.stderr)
                     if tls:
-                        rate = handshakes(args, srv, certs)
+                        before = cpu_ticks(srv.proc.pid)
+                        rate, count = handshakes(args, srv, certs)
+                        cpu_us = (cpu_ticks(srv.proc.pid) - before) / os.sysconf("SC_CLK_TCK") * 1e6 / max(count, 1)
                         results[name]["handshakes"].append(rate)
-                        print(f"round {rnd + 1} {name:16} handshakes {rate:.0f}/s", file=sys.stderr)
+                        results[name]["hs_cpu_us"].append(cpu_us)
+                        print(f"round {rnd + 1} {name:16} handshakes {rate:.0f}/s {cpu_us:.0f} us CPU each",
+                              file=sys.stderr)
                 finally:
                     srv.stop()
     finally:
         shutil.rmtree(certs, ignore_errors=True)
+        if cap is not None:
+            time.sleep(0.5)
+            cap.remove()
 
     def med(name, key, field):
         return statistics.median(r[field] for r in results[name][key])
 
-    lines = ["| server | p1 req/s | p1 CPU us/req | p16 req/s | p16 CPU us/req | handshakes/s |",
-             "|---|---:|---:|---:|---:|---:|"]
+    mode = (f"servers capped at {args.server_cpu_quota:g} CPU (cgroup)" if args.server_cpu_quota > 0
+            else "servers uncapped")
+    lines = [f"-t {args.threads}, {args.connections} connections, {mode}; medians of {args.rounds} rounds "
+             f"of {args.duration:g} s",
+             "",
+             "| server | p1 req/s | p1 CPU us/req | p16 req/s | p16 CPU us/req | p16 server CPU | "
+             "handshakes/s | CPU us/handshake |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, _, tls in servers:
         hs = f"{statistics.median(results[name]['handshakes']):.0f}" if tls else "-"
+        hs_cpu = f"{statistics.median(results[name]['hs_cpu_us']):.0f}" if tls else "-"
         lines.append(f"| {name} | {med(name, 'p1', 'rps'):.0f} | {med(name, 'p1', 'cpu_us_per_req'):.2f} | "
-                     f"{med(name, 'p16', 'rps'):.0f} | {med(name, 'p16', 'cpu_us_per_req'):.2f} | {hs} |")
+                     f"{med(name, 'p16', 'rps'):.0f} | {med(name, 'p16', 'cpu_us_per_req'):.2f} | "
+                     f"{med(name, 'p16', 'server_cpu'):.2f} | {hs} | {hs_cpu} |")
     ratio_mc = med("corecache TLS", "p16", "rps") / med("memcached TLS", "p16", "rps")
     cost = 1 - med("corecache TLS", "p16", "rps") / med("corecache plain", "p16", "rps")
     lines.append("")

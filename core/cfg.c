@@ -149,6 +149,8 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
  * "evictions off", not "disable_evictions yes").
  *
  * ACTION(field, stat name, word when true, word when false)
+ * (for a STR option, "word when false" is what an unset one reads as;
+ * NULL: "NULL")
  */
 #define CFG_SETTINGS(ACTION)                                                                     \
     ACTION(memory_limit, "maxbytes", NULL, NULL)                                                 \
@@ -166,7 +168,9 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
     ACTION(item_size_max, "item_size_max", NULL, NULL)                                          \
     ACTION(default_ttl, "default_ttl", NULL, NULL)                                              \
-    ACTION(max_ttl, "max_ttl", NULL, NULL)
+    ACTION(max_ttl, "max_ttl", NULL, NULL)                                                      \
+    ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
+    ACTION(auth_file, "auth_enabled_ascii", NULL, "no")
 
 struct cfg_setting {
     enum cfg_option_id id;
@@ -801,7 +805,8 @@ bool cfg_render_settings(const struct cfg *cfg, struct sink *out)
             break;
         case CFG_TYPE_STR: {
             const char *text = CFG_FIELD_VAL(cfg, opt, const char *);
-            ok = metrics_stat_str(out, setting->stat_name, text != NULL ? text : "NULL");
+            ok = metrics_stat_str(out, setting->stat_name,
+                                  text != NULL ? text : setting->when_false != NULL ? setting->when_false : "NULL");
             break;
         }
         case CFG_TYPE_FLAG:

@@ -41,7 +41,6 @@
 
 #include "log.h"
 #include "shard.h"
-#include "tls.h"
 #include "uring.h"
 
 /* More forwarded requests than this in flight pause a connection's input. */
@@ -206,7 +205,9 @@ static void conn_free(struct conn *conn)
     outq_clear(&conn->out);
     free(conn->rbuf);
     conn->rbuf = NULL;
-    tls_conn_destroy(&conn->tls);
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
+    conn->transport = NULL;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
     if (conn->ops->metrics_endpoint) {
@@ -257,7 +258,8 @@ void conn_destroy(struct conn *conn)
     }
     outq_clear(&conn->out);
     free(conn->rbuf);
-    tls_conn_destroy(&conn->tls);
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
     free(conn);
 }
 
@@ -394,10 +396,10 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         if (res > 0 && !conn->closing) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size;
             shard->m.bytes_read += (uint64_t)res;
-            if (conn->tls == NULL)
+            if (conn->transport == NULL)
                 conn_input(conn, data, (size_t)res);
-            else /* ciphertext: io/tls.c decrypts, then calls conn_input */
-                tls_on_recv(conn, data, (size_t)res);
+            else /* TLS: decrypted, then conn_input */
+                conn->transport->on_recv(conn, data, (size_t)res);
             conn_want_flush(conn);
         }
         conn_recycle_buffer(shard, bid);
@@ -472,17 +474,17 @@ void conn_flush(struct conn *conn)
         return;
     }
     unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
-    if (conn->tls != NULL) {
-        /* TLS (io/tls.c): the plaintext iov is sealed into records, and
-         * what goes out is the ciphertext iov */
+    if (conn->transport != NULL) {
+        /* TLS: the plaintext iov is sealed into records, and what goes out
+         * is the ciphertext */
         size_t sealed = 0;
-        if (!tls_seal(conn, n, &sealed)) {
+        if (!conn->transport->seal(conn, n, &sealed)) {
             conn_close(conn, "TLS error");
             conn_maybe_free(conn);
             return;
         }
         conn_output_done(conn, sealed);
-        n = tls_out_iov(conn->tls, conn->iov);
+        n = conn->transport->out_iov(conn, conn->iov);
     }
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
@@ -515,10 +517,10 @@ void conn_on_send(struct conn *conn, int res)
         return;
     }
     shard->m.bytes_written += (uint64_t)res;
-    if (conn->tls == NULL)
+    if (conn->transport == NULL)
         conn_output_done(conn, (size_t)res);
     else /* ciphertext sent; its plaintext was done when sealed */
-        tls_on_sent(conn->tls, (size_t)res);
+        conn->transport->on_sent(conn, (size_t)res);
     if (conn->close_inflight) {
         conn_maybe_free(conn);
         return;

@@ -205,12 +205,6 @@ bool login_http_check(const struct login *login, const char *credentials, size_t
     return auth_db_check_pair(db, credentials, len);
 }
 
-bool login_render_settings(const struct cfg *cfg, struct sink *out)
-{
-    return metrics_stat_str(out, "auth_enabled_sasl", cfg->enable_sasl ? "yes" : "no") &&
-           metrics_stat_str(out, "auth_enabled_ascii", cfg->auth_file != NULL ? cfg->auth_file : "no");
-}
-
 static struct auth_db *conn_db(struct conn *conn, int kind)
 {
     return atomic_load(&conn->shard->srv->login->db[kind]);

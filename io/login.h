@@ -43,7 +43,4 @@ const struct conn_ops *login_ops(const struct login *login, const struct conn_op
 bool login_http_enabled(const struct login *login);
 bool login_http_check(const struct login *login, const char *credentials, size_t len);
 
-/* `stats settings` lines: auth_enabled_sasl, auth_enabled_ascii. */
-bool login_render_settings(const struct cfg *cfg, struct sink *out);
-
 #endif

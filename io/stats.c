@@ -35,7 +35,6 @@
 #include "conn.h"
 #include "facts.h"
 #include "listen.h"
-#include "login.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
@@ -240,7 +239,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "lru_crawler", "yes") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
-           login_render_settings(&cfg, out) && tls_render_settings(srv->tls, &cfg, out) &&
+           tls_render_settings(srv->tls, &cfg, out) &&
            sink_puts(out, "END\r\n");
 }
 

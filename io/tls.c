@@ -379,6 +379,8 @@ bool tls_render_settings(const struct tls_server *tls, const struct cfg *cfg, st
 
 /* --- connections ----------------------------------------------------- */
 
+static const struct conn_transport tls_transport;
+
 bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
@@ -403,19 +405,21 @@ bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_accept_state(t->ssl);
     SSL_set_app_data(t->ssl, conn);
-    conn->tls = t;
+    conn->transport = &tls_transport;
+    conn->transport_state = t;
     return true;
 }
 
-void tls_conn_destroy(struct tls_conn **t)
+static void tls_destroy(struct conn *conn)
 {
-    if (*t == NULL)
+    struct tls_conn *t = conn->transport_state;
+    conn->transport_state = NULL;
+    if (t == NULL)
         return;
-    SSL_free((*t)->ssl); /* frees both BIOs */
-    free((*t)->cbuf);
-    free((*t)->wbuf);
-    free(*t);
-    *t = NULL;
+    SSL_free(t->ssl); /* frees both BIOs */
+    free(t->cbuf);
+    free(t->wbuf);
+    free(t);
 }
 
 /* Ends a connection whose TLS failed: the alert OpenSSL queued is sent,
@@ -428,9 +432,9 @@ static void tls_fail(struct conn *conn, const char *what)
     conn_close_after_write(conn);
 }
 
-void tls_on_recv(struct conn *conn, const char *data, size_t len)
+static void tls_on_recv(struct conn *conn, const char *data, size_t len)
 {
-    struct tls_conn *t = conn->tls;
+    struct tls_conn *t = conn->transport_state;
     if (BIO_write(t->rbio, data, (int)len) != (int)len) {
         ERR_clear_error();
         conn_close(conn, "out of memory buffering TLS input");
@@ -471,7 +475,7 @@ void tls_on_recv(struct conn *conn, const char *data, size_t len)
 /* One TLS record (or more, for more than TLS_RECORD_MAX) into wbio. */
 static bool seal_write(struct conn *conn, const char *data, size_t len)
 {
-    int r = SSL_write(conn->tls->ssl, data, (int)len);
+    int r = SSL_write(((struct tls_conn *)conn->transport_state)->ssl, data, (int)len);
     if (r == (int)len)
         return true;
     char reason[256];
@@ -480,9 +484,9 @@ static bool seal_write(struct conn *conn, const char *data, size_t len)
     return false;
 }
 
-bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
+static bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
 {
-    struct tls_conn *t = conn->tls;
+    struct tls_conn *t = conn->transport_state;
     *sealed = 0;
     if (t->handshaken && !conn->close_inflight && t->wlen < TLS_SEAL_LOW) {
         /* Replies are many small iov entries (a header, an item's value in
@@ -532,8 +536,9 @@ bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
     return true;
 }
 
-unsigned tls_out_iov(struct tls_conn *t, struct iovec *iov)
+static unsigned tls_out_iov(struct conn *conn, struct iovec *iov)
 {
+    struct tls_conn *t = conn->transport_state;
     if (t->clen == t->coff)
         return 0;
     iov[0].iov_base = t->cbuf + t->coff;
@@ -541,8 +546,9 @@ unsigned tls_out_iov(struct tls_conn *t, struct iovec *iov)
     return 1;
 }
 
-void tls_on_sent(struct tls_conn *t, size_t bytes)
+static void tls_on_sent(struct conn *conn, size_t bytes)
 {
+    struct tls_conn *t = conn->transport_state;
     t->coff += bytes;
     if (t->coff >= t->clen) {
         t->coff = t->clen = 0;
@@ -553,3 +559,11 @@ void tls_on_sent(struct tls_conn *t, size_t bytes)
         }
     }
 }
+
+static const struct conn_transport tls_transport = {
+    .on_recv = tls_on_recv,
+    .seal = tls_seal,
+    .out_iov = tls_out_iov,
+    .on_sent = tls_on_sent,
+    .destroy = tls_destroy,
+};

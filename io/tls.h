@@ -2,12 +2,13 @@
  * tls.h: TLS on cache connections, OpenSSL through memory BIOs (the
  * contract; see tls.c).
  *
- * The io_uring byte path stays as it is: a recv completion hands its
- * ciphertext to tls_on_recv, which decrypts it and passes the plaintext to
- * conn_input; before a send, conn_flush hands its plaintext iov to tls_seal
- * and sends the ciphertext iov from tls_out_iov instead. So TLS connections
- * keep multishot receive and one batched send per loop iteration, and a
- * plain connection pays one `conn->tls == NULL` branch per completion.
+ * The io_uring byte path stays as it is: TLS is a connection transport
+ * (conn.h): a recv completion hands its ciphertext to the transport, which
+ * decrypts it and passes the plaintext to conn_input; before a send,
+ * conn_flush hands its plaintext iov to the transport and sends the
+ * ciphertext it returns instead. So TLS connections keep multishot receive
+ * and one batched send per loop iteration, and a plain connection pays one
+ * `conn->transport == NULL` branch per completion.
  */
 #ifndef CORECACHE_IO_TLS_H
 #define CORECACHE_IO_TLS_H
@@ -53,25 +54,13 @@ bool tls_refresh_command(struct tls_server *tls, bool noreply, struct sink *out)
 bool tls_render_stats(const struct tls_server *tls, int64_t now_unix, struct sink *out);
 bool tls_render_settings(const struct tls_server *tls, const struct cfg *cfg, struct sink *out);
 
-/* Starts TLS on a new connection (server side of the handshake). False on
- * allocation failure: the caller closes the connection. Shard thread. */
+/* Starts TLS on a new connection (server side of the handshake): the
+ * connection's transport (conn.h) becomes TLS. The transport seals
+ * plaintext iovs only while less than 64 KiB of ciphertext waits, at most
+ * 256 KiB per send, so a client that does not read makes plaintext, not
+ * ciphertext, accumulate and the output cap pauses it as a plain one.
+ * False on allocation failure: the caller closes the connection. Shard
+ * thread. */
 bool tls_conn_attach(struct tls_server *tls, struct conn *conn);
-void tls_conn_destroy(struct tls_conn **t);
-
-/* Ciphertext received: runs the handshake, decrypts, calls conn_input with
- * the plaintext. May close the connection. Shard thread. */
-void tls_on_recv(struct conn *conn, const char *data, size_t len);
-
-/*
- * Seals plaintext conn->iov[0..n) into TLS records (when little ciphertext
- * is waiting) and collects every record the engine has to send (handshake
- * included). *sealed: the plaintext bytes taken (a prefix of the iov).
- * False on a TLS error. Only while no send of this connection is in flight.
- */
-bool tls_seal(struct conn *conn, unsigned n, size_t *sealed);
-/* The ciphertext to send: 0 or 1 iov. It stays valid until tls_on_sent. */
-unsigned tls_out_iov(struct tls_conn *t, struct iovec *iov);
-/* `bytes` of ciphertext went out. */
-void tls_on_sent(struct tls_conn *t, size_t bytes);
 
 #endif

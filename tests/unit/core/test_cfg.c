@@ -718,6 +718,7 @@ static void test_cfg_settings_render_memcached_names(void **state)
         "STAT num_threads 2\r\n",      "STAT cas_enabled no\r\n",
         "STAT tcp_backlog 1024\r\n",   "STAT item_size_max 1048576\r\n",
         "STAT default_ttl 0\r\n",       "STAT max_ttl 0\r\n",
+        "STAT auth_enabled_sasl no\r\n", "STAT auth_enabled_ascii no\r\n",
     };
     /* in memcached's order, and nothing else */
     const char *p = text;
@@ -735,6 +736,13 @@ static void test_cfg_settings_render_memcached_names(void **state)
     assert_non_null(strstr(text, "STAT evictions on\r\n"));
     assert_non_null(strstr(text, "STAT cas_enabled yes\r\n"));
     assert_non_null(strstr(text, "STAT shutdown_command no\r\n"));
+    free(text);
+    /* memcached shows -Y's file, -S as yes */
+    assert_true(parse(f, "-Y", "/etc/users", "-S", NULL));
+    test_sink_clear(&out);
+    assert_true(cfg_render_settings(&f->cfg, &out.sink));
+    text = test_sink_text(&out);
+    assert_non_null(strstr(text, "STAT auth_enabled_sasl yes\r\nSTAT auth_enabled_ascii /etc/users\r\n"));
     free(text);
     test_sink_fini(&out);
 }

@@ -193,6 +193,32 @@ def handshakes(args, srv, certs):
     return int(m.group(1)) / max(int(m.group(2)), 1), int(m.group(1))
 
 
+def write_section(args, lines):
+    """The report as RESULTS.md's trailing "## TLS" section (one per mode)."""
+    mode = "capped" if args.server_cpu_quota > 0 else "uncapped"
+    cmd = " ".join(["/usr/bin/python3", "bench/tls.py"] + sys.argv[1:])
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=os.path.dirname(os.path.abspath(__file__))).stdout
+    block = [f"### {mode}", "", f"- Command: `{cmd}`",
+             f"- Commit: {commit.decode().strip() or 'unknown'}",
+             f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
+             f"- Load average at the end: {open('/proc/loadavg').read().split()[0]}",
+             ""] + lines + [""]
+    with open(args.write_results) as f:
+        text = f.read()
+    head, sep, section = text.partition("\n## TLS")
+    section = (sep + section) if sep else "\n## TLS\n\n"
+    # replace this mode's block, keep the other's
+    marker = f"\n### {mode}\n"
+    if marker in section:
+        before, _, rest = section.partition(marker)
+        nxt = rest.find("\n### ")
+        section = before + ("\n" + rest[nxt + 1:] if nxt >= 0 else "\n")
+    section = section.rstrip("\n") + "\n\n" + "\n".join(block)
+    with open(args.write_results, "w") as f:
+        f.write(head.rstrip("\n") + "\n" + section)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default="build")
@@ -208,6 +234,9 @@ def main():
     ap.add_argument("--server-cpu-quota", type=float, default=0,
                     help="cap each server at this fraction of one CPU (cgroup; 0: no cap)")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--write-results", metavar="MD",
+                    help="also replace the trailing '## TLS' section of this file (bench/RESULTS.md) "
+                         "with the report (compare.py --render keeps that section)")
     args = ap.parse_args()
     args.bench = os.path.join(args.build_dir, "bench", "corecache-bench")
     corecache = os.path.join(args.build_dir, "corecache")
@@ -278,6 +307,8 @@ def main():
     lines.append(f"- corecache TLS / memcached TLS at pipeline 1: "
                  f"{med('corecache TLS', 'p1', 'rps') / med('memcached TLS', 'p1', 'rps'):.2f}x")
     print("\n".join(lines))
+    if args.write_results:
+        write_section(args, lines)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=1)

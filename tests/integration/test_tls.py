@@ -362,6 +362,11 @@ class TlsReload(unittest.TestCase):
             self.skipTest("memcached reloads certificates only on refresh_certs")
         self.reload_under_load(lambda: self.srv.send_signal(signal.SIGHUP))
 
+    def test_refresh_certs_noreply(self):
+        with TlsConn(self.srv.port, client_ctx()) as c:
+            c.send("refresh_certs noreply\r\nversion\r\n")
+            self.assertTrue(c.recv_until(b"\r\n").startswith(b"VERSION "))
+
     def test_failed_reload_keeps_certificate(self):
         old = peer_cert_der(self.srv.port)
         with open(self.cert, "w") as f:

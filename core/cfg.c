@@ -109,6 +109,10 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
            "max item size must be between 1k and 1024m")                                          \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
     ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")             \
+    ACTION(ssl_keyformat, 1, 2, "key format must be 1 (PEM) or 2 (DER)",                          \
+           "key format must be 1 (PEM) or 2 (DER)")                                              \
+    ACTION(ssl_wbuf_size, 1, 1024 * 1024, "write buffer size must be at least 1 (kilobytes)",     \
+           "write buffer size must be at most 1048576 (kilobytes)")                              \
     ACTION(ssl_verify_mode, 0, 3, "", "verify mode must be 0 (none), 1 (request), 2 (require) or 3 (once)") \
     ACTION(ssl_min_version, 0, 3, "",                                                             \
            "minimum version must be 0 (tlsv1.0), 1 (tlsv1.1), 2 (tlsv1.2) or 3 (tlsv1.3)")

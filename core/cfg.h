@@ -91,6 +91,8 @@
            "-o ssl_chain_cert: certificate chain file in PEM format")                        \
     ACTION(ssl_key, 0, "ssl-key", STR, NULL, "file",                                         \
            "-o ssl_key: private key in PEM format, if not part of the chain file")           \
+    ACTION(ssl_keyformat, 0, "ssl-keyformat", UINT, 1, "num",                                \
+           "-o ssl_keyformat: private key format: 1 PEM, 2 DER (OpenSSL's SSL_FILETYPE_*)")  \
     ACTION(ssl_verify_mode, 0, "ssl-verify-mode", UINT, 0, "num",                            \
            "-o ssl_verify_mode: client certificates: 0 none, 1 request, 2 require, 3 once")  \
     ACTION(ssl_ca_cert, 0, "ssl-ca-cert", STR, NULL, "file",                                 \
@@ -99,6 +101,8 @@
            "-o ssl_ciphers: OpenSSL cipher list for TLS 1.2 and below")                      \
     ACTION(ssl_min_version, 0, "ssl-min-version", UINT, 2, "num",                            \
            "-o ssl_min_version: 0 tlsv1.0, 1 tlsv1.1, 2 tlsv1.2, 3 tlsv1.3")                 \
+    ACTION(ssl_wbuf_size, 0, "ssl-wbuf-size", UINT, 16, "kbytes",                            \
+           "-o ssl_wbuf_size: accepted for memcached's sake; records are always up to 16 KiB") \
     ACTION(ssl_session_cache, 0, "ssl-session-cache", FLAG, false, NULL,                     \
            "-o ssl_session_cache: server-side session cache, for session resumption")        \
     ACTION(ssl_kernel_tls, 0, "ssl-kernel-tls", FLAG, false, NULL,                           \

@@ -202,7 +202,7 @@ static SSL_CTX *build_ctx(const struct tls_server *tls, char *err, size_t errlen
         snprintf(err, errlen, "Error loading the certificate chain: %s : %s", cfg->ssl_chain_cert, reason);
         goto fail;
     }
-    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM)) {
+    if (!SSL_CTX_use_PrivateKey_file(ctx, key, cfg->ssl_keyformat == 2 ? SSL_FILETYPE_ASN1 : SSL_FILETYPE_PEM)) {
         ssl_error_text(reason, sizeof(reason));
         snprintf(err, errlen, "Error loading the key: %s : %s", key, reason);
         goto fail;
@@ -368,10 +368,10 @@ bool tls_render_settings(const struct tls_server *tls, const struct cfg *cfg, st
     return metrics_stat_str(out, "ssl_chain_cert", cfg->ssl_chain_cert) &&
            metrics_stat_str(out, "ssl_key", cfg->ssl_key != NULL ? cfg->ssl_key : "NULL") &&
            metrics_stat_u64(out, "ssl_verify_mode", (uint64_t)tls->verify_mode) &&
-           metrics_stat_u64(out, "ssl_keyformat", SSL_FILETYPE_PEM) &&
+           metrics_stat_u64(out, "ssl_keyformat", cfg->ssl_keyformat) &&
            metrics_stat_str(out, "ssl_ciphers", cfg->ssl_ciphers != NULL ? cfg->ssl_ciphers : "NULL") &&
            metrics_stat_str(out, "ssl_ca_cert", cfg->ssl_ca_cert != NULL ? cfg->ssl_ca_cert : "NULL") &&
-           metrics_stat_u64(out, "ssl_wbuf_size", 16 * 1024) &&
+           metrics_stat_u64(out, "ssl_wbuf_size", (uint64_t)cfg->ssl_wbuf_size * 1024) &&
            metrics_stat_str(out, "ssl_session_cache", cfg->ssl_session_cache ? "yes" : "no") &&
            metrics_stat_str(out, "ssl_kernel_tls", cfg->ssl_kernel_tls ? "yes" : "no") &&
            metrics_stat_str(out, "ssl_min_version", version_text(tls->min_version));

@@ -258,6 +258,15 @@ class TlsClientCertificates(unittest.TestCase):
             self.assertFalse(handshake_fails(srv.port, client_ctx(cert="client")))
             self.assertTrue(handshake_fails(srv.port, client_ctx(cert="rogue")))
 
+    def test_der_key(self):
+        der = CERTS.path("server.der")
+        tlscerts.openssl("pkey", "-in", CERTS.path("server.key"), "-outform", "DER", "-out", der)
+        os.chmod(der, 0o644)
+        flags = ["-t", "2", "-Z", "-o", "ssl_chain_cert=%s,ssl_key=%s,ssl_keyformat=2"
+                 % (CERTS.path("server.pem"), der)]
+        with Server(flags=flags) as srv:
+            self.assertFalse(handshake_fails(srv.port, client_ctx()))
+
     def test_minimum_version(self):
         with Server(flags=tls_flags("ssl_min_version=3")) as srv:
             self.assertTrue(handshake_fails(srv.port, client_ctx(maximum=ssl.TLSVersion.TLSv1_2)))
@@ -445,7 +454,8 @@ class TlsStatsLikeMemcached(unittest.TestCase):
     def test_settings_match_memcached(self):
         if is_memcached() or not os.path.exists(MEMCACHED):
             self.skipTest("needs corecache and %s" % MEMCACHED)
-        extra = "ssl_verify_mode=3,ssl_ca_cert=%s,ssl_min_version=3,ssl_session_cache" % CERTS.path("ca.pem")
+        extra = ("ssl_verify_mode=3,ssl_ca_cert=%s,ssl_min_version=3,ssl_session_cache,ssl_wbuf_size=32,"
+                 "ssl_keyformat=1" % CERTS.path("ca.pem"))
         notls = harness.free_port()
         got = {}
         for binary in (None, MEMCACHED):

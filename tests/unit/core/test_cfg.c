@@ -168,6 +168,8 @@ static void want_ssl(struct cfg *c) { c->enable_ssl = true; }
 static void want_chain(struct cfg *c) { c->ssl_chain_cert = "c.pem"; }
 static void want_key(struct cfg *c) { c->ssl_key = "k.pem"; }
 static void want_verify(struct cfg *c) { c->ssl_verify_mode = 2; }
+static void want_keyformat(struct cfg *c) { c->ssl_keyformat = 2; }
+static void want_wbuf(struct cfg *c) { c->ssl_wbuf_size = 32; }
 static void want_ca(struct cfg *c) { c->ssl_ca_cert = "ca.pem"; }
 static void want_ciphers(struct cfg *c) { c->ssl_ciphers = "HIGH"; }
 static void want_min_version(struct cfg *c) { c->ssl_min_version = 3; }
@@ -207,7 +209,9 @@ static const struct option_case option_cases[] = {
     {'Z', "enable-ssl", NULL, want_ssl},
     {0, "ssl-chain-cert", "c.pem", want_chain},
     {0, "ssl-key", "k.pem", want_key},
+    {0, "ssl-keyformat", "2", want_keyformat},
     {0, "ssl-verify-mode", "2", want_verify},
+    {0, "ssl-wbuf-size", "32", want_wbuf},
     {0, "ssl-ca-cert", "ca.pem", want_ca},
     {0, "ssl-ciphers", "HIGH", want_ciphers},
     {0, "ssl-min-version", "3", want_min_version},

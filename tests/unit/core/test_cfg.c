@@ -163,6 +163,7 @@ static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
+static void want_strict_keys(struct cfg *c) { c->strict_keys = true; }
 static void want_extended(struct cfg *c) { c->extended = "ssl_key=k.pem"; c->ssl_key = "k.pem"; }
 static void want_ssl(struct cfg *c) { c->enable_ssl = true; }
 static void want_chain(struct cfg *c) { c->ssl_chain_cert = "c.pem"; }
@@ -205,6 +206,7 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    {0, "strict-keys", NULL, want_strict_keys},
     {'o', "extended", "ssl_key=k.pem", want_extended},
     {'Z', "enable-ssl", NULL, want_ssl},
     {0, "ssl-chain-cert", "c.pem", want_chain},

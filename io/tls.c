@@ -1,14 +1,21 @@
 /*
- * tls.c: TLS for cache connections with OpenSSL 3, driven through memory
- * BIOs so that the io_uring runtime keeps doing all the socket I/O.
+ * tls.c: TLS for cache connections with OpenSSL 3, driven through
+ * in-memory BIOs so that the io_uring runtime keeps doing all the socket
+ * I/O. It is a connection transport (conn.h): conn.c calls it on recv,
+ * before a send and after one.
  *
  *   recv CQE (provided buffer) --BIO_write--> rbio --SSL_read--> plaintext
  *        --> conn_input (parse, execute, replies into the output chain)
- *   output chain --SSL_write--> wbio (appends to wbuf) --swap--> cbuf --> one send SQE
+ *   output chain --gathered into 16 KiB--> SSL_write --> wbio (appends to
+ *        wbuf) --swap--> cbuf --> one send SQE
  *
  * Why memory BIOs and not SSL_set_fd: the socket belongs to the ring (a
  * multishot recv is armed on it at all times), and SSL_read/SSL_write on
- * the fd would each be a syscall of their own. This file is in io/, not
+ * the fd would each be a syscall of their own. Replies are many small
+ * iov entries (a header, an item's value sent in place, "END"), so they are
+ * gathered into full records before SSL_write: one record per send rather
+ * than one per entry, each record costing a header, a tag and a cipher
+ * call. This file is in io/, not
  * core/, because it owns per-connection buffers tied to the ring's
  * lifetime rules and reads the clock and files; the OpenSSL calls
  * themselves make no syscalls here (the BIOs are memory).

@@ -23,7 +23,6 @@
 
 struct conn;
 struct tls_server; /* the server's context: certificates, settings */
-struct tls_conn;   /* one connection's TLS state */
 
 /*
  * Builds the server's TLS context from cfg (-Z and the ssl_* options):

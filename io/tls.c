@@ -20,7 +20,7 @@
  * lifetime rules and reads the clock and files; the OpenSSL calls
  * themselves make no syscalls here (the BIOs are memory).
  *
- * Ciphertext buffers. The write BIO is ours (out_bio_method): OpenSSL's
+ * Ciphertext buffers. The write BIO is ours (out_bio_write): OpenSSL's
  * records are appended straight to the connection's wbuf, with none of a
  * memory BIO's zeroing and second copy. A send in flight reads from the
  * other buffer, cbuf, which therefore must not move; tls_seal swaps the two

@@ -112,7 +112,14 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
            "max item size must be between 1k and 1024m")                                          \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
-    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")        \
+    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")             \
+    ACTION(ssl_keyformat, 1, 2, "key format must be 1 (PEM) or 2 (DER)",                          \
+           "key format must be 1 (PEM) or 2 (DER)")                                              \
+    ACTION(ssl_wbuf_size, 1, 1024 * 1024, "write buffer size must be at least 1 (kilobytes)",     \
+           "write buffer size must be at most 1048576 (kilobytes)")                              \
+    ACTION(ssl_verify_mode, 0, 3, "", "verify mode must be 0 (none), 1 (request), 2 (require) or 3 (once)") \
+    ACTION(ssl_min_version, 0, 3, "",                                                             \
+           "minimum version must be 0 (tlsv1.0), 1 (tlsv1.1), 2 (tlsv1.2) or 3 (tlsv1.3)")                                   \
     CFG_MEMCACHED_LIMITS(ACTION)
 
 /* memcached's own checks of its -o suboptions and -R, in its words. */
@@ -173,6 +180,8 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
  * "evictions off", not "disable_evictions yes").
  *
  * ACTION(field, stat name, word when true, word when false)
+ * (for a STR option, "word when false" is what an unset one reads as;
+ * NULL: "NULL")
  */
 #define CFG_SETTINGS(ACTION)                                                                     \
     ACTION(memory_limit, "maxbytes", NULL, NULL)                                                 \
@@ -190,7 +199,9 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
     ACTION(item_size_max, "item_size_max", NULL, NULL)                                          \
     ACTION(default_ttl, "default_ttl", NULL, NULL)                                              \
-    ACTION(max_ttl, "max_ttl", NULL, NULL)
+    ACTION(max_ttl, "max_ttl", NULL, NULL)                                                      \
+    ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
+    ACTION(auth_file, "auth_enabled_ascii", NULL, "no")
 
 struct cfg_setting {
     enum cfg_option_id id;
@@ -296,6 +307,7 @@ void cfg_defaults(struct cfg *cfg)
 
 static bool takes_argument(enum cfg_type type)
 {
+    /* EXT takes one too (the list) */
     return type != CFG_TYPE_FLAG && type != CFG_TYPE_COUNT;
 }
 
@@ -529,13 +541,15 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
 }
 
 /*
- * memcached's -o list: "slab_reassign,slab_automove=1,hashpower=20". Each
- * name is an option's long name with '_' for '-'; a FLAG takes no value,
- * anything else needs one, except slab_automove, which memcached reads as
- * slab_automove=1 when bare. A value is copied into cfg->ext_buf to get its
- * own NUL (cfg_parse moves the pointers along with the struct). Errors name
- * the suboption as written: "corecache: -o hashpower 5: ...".
+ * memcached's -o list: "ssl_chain_cert=c.pem,ssl_key=k.pem,slab_automove=1".
+ * Each name is an option's long name with '_' for '-'; a FLAG takes no
+ * value, anything else needs one, except slab_automove, which memcached
+ * reads as slab_automove=1 when bare. A value is copied into cfg->ext_buf
+ * to get its own NUL (cfg_parse moves the pointers along with the struct).
  */
+static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id id, bool by_long,
+                  const char *value, struct sink *err);
+
 static bool parse_extended(struct cfg *cfg, struct cfg_given *given, const char *flag,
                            const char *list, struct sink *err)
 {
@@ -599,16 +613,7 @@ static bool parse_extended(struct cfg *cfg, struct cfg_given *given, const char 
             cfg->ext_used += vlen + 1;
             value = copy;
         }
-        struct cfg_given *g = &given[id];
-        char spelled[sizeof(g->flag)];
-        size_t shown = nlen < sizeof(spelled) - 4 ? nlen : sizeof(spelled) - 4;
-        memcpy(spelled, "-o ", 3);
-        memcpy(spelled + 3, item, shown);
-        spelled[3 + shown] = '\0';
-        memcpy(g->flag, spelled, sizeof(spelled));
-        g->set = true;
-        g->value = value;
-        if (!set_option(cfg, (enum cfg_option_id)id, g->flag, value, err))
+        if (!apply(cfg, given, (enum cfg_option_id)id, true, value, err))
             return false;
         if (comma == NULL)
             return true;
@@ -916,7 +921,8 @@ bool cfg_render_settings(const struct cfg *cfg, struct sink *out)
             break;
         case CFG_TYPE_STR: {
             const char *text = CFG_FIELD_VAL(cfg, opt, const char *);
-            ok = metrics_stat_str(out, setting->stat_name, text != NULL ? text : "NULL");
+            ok = metrics_stat_str(out, setting->stat_name,
+                                  text != NULL ? text : setting->when_false != NULL ? setting->when_false : "NULL");
             break;
         }
         case CFG_TYPE_FLAG:

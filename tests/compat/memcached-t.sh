@@ -30,7 +30,7 @@ memcached-t.sh: $1
 It needs:
   - a memcached checkout at tag 1.6.18, outside this tree, e.g.
       git clone https://github.com/memcached/memcached <dir> && git -C <dir> checkout 1.6.18
-  - perl's prove (Debian: perl), gcc and libevent-dev (to build the checkout's timedrun.c)
+  - perl's prove (Debian: perl) and gcc (to build the checkout's timedrun.c)
   - corecache built (cmake --build build), or SERVER=PATH to another binary
 Usage: tests/compat/memcached-t.sh MEMCACHED_SRC_DIR [BUILD_DIR]
 MSG
@@ -39,8 +39,9 @@ MSG
 
 src=${1:-${MEMCACHED_SRC:-}}
 [ -n "$src" ] || usage_missing "no memcached checkout given (argument or MEMCACHED_SRC)"
-[ -f "$src/t/lib/MemcachedTest.pm" ] && [ -f "$src/timedrun.c" ] ||
+if [ ! -f "$src/t/lib/MemcachedTest.pm" ] || [ ! -f "$src/timedrun.c" ]; then
     usage_missing "'$src' is not a memcached checkout (no t/lib/MemcachedTest.pm or timedrun.c)"
+fi
 src=$(cd "$src" && pwd)
 here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$here/build}
@@ -62,7 +63,7 @@ if ! gcc -O2 -I"$scratch" -o "$scratch/timedrun" "$src/timedrun.c" 2>"$scratch/t
 fi
 
 if [ -n "${TESTS:-}" ]; then
-    names=($TESTS)
+    read -r -a names <<<"$TESTS"
 else
     names=()
     for f in "$src"/t/*.t; do

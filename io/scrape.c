@@ -85,6 +85,7 @@ size_t scrape_tables(struct prom_table *tables, size_t cap)
         {facts_desc, FACTS_COUNT, NULL},
         {shard_metric_desc, SHARD_METRIC_COUNT, NULL},
         {store_metric_desc, store_metric_count, NULL},
+        {facts_lru_desc, FACTS_LRU_COUNT, facts_lru_values},
     };
     size_t n = sizeof(all) / sizeof(all[0]);
     if (n > cap)
@@ -122,8 +123,8 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     }
     struct facts facts;
     facts_read(shard->srv, &facts);
-    struct prom_table tables[3];
-    scrape_tables(tables, 3);
+    struct prom_table tables[4];
+    scrape_tables(tables, 4);
     tables[0].values = facts.v;
     tables[1].values = shard_sum;
     tables[2].values = store_sum;
@@ -139,7 +140,7 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     char latency_name[128];
     snprintf(latency_name, sizeof(latency_name), "%s%s", SCRAPE_PREFIX, latency_desc.name);
 
-    ok = prom_render_exporter(body, tables, 3, &classes, SERVER_VERSION_STRING) &&
+    ok = prom_render_exporter(body, tables, 4, &classes, SERVER_VERSION_STRING) &&
          prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,

@@ -231,6 +231,7 @@ bool scrape_describe(struct sink *out)
     snprintf(name, sizeof(name), "%s%s{shard,le}", SCRAPE_PREFIX, hist.name);
     return sink_puts(out, "source\ttype\tSTAT name\tPrometheus family\thelp\n") &&
            prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT) &&
+           prom_describe_table(out, "settings", "", NULL, facts_lru_desc, FACTS_LRU_COUNT) &&
            prom_describe_table(out, "shard", "", SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT) &&
            prom_describe_table(out, "store", "", SCRAPE_PREFIX, store_metric_desc, store_metric_count) &&
            prom_describe_table(out, "slabs", "<class>:", NULL, store_class_metric_desc, first_items) &&

@@ -35,8 +35,9 @@
 
 /* The key runs on this shard: the handler's own, else the store's
  * composer for the request's protocol. */
-static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
-                       uint32_t nkey, uint64_t hash, struct sink *out)
+static inline __attribute__((always_inline)) bool
+exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey, uint64_t hash,
+           struct sink *out)
 {
     if (ctx->local != NULL)
         return ctx->local(ctx->local_state, req, key, nkey, hash, out);

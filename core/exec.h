@@ -115,9 +115,9 @@ struct exec_ctx {
 
 /*
  * Executes `req` (any protocol, any command) against ctx, writing its
- * replies to `out`, and returns what io/ must still do. *result is written
- * only when that is not EXEC_NEXT (the hot path writes nothing more), and
- * then holds the action's arguments. Never fails silently: an
+ * replies to `out`, and returns what io/ must still do (also in
+ * result->action). The result's other fields are written only for an
+ * action that has arguments, so the common EXEC_NEXT costs one store. Never fails silently: an
  * out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
  * owns ctx->env->store and `out`.
  */

@@ -656,8 +656,15 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
+    # bench/tls.py --write-results owns a trailing "## TLS" section: kept.
+    tls_section = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if "\n## TLS" in old:
+            tls_section = old[old.index("\n## TLS"):]
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines).rstrip("\n") + "\n" + tls_section if tls_section else "\n".join(lines))
 
 
 def set_connection_ticks(ax, res) -> None:

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "exec.h"
 #include "hash.h"
 #include "process.h"
 #include "process_bin.h"
@@ -126,7 +127,7 @@ static uint64_t be(const unsigned char *p, int n)
 static int run(struct fixture *f, struct proto_req *req, struct resp *r)
 {
     test_sink_clear(&f->out);
-    assert_true(process_key(&f->env, req, req->key, req->nkey, hash_key(req->key, req->nkey), &f->out.sink));
+    assert_true(process_bin_key(&f->env, req, req->key, req->nkey, hash_key(req->key, req->nkey), &f->out.sink));
     size_t len = test_sink_len(&f->out);
     if (len == 0)
         return 0;
@@ -512,13 +513,15 @@ static void test_process_bin_out_of_memory_without_evictions(void **state)
     free(value);
 }
 
-/* A text request still gets text replies: the hook looks at the family. */
+/* A text request still gets text replies: exec picks the composer by the
+ * request's family. */
 static void test_process_bin_text_family_untouched(void **state)
 {
     struct fixture *f = *state;
     struct proto_req req = {.cmd = PROTO_DELETE, .key = "k", .nkey = 1};
+    struct exec_ctx ctx = {.env = &f->env};
     test_sink_clear(&f->out);
-    assert_true(process_key(&f->env, &req, "k", 1, hash_key("k", 1), &f->out.sink));
+    assert_true(exec_forwarded(&ctx, &req, "k", 1, hash_key("k", 1), &f->out.sink));
     char *text = test_sink_text(&f->out);
     assert_string_equal(text, "NOT_FOUND\r\n");
     free(text);

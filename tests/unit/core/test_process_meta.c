@@ -23,6 +23,7 @@
 #include "hash.h"
 #include "process.h"
 #include "process_meta.h"
+#include "reply.h"
 #include "proto.h"
 #include "store.h"
 #include "test_sink.h"
@@ -98,14 +99,14 @@ static char *run_text(struct fixture *f, const char *text, size_t len)
             break;
         case PROTO_ERROR:
             if (!req.noreply)
-                assert_true(process_reply_line(&req, req.error, &f->out.sink));
+                assert_true(reply_put_line(&f->out.sink, req.error, strlen(req.error)));
             break;
         case PROTO_MN:
             assert_true(sink_puts(&f->out.sink, "MN\r\n"));
             break;
         default:
             assert_true(proto_is_keyed(req.cmd));
-            assert_true(process_key(&f->env, &req, req.key, req.nkey, hash_key(req.key, req.nkey),
+            assert_true(process_meta_key(&f->env, &req, req.key, req.nkey, hash_key(req.key, req.nkey),
                                     &f->out.sink));
             break;
         }

@@ -57,6 +57,7 @@ struct seg {
     mc_time_t last_link; /* newest link time of its items (flush_all) */
     mc_time_t exp_min;   /* earliest non-zero exptime written, SEG_NEVER if none */
     mc_time_t exp_max;   /* latest exptime written, SEG_NEVER if some never expire */
+    uint32_t flush_seen; /* the store's flush count when the crawler last walked it */
     uint8_t state;       /* enum seg_state */
     uint8_t queue;       /* enum seg_queue */
     uint8_t bucket;      /* TTL bucket */

@@ -210,6 +210,7 @@ struct store {
 
     mc_time_t oldest_live; /* flush_all watermark, 0 = none */
     uint8_t flush_epoch;   /* immediate flushes so far, mod 256 */
+    uint32_t flushes;      /* flush_all calls so far (seg.flush_seen) */
     bool flush_this_second; /* the last flush was immediate: items linked in
                              * its second before it (older epoch) are gone */
     uint64_t cas_issued;   /* k of the last CAS issued */
@@ -1453,6 +1454,7 @@ void store_flush(struct store *store, mc_time_t when)
         store->oldest_live = when;
         store->flush_this_second = false;
     }
+    store->flushes++;
     if (store->oldest_live <= store->now) {
         for (unsigned q = 0; q < SEG_QUEUES; q++) {
             for (unsigned b = 0; b < SEG_TTL_BUCKETS; b++) {
@@ -1468,7 +1470,8 @@ static bool store_seg_may_hold_dead(const struct store *store, const struct seg 
 {
     if (s->exp_min <= store->now)
         return true;
-    return store_flush_effective(store) && s->created <= store->oldest_live + 1;
+    return store_flush_effective(store) && s->flush_seen != store->flushes &&
+           s->created <= store->oldest_live + 1;
 }
 
 /* Walks one segment's items, freeing the dead ones, and recomputes its
@@ -1491,9 +1494,8 @@ static unsigned store_seg_crawl(struct store *store, uint32_t id, unsigned *exam
     });
     store->evicting = SEG_NONE;
     s->exp_min = exp_min;
-    if (store_flush_effective(store) && s->created <= store->oldest_live + 1 &&
-        s->last_link <= store->now)
-        s->created = store->oldest_live + 2; /* no flushed item left: not again */
+    if (store_flush_effective(store))
+        s->flush_seen = store->flushes; /* no flushed item left: not again */
     store_seg_maybe_free(store, id);
     return freed;
 }

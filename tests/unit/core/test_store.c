@@ -1098,6 +1098,21 @@ static void test_store_flush_frees_segments(void **state)
     assert_true(store_check(f->store));
 }
 
+/* Two immediate flushes in one second: the crawler, which walked the
+ * segments after the first, walks them again after the second. */
+static void test_store_flush_twice_in_a_second_crawled(void **state)
+{
+    struct fixture *f = *state;
+    store_flush(f->store, f->now);
+    for (unsigned i = 0; i < 500; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(store_crawl(f->store, 100000), 0); /* all stored after it */
+    store_flush(f->store, f->now);
+    assert_int_equal(store_crawl(f->store, 100000), 500);
+    assert_int_equal(stat(f, "curr_items"), 0);
+    assert_true(store_check(f->store));
+}
+
 /* --- Hash table through the store ------------------------------------------------------ */
 
 static void test_store_hash_table_grows(void **state)
@@ -1990,6 +2005,7 @@ int main(void)
         T(test_store_ref_pins_segment),
         T(test_store_append_pins_old_item),
         T(test_store_flush_frees_segments),
+        T(test_store_flush_twice_in_a_second_crawled),
         T(test_store_metric_tables_follow_memcached),
         T(test_store_metrics_and_reset),
         T(test_store_randomized_against_model),

@@ -68,7 +68,7 @@ enum item_flag {
     ITEM_KEY_BINARY = 0x40, /* meta: the key was given base64-encoded (b) */
 };
 
-#define ITEM_FREQ_MAX 3 /* reads counted for eviction, saturating (S3-FIFO) */
+#define ITEM_FREQ_MAX 15 /* reads counted for eviction, saturating (store.c) */
 
 struct item {
     uint64_t cas;      /* CAS unique */

@@ -99,6 +99,8 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 #define STORE_EVICT_KEEP_MAX 16               /* victims per allocation that may keep items */
 #define STORE_INDEX_POWER 10                  /* initial table: 1024 buckets, 8192 items */
 #define STORE_CLASS 1                         /* the one pseudo-class */
+#define STORE_KEEP_UNIT 2048
+#define STORE_GHOST_MAX 1024                  /* largest item the ghost remembers */                 /* one more read needed per this many bytes */
 #define STORE_RUN_APPEND_MAX ((size_t)1 << (SEGIDX_OFF_BITS + 3)) /* offsets a location holds */
 
 /* Store-wide metrics, in memcached's `stats` order, then the engine's. */
@@ -148,6 +150,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(seg_expired, COUNTER, "segments freed whole: all expired, flushed or dead")       \
     ACTION(evict_kept, COUNTER, "items eviction copied into MAIN instead of evicting")       \
     ACTION(seg_compacted, COUNTER, "segments compacted in place (dead bytes reused)")        \
+    ACTION(ghost_hits, COUNTER, "items stored straight into MAIN: evicted from SMALL lately")\
     ACTION(seg_refs, GAUGE, "segment pins held by pending zero-copy replies")                \
     ACTION(total_malloced, GAUGE, "bytes of segments in use (stats slabs)")
 
@@ -221,6 +224,8 @@ struct store {
     uint32_t small_max;    /* SMALL segments above which SMALL is evicted first */
     uint32_t crawl_seg;    /* crawler position */
     uint64_t refs;         /* store_ref_get() pins held */
+    uint32_t *ghost;       /* S3-FIFO's ghost: fingerprints of keys evicted from SMALL */
+    uint64_t ghost_mask;
 
     struct store_metrics m;
     struct store_class_metrics cm; /* the one class */
@@ -255,6 +260,35 @@ static uint64_t loc_of(const struct store *store, const struct item *it)
 {
     uint32_t id = seg_of(store, it);
     return SEGIDX_LOC(id, (size_t)((const char *)it - seg_data(&store->segs, id)));
+}
+
+/* --- Ghost ------------------------------------------------------------------ *
+ * S3-FIFO's ghost queue, as a direct-mapped table of 32-bit key fingerprints:
+ * a key evicted from SMALL unread leaves its fingerprint; if it is stored
+ * again while the fingerprint is there (it was asked for again soon after,
+ * a cache-aside miss), it goes straight to MAIN. Older fingerprints are
+ * overwritten by newer ones in their slot, which is the ghost's FIFO. A
+ * false match (1 in 2^32 per slot) only puts an item in MAIN. */
+
+static uint32_t ghost_print(uint64_t hash)
+{
+    return (uint32_t)(hash >> 32) | 1;
+}
+
+static void store_ghost_put(struct store *store, uint64_t hash)
+{
+    store->ghost[(hash ^ (hash >> 29)) & store->ghost_mask] = ghost_print(hash);
+}
+
+/* True (and forgets it) if the key's fingerprint is in the ghost. */
+static bool store_ghost_take(struct store *store, uint64_t hash)
+{
+    uint32_t *slot = &store->ghost[(hash ^ (hash >> 29)) & store->ghost_mask];
+    if (*slot != ghost_print(hash))
+        return false;
+    *slot = 0;
+    store->m.ghost_hits++;
+    return true;
 }
 
 /* --- Creation ---------------------------------------------------------------- */
@@ -297,6 +331,14 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
     store->small_max = n * STORE_SMALL_PERCENT / 100;
     if (store->small_max == 0)
         store->small_max = 1;
+    /* one ghost slot per 512 bytes of arena: about one per item MAIN holds */
+    size_t slots = 1024;
+    while (slots < cfg->arena_size / 512 && slots < ((size_t)1 << 26))
+        slots *= 2;
+    store->ghost = calloc(slots, sizeof(*store->ghost));
+    if (store->ghost == NULL)
+        goto fail;
+    store->ghost_mask = slots - 1;
     status = segidx_create(STORE_INDEX_POWER, resolve, store, &store->idx);
     if (status != MC_OK)
         goto fail;
@@ -314,6 +356,7 @@ void store_destroy(struct store **store)
         return;
     seg_deinit(&(*store)->segs);
     segidx_destroy(&(*store)->idx);
+    free((*store)->ghost);
     free(*store);
     *store = NULL;
 }
@@ -654,6 +697,19 @@ static char *store_append_room(struct store *store, size_t fp, unsigned q, unsig
 }
 
 /*
+ * Reads an item needs, since it was written or last kept, to be kept by
+ * eviction: more for larger items, because an item's worth to a cache is
+ * its hits per byte. Keeping a 32 KiB item read once costs the room of
+ * three hundred 100-byte items; a cache that keeps it anyway holds half the
+ * items memcached holds on a web-like size mix (bench/hitratio.py).
+ */
+static unsigned store_keep_reads(size_t fp)
+{
+    size_t need = fp / STORE_KEEP_UNIT + 1;
+    return need < ITEM_FREQ_MAX ? (unsigned)need : ITEM_FREQ_MAX;
+}
+
+/*
  * Evicts queued segment `id` (S3-FIFO, see the file comment). With `keep`,
  * items read since written are copied into MAIN (or a run moves to MAIN's
  * tail) while room lasts; dead items are reaped, the rest evicted.
@@ -681,13 +737,14 @@ static bool store_evict_seg(struct store *store, uint32_t id, bool keep)
             store_reap_item(store, it, hash, false);
             continue;
         }
-        if (keep && it->freq > 0 && item_footprint(item_total(it)) <= segs->seg_size) {
+        unsigned need = store_keep_reads(item_footprint(item_total(it)));
+        if (keep && it->freq >= need && item_footprint(item_total(it)) <= segs->seg_size) {
             size_t fp = item_footprint(item_total(it));
             char *p = store_append_room(store, fp, SEG_MAIN, seg_bucket(it->exptime, store->now), 0);
             if (p != NULL) {
                 struct item *copy = (struct item *)p;
                 memcpy(copy, it, item_total(it));
-                copy->freq = from_small ? 0 : (uint8_t)(it->freq - 1);
+                copy->freq = from_small ? 0 : (uint8_t)(it->freq - need);
                 segidx_update(store->idx, hash, loc_of(store, it), loc_of(store, copy));
                 store_count_in(store, copy);
                 store_count_out(store, it);
@@ -695,6 +752,8 @@ static bool store_evict_seg(struct store *store, uint32_t id, bool keep)
                 continue;
             }
         }
+        if (from_small && item_footprint(item_total(it)) <= STORE_GHOST_MAX)
+            store_ghost_put(store, hash); /* larger ones earn MAIN by reads only */
         store_evict_item(store, it, hash);
     });
     store->evicting = SEG_NONE;
@@ -901,12 +960,12 @@ static void store_unreserve(struct store *store, struct item *it)
  * copies the value. NULL when no memory can be had (counted outofmemory).
  * The caller has checked store_item_fits().
  */
-static struct item *store_alloc(struct store *store, const char *key, size_t nkey, size_t nbytes,
-                                uint32_t flags, mc_time_t exptime)
+static struct item *store_alloc(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                size_t nbytes, uint32_t flags, mc_time_t exptime)
 {
     size_t fp = item_footprint(store_item_total(nkey, nbytes));
-    struct item *it =
-        (struct item *)store_reserve(store, fp, SEG_SMALL, seg_bucket(exptime, store->now));
+    unsigned q = fp <= STORE_GHOST_MAX && store_ghost_take(store, hash) ? SEG_MAIN : SEG_SMALL;
+    struct item *it = (struct item *)store_reserve(store, fp, q, seg_bucket(exptime, store->now));
     if (it == NULL) {
         store->cm.outofmemory++;
         return NULL;
@@ -988,12 +1047,12 @@ static void store_drop_key(struct store *store, const char *key, size_t nkey, ui
  * memcached does). `piece` holds the new data.
  */
 static struct item *store_concat(struct store *store, enum store_op op, const struct item *old,
-                                 const struct item *piece)
+                                 const struct item *piece, uint64_t hash)
 {
     size_t nbytes = (size_t)old->nbytes + piece->nbytes;
     if (!store_item_fits(store, old->nkey, nbytes))
         return NULL;
-    struct item *it = store_alloc(store, old->data, old->nkey, nbytes, old->flags, old->exptime);
+    struct item *it = store_alloc(store, old->data, old->nkey, hash, nbytes, old->flags, old->exptime);
     if (it == NULL)
         return NULL;
     char *value = it->data + it->nkey;
@@ -1052,7 +1111,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             store_drop_key(store, key, nkey, hash);
         return MC_E2BIG;
     }
-    struct item *it = store_alloc(store, key, nkey, m->nbytes, m->flags, m->exptime);
+    struct item *it = store_alloc(store, key, nkey, hash, m->nbytes, m->flags, m->exptime);
     if (it == NULL) {
         store->m.store_no_memory++;
         if (drop)
@@ -1096,7 +1155,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
                 break;
             }
             store->pin[1] = seg_of(store, old);
-            struct item *joined = store_concat(store, op, old, it);
+            struct item *joined = store_concat(store, op, old, it, hash);
             if (joined != NULL) {
                 store_unreserve(store, it);
                 it = joined;
@@ -1240,7 +1299,7 @@ static enum mc_status store_delta(struct store *store, struct item *it, uint64_t
     if (!store_item_fits(store, it->nkey, nbytes))
         return MC_ENOMEM; /* only with an absurdly small -I */
     store->pin[0] = seg_of(store, it);
-    struct item *fresh = store_alloc(store, it->data, it->nkey, nbytes, it->flags, it->exptime);
+    struct item *fresh = store_alloc(store, it->data, it->nkey, hash, nbytes, it->flags, it->exptime);
     store_unpin(store);
     if (fresh == NULL)
         return MC_ENOMEM;
@@ -1290,7 +1349,7 @@ static struct item *store_vivify(struct store *store, const char *key, size_t nk
 {
     if (!store_item_fits(store, nkey, nbytes))
         return NULL;
-    struct item *it = store_alloc(store, key, nkey, nbytes, 0, viv->exptime);
+    struct item *it = store_alloc(store, key, nkey, hash, nbytes, 0, viv->exptime);
     if (it == NULL)
         return NULL;
     memcpy(it->data + nkey, value, nbytes);
@@ -1371,7 +1430,7 @@ enum mc_status store_mdelete(struct store *store, const char *key, size_t nkey, 
     }
     if (d->remove_value) {
         store->pin[0] = seg_of(store, it);
-        struct item *empty = store_alloc(store, key, nkey, 0, d->flags, d->exptime);
+        struct item *empty = store_alloc(store, key, nkey, hash, 0, d->flags, d->exptime);
         store_unpin(store);
         if (empty == NULL)
             return MC_ENOMEM;

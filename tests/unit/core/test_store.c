@@ -1144,7 +1144,7 @@ static void test_store_metric_tables_follow_memcached(void **state)
         "slab_reassign_evictions_nomem", "slabs_moved", "bytes", "curr_items", "total_items",
         "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions", "reclaimed",
         "crawler_reclaimed", "crawler_items_checked", "seg_size", "seg_count", "seg_free",
-        "seg_small", "seg_dead_bytes", "seg_evicted", "seg_expired", "evict_kept", "seg_compacted", "seg_refs",
+        "seg_small", "seg_dead_bytes", "seg_evicted", "seg_expired", "evict_kept", "seg_compacted", "ghost_hits", "seg_refs",
         "total_malloced"};
     assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));
     for (size_t i = 0; i < store_metric_count; i++)

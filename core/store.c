@@ -1610,6 +1610,14 @@ void store_ref_put(struct store *store, struct store_ref ref)
         store_seg_maybe_free(store, ref.seg);
 }
 
+void store_ref_release(void *owner, const void *data, size_t len)
+{
+    (void)len;
+    struct store *store = owner;
+    uint32_t id = seg_of(store, (const struct item *)data);
+    store_ref_put(store, (struct store_ref){.seg = id, .gen = store->segs.seg[id].gen});
+}
+
 uint64_t store_refs(const struct store *store)
 {
     return store->refs;

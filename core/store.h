@@ -305,6 +305,16 @@ struct store_ref store_ref_get(struct store *store, const struct item *it);
  * the next allocation on. */
 void store_ref_put(struct store *store, struct store_ref ref);
 
+/*
+ * The same as store_ref_put() for the segment holding `data` (bytes of an
+ * item pinned by store_ref_get()), in the shape of io/outq.h's
+ * outq_release_fn, so that an output queue can release a zero-copy reply
+ * segment itself: outq_ref(q, item_value(it), item_nbytes(it),
+ * store_ref_release, store) after store_ref_get(store, it). `owner` is the
+ * store; `len` is unused. Called by the store's thread only.
+ */
+void store_ref_release(void *owner, const void *data, size_t len);
+
 /* Segment pins held now (for tests and for stats). */
 uint64_t store_refs(const struct store *store);
 

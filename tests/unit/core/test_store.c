@@ -1044,6 +1044,11 @@ static void test_store_ref_pins_segment(void **state)
     assert_int_equal(store_seg_gen(f->store, ref.seg), ref.gen); /* never reused */
     for (unsigned i = 0; i < 200; i++)
         assert_int_equal(value[i], 'a');
+    struct store_ref again = store_ref_get(f->store, it); /* a second pin, released by address */
+    assert_int_equal(store_refs(f->store), 2);
+    store_ref_release(f->store, value + 100, 100);
+    assert_int_equal(store_refs(f->store), 1);
+    assert_int_equal(again.seg, ref.seg);
     store_ref_put(f->store, ref);
     assert_int_equal(store_refs(f->store), 0);
     for (unsigned i = 5000; i < 10000; i++)

@@ -11,6 +11,7 @@
 # same CMake flags as build/; the report names it `baseline`, this tree's
 # build `corecache`. Results go to a temporary directory unless --out-dir
 # is given: a before/after run is evidence for a change, not bench/RESULTS.md.
+# Debian's python3 (/usr/bin/python3, with python3-matplotlib) runs compare.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,5 +42,5 @@ cmake --build build -j "$(nproc)" >/dev/null
 
 out=()
 [[ " $* " == *" --out-dir "* ]] || out=(--out-dir "$scratch/out")
-python3 bench/compare.py --build-dir build --servers corecache,ceiling --baseline "$baseline" "${out[@]}" "$@"
+/usr/bin/python3 bench/compare.py --build-dir build --servers corecache,ceiling --baseline "$baseline" "${out[@]}" "$@"
 [ ${#out[@]} -eq 0 ] || cat "$scratch/out/RESULTS.md"

@@ -267,6 +267,7 @@ unsigned outq_iov(struct outq *q, struct iovec *iov, unsigned max)
 
 void outq_sent(struct outq *q, size_t n)
 {
+    outq_sync(q);
     q->bytes -= n;
     for (struct oseg *seg = q->head; seg != NULL && n > 0; seg = seg->next) {
         size_t take = seg->len - seg->sent;

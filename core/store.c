@@ -26,20 +26,27 @@
  *   from the table; that is done eagerly when memory is needed (before any
  *   eviction) and by the crawler.
  *
- *   Eviction is S3-FIFO at segment granularity. New items enter the SMALL
- *   queue's segments; when SMALL holds more than STORE_SMALL_PERCENT of the
- *   segments its oldest segment is evicted, else MAIN's oldest. Evicting a
- *   segment walks its items: dead ones (unlinked, expired, flushed) are
- *   dropped, items read since they were written (freq > 0) are copied into
- *   the open MAIN segment of their TTL bucket (from SMALL with freq reset,
- *   in MAIN with freq - 1, a CLOCK), the rest are evicted; then the segment
- *   is free. One-hit wonders thus leave quickly through SMALL while items
- *   read again survive in MAIN, which is what lets S3-FIFO beat LRU on
- *   skewed workloads. Copies are bounded: one free segment is kept in
- *   reserve for them, and after STORE_EVICT_KEEP_MAX victims in one
- *   allocation the rest are evicted without copies, so an allocation never
- *   loops. A large item (a run) is kept in place instead: its run moves to
- *   MAIN's tail.
+ *   Eviction is S3-FIFO at segment granularity, made size-aware. New
+ *   items enter the SMALL queue's segments; when SMALL holds more than
+ *   STORE_SMALL_PERCENT of the segments its oldest segment is evicted, else
+ *   MAIN's oldest. Evicting a segment walks its items: dead ones
+ *   (unlinked, expired, flushed) are dropped; an item read at least
+ *   store_keep_reads() times since it was written or last kept (one read,
+ *   plus one per STORE_KEEP_UNIT bytes: an item is worth its hits per byte)
+ *   is copied into the open MAIN segment of its TTL bucket (from SMALL with
+ *   its count reset, in MAIN with the reads it used subtracted, a CLOCK);
+ *   the rest are evicted. A small item (<= STORE_GHOST_MAX) evicted from
+ *   SMALL leaves its key's fingerprint in the ghost; stored again while the
+ *   fingerprint is there (a cache-aside miss soon after), and still small,
+ *   it enters MAIN directly. One-hit wonders thus leave quickly through
+ *   SMALL while items read again survive in MAIN. Copies are bounded: one
+ *   free segment is kept in reserve for them, and after
+ *   STORE_EVICT_KEEP_MAX victims in one allocation the rest are evicted
+ *   without copies, so an allocation never loops. A large item (a run) is
+ *   kept in place instead: its run moves to MAIN's tail. Before evicting
+ *   anything live, segments all dead are freed and a segment at least half
+ *   dead (overwrites, deletes) is compacted in place (store_compact_seg):
+ *   under -M that is the only way memory comes back.
  *
  *   Items are immutable (item.h): every update appends a new copy and
  *   points the table entry at it; the old copy becomes dead bytes that leave

@@ -17,6 +17,9 @@ TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylib
 command -v npm >/dev/null 2>&1 || TEST_DEPS+=(npm)
 TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspymemcached-java
             default-jdk-headless) # tests/deploy, tests/cluster
+TEST_DEPS+=(python3-django ruby ruby-dalli ruby-activesupport golang-go golang-github-bradfitz-gomemcache-dev
+            php-memcache haproxy) # tests/clients (issue 16's client matrix)
+TEST_DEPS+=(mmdebstrap buildah podman runc) # tests/deploy/test_container.py
 
 install_missing() {
     local missing=() pkg

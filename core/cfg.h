@@ -71,7 +71,9 @@
     ACTION(default_ttl, 0, "default-ttl", UINT, 0, "seconds",                                \
            "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
     ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
-           "longest TTL any item gets, \"never\" included; 0 for no limit")
+           "longest TTL any item gets, \"never\" included; 0 for no limit")                   \
+    ACTION(strict_keys, 0, "strict-keys", FLAG, false, NULL,                                 \
+           "refuse text-protocol keys holding control bytes (memcached accepts them)")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */

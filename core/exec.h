@@ -46,6 +46,7 @@ enum exec_stats {
     EXEC_STATS_SLABS,    /* stats slabs */
     EXEC_STATS_CONNS,    /* stats conns (text only, as memcached) */
     EXEC_STATS_SHARDS,   /* stats shards: corecache's per-shard counters (text only) */
+    EXEC_STATS_CACHEDUMP, /* stats cachedump <class> <limit> (text only; io/cachedump.c) */
 };
 
 enum exec_action {
@@ -114,11 +115,14 @@ struct exec_ctx {
 
 /*
  * Executes `req` (any protocol, any command) against ctx, writing its
- * replies to `out`, and says what io/ must still do. Never fails silently:
- * an out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
+ * replies to `out`, and returns what io/ must still do (also in
+ * result->action). The result's other fields are written only for an
+ * action that has arguments, so the common EXEC_NEXT costs one store. Never fails silently: an
+ * out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
  * owns ctx->env->store and `out`.
  */
-struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out);
+enum exec_action exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                              struct exec_result *result);
 
 /*
  * Executes one key of `req` on this shard or forwards it to its owner:

@@ -203,6 +203,10 @@ struct proto_limits {
     /* Bytes an item of this key and value length needs (store_item_total),
      * to decide "object too large" before the value arrives. */
     size_t (*item_total)(size_t nkey, size_t nbytes);
+    /* --strict-keys: refuse keys holding a control byte (< 0x20, DEL) and
+     * treat a NUL as a byte of the line. Off (memcached's rules): a key is
+     * any run of bytes but ' ', and a NUL ends the command line text. */
+    bool strict_keys;
 };
 
 struct proto_parser {

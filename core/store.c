@@ -138,6 +138,8 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling (never: at once)")  \
     ACTION(slab_reassign_evictions_nomem, COUNTER, "always 0: segments need no page moves")  \
     ACTION(slabs_moved, COUNTER, "always 0: segments take items of any size")                \
+    ACTION(lru_crawler_starts, COUNTER, "crawler laps begun over the shard's segments (it runs " \
+                                        "continuously, a slice per tick)")                       \
     ACTION(bytes, GAUGE, "bytes of items stored (headers, keys, values)")                    \
     ACTION(curr_items, GAUGE, "items stored")                                                \
     ACTION(total_items, COUNTER, "items ever stored")                                        \
@@ -148,6 +150,9 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(reclaimed, COUNTER, "expired or flushed items freed to make room")                \
     ACTION(crawler_reclaimed, COUNTER, "expired or flushed items freed by the crawler")      \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
+    ACTION(moves_to_cold, COUNTER, "always 0: no HOT/WARM/COLD LRUs (S3-FIFO queues instead)") \
+    ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
     ACTION(seg_size, LEVEL, "bytes per segment")                                             \
     ACTION(seg_count, GAUGE, "segments in the arena")                                        \
     ACTION(seg_free, GAUGE, "free segments")                                                 \
@@ -182,6 +187,11 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
  * evicted_time are levels: across shards the server reports the largest. */
 #define STORE_CLASS_ITEMS_METRIC(ACTION)                                                      \
     ACTION(number, GAUGE, "items stored")                                                    \
+    ACTION(number_hot, GAUGE, "always 0: the pseudo-class's items are reported as COLD")     \
+    ACTION(number_warm, GAUGE, "always 0: the pseudo-class's items are reported as COLD")    \
+    ACTION(number_cold, GAUGE, "items stored, all reported as COLD (= number)")              \
+    ACTION(age_hot, LEVEL, "always 0: no HOT LRU")                                           \
+    ACTION(age_warm, LEVEL, "always 0: no WARM LRU")                                         \
     ACTION(age, LEVEL, "seconds since the oldest segment in use was opened")                 \
     ACTION(mem_requested, GAUGE, "bytes of the items stored")                                \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
@@ -195,7 +205,16 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(evicted_active, COUNTER, "evicted items hit since their last atime refresh")      \
     ACTION(crawler_reclaimed, COUNTER, "items freed by the crawler")                         \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
-    ACTION(lrutail_reflocked, COUNTER, "always 0, as tailrepairs")
+    ACTION(lrutail_reflocked, COUNTER, "always 0, as tailrepairs")                          \
+    ACTION(moves_to_cold, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
+    ACTION(direct_reclaims, COUNTER, "allocations that reclaimed or evicted themselves "      \
+                                     "(= reclaimed + evicted: no background maintainer)")    \
+    ACTION(hits_to_hot, COUNTER, "always 0: no HOT LRU")                                     \
+    ACTION(hits_to_warm, COUNTER, "always 0: no WARM LRU")                                   \
+    ACTION(hits_to_cold, COUNTER, "get hits, all reported as COLD (= get_hits)")             \
+    ACTION(hits_to_temp, COUNTER, "always 0: no TEMP LRU")
 
 #define STORE_CLASS_METRIC(ACTION) STORE_CLASS_SLABS_METRIC(ACTION) STORE_CLASS_ITEMS_METRIC(ACTION)
 
@@ -1572,6 +1591,8 @@ unsigned store_crawl(struct store *store, unsigned budget)
 {
     unsigned freed = 0, examined = 0;
     struct segs *segs = &store->segs;
+    if (store->crawl_seg == 0)
+        store->m.lru_crawler_starts++;
     while (examined < budget) {
         if (store->crawl_seg >= segs->nsegs) {
             /* A lap is done: the next call starts the next one, so one call
@@ -1633,6 +1654,33 @@ uint64_t store_refs(const struct store *store)
 }
 
 /* --- Metrics ---------------------------------------------------------------------------- */
+
+/* stats cachedump: segment by segment, newest segment first (SMALL's, then
+ * MAIN's), each segment's items in the order they were written. */
+unsigned store_each_in_class(const struct store *store, unsigned id,
+                             bool (*visit)(void *arg, const struct item *it), void *arg)
+{
+    unsigned n = 0;
+    if (id != STORE_CLASS)
+        return 0;
+    const struct segs *segs = &store->segs;
+    for (unsigned q = 0; q < SEG_QUEUES; q++) {
+        for (uint32_t id2 = segs->qtail[q]; id2 != SEG_NONE; id2 = segs->seg[id2].prev) {
+            const struct seg *s = &segs->seg[id2];
+            const char *p = seg_data(segs, id2);
+            for (size_t off = 0; off < s->write;) {
+                const struct item *it = (const struct item *)(p + off);
+                off += item_footprint(item_total(it));
+                if ((it->iflags & ITEM_LINKED) == 0)
+                    continue;
+                n++;
+                if (!visit(arg, it))
+                    return n;
+            }
+        }
+    }
+    return n;
+}
 
 unsigned store_class_count(const struct store *store)
 {
@@ -1709,6 +1757,10 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
                 oldest = segs->seg[head].created;
         }
         m.age = store->now - oldest;
+        /* memcached's segmented-LRU view of the one pseudo-class */
+        m.number_cold = m.number;
+        m.hits_to_cold = m.get_hits;
+        m.direct_reclaims = m.reclaimed + m.evicted;
     }
     memcpy(out, m.v, sizeof(m.v));
 }

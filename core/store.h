@@ -356,6 +356,18 @@ extern const size_t store_class_metric_items_first;
  * size classes; class 1 stands for all segments (store.c maps the fields). */
 unsigned store_class_count(const struct store *store);
 
+/*
+ * Calls visit(arg, it) for the linked items of class `id` (only 1 exists),
+ * newest segment first, each segment's items in the order written (about
+ * the order memcached's `stats cachedump` walks), until visit returns false or
+ * the list ends; items are not checked for expiry (memcached shows them as
+ * they lie). Returns the number of calls. The store must not change during
+ * the walk (the owning shard's thread, no command in between). An id out of
+ * range visits nothing.
+ */
+unsigned store_each_in_class(const struct store *store, unsigned id,
+                             bool (*visit)(void *arg, const struct item *it), void *arg);
+
 /* Copies the store-wide values (store_metric_count entries). */
 void store_metrics(const struct store *store, uint64_t *out);
 

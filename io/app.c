@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sysexits.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,6 +227,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     mc_clock_init(&srv.clock, now.tv_sec);
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
+    srv.limits.strict_keys = srv.cfg.strict_keys;
     srv.out_cap = 4 * srv.cfg.item_size_max;
     if (srv.out_cap < 4u * 1024 * 1024)
         srv.out_cap = 4u * 1024 * 1024;
@@ -242,7 +244,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
-        return 1;
+        return ret == -EADDRINUSE ? EX_OSERR : 1; /* memcached's exit for a port in use */
     }
     if (srv.cfg.user != NULL && (getuid() == 0 || geteuid() == 0) &&
         !drop_privileges(srv.cfg.user, err, sizeof(err))) {

@@ -47,8 +47,6 @@
 #include "shard.h"
 #include "uring.h"
 
-#define SHARD_TICK_NS (100 * 1000 * 1000)
-#define SHARD_CRAWL_BUDGET 2000
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 /* Open connections to the metrics endpoint per shard; more get a 503. */
 #define SHARD_HTTP_CONNS_MAX 64
@@ -84,6 +82,8 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (res < 0) {
         if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
             log_info(srv, "shard %u: accept failed: %s", shard->id, strerror(-res));
+        if (res == -EMFILE || res == -ENFILE) /* rare: an atomic is fine */
+            atomic_fetch_add(&srv->listen_disabled_num, 1);
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
         return;

@@ -45,6 +45,9 @@ static const struct metric_desc latency_desc = {
     "Time to parse and serve a request on its shard, sampled (about 1 request in 16); a forwarded "
     "key's wait for its owner is not included"};
 #define SCRAPE_PREFIX "corecache_"
+/* corecache's release beside the protocol level `version` answers */
+#define BUILD_INFO SCRAPE_PREFIX "build_info"
+#define BUILD_INFO_HELP "corecache's own release, and the memcached protocol level it answers."
 
 /* kind bits of the gather */
 enum { SCRAPE_HEAD = 1, SCRAPE_KEEP_ALIVE = 2 };
@@ -137,6 +140,7 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     snprintf(latency_name, sizeof(latency_name), "%s%s", SCRAPE_PREFIX, latency_desc.name);
 
     ok = prom_render_exporter(body, tables, 3, &classes, SERVER_VERSION_STRING) &&
+         prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
                             nshards) &&
@@ -218,6 +222,8 @@ const struct conn_ops scrape_conn_ops = {
 
 bool scrape_describe(struct sink *out)
 {
+    static const char build_info[] = "server\tinfo\tcorecache_version\t" BUILD_INFO
+                                     "{version,memcached_protocol}\t" BUILD_INFO_HELP "\n";
     size_t first_items = store_class_metric_items_first;
     struct metric_desc hist = latency_desc;
     char name[128];
@@ -231,5 +237,5 @@ bool scrape_describe(struct sink *out)
                                store_class_metric_count - first_items) &&
            sink_puts(out, "shard\thistogram\t-\t") && sink_put(out, name, strlen(name)) &&
            sink_puts(out, "\t") && sink_put(out, hist.help, strlen(hist.help)) && sink_puts(out, "\n") &&
-           stats_describe_shards(out) && prom_describe_exporter(out);
+           sink_puts(out, build_info) && stats_describe_shards(out) && prom_describe_exporter(out);
 }

@@ -35,6 +35,12 @@
 #include "outq.h"
 #include "server.h"
 
+/* The tick (clock refresh, crawler slice) and the items the crawler
+ * examines per tick: `stats settings` reports their ratio as memcached's
+ * lru_crawler_sleep (microseconds per item). */
+#define SHARD_TICK_NS (100 * 1000 * 1000)
+#define SHARD_CRAWL_BUDGET 2000
+
 /* A shard's own metrics (memcached's names where memcached has them). */
 #define SHARD_METRIC(ACTION)                                                                   \
     ACTION(curr_connections, GAUGE, "Number of open connections")                             \

@@ -162,6 +162,7 @@ static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
+static void want_strict_keys(struct cfg *c) { c->strict_keys = true; }
 
 static const struct option_case option_cases[] = {
     {'p', "port", "12345", want_port},
@@ -187,6 +188,7 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    {0, "strict-keys", NULL, want_strict_keys},
 };
 
 static void test_cfg_parse_every_option_every_form(void **state)

@@ -46,8 +46,9 @@ static char *run_text(struct fixture *f, const char *text, size_t len)
         size_t n = proto_parse(&f->parser, text + off, len - off, &req, NULL);
         assert_true(n > 0);
         off += n;
-        struct exec_result r = exec_request(&ctx, &req, &f->out.sink);
-        assert_true(r.action == EXEC_NEXT || r.action == EXEC_CLOSE);
+        struct exec_result r;
+        enum exec_action action = exec_request(&ctx, &req, &f->out.sink, &r);
+        assert_true(action == EXEC_NEXT || action == EXEC_CLOSE);
     }
     return test_sink_text(&f->out);
 }

@@ -155,6 +155,7 @@ static void test_prom_renders_store_tables_in_both_formats(void **state)
     ACTION(max_connections, GAUGE, "-c")                                                   \
     ACTION(limit_maxbytes, GAUGE, "-m")                                                    \
     ACTION(accepting_conns, GAUGE, "accepting")                                            \
+    ACTION(listen_disabled_num, COUNTER, "listen disabled")                                \
     ACTION(curr_connections, GAUGE, "conns")                                               \
     ACTION(total_connections, COUNTER, "conns ever")                                       \
     ACTION(rejected_connections, COUNTER, "rejected")                                      \

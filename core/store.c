@@ -154,7 +154,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
     ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
     ACTION(seg_size, LEVEL, "bytes per segment")                                             \
-    ACTION(seg_count, GAUGE, "segments in the arena")                                        \
+    ACTION(seg_segments, GAUGE, "segments in the arena")                                     \
     ACTION(seg_free, GAUGE, "free segments")                                                 \
     ACTION(seg_small, GAUGE, "segments in the S3-FIFO small queue")                          \
     ACTION(seg_dead_bytes, GAUGE, "bytes of segments in use not holding a linked item")      \
@@ -1717,7 +1717,7 @@ void store_metrics(const struct store *store, uint64_t *out)
     m.hash_bytes = segidx_bytes(store->idx);
     m.hash_is_expanding = 0;
     m.seg_size = segs->seg_size;
-    m.seg_count = segs->nsegs;
+    m.seg_segments = segs->nsegs;
     m.seg_free = segs->nfree;
     m.seg_small = segs->qsegs[SEG_SMALL];
     uint64_t written = 0, live = 0;

@@ -332,7 +332,7 @@ static void test_store_delete(void **state)
     assert_int_equal(stat(f, "delete_misses"), 2);
     assert_int_equal(stat(f, "curr_items"), 0);
     assert_int_equal(stat(f, "bytes"), 0);
-    assert_int_equal(stat(f, "seg_free"), stat(f, "seg_count")); /* its segment was freed */
+    assert_int_equal(stat(f, "seg_free"), stat(f, "seg_segments")); /* its segment was freed */
 }
 
 static void test_store_touch_and_gat(void **state)
@@ -1092,7 +1092,7 @@ static void test_store_metric_tables_follow_memcached(void **state)
         "slab_reassign_evictions_nomem", "slabs_moved", "lru_crawler_starts", "bytes", "curr_items",
         "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
         "reclaimed", "crawler_reclaimed", "crawler_items_checked", "moves_to_cold", "moves_to_warm",
-        "moves_within_lru", "seg_size", "seg_count", "seg_free",
+        "moves_within_lru", "seg_size", "seg_segments", "seg_free",
         "seg_small", "seg_dead_bytes", "seg_evicted", "seg_expired", "evict_kept", "seg_compacted", "ghost_hits", "seg_refs",
         "total_malloced"};
     assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));
@@ -1552,7 +1552,7 @@ static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nk
                   (unsigned long long)stat(f, "store_too_large"));
     print_message("model: %llu items, %llu bytes, %llu free segments of %llu, %llu dead bytes\n",
                   (unsigned long long)stat(f, "curr_items"), (unsigned long long)stat(f, "bytes"),
-                  (unsigned long long)stat(f, "seg_free"), (unsigned long long)stat(f, "seg_count"),
+                  (unsigned long long)stat(f, "seg_free"), (unsigned long long)stat(f, "seg_segments"),
                   (unsigned long long)stat(f, "seg_dead_bytes"));
     assert_true(stat(f, "get_expired") > 0);
     assert_true(stat(f, "crawler_reclaimed") > 0);

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev)
-TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
+BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev libssl-dev)
+TEST_DEPS=(memcached libmemcached-tools openssl sasl2-bin python3 python3-pymemcache python3-pylibmc netcat-openbsd
            procps python3-matplotlib nodejs
            prometheus) # prometheus + promtool: tests/integration/test_prometheus.py
 # test_memjs installs memjs with npm: Debian's npm package, unless the nodejs

@@ -206,6 +206,10 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
         r->action = EXEC_SHUTDOWN;
         r->reason = "shutdown command";
         return true;
+    case PROTO_REFRESH_CERTS: /* the TLS context is io/'s */
+        r->action = EXEC_REFRESH_CERTS;
+        r->noreply = req->noreply;
+        return true;
     case PROTO_NOOP: /* binary only */
     case PROTO_CMD_COUNT:
         return true;

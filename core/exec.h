@@ -73,6 +73,9 @@ enum exec_action {
     EXEC_VERBOSITY,
     /* shutdown (allowed by -A): stop the server, close this connection. */
     EXEC_SHUTDOWN,
+    /* refresh_certs: reload the TLS certificate and answer (io/tls.c);
+     * `noreply` says whether a success is answered. */
+    EXEC_REFRESH_CERTS,
 };
 
 struct exec_result {
@@ -81,6 +84,7 @@ struct exec_result {
     int64_t delay;         /* EXEC_FLUSH_ALL */
     uint32_t level;        /* EXEC_VERBOSITY */
     const char *reason;    /* EXEC_CLOSE, EXEC_NOMEM: a string literal */
+    bool noreply;          /* EXEC_REFRESH_CERTS */
 };
 
 /*

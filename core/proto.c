@@ -1009,6 +1009,12 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
     case 'r':
         if (token_is(cmd, LIT("replace")))
             return parse_storage(parser, &cur, toks, PROTO_REPLACE, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("refresh_certs"))) {
+            size_t ntok = collect_tokens(&cur, toks, 1, TOKENS_MAX);
+            req->noreply = ntok > 1 && token_is(&toks[ntok - 1], LIT("noreply"));
+            req->cmd = PROTO_REFRESH_CERTS;
+            return consumed;
+        }
         break;
     case 'p':
         if (token_is(cmd, LIT("prepend")))
@@ -1182,6 +1188,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_STATS] = "stats",        [PROTO_FLUSH_ALL] = "flush_all",
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
+        [PROTO_REFRESH_CERTS] = "refresh_certs",
         [PROTO_NOOP] = "noop",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)

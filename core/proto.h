@@ -74,6 +74,7 @@ enum proto_cmd {
     PROTO_VERBOSITY,
     PROTO_QUIT,
     PROTO_SHUTDOWN,
+    PROTO_REFRESH_CERTS, /* reload the TLS certificate and key (io/tls.c) */
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_CMD_COUNT
 };

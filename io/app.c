@@ -29,9 +29,11 @@
 #include "../numa/topo.h"
 #include "app.h"
 #include "log.h"
+#include "login.h"
 #include "scrape.h"
 #include "boot.h"
 #include "server.h"
+#include "tls.h"
 
 #define EXIT_USAGE 2
 
@@ -155,6 +157,20 @@ static bool drop_privileges(const char *user, char *err, size_t errlen)
     return true;
 }
 
+/* SIGHUP: password files and the TLS certificate are read again; a file
+ * that fails keeps what was loaded, and says why at -v. */
+static void reload_secrets(struct server *srv)
+{
+    char err[512];
+    login_reload(srv->login, err, sizeof(err));
+    if (err[0] != '\0')
+        log_info(srv, "SIGHUP: %s", err);
+    if (srv->tls != NULL && !tls_server_reload(srv->tls, err, sizeof(err)))
+        log_info(srv, "SIGHUP: %s", err);
+    else if (srv->tls != NULL)
+        log_info(srv, "SIGHUP: certificates reloaded");
+}
+
 int app_main(int argc, char **argv, const struct server_handler *handler)
 {
     static struct server srv; /* large; lives for the whole process */
@@ -238,6 +254,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -262,8 +279,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
              srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
-        ;
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+        if (sig == SIGHUP) /* memcached rereads -Y's file; we also reload certificates */
+            reload_secrets(&srv);
+        sig = 0;
+    }
     log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
     server_stop(&srv);
     unsigned failed = boot_join(&srv);

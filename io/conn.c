@@ -205,6 +205,9 @@ static void conn_free(struct conn *conn)
     outq_clear(&conn->out);
     free(conn->rbuf);
     conn->rbuf = NULL;
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
+    conn->transport = NULL;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
     if (conn->ops->metrics_endpoint) {
@@ -255,6 +258,8 @@ void conn_destroy(struct conn *conn)
     }
     outq_clear(&conn->out);
     free(conn->rbuf);
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
     free(conn);
 }
 
@@ -359,6 +364,19 @@ static void conn_parse_rbuf(struct conn *conn)
     }
 }
 
+void conn_input(struct conn *conn, const char *data, size_t len)
+{
+    size_t used = 0;
+    if (conn->rlen == 0)
+        used = conn_parse(conn, data, len);
+    if (conn->fd >= 0 && !conn->close_inflight && used < len) {
+        if (!rbuf_append(conn, data + used, len - used))
+            conn_close(conn, "out of memory buffering input");
+        else if (used == 0)
+            conn_parse_rbuf(conn);
+    }
+}
+
 /* --- completions ------------------------------------------------------- */
 
 void conn_recycle_buffer(struct shard *shard, unsigned bid)
@@ -378,15 +396,10 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         if (res > 0 && !conn->closing) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size;
             shard->m.bytes_read += (uint64_t)res;
-            size_t used = 0;
-            if (conn->rlen == 0)
-                used = conn_parse(conn, data, (size_t)res);
-            if (conn->fd >= 0 && !conn->close_inflight && used < (size_t)res) {
-                if (!rbuf_append(conn, data + used, (size_t)res - used))
-                    conn_close(conn, "out of memory buffering input");
-                else if (used == 0)
-                    conn_parse_rbuf(conn);
-            }
+            if (conn->transport == NULL)
+                conn_input(conn, data, (size_t)res);
+            else /* TLS: decrypted, then conn_input */
+                conn->transport->on_recv(conn, data, (size_t)res);
             conn_want_flush(conn);
         }
         conn_recycle_buffer(shard, bid);
@@ -441,6 +454,16 @@ void conn_resume(struct conn *conn)
     conn_maybe_free(conn);
 }
 
+/* The first `bytes` of the output are gone (sent, or sealed by TLS). */
+static void conn_output_done(struct conn *conn, size_t bytes)
+{
+    outq_sent(&conn->out, bytes);
+    if (conn->paused && conn->out.bytes <= conn->shard->srv->out_cap / 2) {
+        conn->paused = false;
+        conn_want_resume(conn);
+    }
+}
+
 void conn_flush(struct conn *conn)
 {
     conn->on_flush_list = false;
@@ -451,6 +474,18 @@ void conn_flush(struct conn *conn)
         return;
     }
     unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
+    if (conn->transport != NULL) {
+        /* TLS: the plaintext iov is sealed into records, and what goes out
+         * is the ciphertext */
+        size_t sealed = 0;
+        if (!conn->transport->seal(conn, n, &sealed)) {
+            conn_close(conn, "TLS error");
+            conn_maybe_free(conn);
+            return;
+        }
+        conn_output_done(conn, sealed);
+        n = conn->transport->out_iov(conn, conn->iov);
+    }
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
             conn_close(conn, conn->eof ? "end of stream" : "quit");
@@ -482,11 +517,10 @@ void conn_on_send(struct conn *conn, int res)
         return;
     }
     shard->m.bytes_written += (uint64_t)res;
-    outq_sent(&conn->out, (size_t)res);
-    if (conn->paused && conn->out.bytes <= shard->srv->out_cap / 2) {
-        conn->paused = false;
-        conn_want_resume(conn);
-    }
+    if (conn->transport == NULL)
+        conn_output_done(conn, (size_t)res);
+    else /* ciphertext sent; its plaintext was done when sealed */
+        conn->transport->on_sent(conn, (size_t)res);
     if (conn->close_inflight) {
         conn_maybe_free(conn);
         return;

@@ -27,6 +27,7 @@
 
 struct shard;
 struct conn;
+struct conn_transport;
 
 /*
  * A connection's protocol. `step` consumes one request from buf: parses it,
@@ -87,8 +88,36 @@ struct conn {
     bool close_after_write; /* quit: close once all output is sent */
     bool eof;            /* the peer closed its side */
 
+    /* A transport between the socket and the protocol (TLS, io/tls.c), or
+     * NULL for plain TCP; `transport_state` is its per-connection state. */
+    const struct conn_transport *transport;
+    void *transport_state;
+
     mc_time_t last_cmd_time;
     struct sockaddr_storage peer;
+};
+
+/*
+ * A transport (TLS) sits between the socket and the protocol: the recv
+ * path hands it what arrived, and it gives conn_input what the protocol
+ * reads; before a send it turns the output's iovecs into what goes on the
+ * wire. conn.c calls it only where conn->transport is set, so plain
+ * connections pay one branch per completion. Shard thread only.
+ */
+struct conn_transport {
+    /* `len` bytes arrived: decode them, call conn_input with the result. */
+    void (*on_recv)(struct conn *conn, const char *data, size_t len);
+    /* Encode (a prefix of) conn->iov[0..n); *taken: the output bytes it
+     * took. False on a transport error (the connection closes). Only when
+     * no send is in flight. */
+    bool (*seal)(struct conn *conn, unsigned n, size_t *taken);
+    /* What to send now (into iov, at most one entry); it stays valid until
+     * on_sent. */
+    unsigned (*out_iov)(struct conn *conn, struct iovec *iov);
+    /* `bytes` of what out_iov gave were sent. */
+    void (*on_sent)(struct conn *conn, size_t bytes);
+    /* Frees transport_state (the connection is closed). */
+    void (*destroy)(struct conn *conn);
 };
 
 /* Takes over an accepted socket speaking `ops`; arms its recv. NULL on
@@ -105,8 +134,13 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags);
 void conn_on_send(struct conn *conn, int res);
 void conn_on_cancel(struct conn *conn, int res);
 
+/* Parses and executes received plaintext (copied if a request is left
+ * incomplete). The recv path calls it, or io/tls.c after decrypting. */
+void conn_input(struct conn *conn, const char *data, size_t len);
+
 /* Returns a provided buffer to the shard's ring. Shard thread only. */
 void conn_recycle_buffer(struct shard *shard, unsigned bid);
+
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */
 void conn_rearm(struct conn *conn);

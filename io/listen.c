@@ -137,6 +137,10 @@ static int open_spec(const char *spec, uint32_t port, bool force_port, uint32_t 
             ret = -EINVAL;
             goto fail;
         }
+        if (len >= LISTEN_NOTLS_LEN && memcmp(item, LISTEN_NOTLS, LISTEN_NOTLS_LEN) == 0) {
+            item += LISTEN_NOTLS_LEN; /* memcached's per-listener TLS opt-out (listen_notls) */
+            len -= LISTEN_NOTLS_LEN;
+        }
         if (!split_addr(item, len, port, host, sizeof(host), portstr, sizeof(portstr))) {
             snprintf(err, errlen, "corecache: -l %.*s: not an address (use host, host:port or [ipv6]:port)",
                      (int)len, item);
@@ -189,6 +193,17 @@ fail:
             close(fds[a * count + i]);
     }
     return ret;
+}
+
+bool listen_notls(const char *spec, unsigned index)
+{
+    const char *item = spec;
+    for (unsigned i = 0; i < index && item != NULL; i++) {
+        item = strchr(item, ',');
+        if (item != NULL)
+            item++;
+    }
+    return item != NULL && strncmp(item, LISTEN_NOTLS, LISTEN_NOTLS_LEN) == 0;
 }
 
 int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,

@@ -45,6 +45,7 @@
 #include "log.h"
 #include "route.h"
 #include "shard.h"
+#include "tls.h"
 #include "uring.h"
 
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
@@ -102,9 +103,14 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
             ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
             (void)ignored;
             close(fd);
-        } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
-            close(fd);
-            log_error(srv, "shard %u: out of memory accepting a metrics connection", shard->id);
+        } else {
+            struct conn *conn = conn_create(shard, fd, shard->listen_ops[listener]);
+            if (conn == NULL) {
+                close(fd);
+                log_error(srv, "shard %u: out of memory accepting a metrics connection", shard->id);
+            } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
+                conn_close(conn, "out of memory starting TLS");
+            }
         }
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
@@ -120,10 +126,15 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         shard->m.rejected_connections++;
         log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
-    } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
-        close(fd);
-        atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
-        log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+    } else {
+        struct conn *conn = conn_create(shard, fd, shard->listen_ops[listener]);
+        if (conn == NULL) {
+            close(fd);
+            atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+            log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+        } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
+            conn_close(conn, "out of memory starting TLS");
+        }
     }
     if (!shard->accept_armed[listener] && !shard->stopping)
         arm_accept(shard, listener);

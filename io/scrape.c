@@ -28,12 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/base64.h"
 #include "../core/http.h"
 #include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/store.h"
 #include "conn.h"
 #include "facts.h"
+#include "login.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
@@ -186,6 +188,21 @@ static void finish_after_write(struct conn *conn)
     conn->closing = true;
 }
 
+/* HTTP basic auth against --metrics-auth-file (io/login.c), when set. */
+static bool scrape_authorized(struct conn *conn, const struct http_req *req)
+{
+    const struct login *login = conn->shard->srv->login;
+    if (!login_http_enabled(login))
+        return true;
+    if (req->authorization == NULL || req->nauthorization > 1024)
+        return false;
+    char pair[BASE64_DECODED_MAX(1024)];
+    size_t n = http_basic_credentials(req->authorization, req->nauthorization, pair);
+    bool ok = n > 0 && login_http_check(login, pair, n);
+    memset(pair, 0, sizeof(pair));
+    return ok;
+}
+
 static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t *need)
 {
     struct http_req req;
@@ -194,6 +211,8 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     if (used == 0)
         return 0;
     conn->last_cmd_time = conn->shard->now;
+    if (req.status == 200 && !scrape_authorized(conn, &req))
+        req.status = 401; /* --metrics-auth-file */
     if (req.status != 200) {
         if (!http_error(&conn->out.sink, req.status, req.method == HTTP_HEAD))
             conn_close(conn, "out of memory answering an HTTP error");

@@ -26,6 +26,8 @@
 struct shard;
 struct xchan;
 struct conn;
+struct tls_server;
+struct login;
 
 /*
  * What a server does with a request's keys. corecache's handler (local
@@ -66,6 +68,8 @@ struct server {
     pid_t pid;
     int64_t started_unix;   /* real start, for uptime */
     uint64_t out_cap;       /* unsent bytes per connection before reading pauses */
+    struct tls_server *tls; /* -Z (io/tls.c); NULL without */
+    struct login *login;    /* -Y, -S, --metrics-auth-file (io/login.c); NULL without */
 
     /* Startup gate: shards count themselves ready, main opens the gate once
      * every started shard has its ring (so every ring_fd is known). */

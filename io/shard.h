@@ -56,7 +56,11 @@
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
-    ACTION(uring_completions, COUNTER, "io_uring completions handled")
+    ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
+    ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \
+    ACTION(ssl_new_sessions, COUNTER, "TLS sessions created (with -o ssl_session_cache)")    \
+    ACTION(auth_cmds, COUNTER, "Authentication attempts (-Y and -S)")                        \
+    ACTION(auth_errors, COUNTER, "Failed authentication attempts")
 
 struct shard_metrics {
     METRIC_STRUCT(SHARD_METRIC)
@@ -90,6 +94,7 @@ struct shard {
     int listen_fds[SHARD_LISTENERS_MAX];
     bool accept_armed[SHARD_LISTENERS_MAX];
     const struct conn_ops *listen_ops[SHARD_LISTENERS_MAX]; /* what accepted sockets speak */
+    bool listen_tls[SHARD_LISTENERS_MAX]; /* accepted sockets start TLS (-Z, not notls:) */
     unsigned nlisten;
     bool timer_armed;
     unsigned sqes_pending; /* prepared since the last submit */

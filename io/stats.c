@@ -39,6 +39,7 @@
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "tls.h"
 
 /* What a stats gather answers: the group, and for a binary STAT the
  * request's opcode and opaque (its other fields are not kept). */
@@ -183,7 +184,8 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
            metrics_render_stats(out, "", shard_metric_desc, sum->shard, SHARD_METRIC_COUNT) &&
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
            metrics_render_stats(out, "", store_metric_desc + after, sum->store + after, n - after) &&
-           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT);
+           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT) &&
+           tls_render_stats(shard->srv->tls, (int64_t)facts.time, out);
 }
 
 /*
@@ -250,6 +252,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
+           tls_render_settings(srv->tls, &cfg, out) &&
            sink_puts(out, "END\r\n");
 }
 

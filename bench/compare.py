@@ -656,13 +656,16 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
-    # bench/tls.py --write-results owns a trailing "## TLS" section: kept.
+    # bench/tls.py --write-results owns a trailing "## TLS" section, and the
+    # storage engine's hand-written section (issue 11) comes before it: kept.
     tls_section = ""
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-        if "\n## TLS" in old:
-            tls_section = old[old.index("\n## TLS"):]
+        for marker in ("\n## Storage engine v2", "\n## TLS"):
+            if marker in old:
+                tls_section = old[old.index(marker):]
+                break
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip("\n") + "\n" + tls_section if tls_section else "\n".join(lines))
 

@@ -139,11 +139,13 @@ static int setup_store(struct shard *shard)
 {
     struct server *srv = shard->srv;
     const struct cfg *cfg = &srv->cfg;
-    size_t page = cfg->item_size_max > 1024 * 1024 ? cfg->item_size_max : 1024 * 1024;
+    /* The store cuts its share into segments (store.c); a share must hold
+     * the largest item, so a tiny -m with a large -I grows it to -I. */
+    size_t grain = 64 * 1024;
     size_t share = cfg->memory_limit / srv->nshards;
-    share -= share % page;
-    if (share < page)
-        share = page; /* one page per shard at least: -m is tiny */
+    share -= share % grain;
+    if (share < cfg->item_size_max)
+        share = (cfg->item_size_max + grain - 1) / grain * grain;
     shard->arena_size = share;
     shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)
@@ -152,7 +154,7 @@ static int setup_store(struct shard *shard)
         .arena = shard->arena,
         .arena_size = share,
         .item_size_max = cfg->item_size_max,
-        .slab_page_size = page,
+        .slab_page_size = 0,
         .growth_factor = cfg->growth_factor,
         .chunk_min = cfg->slab_min_size,
         .evictions = !cfg->disable_evictions,

@@ -107,7 +107,13 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
            "max item size must be between 1k and 1024m")                                          \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
-    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")
+    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")   \
+    ACTION(metrics_idle_timeout, 1, 86400, "the idle timeout must be at least 1 (seconds)",      \
+           "the idle timeout must be at most 86400 (seconds)")                                   \
+    ACTION(recv_buffers, 1, 32768, "receive buffers must be between 1 and 32768",               \
+           "receive buffers must be between 1 and 32768")                                        \
+    ACTION(uring_cq_entries, 16, 65536, "completion queue entries must be between 16 and 65536", \
+           "completion queue entries must be between 16 and 65536")
 
 struct cfg_limit {
     bool set;
@@ -406,6 +412,11 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
     }
     if (number < min) {
         err_flag_value(err, flag, value, limit->below);
+        return false;
+    }
+    /* ring sizes the kernel takes only as powers of two */
+    if ((id == CFG_OPT_recv_buffers || id == CFG_OPT_uring_cq_entries) && (number & (number - 1)) != 0) {
+        err_flag_value(err, flag, value, "must be a power of two (e.g. 256)");
         return false;
     }
     switch (opt->type) {

@@ -71,7 +71,13 @@
     ACTION(default_ttl, 0, "default-ttl", UINT, 0, "seconds",                                \
            "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
     ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
-           "longest TTL any item gets, \"never\" included; 0 for no limit")
+           "longest TTL any item gets, \"never\" included; 0 for no limit")                  \
+    ACTION(metrics_idle_timeout, 0, "metrics-idle-timeout", UINT, 30, "seconds",             \
+           "close a metrics-endpoint connection idle this long")                              \
+    ACTION(recv_buffers, 0, "recv-buffers", UINT, 256, "num",                                \
+           "16 KiB receive buffers per shard, shared by its connections (a power of two)")    \
+    ACTION(uring_cq_entries, 0, "uring-cq-entries", UINT, 4096, "num",                       \
+           "io_uring completion queue entries per shard (a power of two)")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */

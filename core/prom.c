@@ -100,6 +100,8 @@ static const struct exporter_row exporter_rows[] = {
      "mode."},
     {"memcached_connections_yielded_total", PROM_COUNTER, PROM_SERVER, "", "conn_yields",
      "Total number of connections yielded running due to hitting the memcached's -R limit."},
+    {"memcached_connections_listener_disabled_total", PROM_COUNTER, PROM_SERVER, "", "listen_disabled_num",
+     "Number of times that memcached has hit its connections limit and disabled its listener."},
     {"memcached_current_bytes", PROM_GAUGE, PROM_SERVER, "", "bytes",
      "Current number of bytes used to store items."},
     {"memcached_limit_bytes", PROM_GAUGE, PROM_SERVER, "", "limit_maxbytes",

@@ -27,6 +27,7 @@
 #include "../numa/place.h"
 #include "../numa/topo.h"
 #include "app.h"
+#include "guard.h"
 #include "log.h"
 #include "scrape.h"
 #include "server.h"
@@ -243,6 +244,15 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    /* Descriptors for -c connections and our own: like memcached, take
+     * them at start; unlike it, run on with fewer (accepting then pauses
+     * when they run out, see io/guard.c) after saying so once. */
+    uint64_t nofile_need = guard_nofile_need(&srv), nofile_have = 0;
+    if (guard_raise_nofile(nofile_need, &nofile_have) < 0)
+        fprintf(stderr,
+                "corecache: -c %u needs %llu open files but the limit is %llu: past it, accepting pauses "
+                "until connections close (raise `ulimit -n`, LimitNOFILE= in a systemd unit, or lower -c)\n",
+                srv.cfg.conn_limit, (unsigned long long)nofile_need, (unsigned long long)nofile_have);
     if (srv.cfg.user != NULL && (getuid() == 0 || geteuid() == 0) &&
         !drop_privileges(srv.cfg.user, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);

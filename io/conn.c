@@ -42,6 +42,7 @@
 
 #include "../core/metrics.h"
 #include "../core/proto_bin.h"
+#include "guard.h"
 #include "log.h"
 #include "route.h"
 #include "shard.h"
@@ -141,6 +142,7 @@ static void conn_sync(struct conn *conn)
         return;
     uint32_t len = (uint32_t)(conn->sink.pos - tail->data);
     conn->out_bytes += len - tail->len;
+    conn->shard->m.shard_out_bytes += len - tail->len; /* guard.h */
     tail->len = len;
 }
 
@@ -193,6 +195,7 @@ void conn_fill(struct conn *conn, struct oseg *seg, const void *data, size_t len
     if (len > seg->cap) {
         char *ext = malloc(len);
         if (ext == NULL) {
+            conn->shard->m.malloc_fails++;
             conn_close(conn, "out of memory for a reply");
             return;
         }
@@ -204,6 +207,7 @@ void conn_fill(struct conn *conn, struct oseg *seg, const void *data, size_t len
     seg->len = (uint32_t)len;
     seg->kind = OSEG_DATA;
     conn->out_bytes += len;
+    conn->shard->m.shard_out_bytes += len; /* guard.h */
     conn->npending--;
     /* The estimate of a forwarded reply's size jumps to any larger reply
      * and decays slowly, so a few large values throttle the requests in
@@ -323,6 +327,8 @@ static void conn_free(struct conn *conn)
         seg_put(shard, seg);
     }
     conn->otail = NULL;
+    shard->m.shard_out_bytes -= conn->out_bytes; /* unsent, dropped (guard.h) */
+    conn->out_bytes = 0;
     free(conn->rbuf);
     conn->rbuf = NULL;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
@@ -426,6 +432,10 @@ static bool conn_may_parse(struct conn *conn)
     }
     conn_sync(conn);
     if (conn->out_bytes > conn->shard->srv->out_cap) {
+        conn_pause(conn);
+        return false;
+    }
+    if (guard_shard_out_full(conn)) { /* the shard's cap (guard.h) */
         conn_pause(conn);
         return false;
     }
@@ -642,8 +652,10 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
             if (conn->rlen == 0)
                 used = conn_parse(conn, data, (size_t)res);
             if (conn->fd >= 0 && !conn->close_inflight && used < (size_t)res) {
-                if (!rbuf_append(conn, data + used, (size_t)res - used))
+                if (!rbuf_append(conn, data + used, (size_t)res - used)) {
+                    shard->m.malloc_fails++;
                     conn_close(conn, "out of memory buffering input");
+                }
                 else if (used == 0)
                     conn_parse_rbuf(conn);
             }
@@ -663,7 +675,11 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         conn->closing = true;
         conn->close_after_write = true;
         conn_want_flush(conn);
-    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+    } else if (res == -ENOBUFS) {
+        shard->m.recv_nobufs++; /* every provided buffer taken: re-armed below */
+        if (!conn->recv_armed && !conn->closing && !conn->paused)
+            conn_want_rearm(conn);
+    } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
         conn_close(conn, "recv error");
@@ -782,6 +798,7 @@ void conn_on_send(struct conn *conn, int res)
     }
     shard->m.bytes_written += (uint64_t)res;
     conn->out_bytes -= (uint64_t)res;
+    shard->m.shard_out_bytes -= (uint64_t)res; /* guard.h */
     size_t left = (size_t)res;
     for (struct oseg *seg = conn->ohead; seg != NULL && left > 0; seg = seg->next) {
         size_t take = seg->len - seg->sent;

@@ -129,6 +129,10 @@ struct conn {
     bool eof;            /* the peer closed its side */
 
     mc_time_t last_cmd_time;
+    /* metrics endpoint (scrape.c, guard.c): accept, or the latest request's
+     * first byte; and whether a request is being read */
+    uint64_t http_since_ns;
+    bool http_in_request;
     struct sockaddr_storage peer;
 };
 

@@ -20,7 +20,8 @@
  * conn_ops flag metrics_endpoint): they do not count against -c nor in the
  * cache's connection and request counters, so the endpoint still answers
  * when the cache is at its connection limit; each connection touches
- * nothing but its own buffers and the gather.
+ * nothing but its own buffers and the gather. Their number, idle time and
+ * each request's time are bounded by guard.c.
  */
 #include "scrape.h"
 
@@ -186,8 +187,14 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     struct http_req req;
     size_t used = http_parse(buf, len, SCRAPE_PATH, &req);
     *need = 0;
+    if (!conn->http_in_request) {
+        /* the request's first bytes: its deadline runs from here (guard.c) */
+        conn->http_in_request = true;
+        conn->http_since_ns = shard_clock_ns();
+    }
     if (used == 0)
         return 0;
+    conn->http_in_request = false;
     conn->last_cmd_time = conn->shard->now;
     if (req.status != 200) {
         if (!http_error(&conn->sink, req.status, req.method == HTTP_HEAD))

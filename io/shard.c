@@ -43,6 +43,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "conn.h"
+#include "guard.h"
 #include "log.h"
 #include "route.h"
 #include "uring.h"
@@ -55,21 +56,17 @@ const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
  * so the rings are no bigger than a loop iteration needs: shard_sqe()
  * submits early when the SQ fills, and the CQ is larger because completions
  * (one recv per busy connection) can outnumber what one iteration queued. */
-#define SHARD_RING_ENTRIES 512
-#define SHARD_CQ_ENTRIES 4096
+#define SHARD_RING_ENTRIES 512 /* the CQ: --uring-cq-entries (4096) */
 /* Receive buffers: a buffer goes back to the ring as soon as its completion
  * is handled, so a few hundred cover any one loop iteration; when a burst
  * empties the ring, the recv ends with ENOBUFS and is re-armed. The ring
  * cycles through every buffer (FIFO), so all of them become resident: more
- * would be memory no item can use (4 MiB per shard here). */
-#define SHARD_NBUFS 256
+ * would be memory no item can use (--recv-buffers, 256: 4 MiB per shard). */
 #define SHARD_BUF_SIZE (16 * 1024)
 #define SHARD_TICK_NS (100 * 1000 * 1000)
 #define SHARD_CRAWL_BUDGET 2000
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 #define SHARD_SCRATCH_SIZE (64 * 1024)
-/* Open connections to the metrics endpoint per shard; more get a 503. */
-#define SHARD_HTTP_CONNS_MAX 64
 
 static uint64_t mono_ns(void)
 {
@@ -150,14 +147,16 @@ static int setup_ring(struct shard *shard)
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
               IORING_SETUP_CQSIZE;
-    p.cq_entries = SHARD_CQ_ENTRIES;
-    int ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
+    unsigned cq = shard->srv->cfg.uring_cq_entries;
+    unsigned sq = cq < SHARD_RING_ENTRIES ? cq : SHARD_RING_ENTRIES;
+    p.cq_entries = cq;
+    int ret = io_uring_queue_init_params(sq, &shard->ring, &p);
     if (ret == -EINVAL) {
         /* An older kernel without these flags: run without them. */
         memset(&p, 0, sizeof(p));
         p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = SHARD_CQ_ENTRIES;
-        ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(sq, &shard->ring, &p);
     }
     if (ret < 0)
         return ret;
@@ -168,7 +167,7 @@ static int setup_ring(struct shard *shard)
 
 static int setup_buffers(struct shard *shard)
 {
-    shard->nbufs = SHARD_NBUFS;
+    shard->nbufs = shard->srv->cfg.recv_buffers;
     shard->buf_size = SHARD_BUF_SIZE;
     shard->bgid = 0;
     shard->br_size = shard->nbufs * sizeof(struct io_uring_buf);
@@ -297,6 +296,8 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (!(flags & IORING_CQE_F_MORE))
         shard->accept_armed[listener] = false;
     if (res < 0) {
+        if (!shard->stopping && guard_accept_failed(shard, listener, res))
+            return; /* out of descriptors: a backoff timer re-arms it */
         if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
             log_info(srv, "shard %u: accept failed: %s", shard->id, strerror(-res));
         if (!shard->accept_armed[listener] && !shard->stopping)
@@ -304,6 +305,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         return;
     }
     int fd = res;
+    guard_accept_ok(shard);
     if (shard->stopping) {
         close(fd);
         return;
@@ -311,16 +313,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (shard->listen_ops[listener]->metrics_endpoint) {
         /* Scrapers are not counted against -c (the endpoint must answer
          * when the cache is full of clients), but their number is bounded. */
-        if (shard->m.http_connections >= SHARD_HTTP_CONNS_MAX) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                       "Connection: close\r\n\r\n";
-            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-            close(fd);
-        } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
-            close(fd);
-            log_error(srv, "shard %u: out of memory accepting a metrics connection", shard->id);
-        }
+        guard_accept_http(shard, fd, shard->listen_ops[listener]);
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
         return;
@@ -338,6 +331,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
         close(fd);
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+        shard->m.malloc_fails++;
         log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
     }
     if (!shard->accept_armed[listener] && !shard->stopping)
@@ -368,6 +362,7 @@ static void on_tick(struct shard *shard)
     shard->timer_armed = false;
     shard_clock(shard);
     store_crawl(shard->store, SHARD_CRAWL_BUDGET);
+    guard_tick(shard);
     if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
         begin_stop(shard);
     if (shard->stopping && mono_ns() > shard->stop_deadline_ns) {
@@ -430,6 +425,11 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
         break;
     case UD_TIMER:
         on_tick(shard);
+        break;
+    case UD_ACCEPT_RETRY: /* the pause after EMFILE is over (guard.c) */
+        if (ud_index(ud) < shard->nlisten && !shard->stopping && !shard->accept_armed[ud_index(ud)] &&
+            shard->listen_fds[ud_index(ud)] >= 0)
+            arm_accept(shard, ud_index(ud));
         break;
     case UD_WAKE:
     case UD_IGNORE:
@@ -502,6 +502,7 @@ static bool shard_idle_after_stop(struct shard *shard)
 static void shard_loop(struct shard *shard)
 {
     for (;;) {
+        guard_check_ring(shard);
         drain_cq(shard);
         route_poll(shard);
         run_lists(shard);

@@ -45,7 +45,25 @@
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
-    ACTION(uring_completions, COUNTER, "io_uring completions handled")
+    ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
+    /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \
+    ACTION(listen_disabled_num, COUNTER,                                                      \
+           "Times accepting paused because descriptors ran out (EMFILE/ENFILE)")             \
+    ACTION(uring_cq_overflows, COUNTER,                                                       \
+           "Loop iterations that found the io_uring completion queue overflowed")            \
+    ACTION(recv_nobufs, COUNTER, "Receives that found every provided buffer taken (ENOBUFS)") \
+    ACTION(shard_out_yields, COUNTER,                                                         \
+           "Times a connection's reading paused because its shard's unsent output passed the cap") \
+    ACTION(shard_out_bytes, GAUGE, "Unsent reply bytes held by the shard's connections")     \
+    ACTION(xchan_backlogged, COUNTER,                                                         \
+           "Cross-shard records that found their channel full and waited in the backlog")    \
+    ACTION(xchan_backlog_bytes, GAUGE, "Bytes of cross-shard records waiting in the backlog") \
+    ACTION(malloc_fails, COUNTER,                                                             \
+           "Allocations for a connection that failed (it was refused or closed)")            \
+    ACTION(http_evicted, COUNTER,                                                             \
+           "Idle metrics connections closed to give a new scraper a slot")                   \
+    ACTION(http_timeouts, COUNTER,                                                            \
+           "Metrics connections closed idle, or past their request's deadline")
 
 struct shard_metrics {
     METRIC_STRUCT(SHARD_METRIC)
@@ -83,6 +101,10 @@ struct shard {
     const struct conn_ops *listen_ops[SHARD_LISTENERS_MAX]; /* what accepted sockets speak */
     unsigned nlisten;
     bool timer_armed;
+    /* accept paused after EMFILE/ENFILE (io/guard.c) */
+    unsigned accept_backoff_ms;
+    struct __kernel_timespec accept_retry_ts[SHARD_LISTENERS_MAX];
+    unsigned guard_ticks;
     unsigned sqes_pending; /* prepared since the last submit */
 
     /* storage */

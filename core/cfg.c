@@ -108,6 +108,7 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
            "max item size must be between 1k and 1024m")                                          \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
     ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")   \
+    ACTION(conn_memory, 0, UINT64_C(1) << 30, "", "connection memory must be at most 1073741824 (megabytes)") \
     ACTION(metrics_idle_timeout, 1, 86400, "the idle timeout must be at least 1 (seconds)",      \
            "the idle timeout must be at most 86400 (seconds)")                                   \
     ACTION(recv_buffers, 1, 32768, "receive buffers must be between 1 and 32768",               \

@@ -72,6 +72,9 @@
            "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
     ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
            "longest TTL any item gets, \"never\" included; 0 for no limit")                  \
+    ACTION(conn_memory, 0, "conn-memory", MEGS, 512, "num",                                   \
+           "megabytes for requests being received, all connections together; past it a "      \
+           "request gets SERVER_ERROR out of memory reading request; 0: no limit")            \
     ACTION(metrics_idle_timeout, 0, "metrics-idle-timeout", UINT, 30, "seconds",             \
            "close a metrics-endpoint connection idle this long")                              \
     ACTION(recv_buffers, 0, "recv-buffers", UINT, 256, "num",                                \

@@ -329,8 +329,10 @@ static void conn_free(struct conn *conn)
     conn->otail = NULL;
     shard->m.shard_out_bytes -= conn->out_bytes; /* unsent, dropped (guard.h) */
     conn->out_bytes = 0;
+    guard_input_release(shard, conn->rcap);
     free(conn->rbuf);
     conn->rbuf = NULL;
+    conn->rcap = 0;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
     if (conn->ops->metrics_endpoint) {
@@ -600,9 +602,13 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         size_t cap = conn->rcap ? conn->rcap : 4096;
         while (cap < conn->rlen + len)
             cap *= 2;
+        if (!guard_input_reserve(conn, cap - conn->rcap))
+            return false; /* past the connections' memory budget: answered, closing */
         char *rbuf = realloc(conn->rbuf, cap);
-        if (rbuf == NULL)
+        if (rbuf == NULL) {
+            guard_input_release(conn->shard, cap - conn->rcap);
             return false;
+        }
         conn->rbuf = rbuf;
         conn->rcap = cap;
     }
@@ -623,6 +629,7 @@ static void conn_parse_rbuf(struct conn *conn)
     if (conn->rlen > 0 && used > 0)
         memmove(conn->rbuf, conn->rbuf + used, conn->rlen);
     if (conn->rlen == 0 && conn->rcap > CONN_RBUF_KEEP) {
+        guard_input_release(conn->shard, conn->rcap);
         free(conn->rbuf);
         conn->rbuf = NULL;
         conn->rcap = 0;
@@ -652,7 +659,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
             if (conn->rlen == 0)
                 used = conn_parse(conn, data, (size_t)res);
             if (conn->fd >= 0 && !conn->close_inflight && used < (size_t)res) {
-                if (!rbuf_append(conn, data + used, (size_t)res - used)) {
+                if (!rbuf_append(conn, data + used, (size_t)res - used) && !conn->close_after_write) {
                     shard->m.malloc_fails++;
                     conn_close(conn, "out of memory buffering input");
                 }

@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../core/sink.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
@@ -116,6 +117,32 @@ bool guard_shard_out_full(struct conn *conn)
         return false;
     shard->m.shard_out_yields++;
     return true;
+}
+
+/* --- connection memory ---------------------------------------------------- */
+
+bool guard_input_reserve(struct conn *conn, uint64_t bytes)
+{
+    struct shard *shard = conn->shard;
+    const struct server *srv = shard->srv;
+    uint64_t share = srv->cfg.conn_memory / srv->nshards;
+    if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
+        shard->m.conn_mem_refused++;
+        conn->closing = true;
+        conn->close_after_write = true;
+        if (sink_puts(&conn->sink, "SERVER_ERROR out of memory reading request\r\n"))
+            conn_want_flush(conn);
+        else
+            conn_close(conn, "out of memory refusing a request");
+        return false;
+    }
+    shard->m.conn_input_bytes += bytes;
+    return true;
+}
+
+void guard_input_release(struct shard *shard, uint64_t bytes)
+{
+    shard->m.conn_input_bytes -= bytes;
 }
 
 /* --- the metrics endpoint ------------------------------------------------ */

@@ -13,6 +13,7 @@
  *   io_uring CQ       an overflowed completion queue is noticed and counted
  *                     (uring_cq_overflows); multishot requests it ended are
  *                     re-armed by their owners
+ *   connection memory input buffers capped by --conn-memory (conn_mem_refused)
  *   output backlog    a shard's unsent replies are capped (shard_out_yields),
  *                     as each connection's are (conn.c, conn_yields)
  *   metrics endpoint  GUARD_HTTP_SLOTS connections per shard; a new scraper
@@ -97,6 +98,18 @@ void guard_tick(struct shard *shard);
 #define GUARD_SHARD_OUT_CAPS 4
 struct conn;
 bool guard_shard_out_full(struct conn *conn);
+
+/*
+ * Connection memory: the input buffers of requests being received (a
+ * request's unparsed beginning, up to -I plus its line) count against
+ * --conn-memory, split evenly between the shards. guard_input_reserve is
+ * asked before a buffer grows by `bytes`: false when the shard's share
+ * would be passed, after answering memcached's "SERVER_ERROR out of memory
+ * reading request" and marking the connection to close once that is sent
+ * (conn_mem_refused). guard_input_release gives bytes back. Shard thread.
+ */
+bool guard_input_reserve(struct conn *conn, uint64_t bytes);
+void guard_input_release(struct shard *shard, uint64_t bytes);
 
 /* Once per loop iteration: counts an overflowed completion queue (a read
  * of the ring's shared flags, no syscall). Shard thread. */

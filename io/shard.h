@@ -58,6 +58,9 @@
     ACTION(xchan_backlogged, COUNTER,                                                         \
            "Cross-shard records that found their channel full and waited in the backlog")    \
     ACTION(xchan_backlog_bytes, GAUGE, "Bytes of cross-shard records waiting in the backlog") \
+    ACTION(conn_input_bytes, GAUGE, "Bytes of input buffers held by connections (--conn-memory)") \
+    ACTION(conn_mem_refused, COUNTER,                                                         \
+           "Requests refused because connections' input buffers reached --conn-memory")      \
     ACTION(malloc_fails, COUNTER,                                                             \
            "Allocations for a connection that failed (it was refused or closed)")            \
     ACTION(http_evicted, COUNTER,                                                             \

@@ -162,6 +162,7 @@ static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
+static void want_conn_memory(struct cfg *c) { c->conn_memory = 100 * MB; }
 static void want_metrics_idle(struct cfg *c) { c->metrics_idle_timeout = 5; }
 static void want_recv_buffers(struct cfg *c) { c->recv_buffers = 64; }
 static void want_cq_entries(struct cfg *c) { c->uring_cq_entries = 1024; }
@@ -190,6 +191,7 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    {0, "conn-memory", "100", want_conn_memory},
     {0, "metrics-idle-timeout", "5", want_metrics_idle},
     {0, "recv-buffers", "64", want_recv_buffers},
     {0, "uring-cq-entries", "1024", want_cq_entries},

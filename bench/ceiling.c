@@ -19,10 +19,8 @@
 #include <string.h>
 
 #include "app.h"
-#include "conn.h"
 #include "core/metrics.h"
 #include "core/proto_bin.h"
-#include "shard.h"
 
 #define CEILING_DEFAULT_VALUE 100
 
@@ -53,7 +51,7 @@ static bool ceiling_value(struct ceiling_state *st, size_t nbytes)
 
 /* The same fixed replies in the binary protocol (quiet commands answer
  * nothing on success). */
-static bool ceiling_binary(struct conn *conn, struct ceiling_state *st, const struct proto_req *req,
+static bool ceiling_binary(struct sink *out, struct ceiling_state *st, const struct proto_req *req,
                            const char *key, uint32_t nkey)
 {
     static const char one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
@@ -64,14 +62,14 @@ static bool ceiling_binary(struct conn *conn, struct ceiling_state *st, const st
         uint32_t keylen = req->bin.return_key ? nkey : 0;
         size_t nbytes = req->cmd == PROTO_TOUCH ? 0 : st->nbytes;
         size_t body = 4 + keylen + nbytes;
-        char *p = sink_reserve(&conn->sink, PROTO_BIN_HEADER_LEN + body);
+        char *p = sink_reserve(out, PROTO_BIN_HEADER_LEN + body);
         if (p == NULL)
             return false;
         proto_bin_header(p, req, PROTO_BIN_SUCCESS, 4, (uint16_t)keylen, (uint32_t)body, 1);
         memset(p + PROTO_BIN_HEADER_LEN, 0, 4); /* flags */
         memcpy(p + PROTO_BIN_HEADER_LEN + 4, key, keylen);
         memcpy(p + PROTO_BIN_HEADER_LEN + 4 + keylen, st->value, nbytes);
-        sink_commit(&conn->sink, PROTO_BIN_HEADER_LEN + body);
+        sink_commit(out, PROTO_BIN_HEADER_LEN + body);
         return true;
     }
     case PROTO_SET:
@@ -80,34 +78,36 @@ static bool ceiling_binary(struct conn *conn, struct ceiling_state *st, const st
     case PROTO_APPEND:
     case PROTO_PREPEND:
         if (req->too_large)
-            return proto_bin_error(req, PROTO_BIN_E2BIG, NULL, &conn->sink);
+            return proto_bin_error(req, PROTO_BIN_E2BIG, NULL, out);
         if (!ceiling_value(st, req->nbytes))
             return false;
-        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 1, &conn->sink);
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 1, out);
     case PROTO_DELETE:
-        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, &conn->sink);
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, out);
     case PROTO_INCR:
     case PROTO_DECR:
-        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, one, 8, 1, &conn->sink);
+        return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, one, 8, 1, out);
     default:
         return true;
     }
 }
 
-static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)
+static bool ceiling_keyed(void *state, const struct proto_req *req, const char *key, uint32_t nkey,
+                          uint64_t hash, struct sink *out)
 {
-    struct ceiling_state *st = conn->shard->handler_state;
+    struct ceiling_state *st = state;
+    (void)hash;
     if (st->value == NULL && !ceiling_value(st, CEILING_DEFAULT_VALUE))
         return false;
     if (req->family == PROTO_FAMILY_BINARY)
-        return ceiling_binary(conn, st, req, key, nkey);
+        return ceiling_binary(out, st, req, key, nkey);
     switch (req->cmd) {
     case PROTO_GET:
     case PROTO_GETS:
     case PROTO_GAT:
     case PROTO_GATS: {
         size_t max = 6 + nkey + 3 + 10 + 2 + 2 + 2 + st->nbytes + 2;
-        char *start = sink_reserve(&conn->sink, max);
+        char *start = sink_reserve(out, max);
         if (start == NULL)
             return false;
         char *p = start;
@@ -128,7 +128,7 @@ static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const 
         p += st->nbytes;
         *p++ = '\r';
         *p++ = '\n';
-        sink_commit(&conn->sink, (size_t)(p - start));
+        sink_commit(out, (size_t)(p - start));
         return true;
     }
     case PROTO_SET:
@@ -138,23 +138,23 @@ static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const 
     case PROTO_PREPEND:
     case PROTO_CAS:
         if (req->too_large)
-            return reply(req, &conn->sink, "SERVER_ERROR object too large for cache\r\n", 41);
+            return reply(req, out, "SERVER_ERROR object too large for cache\r\n", 41);
         if (!ceiling_value(st, req->nbytes))
             return false;
-        return reply(req, &conn->sink, "STORED\r\n", 8);
+        return reply(req, out, "STORED\r\n", 8);
     case PROTO_DELETE:
-        return reply(req, &conn->sink, "DELETED\r\n", 9);
+        return reply(req, out, "DELETED\r\n", 9);
     case PROTO_TOUCH:
-        return reply(req, &conn->sink, "TOUCHED\r\n", 9);
+        return reply(req, out, "TOUCHED\r\n", 9);
     case PROTO_INCR:
     case PROTO_DECR:
-        return reply(req, &conn->sink, "1\r\n", 3);
+        return reply(req, out, "1\r\n", 3);
     /* meta: every mg hits (so q hides nothing); ms, md, ma succeed (q
      * hides their HD); flags are not echoed */
     case PROTO_MG: {
         if (!proto_meta_has(&req->meta, 'v'))
-            return sink_puts(&conn->sink, "HD\r\n");
-        char *start = sink_reserve(&conn->sink, 3 + 10 + 2 + st->nbytes + 2);
+            return sink_puts(out, "HD\r\n");
+        char *start = sink_reserve(out, 3 + 10 + 2 + st->nbytes + 2);
         if (start == NULL)
             return false;
         char *p = start;
@@ -167,20 +167,20 @@ static bool ceiling_keyed(struct conn *conn, const struct proto_req *req, const 
         p += st->nbytes;
         *p++ = '\r';
         *p++ = '\n';
-        sink_commit(&conn->sink, (size_t)(p - start));
+        sink_commit(out, (size_t)(p - start));
         return true;
     }
     case PROTO_MS:
         if (req->too_large)
-            return reply(req, &conn->sink, "SERVER_ERROR object too large for cache\r\n", 41);
+            return reply(req, out, "SERVER_ERROR object too large for cache\r\n", 41);
         if (!ceiling_value(st, req->nbytes))
             return false;
         /* fall through */
     case PROTO_MD:
     case PROTO_MA:
-        return proto_meta_has(&req->meta, 'q') || sink_puts(&conn->sink, "HD\r\n");
+        return proto_meta_has(&req->meta, 'q') || sink_puts(out, "HD\r\n");
     case PROTO_ME:
-        return sink_puts(&conn->sink, "EN\r\n");
+        return sink_puts(out, "EN\r\n");
     default:
         return true;
     }
@@ -193,7 +193,7 @@ static void ceiling_fini(void *state)
 
 static const struct server_handler ceiling_handler = {
     .name = "corecache-ceiling",
-    .keyed = ceiling_keyed,
+    .local = ceiling_keyed,
     .shard_state_size = sizeof(struct ceiling_state),
     .shard_fini = ceiling_fini,
 };

@@ -84,6 +84,9 @@ SERVERS = {
     "memcached": {"default": ["/usr/bin/memcached"], "label": "memcached"},
     "corecache": {"default": ["{build}/corecache", "{build}/io/corecache"], "label": "corecache"},
     "ceiling": {"default": ["{build}/bench/corecache-ceiling"], "label": "ceiling"},
+    # Another corecache build (--baseline PATH, e.g. the commit before a
+    # change), measured in the same run: before and after side by side.
+    "baseline": {"default": [], "label": "baseline"},
 }
 SERVER_ARGS = ["-p", "{port}", "-l", "127.0.0.1", "-t", "{threads}", "-m", "{memory}"]
 
@@ -593,7 +596,7 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
         for n, vals in rows.items():
             cells = [f.format(v) if v is not None else "-" for f, v in zip(fmt, vals)]
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
-        for other in ("memcached", "ceiling"):
+        for other in ("memcached", "ceiling", "baseline"):
             if "corecache" in rows and other in rows:
                 cells = [ratio(a, b) for a, b in zip(rows["corecache"][:-1], rows[other][:-1])] + ["-"]
                 lines.append(f"| corecache/{other} | " + " | ".join(cells) + " |")
@@ -760,6 +763,8 @@ def parse_args(argv):
     p.add_argument("--corecache", help="corecache binary (default: BUILD/corecache or BUILD/io/corecache)")
     p.add_argument("--ceiling", help="ceiling binary (default: BUILD/bench/corecache-ceiling)")
     p.add_argument("--memcached", help="memcached binary (default: /usr/bin/memcached)")
+    p.add_argument("--baseline", help="another corecache binary (say, built from the commit before a "
+                   "change), run as server `baseline` beside the others; bench/before_after.sh builds one")
     p.add_argument("--bench", help="corecache-bench binary (default: BUILD/bench/corecache-bench)")
     p.add_argument("--server-cpus", default="0", help="taskset CPU list for servers (default: 0)")
     p.add_argument("--client-cpus", default="1", help="CPU list for corecache-bench/memtier (default: 1)")
@@ -788,6 +793,8 @@ def parse_args(argv):
                    "from a finished run's results.json, e.g. after editing bench/ANALYSIS.md")
     a = p.parse_args(argv)
     a.servers = [s.strip() for s in a.servers.split(",") if s.strip()]
+    if a.baseline and "baseline" not in a.servers:
+        a.servers.append("baseline")
     for s in a.servers:
         if s not in SERVERS:
             p.error(f"--servers: unknown server '{s}' (choose from {', '.join(SERVERS)})")

@@ -11,7 +11,8 @@
  *   - client exptimes are converted here (process_exptime: memcached's
  *     conversion plus the --default-ttl/--max-ttl policy), with this
  *     shard's clock, so the store only sees engine time.
- * Meta commands are composed in process_meta.c.
+ * Engine outcomes become reply words through reply.h's one table; meta
+ * commands are composed in process_meta.c, binary ones in process_bin.c.
  * A value is written with one reservation: the header line and the data
  * are contiguous, and the item is read exactly once.
  */
@@ -21,8 +22,7 @@
 
 #include "item.h"
 #include "metrics.h"
-#include "process_bin.h"
-#include "process_meta.h"
+#include "reply.h"
 
 mc_time_t process_exptime(const struct process_env *env, int64_t exptime)
 {
@@ -41,28 +41,6 @@ mc_time_t process_exptime(const struct process_env *env, int64_t exptime)
             t = (mc_time_t)cap;
     }
     return t;
-}
-
-/* Appends "<line>\r\n" unless the request is noreply. */
-static bool reply(const struct proto_req *req, struct sink *out, const char *line, size_t len)
-{
-    if (req->noreply)
-        return true;
-    char *p = sink_reserve(out, len + 2);
-    if (p == NULL)
-        return false;
-    memcpy(p, line, len);
-    p[len] = '\r';
-    p[len + 1] = '\n';
-    sink_commit(out, len + 2);
-    return true;
-}
-
-#define REPLY(req, out, literal) reply((req), (out), (literal), sizeof(literal) - 1)
-
-bool process_reply_line(const struct proto_req *req, const char *line, struct sink *out)
-{
-    return reply(req, out, line, strlen(line));
 }
 
 static bool write_value(const struct item *it, const char *key, uint32_t nkey, bool with_cas,
@@ -97,7 +75,7 @@ static bool write_value(const struct item *it, const char *key, uint32_t nkey, b
     return true;
 }
 
-static enum store_op store_op_of(enum proto_cmd cmd)
+enum store_op process_store_op(enum proto_cmd cmd)
 {
     switch (cmd) {
     case PROTO_ADD:
@@ -127,25 +105,10 @@ static bool process_store(const struct process_env *env, const struct proto_req 
     } else {
         /* Too large: the store refuses before reading the value, counts
          * store_too_large and, for set, unlinks the old item. */
-        st = store_set(env->store, store_op_of(req->cmd), key, nkey, hash, req->flags, exptime,
+        st = store_set(env->store, process_store_op(req->cmd), key, nkey, hash, req->flags, exptime,
                        req->too_large ? NULL : req->value, req->nbytes, req->cas, NULL);
     }
-    switch (st) {
-    case MC_OK:
-        return REPLY(req, out, "STORED");
-    case MC_EXISTS:
-        return REPLY(req, out, "EXISTS");
-    case MC_NOT_FOUND:
-        return REPLY(req, out, "NOT_FOUND");
-    case MC_NOT_STORED:
-        return REPLY(req, out, "NOT_STORED");
-    case MC_E2BIG:
-        return REPLY(req, out, "SERVER_ERROR object too large for cache");
-    case MC_ENOMEM:
-        return REPLY(req, out, "SERVER_ERROR out of memory storing object");
-    default:
-        return REPLY(req, out, "SERVER_ERROR Unhandled storage type.");
-    }
+    return reply_line(req, reply_of_store(st), out);
 }
 
 static bool process_arith(const struct process_env *env, const struct proto_req *req,
@@ -153,25 +116,15 @@ static bool process_arith(const struct process_env *env, const struct proto_req 
 {
     uint64_t value = 0;
     enum mc_status st = store_arith(env->store, key, nkey, hash, req->cmd == PROTO_INCR, req->delta, &value);
-    switch (st) {
-    case MC_OK: {
-        char num[20];
-        return reply(req, out, num, metrics_u64toa(value, num));
-    }
-    case MC_NOT_FOUND:
-        return REPLY(req, out, "NOT_FOUND");
-    case MC_NON_NUMERIC:
-        return REPLY(req, out, "CLIENT_ERROR cannot increment or decrement non-numeric value");
-    default:
-        return REPLY(req, out, "SERVER_ERROR out of memory");
-    }
+    if (st != MC_OK)
+        return reply_line(req, reply_of_arith(st), out);
+    char num[20];
+    return req->noreply || reply_put_line(out, num, metrics_u64toa(value, num));
 }
 
 bool process_key(const struct process_env *env, const struct proto_req *req, const char *key,
                  uint32_t nkey, uint64_t hash, struct sink *out)
 {
-    if (req->family == PROTO_FAMILY_BINARY) /* binary replies: process_bin.c */
-        return process_bin_key(env, req, key, nkey, hash, out);
     const struct item *it;
     switch (req->cmd) {
     case PROTO_GET:
@@ -190,22 +143,16 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
     case PROTO_CAS:
         return process_store(env, req, key, nkey, hash, out);
     case PROTO_DELETE:
-        if (store_delete(env->store, key, nkey, hash) == MC_OK)
-            return REPLY(req, out, "DELETED");
-        return REPLY(req, out, "NOT_FOUND");
+        return reply_line(req, reply_of_delete(store_delete(env->store, key, nkey, hash)), out);
     case PROTO_INCR:
     case PROTO_DECR:
         return process_arith(env, req, key, nkey, hash, out);
     case PROTO_TOUCH:
-        if (store_touch(env->store, key, nkey, hash, process_exptime(env, req->exptime)) == MC_OK)
-            return REPLY(req, out, "TOUCHED");
-        return REPLY(req, out, "NOT_FOUND");
-    case PROTO_MG:
-    case PROTO_MS:
-    case PROTO_MD:
-    case PROTO_MA:
-    case PROTO_ME:
-        return process_meta_key(env, req, key, nkey, hash, out);
+        return reply_line(req,
+                          store_touch(env->store, key, nkey, hash, process_exptime(env, req->exptime)) == MC_OK
+                              ? REPLY_TOUCHED
+                              : REPLY_NOT_FOUND,
+                          out);
     default:
         /* Not a keyed command: nothing to do here. */
         return true;

@@ -61,7 +61,9 @@ mc_time_t process_exptime(const struct process_env *env, int64_t exptime);
 bool process_key(const struct process_env *env, const struct proto_req *req, const char *key,
                  uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
 
-/* Appends "<line>\r\n" unless req->noreply; for req->error and the like. */
-bool process_reply_line(const struct proto_req *req, const char *line, struct sink *out) MC_MUST_CHECK;
+/* The engine operation of a classic storage command (set add replace
+ * append prepend cas); binary requests map their opcodes onto the same
+ * commands. Any thread. */
+enum store_op process_store_op(enum proto_cmd cmd);
 
 #endif

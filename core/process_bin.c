@@ -31,7 +31,9 @@
 
 #include "item.h"
 #include "metrics.h"
+#include "process.h"
 #include "proto_bin.h"
+#include "reply.h"
 
 static inline void put32(char *p, uint32_t v)
 {
@@ -75,12 +77,6 @@ static bool write_miss(const struct proto_req *req, const char *key, uint32_t nk
     return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out);
 }
 
-/* A success without a body (stores, delete): nothing when quiet. */
-static bool write_ok(const struct proto_req *req, uint64_t cas, struct sink *out)
-{
-    return req->bin.quiet || proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, cas, out);
-}
-
 /* An incr/decr result: the value as 8 big-endian bytes. */
 static bool write_number(const struct proto_req *req, uint64_t value, uint64_t cas, struct sink *out)
 {
@@ -102,26 +98,10 @@ static bool cas_mismatch(const struct process_env *env, const struct proto_req *
     return it != NULL && item_cas(it) != req->cas;
 }
 
-static enum store_op store_op_of(const struct proto_req *req)
-{
-    switch (req->cmd) {
-    case PROTO_ADD:
-        return STORE_ADD;
-    case PROTO_REPLACE:
-        return STORE_REPLACE;
-    case PROTO_APPEND:
-        return STORE_APPEND;
-    case PROTO_PREPEND:
-        return STORE_PREPEND;
-    default:
-        return STORE_SET;
-    }
-}
-
 static bool process_store(const struct process_env *env, const struct proto_req *req, const char *key,
                           uint32_t nkey, uint64_t hash, struct sink *out)
 {
-    enum store_op op = store_op_of(req);
+    enum store_op op = process_store_op(req->cmd);
     bool concat = op == STORE_APPEND || op == STORE_PREPEND;
     enum mc_status st;
     uint64_t cas = 0;
@@ -139,25 +119,13 @@ static bool process_store(const struct process_env *env, const struct proto_req 
         st = store_set(env->store, op, key, nkey, hash, req->flags, process_exptime(env, req->exptime),
                        req->too_large ? NULL : req->value, req->nbytes, req->cas, &cas);
     }
-    switch (st) {
-    case MC_OK:
-        return write_ok(req, cas, out);
-    case MC_EXISTS:
-        return proto_bin_error(req, PROTO_BIN_KEY_EEXISTS, NULL, out);
-    case MC_NOT_FOUND:
-        return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out);
-    case MC_E2BIG:
-        return proto_bin_error(req, PROTO_BIN_E2BIG, NULL, out);
-    case MC_ENOMEM:
-        return proto_bin_error(req, PROTO_BIN_ENOMEM, "Out of memory allocating item", out);
-    default:
-        /* NOT_STORED: memcached names the reason for add and replace */
-        if (op == STORE_ADD)
-            return proto_bin_error(req, PROTO_BIN_KEY_EEXISTS, NULL, out);
-        if (op == STORE_REPLACE)
-            return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out);
-        return proto_bin_error(req, PROTO_BIN_NOT_STORED, NULL, out);
-    }
+    enum reply_code code = reply_of_store(st);
+    /* memcached names the reason a binary add or replace was not stored */
+    if (code == REPLY_NOT_STORED && op == STORE_ADD)
+        code = REPLY_EXISTS;
+    else if (code == REPLY_NOT_STORED && op == STORE_REPLACE)
+        code = REPLY_NOT_FOUND;
+    return reply_bin(req, code, cas, out);
 }
 
 /* A miss of incr/decr: create the item with `initial` (memcached's
@@ -186,21 +154,16 @@ static bool process_arith(const struct process_env *env, const struct proto_req 
                           uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (cas_mismatch(env, req, key, nkey, hash))
-        return proto_bin_error(req, PROTO_BIN_KEY_EEXISTS, NULL, out);
+        return reply_bin(req, REPLY_EXISTS, 0, out);
     uint64_t value = 0;
     enum mc_status st = store_arith(env->store, key, nkey, hash, req->cmd == PROTO_INCR, req->delta, &value);
-    switch (st) {
-    case MC_OK: {
+    if (st == MC_OK) {
         const struct item *it = store_peek(env->store, key, nkey, hash);
         return write_number(req, value, it != NULL ? item_cas(it) : 0, out);
     }
-    case MC_NOT_FOUND:
+    if (st == MC_NOT_FOUND)
         return process_arith_miss(env, req, key, nkey, hash, out);
-    case MC_NON_NUMERIC:
-        return proto_bin_error(req, PROTO_BIN_DELTA_BADVAL, NULL, out);
-    default:
-        return proto_bin_error(req, PROTO_BIN_ENOMEM, "Out of memory incrementing value", out);
-    }
+    return reply_bin(req, reply_of_arith(st), 0, out);
 }
 
 bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
@@ -227,10 +190,8 @@ bool process_bin_key(const struct process_env *env, const struct proto_req *req,
         return process_store(env, req, key, nkey, hash, out);
     case PROTO_DELETE:
         if (cas_mismatch(env, req, key, nkey, hash))
-            return proto_bin_error(req, PROTO_BIN_KEY_EEXISTS, NULL, out);
-        if (store_delete(env->store, key, nkey, hash) == MC_OK)
-            return write_ok(req, 0, out);
-        return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out);
+            return reply_bin(req, REPLY_EXISTS, 0, out);
+        return reply_bin(req, reply_of_delete(store_delete(env->store, key, nkey, hash)), 0, out);
     case PROTO_INCR:
     case PROTO_DECR:
         return process_arith(env, req, key, nkey, hash, out);

@@ -45,6 +45,7 @@
 #include "base64.h"
 #include "item.h"
 #include "metrics.h"
+#include "reply.h"
 
 #define META_OPAQUE_LONG "CLIENT_ERROR opaque token too long"
 /* memcached's limit on the O token, 'O' included. */
@@ -154,14 +155,23 @@ static bool emit(struct meta_line *line, const char *value, size_t nvalue, bool 
 
 static bool emit_error(const char *error, struct sink *out)
 {
-    size_t n = strlen(error);
-    char *p = sink_reserve(out, n + 2);
-    if (p == NULL)
+    return reply_put_line(out, error, strlen(error));
+}
+
+/*
+ * The O flag in mg's and ma's walk: " O<opaque>", or false when it is too
+ * long; then, as memcached, what the walk did so far stays done (the TTL
+ * it set is applied), with no bump and nothing counted.
+ */
+static bool walk_opaque(const struct process_env *env, const struct proto_req *req, const struct item *it,
+                        bool exptime_set, mc_time_t exptime, struct meta_line *line)
+{
+    if (opaque_too_long(req)) {
+        if (exptime_set)
+            store_meta_set_exptime(env->store, it, exptime);
         return false;
-    memcpy(p, error, n);
-    p[n] = '\r';
-    p[n + 1] = '\n';
-    sink_commit(out, n + 2);
+    }
+    line_opaque(line, req);
     return true;
 }
 
@@ -265,14 +275,8 @@ static bool meta_get(const struct process_env *env, const struct proto_req *req,
             line_flag_u64(&line, 'h', item_fetched(it) ? 1 : 0);
             break;
         case 'O':
-            if (opaque_too_long(req)) {
-                /* memcached: what the walk did so far stays done; no bump,
-                 * nothing counted */
-                if (exptime_set)
-                    store_meta_set_exptime(env->store, it, exptime);
+            if (!walk_opaque(env, req, it, exptime_set, exptime, &line))
                 return emit_error(META_OPAQUE_LONG, out);
-            }
-            line_opaque(&line, req);
             break;
         case 'k':
             line_key(&line, item_key(it), item_nkey(it), item_key_binary(it));
@@ -351,29 +355,13 @@ static bool meta_set(const struct process_env *env, const struct proto_req *req,
         st = store_mset(env->store, key, nkey, hash, &ms, &cas);
     }
 
+    enum reply_code code = reply_of_store(st);
+    if (reply_is_error(code))
+        return emit_error(reply_meta(code), out);
+    if (code == REPLY_STORED && proto_meta_has(m, 'q'))
+        return true;
     struct meta_line line = {.len = 0};
-    switch (st) {
-    case MC_OK:
-        if (proto_meta_has(m, 'q'))
-            return true;
-        LINE_PUTS(&line, "HD");
-        break;
-    case MC_EXISTS:
-        LINE_PUTS(&line, "EX");
-        break;
-    case MC_NOT_FOUND:
-        LINE_PUTS(&line, "NF");
-        break;
-    case MC_NOT_STORED:
-        LINE_PUTS(&line, "NS");
-        break;
-    case MC_E2BIG:
-        return emit_error("SERVER_ERROR object too large for cache", out);
-    case MC_ENOMEM:
-        return emit_error("SERVER_ERROR out of memory storing object", out);
-    default:
-        return emit_error("SERVER_ERROR Unhandled storage type.", out);
-    }
+    line_put(&line, reply_meta(code), 2);
     bool binary = proto_meta_has(m, 'b');
     for (unsigned i = 0; i < m->nflags; i++) {
         switch (m->order[i]) {
@@ -409,22 +397,13 @@ static bool meta_delete(const struct process_env *env, const struct proto_req *r
         .flags = m->client_flags,
         .new_cas = m->new_cas,
     };
+    enum reply_code code = reply_of_delete(store_mdelete(env->store, key, nkey, hash, &d));
+    if (reply_is_error(code))
+        return emit_error(reply_meta(code), out);
+    if (code == REPLY_DELETED && proto_meta_has(m, 'q'))
+        return true;
     struct meta_line line = {.len = 0};
-    switch (store_mdelete(env->store, key, nkey, hash, &d)) {
-    case MC_OK:
-        if (proto_meta_has(m, 'q'))
-            return true;
-        LINE_PUTS(&line, "HD");
-        break;
-    case MC_NOT_FOUND:
-        LINE_PUTS(&line, "NF");
-        break;
-    case MC_EXISTS:
-        LINE_PUTS(&line, "EX");
-        break;
-    default:
-        return emit_error("SERVER_ERROR out of memory", out);
-    }
+    line_put(&line, reply_meta(code), 2);
     (void)line_tail_flags(&line, req, key, nkey); /* the parser checked the opaque */
     return emit(&line, NULL, 0, false, out);
 }
@@ -451,22 +430,13 @@ static bool meta_arith(const struct process_env *env, const struct proto_req *re
     struct store_marith_result r;
     enum mc_status st = store_marith(env->store, key, nkey, hash, &a, &r);
     struct meta_line line = {.len = 0};
-    switch (st) {
-    case MC_OK:
-        break;
-    case MC_NON_NUMERIC:
-        return emit_error("CLIENT_ERROR cannot increment or decrement non-numeric value", out);
-    case MC_ENOMEM:
-        return emit_error(r.missed ? "SERVER_ERROR Out of memory allocating new item"
-                                   : "SERVER_ERROR out of memory",
-                          out);
-    case MC_NOT_FOUND:
-        LINE_PUTS(&line, "NF");
-        if (!line_tail_flags(&line, req, key, nkey))
-            return emit_error(META_OPAQUE_LONG, out);
-        return emit(&line, NULL, 0, false, out);
-    default: /* MC_EXISTS */
-        LINE_PUTS(&line, "EX");
+    if (st != MC_OK) {
+        enum reply_code code = reply_of_arith(st);
+        if (code == REPLY_NOMEM && r.missed)
+            return emit_error("SERVER_ERROR Out of memory allocating new item", out);
+        if (reply_is_error(code))
+            return emit_error(reply_meta(code), out);
+        line_put(&line, reply_meta(code), 2); /* NF, EX */
         if (!line_tail_flags(&line, req, key, nkey))
             return emit_error(META_OPAQUE_LONG, out);
         return emit(&line, NULL, 0, false, out);
@@ -504,12 +474,8 @@ static bool meta_arith(const struct process_env *env, const struct proto_req *re
             }
             break;
         case 'O':
-            if (opaque_too_long(req)) {
-                if (exptime_set)
-                    store_meta_set_exptime(env->store, it, exptime);
+            if (!walk_opaque(env, req, it, exptime_set, exptime, &line))
                 return emit_error(META_OPAQUE_LONG, out);
-            }
-            line_opaque(&line, req);
             break;
         case 'k':
             line_key(&line, key, nkey, binary);

@@ -353,6 +353,36 @@ static size_t parse_retrieval(struct cursor *cur, enum proto_cmd cmd, bool touch
  * header, then the data block, which must be buffered in full before the
  * request is returned.
  */
+/*
+ * The data block of a storage command (classic or ms) whose line took
+ * `consumed` bytes, req->nbytes long. Too large for the cache: the command
+ * is reported at once with TOO_LARGE_ERROR and the block swallowed (as
+ * memcached's conn_swallow), returning `consumed`. Not all here: 0, with
+ * *need the bytes needed. Complete: req->value is set and the line plus
+ * block are consumed; a block not ending in "\r\n" is consumed whole with
+ * req->value left NULL, for the caller's own CLIENT_ERROR bad data chunk.
+ */
+static size_t data_block(struct proto_parser *parser, const char *buf, size_t len, size_t consumed,
+                         struct proto_req *req, size_t *need)
+{
+    if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {
+        req->too_large = true;
+        req->error = TOO_LARGE_ERROR;
+        parser->swallow = (uint64_t)req->nbytes + 2;
+        return consumed;
+    }
+    size_t total = consumed + req->nbytes + 2;
+    if (len < total) {
+        if (need != NULL)
+            *need = total;
+        return 0;
+    }
+    const char *end = buf + consumed + req->nbytes;
+    if (end[0] == '\r' && end[1] == '\n')
+        req->value = buf + consumed;
+    return total;
+}
+
 static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, struct token *toks,
                             enum proto_cmd cmd, const char *buf, size_t len, size_t consumed,
                             struct proto_req *req, size_t *need)
@@ -381,31 +411,15 @@ static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, str
     req->flags = (uint32_t)flags;
     req->nbytes = (uint32_t)vlen;
 
-    if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {
-        /* memcached replies at once and swallows the block (conn_swallow) */
-        req->too_large = true;
-        req->error = TOO_LARGE_ERROR;
-        parser->swallow = (uint64_t)req->nbytes + 2;
-        return consumed;
-    }
-
-    size_t total = consumed + req->nbytes + 2;
-    if (len < total) {
-        if (need != NULL)
-            *need = total;
-        return 0;
-    }
-    const char *end = buf + consumed + req->nbytes;
-    if (end[0] != '\r' || end[1] != '\n') {
-        /* the whole block is consumed; noreply still silences the error */
-        return fail(req, CHUNK_ERROR, total);
-    }
-    req->value = buf + consumed;
+    size_t total = data_block(parser, buf, len, consumed, req, need);
+    if (total == consumed + req->nbytes + 2 && req->value == NULL)
+        return fail(req, CHUNK_ERROR, total); /* noreply still silences it */
     return total;
 }
 
-/* incr/decr: 3 or 4 tokens. */
-static size_t parse_arithmetic(struct cursor *cur, struct token *toks, enum proto_cmd cmd,
+/* "<cmd> <key> <number> [noreply]": incr/decr (an unsigned delta) and touch
+ * (an exptime), with their own error for a bad number. */
+static size_t parse_key_number(struct cursor *cur, struct token *toks, enum proto_cmd cmd,
                                struct proto_req *req, size_t consumed)
 {
     size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
@@ -414,27 +428,9 @@ static size_t parse_arithmetic(struct cursor *cur, struct token *toks, enum prot
     req->noreply = last_is_noreply(toks, n);
     if (!key_ok(&toks[1]))
         return fail(req, FORMAT_ERROR, consumed);
-    if (!parse_unsigned(&toks[2], &req->delta))
-        return fail(req, DELTA_ERROR, consumed);
+    if (cmd == PROTO_TOUCH ? !parse_exptime(&toks[2], &req->exptime) : !parse_unsigned(&toks[2], &req->delta))
+        return fail(req, cmd == PROTO_TOUCH ? EXPTIME_ERROR : DELTA_ERROR, consumed);
     req->cmd = cmd;
-    req->key = toks[1].p;
-    req->nkey = toks[1].len;
-    return consumed;
-}
-
-/* touch: 3 or 4 tokens. */
-static size_t parse_touch(struct cursor *cur, struct token *toks, struct proto_req *req,
-                          size_t consumed)
-{
-    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
-    if (n != 3 && n != 4)
-        return fail(req, "ERROR", consumed);
-    req->noreply = last_is_noreply(toks, n);
-    if (!key_ok(&toks[1]))
-        return fail(req, FORMAT_ERROR, consumed);
-    if (!parse_exptime(&toks[2], &req->exptime))
-        return fail(req, EXPTIME_ERROR, consumed);
-    req->cmd = PROTO_TOUCH;
     req->key = toks[1].p;
     req->nkey = toks[1].len;
     return consumed;
@@ -812,24 +808,9 @@ static size_t parse_meta_set(struct proto_parser *parser, struct cursor *cur, st
     req->cmd = PROTO_MS;
     req->nbytes = (uint32_t)vlen;
     req->flags = req->meta.client_flags;
-    if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {
-        /* memcached's item_alloc fails: the error, the old item unlinked
-         * (by the executor), the block swallowed */
-        req->too_large = true;
-        req->error = TOO_LARGE_ERROR;
-        parser->swallow = (uint64_t)req->nbytes + 2;
-        return consumed;
-    }
-    size_t total = consumed + req->nbytes + 2;
-    if (len < total) {
-        if (need != NULL)
-            *need = total;
-        return 0;
-    }
-    const char *end = buf + consumed + req->nbytes;
-    if (end[0] != '\r' || end[1] != '\n')
+    size_t total = data_block(parser, buf, len, consumed, req, need);
+    if (total == consumed + req->nbytes + 2 && req->value == NULL)
         return meta_fail(req, CHUNK_ERROR, total);
-    req->value = buf + consumed;
     return total;
 }
 
@@ -957,17 +938,17 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
         return fail(req, "ERROR", consumed);
     case 'i':
         if (token_is(cmd, LIT("incr")))
-            return parse_arithmetic(&cur, toks, PROTO_INCR, req, consumed);
+            return parse_key_number(&cur, toks, PROTO_INCR, req, consumed);
         return fail(req, "ERROR", consumed);
     case 'd':
         if (token_is(cmd, LIT("delete")))
             return parse_delete(&cur, toks, req, consumed);
         if (token_is(cmd, LIT("decr")))
-            return parse_arithmetic(&cur, toks, PROTO_DECR, req, consumed);
+            return parse_key_number(&cur, toks, PROTO_DECR, req, consumed);
         return fail(req, "ERROR", consumed);
     case 't':
         if (token_is(cmd, LIT("touch")))
-            return parse_touch(&cur, toks, req, consumed);
+            return parse_key_number(&cur, toks, PROTO_TOUCH, req, consumed);
         return fail(req, "ERROR", consumed);
     case 'm':
         if (cmd->len == 2)
@@ -1056,20 +1037,25 @@ static bool parse_get_fast(const char *line, size_t n, struct proto_req *req)
     return true;
 }
 
+size_t proto_parse_begin(struct proto_parser *parser, enum proto_family family, size_t len,
+                         struct proto_req *req, size_t *need)
+{
+    *req = (struct proto_req){.cmd = PROTO_NONE, .family = family};
+    if (need != NULL)
+        *need = 0;
+    if (parser->swallow == 0)
+        return 0;
+    size_t n = parser->swallow < len ? (size_t)parser->swallow : len;
+    parser->swallow -= n;
+    return n;
+}
+
 size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                    size_t *need)
 {
-    *req = (struct proto_req){.cmd = PROTO_NONE};
-    if (need != NULL)
-        *need = 0;
-    if (len == 0)
-        return 0;
-
-    if (parser->swallow > 0) {
-        size_t n = parser->swallow < len ? (size_t)parser->swallow : len;
-        parser->swallow -= n;
-        return n;
-    }
+    size_t swallowed = proto_parse_begin(parser, PROTO_FAMILY_TEXT, len, req, need);
+    if (len == 0 || swallowed > 0)
+        return swallowed;
 
     const char *nl = memchr(buf, '\n', len);
     if (nl == NULL)
@@ -1115,6 +1101,11 @@ bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key
 bool proto_is_keyed(enum proto_cmd cmd)
 {
     return cmd >= PROTO_SET && cmd <= PROTO_ME;
+}
+
+bool proto_is_storage(enum proto_cmd cmd)
+{
+    return (cmd >= PROTO_SET && cmd <= PROTO_CAS) || cmd == PROTO_MS;
 }
 
 bool proto_is_retrieval(enum proto_cmd cmd)

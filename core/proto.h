@@ -231,6 +231,15 @@ void proto_parser_init(struct proto_parser *parser, const struct proto_limits *l
 size_t proto_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                    size_t *need);
 
+/*
+ * The start both parsers share (proto_parse, proto_bin_parse): resets *req
+ * to "nothing" of `family` and *need to 0, and discards what is left of a
+ * swallow (a too-large value) from buf's `len` bytes. Returns the bytes
+ * swallowed (0: no swallow in progress).
+ */
+size_t proto_parse_begin(struct proto_parser *parser, enum proto_family family, size_t len,
+                         struct proto_req *req, size_t *need);
+
 /* Walks the keys of a retrieval: start with *pos = 0; returns false after
  * the last key. */
 bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key, uint32_t *nkey);
@@ -238,6 +247,9 @@ bool proto_next_key(const struct proto_req *req, uint32_t *pos, const char **key
 /* True for commands that take one key (storage, delete, incr/decr, touch,
  * and the keyed meta commands mg ms md ma me). */
 bool proto_is_keyed(enum proto_cmd cmd);
+/* True for commands followed by a data block (set add replace append
+ * prepend cas, ms): the request carries a value. */
+bool proto_is_storage(enum proto_cmd cmd);
 /* True for get/gets/gat/gats. */
 bool proto_is_retrieval(enum proto_cmd cmd);
 /* The command's name as sent ("get", "set", ...). */

@@ -228,17 +228,9 @@ static uint8_t loud_opcode(uint8_t opcode, bool *quiet)
 size_t proto_bin_parse(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
                        size_t *need)
 {
-    *req = (struct proto_req){.cmd = PROTO_NONE, .family = PROTO_FAMILY_BINARY};
-    if (need != NULL)
-        *need = 0;
-    if (len == 0)
-        return 0;
-
-    if (parser->swallow > 0) {
-        size_t n = parser->swallow < len ? (size_t)parser->swallow : len;
-        parser->swallow -= n;
-        return n;
-    }
+    size_t swallowed = proto_parse_begin(parser, PROTO_FAMILY_BINARY, len, req, need);
+    if (len == 0 || swallowed > 0)
+        return swallowed;
     if ((uint8_t)buf[0] != PROTO_BIN_REQ_MAGIC) {
         req->close = true;
         return len;

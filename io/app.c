@@ -30,6 +30,7 @@
 #include "guard.h"
 #include "log.h"
 #include "scrape.h"
+#include "boot.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -239,7 +240,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    ret = server_setup(&srv, err, sizeof(err));
+    ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
@@ -258,11 +259,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    ret = server_start(&srv, err, sizeof(err));
+    ret = boot_start(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
         server_stop(&srv);
-        server_join(&srv);
+        boot_join(&srv);
         return 1;
     }
     log_info(&srv, "%s %s: %u shards on %s port %u, %llu MB", handler->name, CORECACHE_VERSION, srv.nshards,
@@ -273,7 +274,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         ;
     log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
     server_stop(&srv);
-    unsigned failed = server_join(&srv);
-    server_teardown(&srv);
+    unsigned failed = boot_join(&srv);
+    boot_teardown(&srv);
     return failed == 0 ? 0 : 1;
 }

@@ -1,22 +1,15 @@
 /*
  * conn.h: a client connection (the contract; see conn.c).
  *
- * A connection lives on the shard that accepted it. Bytes arrive by
- * multishot recv into the shard's provided buffers; conn.c parses requests
- * (core/proto.h) straight out of those buffers, hands each to the router
- * (route.h), and keeps only the unparsed tail of a request in its own
- * buffer. Replies are appended to an output chain that the router may fill
- * out of order (a forwarded request reserves a pending segment), and the
- * chain is sent in order, once per loop iteration.
- *
- * Output chain:
- *
- *   ohead                                                         otail
- *   [INLINE 16K: replies..] -> [PENDING: awaiting shard 3] -> [INLINE: ..]
- *        ^sent so far                                          ^sink.pos
- *
- * Sending stops at the first pending segment, so replies reach the client in
- * request order even when a pipeline or a multi-get spans shards.
+ * A connection lives on the shard that accepted it and moves bytes: they
+ * arrive by multishot recv into the shard's provided buffers, go to the
+ * connection's protocol step (conn_ops: parse and execute, io/serve.c for
+ * the cache's protocols, io/scrape.c for HTTP) straight out of those
+ * buffers, and only a request's unparsed beginning is kept in the
+ * connection's own buffer. Replies go into the connection's output queue
+ * (outq.h), which a forwarded request's reply fills out of order, and the
+ * queue is sent in order, once per loop iteration. The connection knows no
+ * command: it parses nothing itself and executes nothing.
  */
 #ifndef CORECACHE_IO_CONN_H
 #define CORECACHE_IO_CONN_H
@@ -30,13 +23,14 @@
 #include "../core/clock.h"
 #include "../core/proto.h"
 #include "../core/sink.h"
+#include "outq.h"
 
 struct shard;
 struct conn;
 
 /*
  * A connection's protocol. `step` consumes one request from buf: parses it,
- * executes it (replies go to conn->sink or through the router), and returns
+ * executes it (replies go to conn->out or through the router), and returns
  * the bytes used; or returns 0 when buf holds no complete request, with
  * *need set to the total bytes it needs from buf when known (else 0). It
  * may close the connection or stop it from reading (conn->closing). A
@@ -52,41 +46,10 @@ struct conn_ops {
     bool metrics_endpoint;
 };
 
-/* memcached's text protocol. */
-extern const struct conn_ops conn_text_ops;
-/* memcached's default (-B auto): decided by a connection's first byte. */
-extern const struct conn_ops conn_auto_ops;
-/* memcached's binary protocol (conn_bin.c). */
-extern const struct conn_ops conn_binary_ops;
-/* The protocol new connections start with, for -B "ascii", "binary" or
- * "auto" (anything else: auto). Any thread. */
-const struct conn_ops *conn_ops_for_protocol(const char *protocol);
-
-enum oseg_kind {
-    OSEG_DATA,    /* bytes ready to send */
-    OSEG_PENDING, /* a forwarded request's reply, not here yet */
-};
-
-/* Segment sizes: regular segments come from a per-shard cache, small ones
- * (a forwarded reply's placeholder) from another; larger needs are
- * malloc'ed exactly. */
-#define OSEG_SIZE (16 * 1024)
-#define OSEG_SMALL_SIZE 512
 #define CONN_IOV_MAX 64
 
-struct oseg {
-    struct oseg *next;
-    char *data;
-    uint32_t len;  /* bytes written */
-    uint32_t cap;
-    uint32_t sent; /* bytes already sent */
-    uint8_t kind;
-    uint8_t origin;    /* OSEG_SIZE, OSEG_SMALL_SIZE cache, or malloc */
-    uint8_t ext_data;  /* data was malloc'ed separately */
-};
-
 struct conn {
-    struct sink sink; /* writes into otail; first member, grow() casts back */
+    struct outq out; /* replies; write through &conn->out.sink */
     struct shard *shard;
     const struct conn_ops *ops;
     int fd;
@@ -101,10 +64,6 @@ struct conn {
     size_t rneed;     /* parsing makes no progress before rlen reaches this */
 
     /* output */
-    struct oseg *ohead;
-    struct oseg *otail;
-    uint64_t out_bytes; /* written and not yet sent, pending excluded */
-    uint32_t npending;  /* forwarded requests whose replies are awaited */
     uint32_t reply_est; /* expected size of a forwarded reply (conn_fill) */
     struct msghdr msg;
     struct iovec iov[CONN_IOV_MAX];
@@ -133,6 +92,8 @@ struct conn {
      * first byte; and whether a request is being read */
     uint64_t http_since_ns;
     bool http_in_request;
+    /* out.bytes as last added to the shard's shard_out_bytes (guard.c) */
+    uint64_t out_counted;
     struct sockaddr_storage peer;
 };
 
@@ -140,11 +101,18 @@ struct conn {
  * allocation failure (the caller closes fd). Shard thread only. */
 struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops);
 
+/* The live connection in slot `index` of the shard's table with
+ * generation `gen`, or NULL if it has closed since (a late completion or a
+ * late cross-shard reply). Shard thread only. */
+struct conn *conn_lookup(struct shard *shard, uint32_t index, uint32_t gen);
+
 /* Completion handlers, called by the shard loop. */
 void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags);
 void conn_on_send(struct conn *conn, int res);
 void conn_on_cancel(struct conn *conn, int res);
-void conn_on_close(struct conn *conn, int res);
+
+/* Returns a provided buffer to the shard's ring. Shard thread only. */
+void conn_recycle_buffer(struct shard *shard, unsigned bid);
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */
 void conn_rearm(struct conn *conn);
@@ -155,11 +123,18 @@ void conn_flush(struct conn *conn);
 
 /* Marks the connection for sending at the end of this loop iteration. */
 void conn_want_flush(struct conn *conn);
+/* Makes sure the loop looks at this connection's held-back input again
+ * before it sleeps. */
+void conn_want_resume(struct conn *conn);
 
-/* Reserves a placeholder for a forwarded request's reply, in order. */
-struct oseg *conn_pending(struct conn *conn);
+/* Reserves a placeholder for a forwarded request's reply, in order; NULL
+ * when memory ran out. */
+struct oseg *conn_reserve(struct conn *conn);
 /* Fills a placeholder (data may be empty: the reply was suppressed). */
 void conn_fill(struct conn *conn, struct oseg *seg, const void *data, size_t len);
+
+/* Stop reading; close once every reply produced so far is sent (quit). */
+void conn_close_after_write(struct conn *conn);
 
 /* Starts closing: stops input, sends nothing more, frees when the kernel
  * has released every buffer. `reason` is logged at -vv. */

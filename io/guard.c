@@ -110,10 +110,23 @@ void guard_accept_ok(struct shard *shard)
 
 /* --- output backlog ------------------------------------------------------ */
 
+void guard_out_sync(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes += conn->out.bytes - conn->out_counted;
+    conn->out_counted = conn->out.bytes;
+}
+
+void guard_out_forget(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes -= conn->out_counted;
+    conn->out_counted = 0;
+}
+
 bool guard_shard_out_full(struct conn *conn)
 {
     struct shard *shard = conn->shard;
-    if (conn->out_bytes == 0 || shard->m.shard_out_bytes <= GUARD_SHARD_OUT_CAPS * shard->srv->out_cap)
+    guard_out_sync(conn);
+    if (conn->out.bytes == 0 || shard->m.shard_out_bytes <= GUARD_SHARD_OUT_CAPS * shard->srv->out_cap)
         return false;
     shard->m.shard_out_yields++;
     return true;
@@ -130,7 +143,7 @@ bool guard_input_reserve(struct conn *conn, uint64_t bytes)
         shard->m.conn_mem_refused++;
         conn->closing = true;
         conn->close_after_write = true;
-        if (sink_puts(&conn->sink, "SERVER_ERROR out of memory reading request\r\n"))
+        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
             conn_want_flush(conn);
         else
             conn_close(conn, "out of memory refusing a request");
@@ -151,7 +164,7 @@ void guard_input_release(struct shard *shard, uint64_t bytes)
  * out, no reply unsent. */
 static bool http_idle(const struct conn *conn)
 {
-    return conn->rlen == 0 && conn->npending == 0 && conn->out_bytes == 0 && !conn->send_inflight &&
+    return conn->rlen == 0 && conn->out.npending == 0 && conn->out.bytes == 0 && !conn->send_inflight &&
            !conn->http_in_request;
 }
 

@@ -99,6 +99,13 @@ void guard_tick(struct shard *shard);
 struct conn;
 bool guard_shard_out_full(struct conn *conn);
 
+/* The shard's shard_out_bytes follows each connection's out.bytes when
+ * asked: before a request (guard_shard_out_full), after a send
+ * (guard_out_sync), and at its end (guard_out_forget). Between, replies
+ * filled by other shards make it lag a little. Shard thread. */
+void guard_out_sync(struct conn *conn);
+void guard_out_forget(struct conn *conn);
+
 /*
  * Connection memory: the input buffers of requests being received (a
  * request's unparsed beginning, up to -I plus its line) count against

@@ -1,17 +1,18 @@
 /*
  * route.c: the routing of requests between shards (see route.h).
  *
- * Fast path: the ring says this shard owns the key, and process_key() runs
- * against this shard's store, writing straight into the connection's
- * output. No lock, no allocation, no message.
+ * core/exec.c decides where each key runs: the ring says this shard owns
+ * the key, and it runs against this shard's store, writing straight into
+ * the connection's output (no lock, no allocation, no message); or exec
+ * calls route_forward(), this file's half of the hop.
  *
- * Forwarding: otherwise the connection reserves a placeholder for the reply
+ * Forwarding: the connection reserves a placeholder for the reply
  * (unless the request is noreply: then nothing can ever come back, not even
  * an error, as memcached suppresses all replies under noreply), and the
  * request is copied, key and value included, into the channel to its owner:
  *
- *   shard A (connection)                 shard B (owner of the key)
- *   route_key ── X_REQ {cmd, key, value} ──> route_poll: process_key()
+ *   shard A (connection)                  shard B (owner of the key)
+ *   route_forward ── X_REQ {cmd, key, value} ──> route_poll: exec_forwarded()
  *   conn_fill <── X_REPLY {placeholder, bytes} ── reply composed in scratch
  *
  * Records are published and the owner is woken (one MSG_RING) once per loop
@@ -33,9 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/hash.h"
-#include "../core/process.h"
-#include "../core/proto_bin.h"
+#include "../core/exec.h"
 #include "../core/ring.h"
 #include "conn.h"
 #include "log.h"
@@ -232,23 +231,15 @@ static size_t scratch_len(const struct shard *shard)
     return (size_t)(shard->scratch_sink.pos - shard->scratch);
 }
 
-static bool proto_is_storage(enum proto_cmd cmd)
+/* exec_ctx.forward: the key of shard->serving's request goes to `owner`. */
+static bool route_forward(void *router, unsigned owner, const struct proto_req *req, const char *key,
+                          uint32_t nkey, uint64_t hash)
 {
-    return (cmd >= PROTO_SET && cmd <= PROTO_CAS) || cmd == PROTO_MS;
-}
-
-bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey)
-{
-    struct shard *shard = conn->shard;
-    uint64_t hash = hash_key(key, nkey);
-    unsigned owner = ring_owner(shard->srv->ring, hash);
-
-    if (owner == shard->id)
-        return process_key(&shard->env, req, key, nkey, hash, &conn->sink);
-
+    struct shard *shard = router;
+    struct conn *conn = shard->serving;
     struct oseg *seg = NULL;
     if (!req->noreply) {
-        seg = conn_pending(conn);
+        seg = conn_reserve(conn);
         if (seg == NULL)
             return false;
     }
@@ -268,11 +259,25 @@ bool route_key(struct conn *conn, const struct proto_req *req, const char *key, 
     return true;
 }
 
-const struct server_handler route_handler = {
-    .name = "corecache",
-    .keyed = route_key,
-    .shard_state_size = 0,
-};
+void route_setup(struct shard *shard)
+{
+    const struct server *srv = shard->srv;
+    const struct server_handler *h = srv->handler;
+    shard->exec = (struct exec_ctx){
+        .env = &shard->env,
+        /* A handler that answers keys itself (the benchmark's ceiling)
+         * answers them where they arrive. */
+        .ring = h->local != NULL ? NULL : srv->ring,
+        .self = shard->id,
+        .forward = route_forward,
+        .router = shard,
+        .local = h->local,
+        .local_state = shard->handler_state,
+        .version = SERVER_VERSION_STRING,
+        .enable_shutdown = srv->cfg.enable_shutdown,
+        .verbosity_max = LOG_LEVEL_MAX,
+    };
+}
 
 static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
 {
@@ -291,12 +296,9 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
     (void)len;
     shard->m.forwarded_in++;
     scratch_reset(shard);
-    if (!process_key(&shard->env, &req, key, req.nkey, x->hash, &shard->scratch_sink)) {
+    if (!exec_forwarded(&shard->exec, &req, key, req.nkey, x->hash, &shard->scratch_sink)) {
         scratch_reset(shard);
-        bool ok = req.family == PROTO_FAMILY_BINARY
-                      ? proto_bin_error(&req, PROTO_BIN_ENOMEM, "Out of memory writing get response",
-                                        &shard->scratch_sink)
-                      : sink_puts(&shard->scratch_sink, "SERVER_ERROR out of memory writing get response\r\n");
+        bool ok = exec_reply_nomem(&req, &shard->scratch_sink);
         (void)ok; /* the scratch buffer always holds this much */
     }
     if (x->seg == NULL)
@@ -305,17 +307,6 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
     if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
                     scratch_len(shard), NULL, 0))
         log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
-}
-
-/* The connection a reply is for, or NULL if it has gone. */
-static struct conn *conn_lookup(struct shard *shard, uint32_t index, uint32_t gen)
-{
-    if (index >= shard->nconns)
-        return NULL;
-    struct conn *conn = shard->conns[index];
-    if (conn == NULL || conn->gen != gen || conn->fd < 0)
-        return NULL;
-    return conn;
 }
 
 static void handle_reply(struct shard *shard, const struct x_reply *x, size_t len)
@@ -392,7 +383,7 @@ bool route_gather(struct conn *conn, const struct gather_ops *ops, int kind, voi
         ops->free_state(state);
         return false;
     }
-    g->seg = conn_pending(conn);
+    g->seg = conn_reserve(conn);
     if (g->seg == NULL) {
         ops->free_state(state);
         free(g);

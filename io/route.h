@@ -1,13 +1,14 @@
 /*
  * route.h: where a request goes (the contract; see route.c).
  *
- * The one routing API of the server. A keyed request is hashed once; the
- * consistent-hash ring names the owning shard; if that is this shard the
- * request runs here and now (the fast path: no lock, no allocation, no
- * message), otherwise it is copied into the channel to its owner, whose
- * reply comes back on the channel the other way and fills the placeholder
- * the connection reserved. Broadcasts (flush_all, stats reset) and gathers
- * (stats) use the same channels.
+ * The one routing API of the server. core/exec.c hashes a key once and asks
+ * the consistent-hash ring for its owner; if that is this shard the key
+ * runs here and now (the fast path: no lock, no allocation, no message),
+ * otherwise exec calls the router this module installs (route_setup), and
+ * the request is copied into the channel to its owner, whose reply comes
+ * back on the channel the other way and fills the placeholder the
+ * connection reserved. Broadcasts (flush_all, stats reset) and gathers
+ * (stats, metrics) use the same channels.
  *
  * All functions run on the calling shard's thread.
  */
@@ -25,12 +26,9 @@ struct shard;
 struct conn;
 struct oseg;
 
-/* Runs the keyed part of `req` for one key: locally into the connection's
- * output, or forwarded. Returns false when memory ran out. */
-bool route_key(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey);
-
-/* corecache's request handler: route_key. */
-extern const struct server_handler route_handler;
+/* Fills shard->exec: this shard's store, the ring, the forwarding router,
+ * the server's settings. Once, on the shard's thread, after shard_setup. */
+void route_setup(struct shard *shard);
 
 /* flush_all: applies `delay` (the client's argument) on every shard. */
 void route_flush_all(struct shard *shard, int64_t delay);

@@ -38,6 +38,7 @@
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "stats.h"
 
 /* The one histogram, declared once for the endpoint and the listing. */
 static const struct metric_desc latency_desc = {
@@ -197,7 +198,7 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     conn->http_in_request = false;
     conn->last_cmd_time = conn->shard->now;
     if (req.status != 200) {
-        if (!http_error(&conn->sink, req.status, req.method == HTTP_HEAD))
+        if (!http_error(&conn->out.sink, req.status, req.method == HTTP_HEAD))
             conn_close(conn, "out of memory answering an HTTP error");
         else
             finish_after_write(conn);
@@ -237,5 +238,5 @@ bool scrape_describe(struct sink *out)
                                store_class_metric_count - first_items) &&
            sink_puts(out, "shard\thistogram\t-\t") && sink_put(out, name, strlen(name)) &&
            sink_puts(out, "\t") && sink_put(out, hist.help, strlen(hist.help)) && sink_puts(out, "\n") &&
-           snapshot_describe(out) && prom_describe_exporter(out);
+           stats_describe_shards(out) && prom_describe_exporter(out);
 }

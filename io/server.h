@@ -1,6 +1,6 @@
 /*
  * server.h: what the shards of one process share (the contract; see
- * server.c).
+ * server.c; boot.c builds, starts and joins them).
  *
  * Everything here is written once by the main thread before the shards
  * start and only read afterwards, except the few atomics at the bottom,
@@ -18,6 +18,7 @@
 
 #include "../core/cfg.h"
 #include "../core/clock.h"
+#include "../core/exec.h"
 #include "../core/proto.h"
 #include "../core/ring.h"
 #include "../numa/place.h"
@@ -27,15 +28,16 @@ struct xchan;
 struct conn;
 
 /*
- * What a server does with a request's keys. corecache's handler routes each
- * key to its owning shard's store (route.c); the benchmark's ceiling answers
- * from a fixed reply without storage (bench/ceiling.c).
+ * What a server does with a request's keys. corecache's handler (local
+ * NULL) routes each key to its owning shard's store (core/exec.c, route.c);
+ * the benchmark's ceiling answers every key where it arrives from a fixed
+ * reply, without storage (bench/ceiling.c).
  */
 struct server_handler {
     const char *name; /* the program, for -V and logs */
-    /* Executes the keyed part of `req` for one key, appending its reply to
-     * the connection's output. False when memory ran out. Shard thread. */
-    bool (*keyed)(struct conn *conn, const struct proto_req *req, const char *key, uint32_t nkey);
+    /* NULL, or what answers every key on the shard that received it,
+     * called with shard_state as its state (exec.h). Shard thread. */
+    exec_local_fn local;
     /* Bytes of zeroed per-shard state the handler keeps (shard->handler_state),
      * and what releases what the handler put there (may be NULL). */
     size_t shard_state_size;
@@ -84,25 +86,10 @@ static inline struct xchan *server_chan(const struct server *srv, unsigned from,
     return srv->chans[from * srv->nshards + to];
 }
 
-/*
- * Builds the shards, channels and listeners for srv->cfg (already parsed)
- * and srv->plan. Writes a one-line reason to `err` (of `errlen` bytes) on
- * failure and returns -errno or -EINVAL.
- */
-int server_setup(struct server *srv, char *err, size_t errlen);
-
-/* Starts one pinned thread per shard. Returns 0 or -errno. */
-int server_start(struct server *srv, char *err, size_t errlen);
-
 /* Called by each shard once set up (or failed): waits for the gate. */
 void server_shard_ready(struct server *srv);
 
 /* Asks every shard to drain and stop (thread-safe, async-signal-unsafe). */
 void server_stop(struct server *srv);
-
-/* Waits for every shard thread to finish; returns the number that failed. */
-unsigned server_join(struct server *srv);
-
-void server_teardown(struct server *srv);
 
 #endif

@@ -12,8 +12,11 @@
  * It talks to other shards only through xchan channels (route.h).
  *
  * The struct is exposed to the other io/ modules of the same shard (conn.c,
- * route.c, stats.c), never to other threads: another shard may read only
- * `ring_fd` (to wake it) and `id`.
+ * route.c, stats.c, loop.c), never to other threads: another shard may read
+ * only `ring_fd` (to wake it) and `id`. This header depends on no other
+ * io/ module but server.h and outq.h: the modules above it (conn, route,
+ * serve, stats, scrape, loop) each include it, and it includes none of
+ * them.
  */
 #ifndef CORECACHE_IO_SHARD_H
 #define CORECACHE_IO_SHARD_H
@@ -25,9 +28,11 @@
 
 #include "../core/latency.h"
 #include "../core/metrics.h"
+#include "../core/exec.h"
 #include "../core/process.h"
 #include "../core/store.h"
 #include "listen.h"
+#include "outq.h"
 #include "server.h"
 
 /* A shard's own metrics (memcached's names where memcached has them). */
@@ -76,9 +81,7 @@ extern const struct metric_desc shard_metric_desc[];
 
 struct conn;
 struct conn_ops;
-struct oseg;
 struct backlog_rec;
-struct gather;
 
 /* Listening sockets per shard: the cache's (-l) and the metrics endpoint's
  * (--metrics-port) on the same addresses. */
@@ -115,6 +118,8 @@ struct shard {
     size_t arena_size;
     struct store *store;
     struct process_env env;
+    struct exec_ctx exec;  /* how this shard executes requests (route_setup) */
+    struct conn *serving;  /* the connection whose request exec_request runs */
     mc_time_t now;
 
     /* provided receive buffers */
@@ -135,11 +140,8 @@ struct shard {
     struct conn *rearm_list;  /* connections whose multishot recv ended */
     struct conn *resume_list; /* connections that may continue parsing */
 
-    /* output segment caches (no malloc per request) */
-    struct oseg *seg_cache;
-    unsigned nseg_cache;
-    struct oseg *small_cache;
-    unsigned nsmall_cache;
+    /* output segments of every connection (no malloc per request) */
+    struct outq_cache outq_cache;
 
     /* cross-shard */
     struct backlog *backlog; /* per destination: records the channel had no room for */
@@ -161,16 +163,19 @@ struct shard {
     uint32_t sample_rng;       /* xorshift32 state, never 0 */
 };
 
-/* Thread entry point; arg is the struct shard. */
-void *shard_main(void *arg);
+/* Creates the shard's ring, provided buffers and store, on the shard's
+ * thread. Returns 0 or -errno, with *step naming what failed. */
+int shard_setup(struct shard *shard, const char **step);
+
+/* Frees what shard_setup made (connections and records first: loop.c). */
+void shard_teardown(struct shard *shard);
+
+/* Refreshes the shard's and its store's notion of now. Shard thread. */
+void shard_clock(struct shard *shard);
 
 /* An SQE on the shard's ring, submitting what is queued if it is full.
  * Never returns NULL. Shard thread only. */
 struct io_uring_sqe *shard_sqe(struct shard *shard);
-
-/* Makes sure the loop does not sleep before it looks at this connection
- * again (its input can be parsed further). Shard thread only. */
-void shard_resume_later(struct shard *shard, struct conn *conn);
 
 /* The monotonic clock in nanoseconds: a vDSO read, not a syscall. */
 static inline uint64_t shard_clock_ns(void)

@@ -1,6 +1,6 @@
 /*
  * snapshot.c: gathering every shard's metrics side by side (see
- * snapshot.h), and `stats shards`.
+ * snapshot.h).
  *
  * A shard's part is an array of uint64_t, sent through the shard's channel
  * to the asking shard:
@@ -25,8 +25,6 @@
 #include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/store.h"
-#include "conn.h"
-#include "route.h"
 #include "shard.h"
 
 /* Offsets (in uint64_t) within one shard's slot. */
@@ -148,58 +146,4 @@ void snapshot_free(void *state)
 {
     struct snapshots *snaps = state;
     snapshot_destroy(&snaps);
-}
-
-/* --- stats shards ------------------------------------------------------ */
-
-/* The one derived line of `stats shards`. */
-static const char hit_ratio_name[] = "hit_ratio";
-static const char hit_ratio_help[] = "get_hits / (get_hits + get_misses) of the shard's store, 0 before any get";
-
-bool snapshot_describe(struct sink *out)
-{
-    return sink_puts(out, "shard	ratio	<shard>:") && sink_put(out, hit_ratio_name, strlen(hit_ratio_name)) &&
-           sink_puts(out, "	-	") && sink_put(out, hit_ratio_help, strlen(hit_ratio_help)) &&
-           sink_puts(out, "\n");
-}
-
-static bool render_shards(struct shard *shard, void *state, int kind, struct sink *out)
-{
-    const struct snapshots *snaps = state;
-    size_t hits = metrics_find(store_metric_desc, store_metric_count, "get_hits");
-    size_t misses = metrics_find(store_metric_desc, store_metric_count, "get_misses");
-    (void)shard;
-    (void)kind;
-    for (unsigned s = 0; s < snaps->nshards; s++) {
-        char prefix[16], line[96];
-        snprintf(prefix, sizeof(prefix), "%u:", s);
-        const uint64_t *store = snapshot_store_metrics(snaps, s);
-        if (!metrics_render_stats(out, prefix, shard_metric_desc, snapshot_shard_metrics(snaps, s),
-                                  SHARD_METRIC_COUNT) ||
-            !metrics_render_stats(out, prefix, store_metric_desc, store, store_metric_count))
-            return false;
-        /* the share of get keys found, memcached's get_hits / cmd_get */
-        uint64_t h = hits < store_metric_count ? store[hits] : 0;
-        uint64_t m = misses < store_metric_count ? store[misses] : 0;
-        int n = snprintf(line, sizeof(line), "STAT %u:%s %.6f\r\n", s, hit_ratio_name,
-                         h + m > 0 ? (double)h / (double)(h + m) : 0.0);
-        if (!sink_put(out, line, (size_t)n))
-            return false;
-    }
-    return sink_puts(out, "END\r\n");
-}
-
-static const struct gather_ops shards_ops = {
-    .collect = snapshot_collect,
-    .fold = snapshot_fold,
-    .render = render_shards,
-    .free_state = snapshot_free,
-};
-
-bool snapshot_stats_shards(struct conn *conn)
-{
-    struct snapshots *snaps = snapshot_create(conn->shard->srv->nshards);
-    if (snaps == NULL)
-        return false;
-    return route_gather(conn, &shards_ops, 0, snaps);
 }

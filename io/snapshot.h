@@ -2,8 +2,9 @@
  * snapshot.h: every shard's metrics, kept apart by shard (the contract;
  * see snapshot.c).
  *
- * `stats` sums the shards as their parts arrive (stats.c); `stats shards`
- * and the Prometheus endpoint need each shard's own values as well. A
+ * `stats` sums the shards (stats.c); `stats shards` and the Prometheus
+ * endpoint show each shard's own values. All three render from this one
+ * gather. A
  * snapshot gather (route_gather with snapshot_collect / snapshot_fold /
  * snapshot_free and the caller's render) asks every shard for a copy of
  * its shard table, store table, slab classes and service-time histogram,
@@ -20,8 +21,6 @@
 #include "../core/sink.h"
 
 struct shard;
-struct conn;
-struct gather_ops;
 
 struct snapshots {
     unsigned nshards;
@@ -49,13 +48,5 @@ const uint64_t *snapshot_class(const struct snapshots *snaps, unsigned shard, un
 bool snapshot_collect(struct shard *shard, int kind, struct sink *out);
 void snapshot_fold(void *state, unsigned from, const void *part, size_t len);
 void snapshot_free(void *state);
-
-/* Answers `stats shards` on the connection: "STAT <shard>:<name> <value>"
- * for every entry of the shard and store tables and the shard's hit ratio,
- * shard by shard, then END. False when memory ran out. Shard thread. */
-bool snapshot_stats_shards(struct conn *conn);
-
-/* The --describe-metrics line of the per-shard hit ratio (`stats shards`). */
-bool snapshot_describe(struct sink *out);
 
 #endif

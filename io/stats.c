@@ -1,20 +1,25 @@
 /*
- * stats.c: `stats`, `stats settings`, `stats items`, `stats slabs`,
- * `stats sizes`, `stats conns`, `stats reset`, `stats shards` (see stats.h).
+ * stats.c: the stats replies (see stats.h): `stats`, `stats settings`,
+ * `stats items`, `stats slabs`, `stats conns`, `stats shards`, in either
+ * protocol.
  *
- * Counters are per shard and written only by their shard. A stats request
- * is a gather (route.h): each shard copies its counters into a part,
+ * core/exec.c decides which group a request asks for (and answers the
+ * fixed ones itself: sizes, reset, unknown groups); this file gathers and
+ * renders. Counters are per shard and written only by their shard, so a
+ * stats reply is a fold over the same snapshot gather the metrics endpoint
+ * uses (snapshot.h): every shard copies its tables, the asking shard files
+ * the copies side by side, and once the last one is in, the reply is
+ * rendered: summed over the shards (gauges too: a shard's curr_items plus
+ * another's is the server's) in memcached 1.6's format, or shard by shard
+ * for `stats shards`. `stats conns` gathers text instead: each shard lists
+ * its own listeners and connections. `stats settings` is local: the
+ * configuration is the same on every shard.
  *
- *   part = | nclasses | shard metrics | store metrics | class 1 | class 2 | ...
- *
- * the asking shard sums the parts as they arrive (gauges too: a shard's
- * curr_items plus another's is the server's), and renders the sum in
- * memcached 1.6's format once the last part is in. `stats conns` gathers
- * text instead: each shard lists its own listeners and connections.
+ * A binary STAT is rendered as text and transcoded into one packet per
+ * line (proto_bin_stats_from_text), so no stat is written twice.
  *
  * Every name comes from a metric table (facts.h, shard.h, store.c); only
  * `version` and the settings that are not options are written here.
- * `stats shards` (per shard, not summed) is snapshot.c's.
  */
 #include "stats.h"
 
@@ -34,34 +39,59 @@
 #include "shard.h"
 #include "snapshot.h"
 
-enum stats_kind { STATS_GENERAL, STATS_ITEMS, STATS_SLABS, STATS_CONNS };
-
-/* The sum of every shard's part (or the concatenated text of `stats conns`). */
-struct stats_sum {
-    int kind;
-    uint32_t nclasses;
-    uint64_t shard[SHARD_METRIC_COUNT];
-    uint64_t *store;                  /* store_metric_count */
-    uint64_t *cls;                    /* (STORE_CLASSES_MAX) x store_class_metric_count */
-    char *text;
-    size_t text_len;
+/* What a stats gather answers: the group, and for a binary STAT the
+ * request's opcode and opaque (its other fields are not kept). */
+struct stats_ask {
+    enum exec_stats group;
+    struct proto_req req;
 };
 
-static size_t part_size(void)
+/* The sum over every shard of the tables a reply renders. */
+struct stats_sum {
+    uint32_t nclasses;
+    uint64_t shard[SHARD_METRIC_COUNT];
+    uint64_t *store; /* store_metric_count */
+    uint64_t *cls;   /* STORE_CLASSES_MAX x store_class_metric_count */
+};
+
+static void stats_sum_free(struct stats_sum *sum)
 {
-    return sizeof(uint32_t) + sizeof(uint64_t) * (SHARD_METRIC_COUNT + store_metric_count +
-                                                  (size_t)STORE_CLASSES_MAX * store_class_metric_count);
+    free(sum->store);
+    free(sum->cls);
 }
 
-/* --- collecting (on every shard) ---------------------------------------- */
-
-static bool put_u64s(struct sink *out, const uint64_t *v, size_t n)
+/* Folds the snapshots into one sum. False when out of memory. */
+static bool stats_sum_of(const struct snapshots *snaps, struct stats_sum *sum)
 {
-    return sink_put(out, v, n * sizeof(*v));
+    size_t ncm = store_class_metric_count;
+    memset(sum, 0, sizeof(*sum));
+    sum->store = calloc(store_metric_count, sizeof(uint64_t));
+    sum->cls = calloc((size_t)STORE_CLASSES_MAX * ncm, sizeof(uint64_t));
+    if (sum->store == NULL || sum->cls == NULL) {
+        stats_sum_free(sum);
+        return false;
+    }
+    sum->nclasses = snaps->nclasses;
+    for (unsigned s = 0; s < snaps->nshards; s++) {
+        metrics_sum(sum->shard, snapshot_shard_metrics(snaps, s), shard_metric_desc, SHARD_METRIC_COUNT);
+        metrics_sum(sum->store, snapshot_store_metrics(snaps, s), store_metric_desc, store_metric_count);
+        for (unsigned id = 1; id <= snaps->nclasses && id < STORE_CLASSES_MAX; id++)
+            metrics_sum(sum->cls + (size_t)id * ncm, snapshot_class(snaps, s, id), store_class_metric_desc, ncm);
+    }
+    return true;
 }
 
-static bool collect_conn_lines(struct shard *shard, struct sink *out)
+/* --- stats conns: a text gather ------------------------------------------ */
+
+struct conns_text {
+    struct stats_ask ask; /* first member: the render reads the group */
+    char *text;
+    size_t len;
+};
+
+static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
 {
+    (void)kind;
     char line[256], addr[INET6_ADDRSTRLEN + 8];
     for (unsigned i = 0; i < shard->nlisten; i++) {
         int fd = shard->listen_fds[i];
@@ -101,97 +131,25 @@ static bool collect_conn_lines(struct shard *shard, struct sink *out)
     return true;
 }
 
-static bool stats_collect(struct shard *shard, int kind, struct sink *out)
+static void conns_fold(void *state, unsigned from, const void *part, size_t len)
 {
-    if (kind == STATS_CONNS)
-        return collect_conn_lines(shard, out);
-
-    uint32_t nclasses = store_class_count(shard->store);
-    uint64_t *tmp = malloc(sizeof(uint64_t) * (store_metric_count + store_class_metric_count));
-    if (tmp == NULL)
-        return false;
-    bool ok = sink_put(out, &nclasses, sizeof(nclasses)) &&
-              put_u64s(out, shard->m.v, SHARD_METRIC_COUNT);
-    store_metrics(shard->store, tmp);
-    ok = ok && put_u64s(out, tmp, store_metric_count);
-    for (unsigned id = 0; ok && id < STORE_CLASSES_MAX; id++) {
-        if (id >= 1 && id <= nclasses)
-            store_class_metrics(shard->store, id, tmp);
-        else
-            memset(tmp, 0, sizeof(uint64_t) * store_class_metric_count);
-        ok = put_u64s(out, tmp, store_class_metric_count);
-    }
-    free(tmp);
-    return ok;
-}
-
-/* --- folding (on the asking shard) -------------------------------------- */
-
-static void stats_fold(void *state, unsigned from, const void *part, size_t len)
-{
-    struct stats_sum *sum = state;
+    struct conns_text *ct = state;
     (void)from;
-    if (sum->kind == STATS_CONNS) {
-        /* text parts are concatenated */
-        if (len == 0)
-            return;
-        char *text = realloc(sum->text, sum->text_len + len);
-        if (text == NULL)
-            return;
-        memcpy(text + sum->text_len, part, len);
-        sum->text = text;
-        sum->text_len += len;
+    if (len == 0)
         return;
-    }
-    if (len != part_size())
-        return; /* the shard could not collect (out of memory): count it as empty */
-    const char *p = part;
-    uint32_t nclasses;
-    memcpy(&nclasses, p, sizeof(nclasses));
-    p += sizeof(nclasses);
-    if (nclasses > sum->nclasses)
-        sum->nclasses = nclasses;
-    /* Parts are byte copies: copy them out before reading them as numbers. */
-    uint64_t *v = malloc(len);
-    if (v == NULL)
-        return;
-    memcpy(v, p, len - sizeof(nclasses));
-    const uint64_t *shard_part = v;
-    const uint64_t *store_part = shard_part + SHARD_METRIC_COUNT;
-    const uint64_t *cls_part = store_part + store_metric_count;
-    metrics_sum(sum->shard, shard_part, shard_metric_desc, SHARD_METRIC_COUNT);
-    metrics_sum(sum->store, store_part, store_metric_desc, store_metric_count);
-    for (unsigned id = 0; id < STORE_CLASSES_MAX; id++)
-        metrics_sum(sum->cls + (size_t)id * store_class_metric_count,
-                    cls_part + (size_t)id * store_class_metric_count, store_class_metric_desc,
-                    store_class_metric_count);
-    free(v);
+    char *text = realloc(ct->text, ct->len + len);
+    if (text == NULL)
+        return; /* that shard's lines are left out */
+    memcpy(text + ct->len, part, len);
+    ct->text = text;
+    ct->len += len;
 }
 
-static void stats_free(void *state)
+static void conns_free(void *state)
 {
-    struct stats_sum *sum = state;
-    free(sum->store);
-    free(sum->cls);
-    free(sum->text);
-    free(sum);
-}
-
-static struct stats_sum *stats_sum_new(int kind)
-{
-    struct stats_sum *sum = calloc(1, sizeof(*sum));
-    if (sum == NULL)
-        return NULL;
-    sum->kind = kind;
-    if (kind != STATS_CONNS) {
-        sum->store = calloc(store_metric_count, sizeof(uint64_t));
-        sum->cls = calloc((size_t)STORE_CLASSES_MAX * store_class_metric_count, sizeof(uint64_t));
-        if (sum->store == NULL || sum->cls == NULL) {
-            stats_free(sum);
-            return NULL;
-        }
-    }
-    return sum;
+    struct conns_text *ct = state;
+    free(ct->text);
+    free(ct);
 }
 
 /* --- rendering ---------------------------------------------------------- */
@@ -257,32 +215,6 @@ static bool render_classes(const struct stats_sum *sum, bool slabs, struct sink 
                             malloced < store_metric_count ? sum->store[malloced] : 0);
 }
 
-static bool stats_render(struct shard *shard, void *state, int kind, struct sink *out)
-{
-    const struct stats_sum *sum = state;
-    bool ok = true;
-    switch (kind) {
-    case STATS_GENERAL:
-        ok = render_general(shard, sum, out);
-        break;
-    case STATS_ITEMS:
-    case STATS_SLABS:
-        ok = render_classes(sum, kind == STATS_SLABS, out);
-        break;
-    case STATS_CONNS:
-        ok = sum->text_len == 0 || sink_put(out, sum->text, sum->text_len);
-        break;
-    }
-    return ok && sink_puts(out, "END\r\n");
-}
-
-static const struct gather_ops stats_ops = {
-    .collect = stats_collect,
-    .fold = stats_fold,
-    .render = stats_render,
-    .free_state = stats_free,
-};
-
 /* --- settings (local: the configuration is the same on every shard) ----- */
 
 static bool render_settings(struct shard *shard, struct sink *out)
@@ -308,61 +240,65 @@ static bool render_settings(struct shard *shard, struct sink *out)
            sink_puts(out, "END\r\n");
 }
 
-/* --- the command -------------------------------------------------------- */
+/* --- stats shards: each shard's own values ------------------------------- */
 
-static bool arg_is(const struct proto_req *req, const char *word)
+/* The one derived line of `stats shards`. */
+static const char hit_ratio_name[] = "hit_ratio";
+static const char hit_ratio_help[] = "get_hits / (get_hits + get_misses) of the shard's store, 0 before any get";
+
+bool stats_describe_shards(struct sink *out)
 {
-    size_t n = strlen(word);
-    return req->nargs == n && memcmp(req->args, word, n) == 0;
+    return sink_puts(out, "shard\tratio\t<shard>:") && sink_put(out, hit_ratio_name, strlen(hit_ratio_name)) &&
+           sink_puts(out, "\t-\t") && sink_put(out, hit_ratio_help, strlen(hit_ratio_help)) &&
+           sink_puts(out, "\n");
 }
 
-static bool gather(struct conn *conn, int kind)
+static bool render_shards(const struct snapshots *snaps, struct sink *out)
 {
-    struct stats_sum *sum = stats_sum_new(kind);
-    if (sum == NULL)
-        return false;
-    return route_gather(conn, &stats_ops, kind, sum);
-}
-
-bool stats_command(struct conn *conn, const struct proto_req *req)
-{
-    struct shard *shard = conn->shard;
-    if (req->nargs == 0)
-        return gather(conn, STATS_GENERAL);
-    if (arg_is(req, "settings"))
-        return render_settings(shard, &conn->sink);
-    if (arg_is(req, "items"))
-        return gather(conn, STATS_ITEMS);
-    if (arg_is(req, "slabs"))
-        return gather(conn, STATS_SLABS);
-    if (arg_is(req, "conns"))
-        return gather(conn, STATS_CONNS);
-    if (arg_is(req, "shards")) /* corecache's own: per-shard load (snapshot.c) */
-        return snapshot_stats_shards(conn);
-    if (arg_is(req, "sizes"))
-        return sink_puts(&conn->sink, "STAT sizes_status disabled\r\nEND\r\n");
-    if (arg_is(req, "reset")) {
-        route_stats_reset(shard);
-        return sink_puts(&conn->sink, "RESET\r\n");
+    size_t hits = metrics_find(store_metric_desc, store_metric_count, "get_hits");
+    size_t misses = metrics_find(store_metric_desc, store_metric_count, "get_misses");
+    for (unsigned s = 0; s < snaps->nshards; s++) {
+        char prefix[16], line[96];
+        snprintf(prefix, sizeof(prefix), "%u:", s);
+        const uint64_t *store = snapshot_store_metrics(snaps, s);
+        if (!metrics_render_stats(out, prefix, shard_metric_desc, snapshot_shard_metrics(snaps, s),
+                                  SHARD_METRIC_COUNT) ||
+            !metrics_render_stats(out, prefix, store_metric_desc, store, store_metric_count))
+            return false;
+        /* the share of get keys found, memcached's get_hits / cmd_get */
+        uint64_t h = hits < store_metric_count ? store[hits] : 0;
+        uint64_t m = misses < store_metric_count ? store[misses] : 0;
+        int n = snprintf(line, sizeof(line), "STAT %u:%s %.6f\r\n", s, hit_ratio_name,
+                         h + m > 0 ? (double)h / (double)(h + m) : 0.0);
+        if (!sink_put(out, line, (size_t)n))
+            return false;
     }
-    /* memcached answers unknown subcommands with a bare ERROR. */
-    return sink_puts(&conn->sink, "ERROR\r\n");
+    return true;
 }
 
-/* --- the binary protocol's STAT (conn_bin.c) ----------------------------- */
+/* --- rendering a group ----------------------------------------------------- */
 
-/*
- * memcached's process_bin_stat: the same groups and numbers as the text
- * command, each "STAT <name> <value>" line sent as one binary packet and
- * "END" as the empty packet that ends the reply. The text renderers above
- * write into a heap buffer and proto_bin_stats_from_text transcodes, so no
- * stat is written twice. Groups, as memcached matches them: none (general),
- * "reset" and "settings" by prefix, "items", "slabs" and "sizes" exactly;
- * anything else (conns and detail included, which memcached's binary STAT
- * does not serve either) is KEY_ENOENT "Not found".
- */
+/* The text reply of a gathered group ("END" included). */
+static bool render_text(struct shard *shard, enum exec_stats group, const struct snapshots *snaps,
+                        const struct conns_text *ct, struct sink *out)
+{
+    bool ok = true;
+    if (group == EXEC_STATS_CONNS) {
+        ok = ct->len == 0 || sink_put(out, ct->text, ct->len);
+    } else if (group == EXEC_STATS_SHARDS) {
+        ok = render_shards(snaps, out);
+    } else {
+        struct stats_sum sum;
+        if (!stats_sum_of(snaps, &sum))
+            return false;
+        ok = group == EXEC_STATS_GENERAL ? render_general(shard, &sum, out)
+                                         : render_classes(&sum, group == EXEC_STATS_SLABS, out);
+        stats_sum_free(&sum);
+    }
+    return ok && sink_puts(out, "END\r\n");
+}
 
-/* A growable heap buffer behind a sink, for the text being transcoded. */
+/* A growable heap buffer behind a sink, for text being transcoded. */
 struct text_buf {
     struct sink sink; /* first member: grow() casts back */
     char *data;
@@ -386,90 +322,74 @@ static bool text_buf_grow(struct sink *sink, size_t need)
     return true;
 }
 
-static size_t text_buf_len(const struct text_buf *tb)
+/* Renders a group in the asking request's protocol. */
+static bool render_ask(struct shard *shard, const struct stats_ask *ask, const struct snapshots *snaps,
+                       const struct conns_text *ct, struct sink *out)
 {
-    return tb->data != NULL ? (size_t)(tb->sink.pos - tb->data) : 0;
-}
-
-/* The gather's state: the text sum, and the request the packets answer. */
-struct stats_bin {
-    struct stats_sum *sum;
-    struct proto_req req; /* only its binary fields (opcode, opaque) */
-};
-
-static void stats_bin_fold(void *state, unsigned from, const void *part, size_t len)
-{
-    stats_fold(((struct stats_bin *)state)->sum, from, part, len);
-}
-
-static void stats_bin_free(void *state)
-{
-    struct stats_bin *b = state;
-    stats_free(b->sum);
-    free(b);
-}
-
-static bool stats_bin_render(struct shard *shard, void *state, int kind, struct sink *out)
-{
-    struct stats_bin *b = state;
+    if (ask->req.family != PROTO_FAMILY_BINARY) {
+        if (ask->group == EXEC_STATS_SETTINGS)
+            return render_settings(shard, out);
+        return render_text(shard, ask->group, snaps, ct, out);
+    }
     struct text_buf tb = {.sink = {.grow = text_buf_grow}};
-    bool ok = stats_render(shard, b->sum, kind, &tb.sink) &&
-              proto_bin_stats_from_text(&b->req, tb.data, text_buf_len(&tb), out);
+    bool ok = ask->group == EXEC_STATS_SETTINGS ? render_settings(shard, &tb.sink)
+                                                : render_text(shard, ask->group, snaps, ct, &tb.sink);
+    size_t len = tb.data != NULL ? (size_t)(tb.sink.pos - tb.data) : 0;
+    ok = ok && proto_bin_stats_from_text(&ask->req, tb.data, len, out);
     free(tb.data);
     return ok;
 }
 
-static const struct gather_ops stats_bin_ops = {
-    .collect = stats_collect,
-    .fold = stats_bin_fold,
-    .render = stats_bin_render,
-    .free_state = stats_bin_free,
+static bool snapshots_render(struct shard *shard, void *state, int kind, struct sink *out)
+{
+    const struct snapshots *snaps = state;
+    (void)kind;
+    return render_ask(shard, snaps->ctx, snaps, NULL, out);
+}
+
+static bool conns_render(struct shard *shard, void *state, int kind, struct sink *out)
+{
+    const struct conns_text *ct = state;
+    (void)kind;
+    return render_ask(shard, &ct->ask, NULL, ct, out);
+}
+
+static const struct gather_ops snapshots_ops = {
+    .collect = snapshot_collect,
+    .fold = snapshot_fold,
+    .render = snapshots_render,
+    .free_state = snapshot_free,
 };
 
-static bool gather_binary(struct conn *conn, const struct proto_req *req, int kind)
-{
-    struct stats_bin *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return false;
-    b->sum = stats_sum_new(kind);
-    if (b->sum == NULL) {
-        free(b);
-        return false;
-    }
-    b->req.family = PROTO_FAMILY_BINARY;
-    b->req.bin = req->bin;
-    return route_gather(conn, &stats_bin_ops, kind, b);
-}
+static const struct gather_ops conns_ops = {
+    .collect = collect_conn_lines,
+    .fold = conns_fold,
+    .render = conns_render,
+    .free_state = conns_free,
+};
 
-static bool arg_starts(const struct proto_req *req, const char *word)
+bool stats_answer(struct conn *conn, const struct proto_req *req, enum exec_stats group)
 {
-    size_t n = strlen(word);
-    return req->nargs >= n && memcmp(req->args, word, n) == 0;
-}
-
-bool stats_binary(struct conn *conn, const struct proto_req *req)
-{
-    struct shard *shard = conn->shard;
-    if (req->nargs == 0)
-        return gather_binary(conn, req, STATS_GENERAL);
-    if (arg_starts(req, "reset")) {
-        route_stats_reset(shard);
-        return proto_bin_stats_from_text(req, "END\r\n", 5, &conn->sink);
+    struct stats_ask ask = {.group = group};
+    ask.req.family = req->family;
+    ask.req.bin = req->bin;
+    if (group == EXEC_STATS_SETTINGS)
+        return render_ask(conn->shard, &ask, NULL, NULL, &conn->out.sink);
+    if (group == EXEC_STATS_CONNS) {
+        struct conns_text *ct = calloc(1, sizeof(*ct));
+        if (ct == NULL)
+            return false;
+        ct->ask = ask;
+        return route_gather(conn, &conns_ops, 0, ct);
     }
-    if (arg_starts(req, "settings")) {
-        struct text_buf tb = {.sink = {.grow = text_buf_grow}};
-        bool ok = render_settings(shard, &tb.sink) &&
-                  proto_bin_stats_from_text(req, tb.data, text_buf_len(&tb), &conn->sink);
-        free(tb.data);
-        return ok;
+    struct snapshots *snaps = snapshot_create(conn->shard->srv->nshards);
+    if (snaps == NULL)
+        return false;
+    snaps->ctx = malloc(sizeof(ask));
+    if (snaps->ctx == NULL) {
+        snapshot_destroy(&snaps);
+        return false;
     }
-    if (arg_is(req, "items"))
-        return gather_binary(conn, req, STATS_ITEMS);
-    if (arg_is(req, "slabs"))
-        return gather_binary(conn, req, STATS_SLABS);
-    if (arg_is(req, "sizes")) {
-        static const char sizes[] = "STAT sizes_status disabled\r\nEND\r\n";
-        return proto_bin_stats_from_text(req, sizes, sizeof(sizes) - 1, &conn->sink);
-    }
-    return proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, &conn->sink);
+    memcpy(snaps->ctx, &ask, sizeof(ask));
+    return route_gather(conn, &snapshots_ops, 0, snaps);
 }

@@ -1,26 +1,28 @@
 /*
- * stats.h: the `stats` family of commands (the contract; see stats.c).
+ * stats.h: the stats replies (the contract; see stats.c).
  *
- * Every shard is the only writer of its counters. A `stats` request asks
- * each shard for a copy through the router (route_gather), sums the copies
- * on the asking shard and renders memcached 1.6's exact format: every line
- * "STAT <name> <value>", then "END".
+ * core/exec.c parses a stats request into a group (EXEC_STATS); this
+ * module answers it on the connection, in the request's protocol: the
+ * general, items, slabs and shards groups from a snapshot gather of every
+ * shard (snapshot.h), conns from a text gather, settings locally.
  */
 #ifndef CORECACHE_IO_STATS_H
 #define CORECACHE_IO_STATS_H
 
 #include <stdbool.h>
 
+#include "../core/exec.h"
 #include "../core/proto.h"
+#include "../core/sink.h"
 
 struct conn;
 
-/* Answers `stats [args]` on the connection; false when memory ran out. */
-bool stats_command(struct conn *conn, const struct proto_req *req);
+/* Answers `group` for `req` on the connection (a placeholder now, the
+ * reply once every shard has answered). False when memory ran out. The
+ * connection's shard thread. */
+bool stats_answer(struct conn *conn, const struct proto_req *req, enum exec_stats group);
 
-/* Answers a binary STAT request (the group in req->args): memcached's stat
- * packets, one per line, then the empty one; false when memory ran out.
- * The connection's shard thread. */
-bool stats_binary(struct conn *conn, const struct proto_req *req);
+/* The --describe-metrics line of the per-shard hit ratio (`stats shards`). */
+bool stats_describe_shards(struct sink *out);
 
 #endif

@@ -23,7 +23,6 @@ enum ud_type {
     UD_ACCEPT,  /* multishot accept on the shard's listener */
     UD_RECV,    /* multishot recv of a connection */
     UD_SEND,    /* send/sendmsg of a connection's output */
-    UD_CLOSE,   /* close of a connection's socket */
     UD_CANCEL,  /* cancellation of a connection's recv */
     UD_TIMER,   /* the shard's periodic tick */
     UD_WAKE,    /* MSG_RING from another shard: records are waiting */

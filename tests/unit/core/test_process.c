@@ -17,66 +17,8 @@
 #include "hash.h"
 #include "process.h"
 #include "store.h"
+#include "test_fixture.h"
 #include "test_sink.h"
-
-#define ARENA (4u * 1024 * 1024)
-#define PAGE (1024u * 1024)
-#define T0 1700000000
-
-struct fixture {
-    void *arena;
-    struct store *store;
-    struct mc_clock clock;
-    struct process_env env;
-    struct test_sink out;
-};
-
-static int setup_with(void **state, bool evictions)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    f->arena = aligned_alloc(4096, ARENA);
-    struct store_cfg cfg = {
-        .arena = f->arena, .arena_size = ARENA, .item_size_max = PAGE, .slab_page_size = PAGE,
-        .growth_factor = 1.25, .chunk_min = 48, .evictions = evictions, .cas_enabled = true,
-        .cas_offset = 0, .cas_stride = 1,
-    };
-    if (store_create(&cfg, &f->store) != MC_OK)
-        return -1;
-    mc_clock_init(&f->clock, T0);
-    f->env.store = f->store;
-    f->env.clock = &f->clock;
-    f->env.now = mc_clock_now(&f->clock, T0);
-    store_set_clock(f->store, f->env.now);
-    test_sink_init(&f->out, 64);
-    *state = f;
-    return 0;
-}
-
-static int setup(void **state)
-{
-    return setup_with(state, true);
-}
-
-static int setup_no_evict(void **state)
-{
-    return setup_with(state, false);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_destroy(&f->store);
-    free(f->arena);
-    test_sink_fini(&f->out);
-    free(f);
-    return 0;
-}
-
-static void advance(struct fixture *f, int seconds)
-{
-    f->env.now += (mc_time_t)seconds;
-    store_set_clock(f->store, f->env.now);
-}
 
 /* Runs one keyed command and returns its reply (caller frees). */
 static char *run(struct fixture *f, enum proto_cmd cmd, const char *key, const char *value,
@@ -169,19 +111,19 @@ static void test_process_exptime_relative_and_gat(void **state)
 {
     struct fixture *f = *state;
     EXPECT(f, "STORED\r\n", PROTO_SET, "k", "v", 0, 2, 0, false);
-    advance(f, 1);
+    fixture_advance(f, 1);
     EXPECT(f, "VALUE k 0 1\r\nv\r\n", PROTO_GAT, "k", NULL, 0, 10, 0, false);
-    advance(f, 5); /* the gat moved expiry to now + 10 */
+    fixture_advance(f, 5); /* the gat moved expiry to now + 10 */
     EXPECT(f, "VALUE k 0 1\r\nv\r\n", PROTO_GET, "k", NULL, 0, 0, 0, false);
-    advance(f, 10);
+    fixture_advance(f, 10);
     EXPECT(f, "", PROTO_GET, "k", NULL, 0, 0, 0, false);
     /* negative: stored already expired */
     EXPECT(f, "STORED\r\n", PROTO_SET, "n", "v", 0, -1, 0, false);
     EXPECT(f, "", PROTO_GET, "n", NULL, 0, 0, 0, false);
     /* absolute: a unix time 100 s after the start */
-    EXPECT(f, "STORED\r\n", PROTO_SET, "a", "v", 0, T0 + 100, 0, false);
+    EXPECT(f, "STORED\r\n", PROTO_SET, "a", "v", 0, FIXTURE_T0 + 100, 0, false);
     EXPECT(f, "VALUE a 0 1\r\nv\r\n", PROTO_GET, "a", NULL, 0, 0, 0, false);
-    advance(f, 100);
+    fixture_advance(f, 100);
     EXPECT(f, "", PROTO_GET, "a", NULL, 0, 0, 0, false);
 }
 
@@ -189,7 +131,7 @@ static void test_process_too_large_unlinks_old_value(void **state)
 {
     struct fixture *f = *state;
     EXPECT(f, "STORED\r\n", PROTO_SET, "k", "old", 0, 0, 0, false);
-    struct proto_req req = {.cmd = PROTO_SET, .key = "k", .nkey = 1, .nbytes = 2 * PAGE,
+    struct proto_req req = {.cmd = PROTO_SET, .key = "k", .nkey = 1, .nbytes = 2 * FIXTURE_PAGE,
                             .too_large = true};
     test_sink_clear(&f->out);
     assert_true(process_key(&f->env, &req, "k", 1, hash_key("k", 1), &f->out.sink));
@@ -199,25 +141,20 @@ static void test_process_too_large_unlinks_old_value(void **state)
     EXPECT(f, "", PROTO_GET, "k", NULL, 0, 0, 0, false);
 }
 
+/* fixture_fill's step: a set answers STORED until memory runs out. */
+static bool set_until_oom(struct fixture *f, const char *key, const char *value)
+{
+    char *reply = run(f, PROTO_SET, key, value, 0, 0, 0, false);
+    bool oom = strcmp(reply, "SERVER_ERROR out of memory storing object\r\n") == 0;
+    if (!oom)
+        assert_string_equal(reply, "STORED\r\n");
+    free(reply);
+    return oom;
+}
+
 static void test_process_out_of_memory_without_evictions(void **state)
 {
-    struct fixture *f = *state;
-    char *value = malloc(400 * 1024 + 1);
-    memset(value, 'x', 400 * 1024);
-    value[400 * 1024] = '\0';
-    char key[16];
-    bool oom = false;
-    for (int i = 0; i < 64 && !oom; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        char *reply = run(f, PROTO_SET, key, value, 0, 0, 0, false);
-        if (strcmp(reply, "SERVER_ERROR out of memory storing object\r\n") == 0)
-            oom = true;
-        else
-            assert_string_equal(reply, "STORED\r\n");
-        free(reply);
-    }
-    assert_true(oom);
-    free(value);
+    assert_true(fixture_fill(*state, set_until_oom));
 }
 
 /* --default-ttl / --max-ttl through process_exptime(), for the classic
@@ -241,9 +178,9 @@ static void test_process_exptime_policy(void **state)
     assert_int_equal(process_exptime(&f->env, 0), now + 100);     /* never -> capped */
     assert_int_equal(process_exptime(&f->env, 50), now + 50);
     assert_int_equal(process_exptime(&f->env, 500), now + 100);
-    assert_int_equal(process_exptime(&f->env, T0 + 10000), now + 100); /* unix time */
+    assert_int_equal(process_exptime(&f->env, FIXTURE_T0 + 10000), now + 100); /* unix time */
     assert_int_equal(process_exptime(&f->env, -1), 1);            /* stays expired */
-    assert_true(process_exptime(&f->env, T0 - 5) <= now);             /* a time gone by */
+    assert_true(process_exptime(&f->env, FIXTURE_T0 - 5) <= now);             /* a time gone by */
     f->env.default_ttl = 1000;                                    /* the cap wins */
     assert_int_equal(process_exptime(&f->env, 0), now + 100);
 
@@ -256,28 +193,30 @@ static void test_process_exptime_policy(void **state)
     EXPECT(f, "TOUCHED\r\n", PROTO_TOUCH, "c", NULL, 0, 0, 0, false); /* touch 0: default */
     EXPECT(f, "STORED\r\n", PROTO_SET, "d", "v", 0, 10, 0, false);
     EXPECT(f, "VALUE d 0 1\r\nv\r\n", PROTO_GAT, "d", NULL, 0, 9999, 0, false);
-    advance(f, 5);
+    fixture_advance(f, 5);
     EXPECT(f, "", PROTO_GET, "a", NULL, 0, 0, 0, false);
     EXPECT(f, "VALUE b 0 1\r\nv\r\n", PROTO_GET, "b", NULL, 0, 0, 0, false);
     EXPECT(f, "", PROTO_GET, "c", NULL, 0, 0, 0, false);
-    advance(f, 15);
+    fixture_advance(f, 15);
     EXPECT(f, "", PROTO_GET, "b", NULL, 0, 0, 0, false);
     EXPECT(f, "", PROTO_GET, "d", NULL, 0, 0, 0, false);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_process_get_hit_and_miss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_gets_shows_cas_and_cas_command, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_storage_outcomes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_delete_touch_arith, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_noreply_suppresses_everything, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_exptime_relative_and_gat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_too_large_unlinks_old_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_process_out_of_memory_without_evictions, setup_no_evict,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_process_exptime_policy, setup, teardown),
+        T(test_process_get_hit_and_miss),
+        T(test_process_gets_shows_cas_and_cas_command),
+        T(test_process_storage_outcomes),
+        T(test_process_delete_touch_arith),
+        T(test_process_noreply_suppresses_everything),
+        T(test_process_exptime_relative_and_gat),
+        T(test_process_too_large_unlinks_old_value),
+        cmocka_unit_test_setup_teardown(test_process_out_of_memory_without_evictions, fixture_setup_no_evict,
+                                        fixture_teardown),
+        T(test_process_exptime_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

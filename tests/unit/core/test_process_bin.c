@@ -15,72 +15,17 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "exec.h"
 #include "hash.h"
 #include "process.h"
 #include "process_bin.h"
 #include "proto_bin.h"
 #include "store.h"
+#include "test_bin.h"
+#include "test_fixture.h"
 #include "test_sink.h"
 
-#define ARENA (4u * 1024 * 1024)
-#define PAGE (1024u * 1024)
-#define T0 1700000000
-#define OPAQUE "\x01\x02\x03\x04"
-
-struct fixture {
-    void *arena;
-    struct store *store;
-    struct mc_clock clock;
-    struct process_env env;
-    struct test_sink out;
-};
-
-static int setup_with(void **state, bool evictions)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    f->arena = aligned_alloc(4096, ARENA);
-    struct store_cfg cfg = {
-        .arena = f->arena, .arena_size = ARENA, .item_size_max = PAGE, .slab_page_size = PAGE,
-        .growth_factor = 1.25, .chunk_min = 48, .evictions = evictions, .cas_enabled = true,
-        .cas_offset = 0, .cas_stride = 1,
-    };
-    if (store_create(&cfg, &f->store) != MC_OK)
-        return -1;
-    mc_clock_init(&f->clock, T0);
-    f->env.store = f->store;
-    f->env.clock = &f->clock;
-    f->env.now = mc_clock_now(&f->clock, T0);
-    store_set_clock(f->store, f->env.now);
-    test_sink_init(&f->out, 64);
-    *state = f;
-    return 0;
-}
-
-static int setup(void **state)
-{
-    return setup_with(state, true);
-}
-
-static int setup_no_evict(void **state)
-{
-    return setup_with(state, false);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_destroy(&f->store);
-    free(f->arena);
-    test_sink_fini(&f->out);
-    free(f);
-    return 0;
-}
-
-static void advance(struct fixture *f, int seconds)
-{
-    f->env.now += (mc_time_t)seconds;
-    store_set_clock(f->store, f->env.now);
-}
+#define OPAQUE TEST_BIN_OPAQUE
 
 /* A binary request as proto_bin_parse would fill it. */
 static struct proto_req breq(uint8_t opcode, enum proto_cmd cmd, const char *key)
@@ -102,49 +47,16 @@ static struct proto_req bstore(uint8_t opcode, enum proto_cmd cmd, const char *k
     return req;
 }
 
-/* One response, decoded. */
-struct resp {
-    uint8_t opcode;
-    uint16_t status;
-    uint8_t extlen;
-    uint16_t keylen;
-    uint32_t bodylen;
-    uint64_t cas;
-    char body[256];
-};
-
-static uint64_t be(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Runs req; returns the number of responses written (0 or 1) and decodes
  * the one there is into *r. */
 static int run(struct fixture *f, struct proto_req *req, struct resp *r)
 {
     test_sink_clear(&f->out);
-    assert_true(process_key(&f->env, req, req->key, req->nkey, hash_key(req->key, req->nkey), &f->out.sink));
+    assert_true(process_bin_key(&f->env, req, req->key, req->nkey, hash_key(req->key, req->nkey), &f->out.sink));
     size_t len = test_sink_len(&f->out);
     if (len == 0)
         return 0;
-    const unsigned char *p = (const unsigned char *)f->out.data;
-    assert_true(len >= PROTO_BIN_HEADER_LEN);
-    assert_int_equal(p[0], PROTO_BIN_RES_MAGIC);
-    assert_int_equal(p[5], 0);
-    assert_memory_equal(p + 12, OPAQUE, 4);
-    memset(r, 0, sizeof(*r));
-    r->opcode = p[1];
-    r->keylen = (uint16_t)be(p + 2, 2);
-    r->extlen = p[4];
-    r->status = (uint16_t)be(p + 6, 2);
-    r->bodylen = (uint32_t)be(p + 8, 4);
-    r->cas = be(p + 16, 8);
-    assert_int_equal(len, PROTO_BIN_HEADER_LEN + r->bodylen); /* exactly one response */
-    assert_true(r->bodylen < sizeof(r->body));
-    memcpy(r->body, p + PROTO_BIN_HEADER_LEN, r->bodylen);
+    assert_int_equal(resp_decode(f->out.data, len, r), len); /* exactly one response */
     return 1;
 }
 
@@ -248,18 +160,18 @@ static void test_process_bin_touch_and_gat(void **state)
     assert_int_equal(r.bodylen, 4);
     assert_int_equal(r.cas, cas);
     assert_memory_equal(r.body, "\0\0\0\x03", 4);
-    advance(f, 9);
+    fixture_advance(f, 9);
     struct proto_req gatk = breq(PROTO_BIN_GATK, PROTO_GAT, "k");
     gatk.bin.return_key = true;
     gatk.exptime = 100;
     assert_int_equal(run(f, &gatk, &r), 1);
     assert_int_equal(r.keylen, 1);
     assert_memory_equal(r.body, "\0\0\0\x03kval", 8);
-    advance(f, 50); /* the gat moved expiry to +100 */
+    fixture_advance(f, 50); /* the gat moved expiry to +100 */
     struct proto_req get = breq(PROTO_BIN_GET, PROTO_GET, "k");
     assert_int_equal(run(f, &get, &r), 1);
     assert_int_equal(r.status, 0);
-    advance(f, 51);
+    fixture_advance(f, 51);
     expect_error(f, &get, PROTO_BIN_KEY_ENOENT, "Not found");
 }
 
@@ -329,7 +241,7 @@ static void test_process_bin_too_large_unlinks_old_value(void **state)
     /* a set too large, even with a CAS, unlinks the old item */
     struct proto_req big = breq(PROTO_BIN_SETQ, PROTO_SET, "k");
     big.bin.quiet = true;
-    big.nbytes = 2 * PAGE;
+    big.nbytes = 2 * FIXTURE_PAGE;
     big.too_large = true;
     big.cas = cas;
     expect_error(f, &big, PROTO_BIN_E2BIG, "Too large.");
@@ -338,7 +250,7 @@ static void test_process_bin_too_large_unlinks_old_value(void **state)
     /* an append too large keeps it */
     set(f, "k", "old", 0);
     struct proto_req app = breq(PROTO_BIN_APPEND, PROTO_APPEND, "k");
-    app.nbytes = 2 * PAGE;
+    app.nbytes = 2 * FIXTURE_PAGE;
     app.too_large = true;
     expect_error(f, &app, PROTO_BIN_E2BIG, "Too large.");
     assert_int_equal(run(f, &get, &r), 1);
@@ -454,7 +366,7 @@ static void test_process_bin_incr_create_expires(void **state)
     struct proto_req create = arith(PROTO_BIN_INCREMENT, PROTO_INCR, "n", 1, 3, 10);
     assert_int_equal(run(f, &create, &r), 1);
     assert_int_equal(number(&r), 3);
-    advance(f, 11);
+    fixture_advance(f, 11);
     struct proto_req get = breq(PROTO_BIN_GET, PROTO_GET, "n");
     expect_error(f, &get, PROTO_BIN_KEY_ENOENT, "Not found");
 }
@@ -465,7 +377,7 @@ static void test_process_bin_exptime_conversion(void **state)
     mc_time_t now = f->env.now;
     assert_int_equal(process_exptime(&f->env, 0), 0);
     assert_int_equal(process_exptime(&f->env, 100), now + 100);
-    assert_int_equal(process_exptime(&f->env, T0 + 50), now + 50); /* absolute */
+    assert_int_equal(process_exptime(&f->env, FIXTURE_T0 + 50), now + 50); /* absolute */
     assert_int_equal(process_exptime(&f->env, 2592001), 1);         /* in the past */
 }
 
@@ -481,50 +393,48 @@ static void test_process_bin_set_obeys_max_ttl(void **state)
     set.exptime = 0;
     struct resp r;
     assert_int_equal(run(f, &set, &r), 1);
-    advance(f, 59);
+    fixture_advance(f, 59);
     struct proto_req get = breq(PROTO_BIN_GET, PROTO_GET, "k");
     assert_int_equal(run(f, &get, &r), 1);
     assert_int_equal(r.status, 0);
-    advance(f, 2);
+    fixture_advance(f, 2);
     expect_error(f, &get, PROTO_BIN_KEY_ENOENT, "Not found");
+}
+
+/* fixture_fill's step: a quiet set says nothing until memory runs out,
+ * then answers ENOMEM. */
+static bool setq_until_oom(struct fixture *f, const char *key, const char *value)
+{
+    struct proto_req req = bstore(PROTO_BIN_SETQ, PROTO_SET, key, value, 0, 0);
+    req.bin.quiet = true;
+    struct resp r;
+    if (run(f, &req, &r) == 0)
+        return false;
+    assert_int_equal(r.status, PROTO_BIN_ENOMEM);
+    assert_memory_equal(r.body, "Out of memory allocating item", 29);
+    return true;
 }
 
 static void test_process_bin_out_of_memory_without_evictions(void **state)
 {
-    struct fixture *f = *state;
-    char *value = malloc(400 * 1024 + 1);
-    memset(value, 'x', 400 * 1024);
-    value[400 * 1024] = '\0';
-    char key[16];
-    bool oom = false;
-    for (int i = 0; i < 64 && !oom; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        struct proto_req req = bstore(PROTO_BIN_SETQ, PROTO_SET, key, value, 0, 0);
-        req.bin.quiet = true;
-        struct resp r;
-        if (run(f, &req, &r) == 1) {
-            assert_int_equal(r.status, PROTO_BIN_ENOMEM);
-            assert_memory_equal(r.body, "Out of memory allocating item", 29);
-            oom = true;
-        }
-    }
-    assert_true(oom);
-    free(value);
+    assert_true(fixture_fill(*state, setq_until_oom));
 }
 
-/* A text request still gets text replies: the hook looks at the family. */
+/* A text request still gets text replies: exec picks the composer by the
+ * request's family. */
 static void test_process_bin_text_family_untouched(void **state)
 {
     struct fixture *f = *state;
     struct proto_req req = {.cmd = PROTO_DELETE, .key = "k", .nkey = 1};
+    struct exec_ctx ctx = {.env = &f->env};
     test_sink_clear(&f->out);
-    assert_true(process_key(&f->env, &req, "k", 1, hash_key("k", 1), &f->out.sink));
+    assert_true(exec_forwarded(&ctx, &req, "k", 1, hash_key("k", 1), &f->out.sink));
     char *text = test_sink_text(&f->out);
     assert_string_equal(text, "NOT_FOUND\r\n");
     free(text);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
 
 int main(void)
 {
@@ -542,8 +452,8 @@ int main(void)
         T(test_process_bin_incr_create_expires),
         T(test_process_bin_exptime_conversion),
         T(test_process_bin_set_obeys_max_ttl),
-        cmocka_unit_test_setup_teardown(test_process_bin_out_of_memory_without_evictions, setup_no_evict,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_process_bin_out_of_memory_without_evictions, fixture_setup_no_evict,
+                                        fixture_teardown),
         T(test_process_bin_text_family_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,61 +23,11 @@
 #include "hash.h"
 #include "process.h"
 #include "process_meta.h"
+#include "reply.h"
 #include "proto.h"
 #include "store.h"
+#include "test_fixture.h"
 #include "test_sink.h"
-
-#define ARENA (4u * 1024 * 1024)
-#define PAGE (1024u * 1024)
-#define T0 1700000000
-
-struct fixture {
-    void *arena;
-    struct store *store;
-    struct mc_clock clock;
-    struct process_env env;
-    struct proto_parser parser;
-    struct test_sink out;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof(*f));
-    f->arena = aligned_alloc(4096, ARENA);
-    struct store_cfg cfg = {
-        .arena = f->arena, .arena_size = ARENA, .item_size_max = PAGE, .slab_page_size = PAGE,
-        .growth_factor = 1.25, .chunk_min = 48, .evictions = true, .cas_enabled = true,
-        .cas_offset = 0, .cas_stride = 1,
-    };
-    if (store_create(&cfg, &f->store) != MC_OK)
-        return -1;
-    mc_clock_init(&f->clock, T0);
-    f->env.store = f->store;
-    f->env.clock = &f->clock;
-    f->env.now = mc_clock_now(&f->clock, T0);
-    store_set_clock(f->store, f->env.now);
-    struct proto_limits limits = {.item_size_max = PAGE, .item_total = store_item_total};
-    proto_parser_init(&f->parser, &limits);
-    test_sink_init(&f->out, 64);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_destroy(&f->store);
-    free(f->arena);
-    test_sink_fini(&f->out);
-    free(f);
-    return 0;
-}
-
-static void advance(struct fixture *f, int seconds)
-{
-    f->env.now += (mc_time_t)seconds;
-    store_set_clock(f->store, f->env.now);
-}
 
 /*
  * Parses and executes every request in `text` as a connection would:
@@ -98,14 +48,14 @@ static char *run_text(struct fixture *f, const char *text, size_t len)
             break;
         case PROTO_ERROR:
             if (!req.noreply)
-                assert_true(process_reply_line(&req, req.error, &f->out.sink));
+                assert_true(reply_put_line(&f->out.sink, req.error, strlen(req.error)));
             break;
         case PROTO_MN:
             assert_true(sink_puts(&f->out.sink, "MN\r\n"));
             break;
         default:
             assert_true(proto_is_keyed(req.cmd));
-            assert_true(process_key(&f->env, &req, req.key, req.nkey, hash_key(req.key, req.nkey),
+            assert_true(process_meta_key(&f->env, &req, req.key, req.nkey, hash_key(req.key, req.nkey),
                                     &f->out.sink));
             break;
         }
@@ -131,7 +81,7 @@ static void test_process_meta_mg_hit_flags_in_request_order(void **state)
     EXPECT(f, "mg foo\r\n", "HD\r\n");
     /* h and l show the state before this command (no-bump u keeps it) */
     EXPECT(f, "ms h 1\r\nx\r\n", "HD\r\n");
-    advance(f, 3);
+    fixture_advance(f, 3);
     EXPECT(f, "mg h h l u\r\n", "HD h0 l3\r\n");
     EXPECT(f, "mg h h\r\n", "HD h0\r\n");
     EXPECT(f, "mg h h\r\n", "HD h1\r\n");
@@ -176,14 +126,14 @@ static void test_process_meta_vivify_one_winner(void **state)
     EXPECT(f, "mg foo N30 v t c O123 k q\r\n", "VA 0 t30 c1 O123 kfoo W\r\n\r\n");
     for (int i = 0; i < 5; i++)
         EXPECT(f, "mg foo N30 v t Oab k\r\n", "VA 0 t30 Oab kfoo Z\r\n\r\n");
-    advance(f, 10);
+    fixture_advance(f, 10);
     EXPECT(f, "mg foo N30 t\r\n", "HD t20 Z\r\n");
     /* the winner stores the value: a fresh item, no flags for anyone */
     EXPECT(f, "ms foo 3 T60\r\nnew\r\n", "HD\r\n");
     EXPECT(f, "mg foo N30 v\r\n", "VA 3\r\nnew\r\n");
     /* the stub expires with N's TTL if the winner never comes back */
     EXPECT(f, "mg bar N5 v\r\n", "VA 0 W\r\n\r\n");
-    advance(f, 5);
+    fixture_advance(f, 5);
     EXPECT(f, "mg bar v\r\n", "EN\r\n");
     EXPECT(f, "mg bar N5 v\r\n", "VA 0 W\r\n\r\n");
 }
@@ -195,7 +145,7 @@ static void test_process_meta_recache_one_winner(void **state)
     struct fixture *f = *state;
     EXPECT(f, "ms k 1 T100\r\nv\r\n", "HD\r\n");
     EXPECT(f, "mg k R30 v t\r\n", "VA 1 t100\r\nv\r\n");
-    advance(f, 71);
+    fixture_advance(f, 71);
     EXPECT(f, "mg k R30 v t\r\n", "VA 1 t29 W\r\nv\r\n");
     EXPECT(f, "mg k R30 v t\r\n", "VA 1 t29 Z\r\nv\r\n");
     EXPECT(f, "mg k v\r\n", "VA 1 Z\r\nv\r\n");
@@ -267,7 +217,7 @@ static void test_process_meta_ms_too_large(void **state)
 {
     struct fixture *f = *state;
     EXPECT(f, "ms k 3\r\nold\r\n", "HD\r\n");
-    size_t big = 2 * PAGE;
+    size_t big = 2 * FIXTURE_PAGE;
     char *req = malloc(big + 64);
     int n = snprintf(req, 64, "ms k %zu MA q\r\n", big);
     memset(req + n, 'x', big);
@@ -329,7 +279,7 @@ static void test_process_meta_me(void **state)
     struct fixture *f = *state;
     EXPECT(f, "me k\r\n", "EN\r\n");
     EXPECT(f, "ms k 2 T100\r\nhi\r\n", "HD\r\n");
-    advance(f, 4);
+    fixture_advance(f, 4);
     /* exp is 1.6.18's: now - exptime */
     EXPECT(f, "me k\r\n", "ME k exp=-96 la=4 cas=1 fetch=no cls=1 size=43\r\n");
     EXPECT(f, "mg k\r\nme k\r\n", "HD\r\nME k exp=-96 la=4 cas=1 fetch=yes cls=1 size=43\r\n");
@@ -364,7 +314,7 @@ static void test_process_meta_ttl_policy(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_process_meta_mg_hit_flags_in_request_order),
         T(test_process_meta_mg_miss_and_quiet),

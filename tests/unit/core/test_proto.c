@@ -19,31 +19,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
-
-#define ITEM_SIZE_MAX (1024 * 1024)
-#define ITEM_HEADER 48
-
-static size_t test_item_total(size_t nkey, size_t nbytes)
-{
-    return nkey + nbytes + ITEM_HEADER;
-}
-
-static int setup(void **state)
-{
-    struct proto_parser *parser = malloc(sizeof(*parser));
-    if (parser == NULL)
-        return -1;
-    struct proto_limits limits = {.item_size_max = ITEM_SIZE_MAX, .item_total = test_item_total};
-    proto_parser_init(parser, &limits);
-    *state = parser;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
+#include "test_fixture.h"
 
 /* Parses a literal (embedded NULs included). */
 #define PARSE(parser, lit, req) proto_parse((parser), (lit), sizeof(lit) - 1, (req), NULL)
@@ -82,93 +58,7 @@ static void expect_error(struct proto_parser *parser, const char *buf, size_t le
 #define BAD_CHUNK "CLIENT_ERROR bad data chunk"
 #define TOO_LARGE "SERVER_ERROR object too large for cache"
 
-/* Pointer fields are compared as offsets into their own buffers. */
-static void assert_ptr_offset(const char *a, const char *abuf, const char *b, const char *bbuf)
-{
-    if (a == NULL || b == NULL) {
-        assert_true(a == NULL && b == NULL);
-        return;
-    }
-    assert_int_equal(a - abuf, b - bbuf);
-}
-
-static void assert_req_same(const struct proto_req *a, const char *abuf,
-                            const struct proto_req *b, const char *bbuf)
-{
-    assert_int_equal(a->cmd, b->cmd);
-    assert_int_equal(a->noreply, b->noreply);
-    assert_int_equal(a->close, b->close);
-    assert_ptr_offset(a->key, abuf, b->key, bbuf);
-    assert_int_equal(a->nkey, b->nkey);
-    assert_ptr_offset(a->keys, abuf, b->keys, bbuf);
-    assert_int_equal(a->keys_len, b->keys_len);
-    assert_int_equal(a->nkeys, b->nkeys);
-    assert_int_equal(a->flags, b->flags);
-    assert_int_equal(a->exptime, b->exptime);
-    assert_int_equal(a->nbytes, b->nbytes);
-    assert_ptr_offset(a->value, abuf, b->value, bbuf);
-    assert_int_equal(a->cas, b->cas);
-    assert_int_equal(a->delta, b->delta);
-    assert_int_equal(a->level, b->level);
-    assert_int_equal(a->too_large, b->too_large);
-    assert_ptr_offset(a->args, abuf, b->args, bbuf);
-    assert_int_equal(a->nargs, b->nargs);
-    assert_int_equal(a->graceful, b->graceful);
-    if (a->error == NULL || b->error == NULL)
-        assert_true(a->error == NULL && b->error == NULL);
-    else
-        assert_string_equal(a->error, b->error);
-}
-
-static char *copy_exact(const char *buf, size_t len)
-{
-    char *copy = malloc(len > 0 ? len : 1);
-    assert_non_null(copy);
-    memcpy(copy, buf, len);
-    return copy;
-}
-
-/*
- * Feeds buf[0..k) for every k: the parser must answer "need more" (0, no
- * state change) until the first request is complete, and from then on
- * exactly what it answers for the whole buffer. Returns what the whole
- * buffer consumed.
- */
-static size_t check_split(const struct proto_parser *model, const char *buf, size_t len)
-{
-    char *whole = copy_exact(buf, len);
-    struct proto_parser full_parser = *model;
-    struct proto_req full;
-    size_t full_need = 0;
-    size_t full_n = proto_parse(&full_parser, whole, len, &full, &full_need);
-    assert_true(full_n > 0);
-    assert_true(full_n <= len);
-    assert_int_equal(full_need, 0);
-
-    for (size_t k = 0; k <= len; k++) {
-        char *part = copy_exact(buf, k);
-        struct proto_parser parser = *model;
-        struct proto_req req;
-        size_t need = 12345;
-        size_t n = proto_parse(&parser, part, k, &req, &need);
-        if (k < full_n) {
-            assert_int_equal(n, 0);
-            assert_int_equal(parser.swallow, model->swallow);
-            /* a storage command knows its total once the line is in */
-            assert_true(need == 0 || need == full_n);
-        } else {
-            assert_int_equal(n, full_n);
-            assert_int_equal(need, 0);
-            assert_int_equal(parser.swallow, full_parser.swallow);
-            assert_req_same(&req, part, &full, whole);
-        }
-        free(part);
-    }
-    free(whole);
-    return full_n;
-}
-
-#define CHECK_SPLIT(parser, lit) check_split((parser), (lit), sizeof(lit) - 1)
+#define CHECK_SPLIT(parser, lit) split_feed_text((parser), (lit), sizeof(lit) - 1)
 
 /* --- retrieval ------------------------------------------------------- */
 
@@ -611,7 +501,7 @@ static void test_proto_storage_bad_data_chunk(void **state)
 static void test_proto_storage_too_large_swallows(void **state)
 {
     struct proto_parser *parser = *state;
-    struct proto_limits limits = {.item_size_max = 100, .item_total = test_item_total};
+    struct proto_limits limits = {.item_size_max = 100, .item_total = fixture_item_total};
     proto_parser_init(parser, &limits);
     struct proto_req req;
 
@@ -1121,13 +1011,13 @@ static void test_proto_split_at_every_byte(void **state)
     };
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
         size_t len = strlen(inputs[i]);
-        assert_int_equal(check_split(parser, inputs[i], len), len);
+        assert_int_equal(split_feed_text(parser, inputs[i], len), len);
     }
 
     /* a buffer holding more than one request: only the first one counts */
     assert_int_equal(CHECK_SPLIT(parser, "set a 0 0 1\r\n1\r\nget a\r\n"), 16);
     /* a too-large header is complete at its newline */
-    struct proto_limits limits = {.item_size_max = 64, .item_total = test_item_total};
+    struct proto_limits limits = {.item_size_max = 64, .item_total = fixture_item_total};
     proto_parser_init(parser, &limits);
     assert_int_equal(CHECK_SPLIT(parser, "set k 0 0 100\r\n"), 15);
 }
@@ -1151,7 +1041,7 @@ static void test_proto_cmd_helpers(void **state)
     assert_string_equal(proto_cmd_name(PROTO_CMD_COUNT), "unknown");
 }
 
-#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define TEST(name) cmocka_unit_test_setup_teardown(name, parser_fixture_setup, parser_fixture_teardown)
 
 int main(void)
 {

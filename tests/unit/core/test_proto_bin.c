@@ -21,181 +21,31 @@
 #include <cmocka.h>
 
 #include "proto_bin.h"
+#include "test_bin.h"
+#include "test_fixture.h"
 #include "test_sink.h"
 
-#define ITEM_SIZE_MAX (1024 * 1024)
-#define ITEM_HEADER 48
-#define OPAQUE "\xde\xad\xbe\xef"
-
-static size_t test_item_total(size_t nkey, size_t nbytes)
-{
-    return nkey + nbytes + ITEM_HEADER;
-}
-
-static const struct proto_limits limits = {.item_size_max = ITEM_SIZE_MAX, .item_total = test_item_total};
-
-static int setup(void **state)
-{
-    struct proto_parser *parser = malloc(sizeof(*parser));
-    if (parser == NULL)
-        return -1;
-    proto_parser_init(parser, &limits);
-    *state = parser;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
-/* --- building packets --------------------------------------------------- */
-
-struct pkt {
-    char data[2048];
-    size_t len;
-};
-
-static void put16(char *p, uint16_t v)
-{
-    p[0] = (char)(v >> 8);
-    p[1] = (char)v;
-}
-
-static void put32(char *p, uint32_t v)
-{
-    p[0] = (char)(v >> 24);
-    p[1] = (char)(v >> 16);
-    p[2] = (char)(v >> 8);
-    p[3] = (char)v;
-}
-
-static void put64(char *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
-
-/* A header with the lengths given (they need not match the body). */
-static void header(struct pkt *pk, uint8_t magic, uint8_t opcode, uint16_t keylen, uint8_t extlen,
-                   uint32_t bodylen, uint64_t cas)
-{
-    char *p = pk->data + pk->len;
-    p[0] = (char)magic;
-    p[1] = (char)opcode;
-    put16(p + 2, keylen);
-    p[4] = (char)extlen;
-    p[5] = 0;
-    put16(p + 6, 0);
-    put32(p + 8, bodylen);
-    memcpy(p + 12, OPAQUE, 4);
-    put64(p + 16, cas);
-    pk->len += PROTO_BIN_HEADER_LEN;
-}
-
-static void append(struct pkt *pk, const void *bytes, size_t n)
-{
-    assert_true(pk->len + n <= sizeof(pk->data));
-    if (n > 0)
-        memcpy(pk->data + pk->len, bytes, n);
-    pk->len += n;
-}
-
-/* A well-formed request appended to pk. */
-static void request(struct pkt *pk, uint8_t opcode, const void *extras, uint8_t extlen, const char *key,
-                    const void *value, size_t nvalue, uint64_t cas)
-{
-    size_t nkey = key != NULL ? strlen(key) : 0;
-    header(pk, PROTO_BIN_REQ_MAGIC, opcode, (uint16_t)nkey, extlen, (uint32_t)(extlen + nkey + nvalue), cas);
-    append(pk, extras, extlen);
-    append(pk, key, nkey);
-    append(pk, value, nvalue);
-}
-
-static void simple(struct pkt *pk, uint8_t opcode, const char *key)
-{
-    request(pk, opcode, NULL, 0, key, NULL, 0, 0);
-}
+#define OPAQUE TEST_BIN_OPAQUE
 
 /* --- checking ------------------------------------------------------------ */
 
-static void assert_ptr_offset(const char *a, const char *abuf, const char *b, const char *bbuf)
-{
-    if (a == NULL || b == NULL) {
-        assert_true(a == NULL && b == NULL);
-        return;
-    }
-    assert_int_equal(a - abuf, b - bbuf);
-}
-
-static void assert_req_same(const struct proto_req *a, const char *abuf, const struct proto_req *b,
-                            const char *bbuf)
-{
-    assert_int_equal(a->cmd, b->cmd);
-    assert_int_equal(a->family, b->family);
-    assert_int_equal(a->noreply, b->noreply);
-    assert_int_equal(a->close, b->close);
-    assert_ptr_offset(a->key, abuf, b->key, bbuf);
-    assert_int_equal(a->nkey, b->nkey);
-    assert_ptr_offset(a->keys, abuf, b->keys, bbuf);
-    assert_int_equal(a->keys_len, b->keys_len);
-    assert_int_equal(a->nkeys, b->nkeys);
-    assert_int_equal(a->flags, b->flags);
-    assert_int_equal(a->exptime, b->exptime);
-    assert_int_equal(a->nbytes, b->nbytes);
-    assert_ptr_offset(a->value, abuf, b->value, bbuf);
-    assert_int_equal(a->cas, b->cas);
-    assert_int_equal(a->delta, b->delta);
-    assert_int_equal(a->too_large, b->too_large);
-    assert_ptr_offset(a->args, abuf, b->args, bbuf);
-    assert_int_equal(a->nargs, b->nargs);
-    if (a->error == NULL || b->error == NULL)
-        assert_true(a->error == NULL && b->error == NULL);
-    else
-        assert_string_equal(a->error, b->error);
-    assert_memory_equal(&a->bin, &b->bin, sizeof(a->bin));
-}
-
 /*
  * Parses pk whole into *req (pointing into pk), then every prefix of it in
- * an exact-size heap buffer with a fresh parser: shorter than what the
- * whole parse consumed returns 0, with `need` past the prefix and within
- * the request, and swallows nothing; longer returns the same request and
- * the same swallow. Returns the bytes the whole parse consumed.
+ * an exact-size heap buffer with a fresh parser (test_fixture.h's feeder):
+ * shorter than what the whole parse consumed returns 0, with `need` past
+ * the prefix and within the request, and swallows nothing; longer returns
+ * the same request and the same swallow. Returns the bytes the whole parse
+ * consumed.
  */
 static size_t parse_split(const struct pkt *pk, struct proto_req *req, uint64_t *swallow)
 {
-    struct proto_parser whole;
-    proto_parser_init(&whole, &limits);
-    size_t need = 0;
-    size_t n = proto_bin_parse(&whole, pk->data, pk->len, req, &need);
-    assert_true(n > 0);
+    struct proto_parser fresh, after;
+    struct proto_limits limits = fixture_limits();
+    proto_parser_init(&fresh, &limits);
+    size_t n = split_feed(&fresh, proto_bin_parse, SPLIT_NEED_PROGRESS, pk->data, pk->len, req, &after);
     assert_int_equal(req->family, PROTO_FAMILY_BINARY);
-    for (size_t i = 0; i <= pk->len; i++) {
-        struct proto_parser parser;
-        proto_parser_init(&parser, &limits);
-        char *buf = malloc(i > 0 ? i : 1);
-        memcpy(buf, pk->data, i);
-        struct proto_req part;
-        size_t part_need = 0;
-        size_t m = proto_bin_parse(&parser, buf, i, &part, &part_need);
-        if (i < n) {
-            assert_int_equal(m, 0);
-            if (i > 0) {
-                assert_true(part_need > i);
-                assert_true(part_need <= n);
-            }
-            assert_int_equal(parser.swallow, 0);
-        } else {
-            assert_int_equal(m, n);
-            assert_req_same(&part, buf, req, pk->data);
-            assert_int_equal(parser.swallow, whole.swallow);
-        }
-        free(buf);
-    }
     if (swallow != NULL)
-        *swallow = whole.swallow;
+        *swallow = after.swallow;
     return n;
 }
 
@@ -539,6 +389,7 @@ static void test_proto_bin_unknown_opcodes_swallow_their_body(void **state)
 
         /* the rest of the packet (the value) is swallowed, then a request */
         simple(&pk, PROTO_BIN_NOOP, NULL);
+        struct proto_limits limits = fixture_limits();
         proto_parser_init(parser, &limits);
         struct proto_req req;
         size_t off = proto_bin_parse(parser, pk.data, pk.len, &req, NULL);
@@ -696,7 +547,7 @@ static void test_proto_bin_wrong_layouts_are_invalid(void **state)
 static void test_proto_bin_set_too_large_swallows_value(void **state)
 {
     struct proto_parser *parser = *state;
-    uint32_t nbytes = ITEM_SIZE_MAX; /* + key + header: over the limit */
+    uint32_t nbytes = FIXTURE_PAGE; /* + key + header: over the limit */
     size_t len = PROTO_BIN_HEADER_LEN + 8 + 1 + (size_t)nbytes;
     char *buf = calloc(1, len + PROTO_BIN_HEADER_LEN);
     struct pkt pk = {0};
@@ -751,7 +602,7 @@ static void test_proto_bin_body_4g_is_too_large(void **state)
 static void test_proto_bin_value_at_limit_is_accepted(void **state)
 {
     struct proto_parser *parser = *state;
-    uint32_t nbytes = ITEM_SIZE_MAX - ITEM_HEADER - 1; /* key "k": exactly the limit */
+    uint32_t nbytes = FIXTURE_PAGE - FIXTURE_ITEM_HEADER - 1; /* key "k": exactly the limit */
     size_t len = PROTO_BIN_HEADER_LEN + 8 + 1 + (size_t)nbytes;
     char *buf = calloc(1, len);
     struct pkt pk = {0};
@@ -860,7 +711,7 @@ static void test_proto_bin_stats_from_text(void **state)
     test_sink_fini(&out);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, parser_fixture_setup, parser_fixture_teardown)
 
 int main(void)
 {

@@ -21,9 +21,7 @@
 #include <cmocka.h>
 
 #include "proto.h"
-
-#define ITEM_SIZE_MAX (1024 * 1024)
-#define ITEM_HEADER 48
+#include "test_fixture.h"
 
 #define BAD_FORMAT "CLIENT_ERROR bad command line format"
 #define BAD_TOKEN "CLIENT_ERROR bad token in command line format"
@@ -33,111 +31,7 @@
 #define OPAQUE_LONG "CLIENT_ERROR opaque token too long"
 #define BAD_KEY64 "CLIENT_ERROR error decoding key"
 
-static size_t test_item_total(size_t nkey, size_t nbytes)
-{
-    return nkey + nbytes + ITEM_HEADER;
-}
-
-static int setup(void **state)
-{
-    struct proto_parser *parser = malloc(sizeof(*parser));
-    if (parser == NULL)
-        return -1;
-    struct proto_limits limits = {.item_size_max = ITEM_SIZE_MAX, .item_total = test_item_total};
-    proto_parser_init(parser, &limits);
-    *state = parser;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    free(*state);
-    return 0;
-}
-
 #define LEN(lit) (sizeof(lit) - 1)
-
-/* --- comparing requests ------------------------------------------------- */
-
-/* Pointer fields that point into the input compare as offsets; others (a
- * decoded key, in the parser) compare by content. */
-static void assert_field_same(const char *a, const char *abuf, size_t alen, const char *b,
-                              const char *bbuf, size_t blen, size_t n)
-{
-    if (a == NULL || b == NULL) {
-        assert_true(a == NULL && b == NULL);
-        return;
-    }
-    bool a_in = a >= abuf && a < abuf + alen;
-    bool b_in = b >= bbuf && b < bbuf + blen;
-    assert_int_equal(a_in, b_in);
-    if (a_in)
-        assert_int_equal(a - abuf, b - bbuf);
-    assert_memory_equal(a, b, n);
-}
-
-static void assert_req_same(const struct proto_req *a, const char *abuf, size_t alen,
-                            const struct proto_req *b, const char *bbuf, size_t blen)
-{
-    assert_int_equal(a->cmd, b->cmd);
-    assert_int_equal(a->noreply, b->noreply);
-    assert_int_equal(a->close, b->close);
-    assert_int_equal(a->nkey, b->nkey);
-    assert_field_same(a->key, abuf, alen, b->key, bbuf, blen, a->nkey);
-    assert_int_equal(a->flags, b->flags);
-    assert_int_equal(a->nbytes, b->nbytes);
-    assert_field_same(a->value, abuf, alen, b->value, bbuf, blen, a->nbytes);
-    assert_int_equal(a->too_large, b->too_large);
-    assert_int_equal(a->nopaque, b->nopaque);
-    assert_field_same(a->opaque, abuf, alen, b->opaque, bbuf, blen, a->nopaque);
-    if (a->error == NULL || b->error == NULL)
-        assert_true(a->error == NULL && b->error == NULL);
-    else
-        assert_string_equal(a->error, b->error);
-    assert_memory_equal(&a->meta, &b->meta, sizeof(a->meta));
-}
-
-static char *copy_exact(const char *buf, size_t len)
-{
-    char *copy = malloc(len > 0 ? len : 1);
-    assert_non_null(copy);
-    memcpy(copy, buf, len);
-    return copy;
-}
-
-/* Feeds buf[0..k) for every k (see the file comment); returns what the
- * whole buffer consumed. */
-static size_t check_split(const struct proto_parser *model, const char *buf, size_t len)
-{
-    char *whole = copy_exact(buf, len);
-    struct proto_parser full_parser = *model;
-    struct proto_req full;
-    size_t full_need = 0;
-    size_t full_n = proto_parse(&full_parser, whole, len, &full, &full_need);
-    assert_true(full_n > 0);
-    assert_true(full_n <= len);
-
-    for (size_t k = 0; k <= len; k++) {
-        char *part = copy_exact(buf, k);
-        struct proto_parser parser = *model;
-        struct proto_req req;
-        size_t need = 12345;
-        size_t n = proto_parse(&parser, part, k, &req, &need);
-        if (k < full_n) {
-            assert_int_equal(n, 0);
-            assert_int_equal(parser.swallow, model->swallow);
-            assert_true(need == 0 || need == full_n);
-        } else {
-            assert_int_equal(n, full_n);
-            assert_int_equal(need, 0);
-            assert_int_equal(parser.swallow, full_parser.swallow);
-            assert_req_same(&req, part, k, &full, whole, len);
-        }
-        free(part);
-    }
-    free(whole);
-    return full_n;
-}
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -146,7 +40,7 @@ static size_t check_split(const struct proto_parser *model, const char *buf, siz
 static struct proto_req parse_one(struct proto_parser *parser, const char *buf, size_t len,
                                   enum proto_cmd cmd)
 {
-    assert_int_equal(check_split(parser, buf, len), len);
+    assert_int_equal(split_feed_text(parser, buf, len), len);
     struct proto_req req;
     assert_int_equal(proto_parse(parser, buf, len, &req, NULL), len);
     assert_int_equal(req.cmd, cmd);
@@ -162,7 +56,7 @@ static struct proto_req parse_one(struct proto_parser *parser, const char *buf, 
 static void expect_error(struct proto_parser *parser, const char *buf, size_t len,
                          const char *error, size_t consumed, uint64_t swallow)
 {
-    assert_int_equal(check_split(parser, buf, len), consumed);
+    assert_int_equal(split_feed_text(parser, buf, len), consumed);
     struct proto_req req;
     size_t n = proto_parse(parser, buf, len, &req, NULL);
     assert_int_equal(n, consumed);
@@ -429,9 +323,9 @@ static void test_proto_meta_ms_errors(void **state)
 static void test_proto_meta_ms_too_large(void **state)
 {
     struct proto_parser *parser = *state;
-    struct proto_limits limits = {.item_size_max = 64, .item_total = test_item_total};
+    struct proto_limits limits = {.item_size_max = 64, .item_total = fixture_item_total};
     proto_parser_init(parser, &limits);
-    assert_int_equal(check_split(parser, "ms k 100 q\r\n", 12), 12);
+    assert_int_equal(split_feed_text(parser, "ms k 100 q\r\n", 12), 12);
     struct proto_req req;
     assert_int_equal(proto_parse(parser, "ms k 100 q\r\n", 12, &req, NULL), 12);
     assert_int_equal(req.cmd, PROTO_MS);
@@ -594,13 +488,13 @@ static void test_proto_meta_split_at_every_byte(void **state)
     };
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
         size_t len = strlen(inputs[i]);
-        size_t n = check_split(parser, inputs[i], len);
+        size_t n = split_feed_text(parser, inputs[i], len);
         /* an ms error after the length consumes only its line */
         assert_true(n == len || strncmp(inputs[i], "ms", 2) == 0);
     }
 }
 
-#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define TEST(name) cmocka_unit_test_setup_teardown(name, parser_fixture_setup, parser_fixture_teardown)
 
 int main(void)
 {

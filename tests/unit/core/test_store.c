@@ -17,74 +17,17 @@
 #include "hash.h"
 #include "item.h"
 #include "store.h"
+#include "test_fixture.h"
 
-#define T0 1700000000 /* unix time of the fake process start */
-#define MIB (1024 * 1024)
-
-struct fixture {
-    void *arena;
-    struct store *store;
-    struct store_cfg cfg;
-    struct mc_clock clock;
-    mc_time_t now;
-};
+#define T0 FIXTURE_T0
+#define MIB FIXTURE_MIB
 
 /* --- Helpers ---------------------------------------------------------------- */
 
-static struct store_cfg default_cfg(size_t arena_size)
-{
-    struct store_cfg cfg = {
-        .arena_size = arena_size,
-        .item_size_max = MIB,
-        .slab_page_size = MIB,
-        .growth_factor = 1.25,
-        .chunk_min = 48,
-        .evictions = true,
-        .cas_enabled = true,
-        .cas_offset = 0,
-        .cas_stride = 1,
-    };
-    return cfg;
-}
-
-/* Replaces the fixture's store with one made from cfg (a fresh arena). */
-static struct store *remake(struct fixture *f, struct store_cfg cfg)
-{
-    store_destroy(&f->store);
-    free(f->arena);
-    f->arena = NULL;
-    assert_int_equal(posix_memalign(&f->arena, 4096, cfg.arena_size), 0);
-    cfg.arena = f->arena;
-    f->cfg = cfg;
-    assert_int_equal(store_create(&cfg, &f->store), MC_OK);
-    store_set_clock(f->store, f->now);
-    return f->store;
-}
-
+/* Every test starts from an 8 MiB store (test_fixture.h's configuration). */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    mc_clock_init(&f->clock, T0);
-    f->now = mc_clock_now(&f->clock, T0);
-    remake(f, default_cfg(8 * MIB));
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    store_destroy(&f->store);
-    assert_null(f->store);
-    free(f->arena);
-    free(f);
-    return 0;
-}
-
-static void advance(struct fixture *f, mc_time_t seconds)
-{
-    f->now += seconds;
-    store_set_clock(f->store, f->now);
+    return fixture_setup_cfg(state, fixture_cfg(8 * MIB));
 }
 
 static uint64_t h(const char *key)
@@ -167,7 +110,7 @@ static enum mc_status arith(struct fixture *f, const char *key, bool incr, uint6
 static void test_store_create_rejects_bad_config(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg good = default_cfg(8 * MIB);
+    struct store_cfg good = fixture_cfg(8 * MIB);
     good.arena = f->arena;
     struct store *s = NULL;
     struct store_cfg bad = good;
@@ -206,7 +149,7 @@ static void test_store_set_get_roundtrip(void **state)
     assert_int_equal(item_flags(it), 0xdeadbeef);
     assert_int_equal(item_cas(it), cas);
     assert_int_equal(item_exptime(it), 0);
-    assert_int_equal(item_atime(it), f->now);
+    assert_int_equal(item_atime(it), f->env.now);
     assert_true(item_fetched(it));
     assert_int_equal(item_clsid(it), 1);
     assert_value(f, "foo", "hello");
@@ -259,10 +202,10 @@ static void test_store_class_choice_at_boundaries(void **state)
 static void test_store_class_choice_follows_n_and_f(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg cfg = default_cfg(4 * MIB);
+    struct store_cfg cfg = fixture_cfg(4 * MIB);
     cfg.chunk_min = 100;
     cfg.growth_factor = 2.0;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     assert_int_equal(store_class_count(f->store), 26);
     char value[300];
     memset(value, 'x', sizeof(value));
@@ -291,7 +234,7 @@ static void test_store_add_existing_bumps_lru(void **state)
     struct fixture *f = *state;
     assert_int_equal(set(f, "old", "v"), MC_OK);
     assert_int_equal(set(f, "new", "v"), MC_OK);
-    advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
+    fixture_advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
     assert_int_equal(cstat(f, 1, "age"), MC_ITEM_UPDATE_INTERVAL + 1);
     assert_int_equal(op(f, STORE_ADD, "old", "x"), MC_NOT_STORED);
     /* "new" is the tail now; its age is unchanged */
@@ -341,10 +284,10 @@ static void test_store_append_prepend(void **state)
     assert_int_equal(op(f, STORE_APPEND, "k", "x"), MC_NOT_STORED);
     assert_int_equal(op(f, STORE_PREPEND, "k", "x"), MC_NOT_STORED);
     assert_missing(f, "k");
-    mc_time_t exptime = f->now + 100;
+    mc_time_t exptime = f->env.now + 100;
     uint64_t cas = 0, cas2 = 0;
     assert_int_equal(op_exp(f, STORE_SET, "k", "mid", 42, exptime, 0, &cas), MC_OK);
-    assert_int_equal(op_exp(f, STORE_APPEND, "k", "_end", 1, f->now + 5, 0, &cas2), MC_OK);
+    assert_int_equal(op_exp(f, STORE_APPEND, "k", "_end", 1, f->env.now + 5, 0, &cas2), MC_OK);
     assert_true(cas2 > cas);
     assert_int_equal(op_exp(f, STORE_PREPEND, "k", "start_", 2, 0, 0, NULL), MC_OK);
     assert_value(f, "k", "start_mid_end");
@@ -369,9 +312,9 @@ static void test_store_append_prepend(void **state)
 static void test_store_append_beyond_item_max_not_stored(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg cfg = default_cfg(4 * MIB);
+    struct store_cfg cfg = fixture_cfg(4 * MIB);
     cfg.item_size_max = 1024;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     char value[1100];
     memset(value, 'v', sizeof(value));
     size_t half = 1024 - store_item_total(1, 0) - 10;
@@ -438,17 +381,17 @@ static void test_store_delete(void **state)
 static void test_store_touch_and_gat(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->now + 10), MC_NOT_FOUND);
-    assert_null(store_gat(f->store, "k", 1, h("k"), f->now + 10));
+    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->env.now + 10), MC_NOT_FOUND);
+    assert_null(store_gat(f->store, "k", 1, h("k"), f->env.now + 10));
     uint64_t cas = 0;
-    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 3, f->now + 5, 0, &cas), MC_OK);
-    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->now + 100), MC_OK);
-    const struct item *it = store_gat(f->store, "k", 1, h("k"), f->now + 200);
+    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 3, f->env.now + 5, 0, &cas), MC_OK);
+    assert_int_equal(store_touch(f->store, "k", 1, h("k"), f->env.now + 100), MC_OK);
+    const struct item *it = store_gat(f->store, "k", 1, h("k"), f->env.now + 200);
     assert_non_null(it);
-    assert_int_equal(item_exptime(it), f->now + 200);
+    assert_int_equal(item_exptime(it), f->env.now + 200);
     assert_int_equal(item_cas(it), cas); /* touch and gat keep the CAS */
     assert_true(item_fetched(it));
-    advance(f, 150);
+    fixture_advance(f, 150);
     assert_value(f, "k", "v"); /* the first exptime (now + 5) no longer applies */
     assert_int_equal(stat(f, "cmd_touch"), 4);
     assert_int_equal(stat(f, "touch_hits"), 2);
@@ -516,7 +459,7 @@ static void test_store_incr_wraps_and_grows(void **state)
     struct fixture *f = *state;
     uint64_t r = 0;
     uint64_t cas_before = 0;
-    assert_int_equal(op_exp(f, STORE_SET, "n", "18446744073709551615", 4, f->now + 100, 0,
+    assert_int_equal(op_exp(f, STORE_SET, "n", "18446744073709551615", 4, f->env.now + 100, 0,
                             &cas_before),
                      MC_OK);
     assert_int_equal(arith(f, "n", true, 2, &r), MC_OK);
@@ -527,13 +470,13 @@ static void test_store_incr_wraps_and_grows(void **state)
     padded[20] = '\0';
     assert_value(f, "n", padded);
     /* a longer result replaces the item, keeping flags and exptime */
-    assert_int_equal(op_exp(f, STORE_SET, "m", "99", 4, f->now + 100, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "m", "99", 4, f->env.now + 100, 0, NULL), MC_OK);
     assert_int_equal(arith(f, "m", true, 1, &r), MC_OK);
     assert_int_equal(r, 100);
     assert_value(f, "m", "100");
     const struct item *it = get(f, "m");
     assert_int_equal(item_flags(it), 4);
-    assert_int_equal(item_exptime(it), f->now + 100);
+    assert_int_equal(item_exptime(it), f->env.now + 100);
     assert_int_equal(stat(f, "curr_items"), 2);
 }
 
@@ -581,10 +524,10 @@ static void test_store_incr_accepts_strtoull_forms(void **state)
 static void test_store_expiry_relative_absolute_negative(void **state)
 {
     struct fixture *f = *state;
-    mc_time_t rel = mc_clock_exptime(&f->clock, f->now, 10);
-    mc_time_t abs = mc_clock_exptime(&f->clock, f->now, T0 + 20);
-    mc_time_t neg = mc_clock_exptime(&f->clock, f->now, -1);
-    mc_time_t past = mc_clock_exptime(&f->clock, f->now, T0 - 100);
+    mc_time_t rel = mc_clock_exptime(&f->clock, f->env.now, 10);
+    mc_time_t abs = mc_clock_exptime(&f->clock, f->env.now, T0 + 20);
+    mc_time_t neg = mc_clock_exptime(&f->clock, f->env.now, -1);
+    mc_time_t past = mc_clock_exptime(&f->clock, f->env.now, T0 - 100);
     assert_int_equal(op_exp(f, STORE_SET, "rel", "v", 0, rel, 0, NULL), MC_OK);
     assert_int_equal(op_exp(f, STORE_SET, "abs", "v", 0, abs, 0, NULL), MC_OK);
     assert_int_equal(op_exp(f, STORE_SET, "neg", "v", 0, neg, 0, NULL), MC_OK);
@@ -592,14 +535,14 @@ static void test_store_expiry_relative_absolute_negative(void **state)
     assert_int_equal(op_exp(f, STORE_SET, "never", "v", 0, 0, 0, NULL), MC_OK);
     assert_missing(f, "neg");
     assert_missing(f, "past");
-    advance(f, 9);
+    fixture_advance(f, 9);
     assert_value(f, "rel", "v");
-    advance(f, 1); /* exptime <= now: dead */
+    fixture_advance(f, 1); /* exptime <= now: dead */
     assert_missing(f, "rel");
     assert_value(f, "abs", "v");
-    advance(f, 10);
+    fixture_advance(f, 10);
     assert_missing(f, "abs");
-    advance(f, 100000);
+    fixture_advance(f, 100000);
     assert_value(f, "never", "v");
     assert_int_equal(stat(f, "get_expired"), 4);
     assert_int_equal(stat(f, "curr_items"), 1);
@@ -609,10 +552,10 @@ static void test_store_expiry_relative_absolute_negative(void **state)
 static void test_store_lazy_expiry_on_any_lookup(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(op_exp(f, STORE_SET, "a", "v", 0, f->now + 1, 0, NULL), MC_OK);
-    assert_int_equal(op_exp(f, STORE_SET, "b", "1", 0, f->now + 1, 0, NULL), MC_OK);
-    assert_int_equal(op_exp(f, STORE_SET, "c", "v", 0, f->now + 1, 0, NULL), MC_OK);
-    advance(f, 1);
+    assert_int_equal(op_exp(f, STORE_SET, "a", "v", 0, f->env.now + 1, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "b", "1", 0, f->env.now + 1, 0, NULL), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "c", "v", 0, f->env.now + 1, 0, NULL), MC_OK);
+    fixture_advance(f, 1);
     assert_int_equal(op(f, STORE_ADD, "a", "new"), MC_OK); /* the expired one is gone */
     assert_value(f, "a", "new");
     uint64_t r;
@@ -632,7 +575,7 @@ static void test_store_crawler_reclaims_expired(void **state)
     for (unsigned i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "k%u", i);
         size_t nbytes = i % 3 == 0 ? 150 : 10; /* two classes, two pages */
-        mc_time_t exptime = i % 2 == 0 ? f->now + 5 : 0;
+        mc_time_t exptime = i % 2 == 0 ? f->env.now + 5 : 0;
         assert_int_equal(store_set(f->store, STORE_SET, key, strlen(key), h(key), 0, exptime,
                                    value, nbytes, 0, NULL),
                          MC_OK);
@@ -643,7 +586,7 @@ static void test_store_crawler_reclaims_expired(void **state)
     assert_non_null(get(f, key));
     assert_int_equal(store_crawl(f->store, 100000), 0); /* nothing expired yet */
     assert_int_equal(stat(f, "crawler_items_checked"), n);
-    advance(f, 5);
+    fixture_advance(f, 5);
     unsigned freed = 0;
     for (int calls = 0; calls < 1000 && freed < n / 2; calls++)
         freed += store_crawl(f->store, 37); /* small budgets resume */
@@ -666,9 +609,9 @@ static void test_store_crawler_reclaims_expired(void **state)
 static void test_store_tail_reclaim_before_eviction(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg cfg = default_cfg(64 * 1024);
+    struct store_cfg cfg = fixture_cfg(64 * 1024);
     cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     char key[16];
     unsigned per = 0;
     for (unsigned i = 0;; i++) {
@@ -677,10 +620,10 @@ static void test_store_tail_reclaim_before_eviction(void **state)
             per = i;
             break;
         }
-        assert_int_equal(op_exp(f, STORE_SET, key, "v", 0, i < 3 ? f->now + 1 : 0, 0, NULL), MC_OK);
+        assert_int_equal(op_exp(f, STORE_SET, key, "v", 0, i < 3 ? f->env.now + 1 : 0, 0, NULL), MC_OK);
     }
     assert_int_equal(per, 64 * 1024 / 88);
-    advance(f, 1);
+    fixture_advance(f, 1);
     /* one pull frees every expired item among the last five, then stops
      * at the first live one (memcached's lru_pull_tail) */
     assert_int_equal(set(f, "x", "v"), MC_OK);
@@ -702,16 +645,16 @@ static void test_store_flush_now(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(set(f, "early", "v"), MC_OK);
-    advance(f, 5);
+    fixture_advance(f, 5);
     assert_int_equal(set(f, "same_second", "v"), MC_OK);
-    store_flush(f->store, f->now);
+    store_flush(f->store, f->env.now);
     assert_int_equal(set(f, "after", "v"), MC_OK); /* same second, after the flush */
     assert_missing(f, "early");
     assert_missing(f, "same_second");
     assert_value(f, "after", "v");
     assert_int_equal(stat(f, "get_flushed"), 2);
     assert_int_equal(stat(f, "curr_items"), 1);
-    advance(f, 1);
+    fixture_advance(f, 1);
     assert_value(f, "after", "v");
     assert_int_equal(set(f, "later", "v"), MC_OK);
     assert_value(f, "later", "v");
@@ -721,15 +664,15 @@ static void test_store_flush_delayed(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(set(f, "a", "v"), MC_OK);
-    store_flush(f->store, f->now + 10);
-    advance(f, 8);
+    store_flush(f->store, f->env.now + 10);
+    fixture_advance(f, 8);
     assert_value(f, "a", "v");
     assert_int_equal(set(f, "b", "v"), MC_OK);
-    advance(f, 1); /* memcached: oldest_live = when - 1 */
+    fixture_advance(f, 1); /* memcached: oldest_live = when - 1 */
     assert_missing(f, "a");
     assert_missing(f, "b");
     assert_int_equal(stat(f, "get_flushed"), 2);
-    advance(f, 1);
+    fixture_advance(f, 1);
     assert_int_equal(set(f, "c", "v"), MC_OK);
     assert_value(f, "c", "v");
 }
@@ -742,7 +685,7 @@ static void test_store_flush_crawled_and_reclaimed(void **state)
         snprintf(key, sizeof(key), "k%d", i);
         assert_int_equal(set(f, key, "v"), MC_OK);
     }
-    store_flush(f->store, f->now);
+    store_flush(f->store, f->env.now);
     assert_int_equal(store_crawl(f->store, 1000), 100);
     assert_int_equal(stat(f, "crawler_reclaimed"), 100);
     assert_int_equal(stat(f, "expired_unfetched"), 0); /* flushed is not expired */
@@ -752,19 +695,19 @@ static void test_store_flush_crawled_and_reclaimed(void **state)
 static void test_store_flush_without_cas(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg cfg = default_cfg(4 * MIB);
+    struct store_cfg cfg = fixture_cfg(4 * MIB);
     cfg.cas_enabled = false;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     uint64_t cas = 1;
     assert_int_equal(op_exp(f, STORE_SET, "a", "v", 0, 0, 0, &cas), MC_OK);
     assert_int_equal(cas, 0);
     assert_int_equal(item_cas(get(f, "a")), 0);
-    store_flush(f->store, f->now);
+    store_flush(f->store, f->env.now);
     assert_missing(f, "a");
     /* without CAS memcached cannot tell this second's later items apart */
     assert_int_equal(set(f, "b", "v"), MC_OK);
     assert_missing(f, "b");
-    advance(f, 1);
+    fixture_advance(f, 1);
     assert_int_equal(set(f, "c", "v"), MC_OK);
     assert_value(f, "c", "v");
 }
@@ -780,13 +723,13 @@ static void test_store_cas_unique_across_stores(void **state)
     uint64_t seen[STORES * N];
     unsigned nseen = 0;
     for (int s = 0; s < STORES; s++) {
-        struct store_cfg cfg = default_cfg(MIB);
+        struct store_cfg cfg = fixture_cfg(MIB);
         assert_int_equal(posix_memalign(&arenas[s], 4096, cfg.arena_size), 0);
         cfg.arena = arenas[s];
         cfg.cas_offset = (uint32_t)s + 1;
         cfg.cas_stride = STRIDE;
         assert_int_equal(store_create(&cfg, &stores[s]), MC_OK);
-        store_set_clock(stores[s], f->now);
+        store_set_clock(stores[s], f->env.now);
         uint64_t last = 0;
         for (int i = 0; i < N; i++) {
             uint64_t cas = 0;
@@ -816,9 +759,9 @@ static void test_store_cas_unique_across_stores(void **state)
 static void test_store_cas_disabled_is_zero(void **state)
 {
     struct fixture *f = *state;
-    struct store_cfg cfg = default_cfg(4 * MIB);
+    struct store_cfg cfg = fixture_cfg(4 * MIB);
     cfg.cas_enabled = false;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     uint64_t cas = 99, r;
     assert_int_equal(op_exp(f, STORE_SET, "n", "1", 0, 0, 0, &cas), MC_OK);
     assert_int_equal(cas, 0);
@@ -833,10 +776,10 @@ static void test_store_cas_disabled_is_zero(void **state)
  * are all in class 1 (88-byte chunks). */
 static unsigned small_store(struct fixture *f, unsigned pages, bool evictions)
 {
-    struct store_cfg cfg = default_cfg((size_t)pages * 64 * 1024);
+    struct store_cfg cfg = fixture_cfg((size_t)pages * 64 * 1024);
     cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
     cfg.evictions = evictions;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     return 64 * 1024 / 88;
 }
 
@@ -864,7 +807,7 @@ static void test_store_eviction_keeps_recently_read(void **state)
         assert_int_equal(set_n(f, i, 10), MC_OK);
     assert_int_equal(stat(f, "evictions"), 0);
     assert_int_equal(cstat(f, 1, "free_chunks_end"), 0);
-    advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
+    fixture_advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
     for (unsigned i = 0; i < 10; i++)
         assert_non_null(get_n(f, i)); /* bumped to the head */
     for (unsigned i = cap; i < cap + 20; i++)
@@ -1043,7 +986,7 @@ static void test_store_append_page_move_spares_pinned_page(void **state)
 static void test_store_hash_table_grows(void **state)
 {
     struct fixture *f = *state;
-    remake(f, default_cfg(16 * MIB));
+    fixture_remake(f, fixture_cfg(16 * MIB));
     assert_int_equal(stat(f, "hash_power_level"), 16);
     assert_int_equal(stat(f, "hash_bytes"), 65536 * 4);
     unsigned n = 65536 * 3 / 2 + 1;
@@ -1112,7 +1055,7 @@ static void test_store_metrics_and_reset(void **state)
     assert_int_equal(set(f, "b", "22"), MC_OK);
     assert_non_null(get(f, "a"));
     assert_null(get(f, "zz"));
-    advance(f, 3);
+    fixture_advance(f, 3);
     assert_int_equal(cstat(f, 1, "number"), 2);
     assert_int_equal(cstat(f, 1, "age"), 3);
     assert_int_equal(cstat(f, 1, "mem_requested"), store_item_total(1, 1) + store_item_total(1, 2));
@@ -1206,7 +1149,7 @@ static uint64_t outofmemory_total(struct fixture *f)
 static bool model_live(struct model *m, unsigned k)
 {
     struct model_entry *e = &m->e[k];
-    return e->present && !(e->exptime != 0 && e->exptime <= m->f->now);
+    return e->present && !(e->exptime != 0 && e->exptime <= m->f->env.now);
 }
 
 static bool model_may_be_gone(struct model *m, unsigned k)
@@ -1288,7 +1231,7 @@ static mc_time_t model_exptime(struct model *m)
     if (kind < 7)
         return 0;
     if (kind < 9)
-        return m->f->now + 1 + rnd_below(m, 20);
+        return m->f->env.now + 1 + rnd_below(m, 20);
     return 1; /* already expired */
 }
 
@@ -1473,11 +1416,11 @@ static void model_step(struct model *m)
         e->exptime = exptime; /* gat answers with the item, then it may be dead */
         model_assert_same(m, k, it);
     } else if (what < 95) { /* time passes */
-        advance(f, rnd_below(m, 3) == 0 ? MC_ITEM_UPDATE_INTERVAL + 1 : rnd_below(m, 3));
+        fixture_advance(f, rnd_below(m, 3) == 0 ? MC_ITEM_UPDATE_INTERVAL + 1 : rnd_below(m, 3));
     } else if (what < 99) {
         store_crawl(f->store, rnd_below(m, 500));
     } else if (rnd_below(m, 400) == 0) { /* rare flush_all */
-        store_flush(f->store, f->now);
+        store_flush(f->store, f->env.now);
         for (unsigned i = 0; i < m->nkeys; i++)
             model_drop(m, i);
     }
@@ -1503,10 +1446,10 @@ static void check_invariants(struct fixture *f)
 static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nkeys)
 {
     assert_true(nkeys <= MODEL_KEYS_MAX);
-    struct store_cfg cfg = default_cfg(arena_size);
+    struct store_cfg cfg = fixture_cfg(arena_size);
     cfg.item_size_max = 16 * 1024;
     cfg.slab_page_size = 64 * 1024;
-    remake(f, cfg);
+    fixture_remake(f, cfg);
     struct model *m = calloc(1, sizeof(*m));
     m->f = f;
     m->nkeys = nkeys;
@@ -1594,7 +1537,7 @@ static enum mc_status marith(struct fixture *f, const char *key, struct store_ma
 static void test_store_meta_get_vivifies_once(void **state)
 {
     struct fixture *f = *state;
-    struct store_vivify viv = {.exptime = f->now + 30};
+    struct store_vivify viv = {.exptime = f->env.now + 30};
     bool created;
     assert_null(meta_get(f, "k", NULL, &created));
     assert_false(created);
@@ -1603,7 +1546,7 @@ static void test_store_meta_get_vivifies_once(void **state)
     assert_true(created);
     assert_int_equal(item_nbytes(it), 0);
     assert_int_equal(item_flags(it), 0);
-    assert_int_equal(item_exptime(it), f->now + 30);
+    assert_int_equal(item_exptime(it), f->env.now + 30);
     assert_false(item_token_sent(it));
     store_meta_get_done(f->store, it, false, true, true);
     assert_true(item_token_sent(it));
@@ -1636,13 +1579,13 @@ static void test_store_meta_get_counts_and_bump(void **state)
 
     /* T: counted as a touch, not a get */
     it = meta_get(f, "k", NULL, &created);
-    store_meta_set_exptime(f->store, it, f->now + 5);
+    store_meta_set_exptime(f->store, it, f->env.now + 5);
     store_meta_get_done(f->store, it, true, false, true);
     assert_true(item_fetched(it));
     assert_int_equal(stat(f, "cmd_touch"), 1);
     assert_int_equal(stat(f, "touch_hits"), 1);
     assert_int_equal(stat(f, "cmd_get"), 2);
-    advance(f, 5);
+    fixture_advance(f, 5);
     assert_null(meta_get(f, "k", NULL, &created));
 }
 
@@ -1699,7 +1642,7 @@ static void test_store_mset_invalidate_stores_stale(void **state)
 {
     struct fixture *f = *state;
     uint64_t cas;
-    assert_int_equal(mset(f, "k", "old", (struct store_mset){.exptime = f->now + 100}, &cas), MC_OK);
+    assert_int_equal(mset(f, "k", "old", (struct store_mset){.exptime = f->env.now + 100}, &cas), MC_OK);
     assert_int_equal(mdelete(f, "k", (struct store_mdelete){.invalidate = true}), MC_OK);
     bool created;
     const struct item *it = meta_get(f, "k", NULL, &created);
@@ -1719,7 +1662,7 @@ static void test_store_mset_invalidate_stores_stale(void **state)
     assert_memory_equal(item_value(it), "new", 3);
     assert_true(item_stale(it));
     assert_true(item_token_sent(it));
-    assert_int_equal(item_exptime(it), f->now + 100);
+    assert_int_equal(item_exptime(it), f->env.now + 100);
     /* a newer CAS with I is not "stale": it is a plain mismatch */
     assert_int_equal(mset(f, "k", "x", (struct store_mset){.op = STORE_CAS, .cas = item_cas(it) + 10,
                                                           .invalidate = true},
@@ -1767,7 +1710,7 @@ static void test_store_mdelete_invalidate(void **state)
 {
     struct fixture *f = *state;
     uint64_t cas;
-    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 0, f->now + 100, 0, &cas), MC_OK);
+    assert_int_equal(op_exp(f, STORE_SET, "k", "v", 0, f->env.now + 100, 0, &cas), MC_OK);
     bool created;
     const struct item *it = meta_get(f, "k", NULL, &created);
     store_meta_get_done(f->store, it, false, true, true);
@@ -1779,16 +1722,16 @@ static void test_store_mdelete_invalidate(void **state)
     assert_true(item_stale(it));
     assert_false(item_token_sent(it));
     assert_true(item_cas(it) > cas);
-    assert_int_equal(item_exptime(it), f->now + 100);
+    assert_int_equal(item_exptime(it), f->env.now + 100);
     assert_int_equal(stat(f, "delete_hits"), 0);
     /* with T: the stale item's TTL shrinks; E gives the CAS */
     assert_int_equal(mdelete(f, "k", (struct store_mdelete){.invalidate = true, .has_ttl = true,
-                                                             .exptime = f->now + 3, .new_cas = 555}),
+                                                             .exptime = f->env.now + 3, .new_cas = 555}),
                      MC_OK);
     it = get(f, "k");
-    assert_int_equal(item_exptime(it), f->now + 3);
+    assert_int_equal(item_exptime(it), f->env.now + 3);
     assert_int_equal(item_cas(it), 555);
-    advance(f, 3);
+    fixture_advance(f, 3);
     assert_missing(f, "k");
 }
 
@@ -1798,13 +1741,13 @@ static void test_store_mdelete_remove_value(void **state)
     uint64_t cas;
     assert_int_equal(op_exp(f, STORE_SET, "k", "value", 7, 0, 0, &cas), MC_OK);
     assert_int_equal(mdelete(f, "k", (struct store_mdelete){.remove_value = true, .flags = 9,
-                                                             .exptime = f->now + 50}),
+                                                             .exptime = f->env.now + 50}),
                      MC_OK);
     const struct item *it = get(f, "k");
     assert_non_null(it);
     assert_int_equal(item_nbytes(it), 0);
     assert_int_equal(item_flags(it), 9);
-    assert_int_equal(item_exptime(it), f->now + 50);
+    assert_int_equal(item_exptime(it), f->env.now + 50);
     assert_int_equal(item_cas(it), cas); /* x keeps the CAS (1.6.27) */
     assert_int_equal(stat(f, "delete_hits"), 1);
     assert_int_equal(stat(f, "curr_items"), 1);
@@ -1818,14 +1761,14 @@ static void test_store_marith_outcomes(void **state)
     assert_true(r.missed);
     assert_int_equal(stat(f, "incr_misses"), 1);
     /* N: created at J, with the vivify TTL; not counted as a miss */
-    struct store_vivify viv = {.exptime = f->now + 9};
+    struct store_vivify viv = {.exptime = f->env.now + 9};
     assert_int_equal(marith(f, "n", (struct store_marith){.incr = true, .delta = 1, .viv = &viv,
                                                           .initial = 41},
                             &r),
                      MC_OK);
     assert_true(r.created);
     assert_int_equal(r.value, 41);
-    assert_int_equal(item_exptime(r.it), f->now + 9);
+    assert_int_equal(item_exptime(r.it), f->env.now + 9);
     assert_int_equal(stat(f, "incr_misses"), 1);
     assert_value(f, "n", "41");
     /* C mismatch: EX; C match: applied; E overrides the new CAS */
@@ -1872,16 +1815,16 @@ static void test_store_flush_ignores_explicit_cas(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(set(f, "x", "1"), MC_OK);
     assert_int_equal(mset(f, "before", "v", (struct store_mset){.new_cas = UINT64_MAX}, NULL), MC_OK);
-    store_flush(f->store, f->now);
+    store_flush(f->store, f->env.now);
     assert_int_equal(mset(f, "after", "v", (struct store_mset){.new_cas = 2}, NULL), MC_OK);
     assert_value(f, "after", "v");
     assert_missing(f, "before");
     assert_missing(f, "x");
-    advance(f, 100);
+    fixture_advance(f, 100);
     assert_value(f, "after", "v");
     /* a second flush in the same second takes what the first one spared */
     assert_int_equal(mset(f, "again", "v", (struct store_mset){.new_cas = 1}, NULL), MC_OK);
-    store_flush(f->store, f->now);
+    store_flush(f->store, f->env.now);
     assert_int_equal(set(f, "last", "v"), MC_OK);
     assert_missing(f, "again");
     assert_missing(f, "after");
@@ -1890,7 +1833,7 @@ static void test_store_flush_ignores_explicit_cas(void **state)
 
 int main(void)
 {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fixture_teardown)
     const struct CMUnitTest tests[] = {
         T(test_store_create_rejects_bad_config),
         T(test_store_set_get_roundtrip),

@@ -1,0 +1,274 @@
+/*
+ * exec.c: one whole request executed, any protocol (see exec.h).
+ *
+ * Every request of every protocol comes through exec_request(), once
+ * parsed: text and meta commands (proto.c) and binary ones (proto_bin.c).
+ * What it does, in memcached 1.6.18's terms:
+ *
+ *   - keyed commands run per key (exec_key): the key is hashed once
+ *     (xxh3), the ring names its owner, and the key runs here
+ *     (process_key, process_meta_key, process_bin_key, by protocol) or is
+ *     handed to ctx->forward(), which reserves its reply's place in order;
+ *   - a text retrieval walks every key, then writes "END": the terminator
+ *     is part of the request, after every key's reply, local or not;
+ *   - commands about the connection or the whole server (mn, version,
+ *     verbosity, flush_all, stats, quit, shutdown, binary noop and quit)
+ *     write what they can here and return the rest as an action: exec
+ *     knows commands, io/ knows connections, shards and the process;
+ *   - a parse error is answered as the parser said: req->error (unless
+ *     noreply), then close when req->close.
+ *
+ * Invariant: for every request, the bytes exec writes plus the replies of
+ * the keys it forwards, in the order they were reserved, are exactly what
+ * memcached would answer on one connection; nothing is written after an
+ * action that closes the connection.
+ */
+#include "exec.h"
+
+#include <string.h>
+
+#include "hash.h"
+#include "process_bin.h"
+#include "process_meta.h"
+#include "proto_bin.h"
+#include "reply.h"
+
+/* The key runs on this shard: the handler's own, else the store's
+ * composer for the request's protocol. */
+static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+                       uint32_t nkey, uint64_t hash, struct sink *out)
+{
+    if (ctx->local != NULL)
+        return ctx->local(ctx->local_state, req, key, nkey, hash, out);
+    if (req->family == PROTO_FAMILY_BINARY)
+        return process_bin_key(ctx->env, req, key, nkey, hash, out);
+    if (req->cmd >= PROTO_MG && req->cmd <= PROTO_ME)
+        return process_meta_key(ctx->env, req, key, nkey, hash, out);
+    return process_key(ctx->env, req, key, nkey, hash, out);
+}
+
+bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,
+              struct sink *out)
+{
+    /* A handler of its own without a ring (the ceiling) needs no hash. */
+    uint64_t hash = ctx->ring != NULL || ctx->local == NULL ? hash_key(key, nkey) : 0;
+    if (ctx->ring != NULL) {
+        unsigned owner = ring_owner(ctx->ring, hash);
+        if (owner != ctx->self)
+            return ctx->forward(ctx->router, owner, req, key, nkey, hash);
+    }
+    return exec_local(ctx, req, key, nkey, hash, out);
+}
+
+bool exec_forwarded(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+                    uint32_t nkey, uint64_t hash, struct sink *out)
+{
+    return exec_local(ctx, req, key, nkey, hash, out);
+}
+
+bool exec_reply_nomem(const struct proto_req *req, struct sink *out)
+{
+    if (req->family == PROTO_FAMILY_BINARY)
+        return proto_bin_error(req, PROTO_BIN_ENOMEM, "Out of memory writing get response", out);
+    return sink_puts(out, "SERVER_ERROR out of memory writing get response\r\n");
+}
+
+/* --- stats groups --------------------------------------------------------- */
+
+static bool arg_is(const struct proto_req *req, const char *word)
+{
+    size_t n = strlen(word);
+    return req->nargs == n && memcmp(req->args, word, n) == 0;
+}
+
+static bool arg_starts(const struct proto_req *req, const char *word)
+{
+    size_t n = strlen(word);
+    return req->nargs >= n && memcmp(req->args, word, n) == 0;
+}
+
+static const char stats_sizes[] = "STAT sizes_status disabled\r\nEND\r\n";
+
+/*
+ * `stats [group]`: the groups a gather answers become EXEC_STATS; the
+ * ones answered by a fixed text are written here. Text matches group names
+ * exactly (memcached answers anything else with a bare ERROR); binary
+ * matches "reset" and "settings" by prefix and answers the rest, conns and
+ * shards included, KEY_ENOENT, as memcached's process_bin_stat.
+ */
+static bool exec_stats(const struct proto_req *req, struct sink *out, struct exec_result *r)
+{
+    bool binary = req->family == PROTO_FAMILY_BINARY;
+    static const struct {
+        const char *name;
+        enum exec_stats group;
+        bool binary;
+    } groups[] = {
+        {"settings", EXEC_STATS_SETTINGS, true}, {"items", EXEC_STATS_ITEMS, true},
+        {"slabs", EXEC_STATS_SLABS, true},       {"conns", EXEC_STATS_CONNS, false},
+        {"shards", EXEC_STATS_SHARDS, false},
+    };
+    r->action = EXEC_STATS;
+    r->group = EXEC_STATS_GENERAL;
+    if (req->nargs == 0)
+        return true;
+    if (binary ? arg_starts(req, "reset") : arg_is(req, "reset")) {
+        r->action = EXEC_STATS_RESET;
+        return binary ? proto_bin_stats_from_text(req, "END\r\n", 5, out) : sink_puts(out, "RESET\r\n");
+    }
+    if (binary && arg_starts(req, "settings")) {
+        r->group = EXEC_STATS_SETTINGS;
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        if (arg_is(req, groups[i].name) && (groups[i].binary || !binary)) {
+            r->group = groups[i].group;
+            return true;
+        }
+    }
+    r->action = EXEC_NEXT;
+    if (arg_is(req, "sizes"))
+        return binary ? proto_bin_stats_from_text(req, stats_sizes, sizeof(stats_sizes) - 1, out)
+                      : sink_puts(out, stats_sizes);
+    return binary ? proto_bin_error(req, PROTO_BIN_KEY_ENOENT, NULL, out) : sink_puts(out, "ERROR\r\n");
+}
+
+/* --- the protocols -------------------------------------------------------- */
+
+static bool text_line(const struct proto_req *req, const char *line, struct sink *out)
+{
+    return req->noreply || reply_put_line(out, line, strlen(line));
+}
+
+static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                      struct exec_result *r)
+{
+    switch (req->cmd) {
+    case PROTO_NONE: /* swallowed bytes, or a close with nothing to say */
+        return true;
+    case PROTO_ERROR:
+        return req->error == NULL || req->close || text_line(req, req->error, out);
+    case PROTO_GET:
+    case PROTO_GETS:
+    case PROTO_GAT:
+    case PROTO_GATS: {
+        uint32_t pos = 0;
+        const char *key;
+        uint32_t nkey;
+        while (proto_next_key(req, &pos, &key, &nkey)) {
+            if (!exec_key(ctx, req, key, nkey, out))
+                return false;
+        }
+        return sink_puts(out, "END\r\n");
+    }
+    case PROTO_SET:
+    case PROTO_ADD:
+    case PROTO_REPLACE:
+    case PROTO_APPEND:
+    case PROTO_PREPEND:
+    case PROTO_CAS:
+    case PROTO_DELETE:
+    case PROTO_INCR:
+    case PROTO_DECR:
+    case PROTO_TOUCH:
+    case PROTO_MG:
+    case PROTO_MS:
+    case PROTO_MD:
+    case PROTO_MA:
+    case PROTO_ME:
+        return exec_key(ctx, req, req->key, req->nkey, out);
+    case PROTO_MN: /* in order after every reply before it, forwarded ones included */
+        return sink_puts(out, "MN\r\n");
+    case PROTO_STATS:
+        return exec_stats(req, out, r);
+    case PROTO_FLUSH_ALL:
+        r->action = EXEC_FLUSH_ALL;
+        r->delay = req->exptime;
+        return text_line(req, "OK", out);
+    case PROTO_VERSION:
+        return sink_puts(out, "VERSION ") && reply_put_line(out, ctx->version, strlen(ctx->version));
+    case PROTO_VERBOSITY:
+        r->action = EXEC_VERBOSITY;
+        r->level = req->level > ctx->verbosity_max ? ctx->verbosity_max : req->level;
+        return text_line(req, "OK", out);
+    case PROTO_QUIT:
+        r->action = EXEC_QUIT;
+        return true;
+    case PROTO_SHUTDOWN:
+        if (!ctx->enable_shutdown)
+            return sink_puts(out, "ERROR: shutdown not enabled\r\n");
+        r->action = EXEC_SHUTDOWN;
+        r->reason = "shutdown command";
+        return true;
+    case PROTO_NOOP: /* binary only */
+    case PROTO_CMD_COUNT:
+        return true;
+    }
+    return true;
+}
+
+static bool bin_empty(const struct proto_req *req, struct sink *out)
+{
+    return proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, out);
+}
+
+/*
+ * The binary protocol: a request never has noreply (a quiet command still
+ * answers its errors), and the protocol errors memcached closes on are
+ * answered first, then the connection closes once they are sent.
+ */
+static bool exec_binary(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                        struct exec_result *r)
+{
+    switch (req->cmd) {
+    case PROTO_NONE: /* swallowed bytes, or a bad magic byte (close, no reply) */
+        if (req->close)
+            r->action = EXEC_QUIT;
+        return true;
+    case PROTO_ERROR:
+        if (req->close)
+            r->action = EXEC_QUIT;
+        return proto_bin_error(req, req->bin.status, req->error, out);
+    case PROTO_GET:
+    case PROTO_GAT:
+    case PROTO_TOUCH:
+    case PROTO_SET:
+    case PROTO_ADD:
+    case PROTO_REPLACE:
+    case PROTO_APPEND:
+    case PROTO_PREPEND:
+    case PROTO_DELETE:
+    case PROTO_INCR:
+    case PROTO_DECR:
+        return exec_key(ctx, req, req->key, req->nkey, out);
+    case PROTO_NOOP: /* in order behind every earlier reply: the client's fence */
+        return bin_empty(req, out);
+    case PROTO_VERSION:
+        return proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, ctx->version,
+                               (uint32_t)strlen(ctx->version), 0, out);
+    case PROTO_QUIT:
+        r->action = EXEC_QUIT;
+        return req->bin.quiet || bin_empty(req, out);
+    case PROTO_FLUSH_ALL:
+        r->action = EXEC_FLUSH_ALL;
+        r->delay = req->exptime;
+        return req->bin.quiet || bin_empty(req, out);
+    case PROTO_STATS:
+        return exec_stats(req, out, r);
+    default: /* text-only commands: the binary parser never returns them */
+        return true;
+    }
+}
+
+struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out)
+{
+    struct exec_result r = {.action = EXEC_NEXT};
+    bool ok = req->family == PROTO_FAMILY_BINARY ? exec_binary(ctx, req, out, &r)
+                                                 : exec_text(ctx, req, out, &r);
+    if (!ok)
+        return (struct exec_result){.action = EXEC_NOMEM, .reason = "out of memory composing a reply"};
+    if (req->close && r.action == EXEC_NEXT)
+        return (struct exec_result){.action = EXEC_CLOSE,
+                                    .reason = req->error != NULL ? req->error : "protocol close"};
+    return r;
+}

@@ -1,0 +1,144 @@
+/*
+ * exec.h: executing one whole request, any protocol (the contract; see
+ * exec.c).
+ *
+ * This is the one place a parsed request (proto.h, proto_bin.h) is
+ * executed. io/ hands in the request, the connection's reply sink and an
+ * exec_ctx (this shard's store, the ring that names each key's owner, and
+ * a router for keys owned elsewhere); exec runs the whole request, every
+ * key of a multi-get and its "END" included, writes every reply that can
+ * be written here, and returns what io/ must still do that only io/ can:
+ *
+ *   parsed request ─> exec_request ─┬─ key owned here: process_key() -> sink
+ *                                   ├─ key owned by shard N: ctx->forward()
+ *                                   └─ returns an exec_result: NEXT, or an
+ *                                      action on the connection (QUIT,
+ *                                      CLOSE, NOMEM) or on the server
+ *                                      (FLUSH_ALL, STATS, STATS_RESET,
+ *                                      VERBOSITY, SHUTDOWN)
+ *
+ * Order: replies reach the sink in request order. A forwarded key's reply
+ * comes later; the router reserves its place in the output when forward()
+ * is called, so a later local reply (another key, the "END") lands after
+ * it. The same holds for a STATS action: io/ reserves the place when it
+ * takes the action, before the next request is executed.
+ *
+ * Pure: no syscalls, no clock reads, no allocation beyond what the sink
+ * provides. Runs on the thread that owns ctx->env->store.
+ */
+#ifndef CORECACHE_CORE_EXEC_H
+#define CORECACHE_CORE_EXEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "process.h"
+#include "proto.h"
+#include "ring.h"
+#include "sink.h"
+#include "status.h"
+
+/* The stats groups a client can ask for, in either protocol. */
+enum exec_stats {
+    EXEC_STATS_GENERAL,  /* stats */
+    EXEC_STATS_SETTINGS, /* stats settings */
+    EXEC_STATS_ITEMS,    /* stats items */
+    EXEC_STATS_SLABS,    /* stats slabs */
+    EXEC_STATS_CONNS,    /* stats conns (text only, as memcached) */
+    EXEC_STATS_SHARDS,   /* stats shards: corecache's per-shard counters (text only) */
+};
+
+enum exec_action {
+    /* Done: replies are written or forwarded. Parse the next request. */
+    EXEC_NEXT = 0,
+    /* Stop reading; close once every reply before this point is sent
+     * (quit, binary quit, a binary protocol error, a bad magic byte). */
+    EXEC_QUIT,
+    /* Close now, sending nothing more (a line too long, a text protocol
+     * error memcached closes on). `reason` is for the log. */
+    EXEC_CLOSE,
+    /* The sink ran out of memory: close (`reason`). */
+    EXEC_NOMEM,
+    /* flush_all / binary flush: its reply is written; apply flush_all
+     * with `delay` (the client's, 0 = now) on every shard. */
+    EXEC_FLUSH_ALL,
+    /* Answer `stats <group>` in place: gather, then render in the
+     * request's protocol (the request is needed for binary replies). */
+    EXEC_STATS,
+    /* stats reset: its reply is written; reset every shard's counters. */
+    EXEC_STATS_RESET,
+    /* verbosity: its reply is written; set the server's level to `level`
+     * (already capped by exec_ctx.verbosity_max). */
+    EXEC_VERBOSITY,
+    /* shutdown (allowed by -A): stop the server, close this connection. */
+    EXEC_SHUTDOWN,
+};
+
+struct exec_result {
+    enum exec_action action;
+    enum exec_stats group; /* EXEC_STATS */
+    int64_t delay;         /* EXEC_FLUSH_ALL */
+    uint32_t level;        /* EXEC_VERBOSITY */
+    const char *reason;    /* EXEC_CLOSE, EXEC_NOMEM: a string literal */
+};
+
+/*
+ * Executes the keyed part of `req` for one key on this shard and appends
+ * its reply to `out`; false when the sink ran out of memory. NULL in
+ * exec_ctx.local means process_key() on ctx->env (the store); the
+ * benchmark's ceiling server answers without a store instead.
+ */
+typedef bool (*exec_local_fn)(void *state, const struct proto_req *req, const char *key, uint32_t nkey,
+                              uint64_t hash, struct sink *out);
+
+/*
+ * Sends the keyed part of `req` for one key to shard `owner`, reserving the
+ * place of its reply in the connection's output now (unless req->noreply:
+ * then nothing comes back). False when memory ran out.
+ */
+typedef bool (*exec_forward_fn)(void *router, unsigned owner, const struct proto_req *req,
+                                const char *key, uint32_t nkey, uint64_t hash);
+
+struct exec_ctx {
+    const struct process_env *env; /* this shard's store, clock, TTL policy */
+    const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
+    unsigned self;                 /* this shard's id in the ring */
+    exec_forward_fn forward;       /* keys another shard owns (ring != NULL) */
+    void *router;                  /* forward()'s first argument */
+    exec_local_fn local;           /* NULL: process_key() */
+    void *local_state;
+    const char *version;           /* the VERSION reply's text */
+    bool enable_shutdown;          /* -A: the shutdown command is allowed */
+    uint32_t verbosity_max;        /* verbosity levels above this are capped */
+};
+
+/*
+ * Executes `req` (any protocol, any command) against ctx, writing its
+ * replies to `out`, and says what io/ must still do. Never fails silently:
+ * an out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
+ * owns ctx->env->store and `out`.
+ */
+struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out);
+
+/*
+ * Executes one key of `req` on this shard or forwards it to its owner:
+ * the step exec_request takes for every key (exposed for the cross-shard
+ * path's tests). False when memory ran out.
+ */
+bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,
+              struct sink *out) MC_MUST_CHECK;
+
+/*
+ * The owner's side of a forwarded key: executes it against this shard's
+ * store (or ctx->local) into `out`. The key's hash travels with it, so it
+ * is not computed again. False when the sink ran out of memory: the caller
+ * discards what was written and answers exec_reply_nomem() instead.
+ */
+bool exec_forwarded(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+                    uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
+
+/* The protocol's out-of-memory error for `req` (memcached's "SERVER_ERROR
+ * out of memory writing get response", or the binary ENOMEM packet). */
+bool exec_reply_nomem(const struct proto_req *req, struct sink *out) MC_MUST_CHECK;
+
+#endif

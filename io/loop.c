@@ -1,0 +1,340 @@
+/*
+ * loop.c: the event loop of one shard (see loop.h).
+ *
+ * One pinned thread runs this loop for the life of the server:
+ *
+ *   for (;;) {
+ *       handle every completion in the CQ      (accept, recv, send, tick, wake)
+ *       handle every record from other shards  (route_poll)
+ *       resume connections that may parse again, re-arm ended recvs
+ *       queue one send per connection with new output
+ *       publish records to other shards, wake the sleeping ones
+ *       submit everything and wait for at least one completion
+ *   }
+ *
+ * So a loop iteration is one io_uring_enter: every send, every recv re-arm
+ * and every cross-shard wakeup of the iteration travel together. The ring
+ * is created with SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them
+ * (completions are then processed only when this thread asks, in batches).
+ *
+ * A periodic tick (100 ms) refreshes the clock the store sees, runs a slice
+ * of the store's background reclaim of expired items, and notices a
+ * requested shutdown. Shutdown drains: the listener closes, connections stop
+ * reading, replies already owed are sent, then connections close; the loop
+ * ends when every shard has drained (a shard keeps serving requests
+ * forwarded by others until then), or after a deadline.
+ *
+ * The loop is the top of a shard: it dispatches completions to the
+ * connections (conn.c) and records to the router (route.c); nothing below
+ * calls back into it.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/store.h"
+#include "../numa/place.h"
+#include "conn.h"
+#include "guard.h"
+#include "log.h"
+#include "route.h"
+#include "shard.h"
+#include "uring.h"
+
+#define SHARD_TICK_NS (100 * 1000 * 1000)
+#define SHARD_CRAWL_BUDGET 2000
+#define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
+
+/* --- completions ------------------------------------------------------- */
+
+static void arm_accept(struct shard *shard, unsigned listener)
+{
+    struct io_uring_sqe *sqe = shard_sqe(shard);
+    io_uring_prep_multishot_accept(sqe, shard->listen_fds[listener], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, listener, 0));
+    shard->accept_armed[listener] = true;
+}
+
+static const struct __kernel_timespec tick_ts = {.tv_sec = 0, .tv_nsec = SHARD_TICK_NS};
+
+static void arm_tick(struct shard *shard)
+{
+    struct io_uring_sqe *sqe = shard_sqe(shard);
+    io_uring_prep_timeout(sqe, (struct __kernel_timespec *)&tick_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ud_make(UD_TIMER, 0, 0));
+    shard->timer_armed = true;
+}
+
+
+static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t flags)
+{
+    struct server *srv = shard->srv;
+    if (listener >= shard->nlisten)
+        return;
+    if (!(flags & IORING_CQE_F_MORE))
+        shard->accept_armed[listener] = false;
+    if (res < 0) {
+        if (!shard->stopping && guard_accept_failed(shard, listener, res))
+            return; /* out of descriptors: a backoff timer re-arms it */
+        if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
+            log_info(srv, "shard %u: accept failed: %s", shard->id, strerror(-res));
+        if (!shard->accept_armed[listener] && !shard->stopping)
+            arm_accept(shard, listener);
+        return;
+    }
+    int fd = res;
+    guard_accept_ok(shard);
+    if (shard->stopping) {
+        close(fd);
+        return;
+    }
+    if (shard->listen_ops[listener]->metrics_endpoint) {
+        /* Scrapers are not counted against -c (the endpoint must answer
+         * when the cache is full of clients), but their number is bounded. */
+        guard_accept_http(shard, fd, shard->listen_ops[listener]);
+        if (!shard->accept_armed[listener] && !shard->stopping)
+            arm_accept(shard, listener);
+        return;
+    }
+    unsigned open = atomic_fetch_add_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+    if (open >= srv->cfg.conn_limit) {
+        /* memcached's answer under maxconns_fast, then close. */
+        static const char msg[] = "ERROR Too many open connections\r\n";
+        ssize_t ignored = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)ignored;
+        close(fd);
+        atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+        shard->m.rejected_connections++;
+        log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
+    } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
+        close(fd);
+        atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+        shard->m.malloc_fails++;
+        log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+    }
+    if (!shard->accept_armed[listener] && !shard->stopping)
+        arm_accept(shard, listener);
+}
+
+static void begin_stop(struct shard *shard)
+{
+    shard->stopping = true;
+    shard->stop_deadline_ns = shard_clock_ns() + SHARD_DRAIN_TIMEOUT_NS;
+    for (unsigned i = 0; i < shard->nlisten; i++) {
+        if (shard->listen_fds[i] >= 0) {
+            /* Ends the multishot accept: no new connections. */
+            shutdown(shard->listen_fds[i], SHUT_RDWR);
+            close(shard->listen_fds[i]);
+            shard->listen_fds[i] = -1;
+        }
+    }
+    for (uint32_t i = 0; i < shard->nconns; i++) {
+        struct conn *conn = shard->conns[i];
+        if (conn != NULL && conn->fd >= 0)
+            conn_drain(conn);
+    }
+}
+
+static void on_tick(struct shard *shard)
+{
+    shard->timer_armed = false;
+    shard_clock(shard);
+    store_crawl(shard->store, SHARD_CRAWL_BUDGET);
+    guard_tick(shard);
+    if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
+        begin_stop(shard);
+    if (shard->stopping && shard_clock_ns() > shard->stop_deadline_ns) {
+        for (uint32_t i = 0; i < shard->nconns; i++) {
+            struct conn *conn = shard->conns[i];
+            if (conn != NULL && conn->fd >= 0)
+                conn_close(conn, "shutdown deadline");
+        }
+    }
+    arm_tick(shard);
+}
+
+static struct conn *conn_of(struct shard *shard, uint64_t ud)
+{
+    return conn_lookup(shard, ud_index(ud), ud_gen(ud));
+}
+
+static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    struct conn *conn;
+    switch (ud_type(ud)) {
+    case UD_ACCEPT:
+        on_accept(shard, ud_index(ud), cqe->res, cqe->flags);
+        break;
+    case UD_RECV:
+        conn = conn_of(shard, ud);
+        if (conn != NULL) {
+            conn_on_recv(conn, cqe->res, cqe->flags);
+        } else if (cqe->flags & IORING_CQE_F_BUFFER) {
+            /* Never expected (a connection is freed only after its recv
+             * ended), but a buffer must never leak from the ring. */
+            conn_recycle_buffer(shard, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        }
+        break;
+    case UD_SEND:
+        conn = conn_of(shard, ud);
+        if (conn != NULL)
+            conn_on_send(conn, cqe->res);
+        break;
+    case UD_CANCEL:
+        conn = conn_of(shard, ud);
+        if (conn != NULL)
+            conn_on_cancel(conn, cqe->res);
+        break;
+    case UD_TIMER:
+        on_tick(shard);
+        break;
+    case UD_ACCEPT_RETRY: /* the pause after EMFILE is over (guard.c) */
+        if (ud_index(ud) < shard->nlisten && !shard->stopping && !shard->accept_armed[ud_index(ud)] &&
+            shard->listen_fds[ud_index(ud)] >= 0)
+            arm_accept(shard, ud_index(ud));
+        break;
+    case UD_WAKE:
+    case UD_IGNORE:
+    case UD_NONE:
+        break;
+    }
+}
+
+static unsigned drain_cq(struct shard *shard)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&shard->ring, head, cqe)
+    {
+        handle_cqe(shard, cqe);
+        n++;
+    }
+    io_uring_cq_advance(&shard->ring, n);
+    shard->m.uring_completions += n;
+    return n;
+}
+
+static void run_lists(struct shard *shard)
+{
+    /* Handlers may push the same connection onto another list; each list
+     * is taken whole before it is walked, so nothing is lost or looped. */
+    while (shard->resume_list != NULL || shard->rearm_list != NULL || shard->flush_list != NULL) {
+        struct conn *list = shard->resume_list;
+        shard->resume_list = NULL;
+        while (list != NULL) {
+            struct conn *next = list->resume_next;
+            conn_resume(list);
+            list = next;
+        }
+        list = shard->rearm_list;
+        shard->rearm_list = NULL;
+        while (list != NULL) {
+            struct conn *next = list->rearm_next;
+            conn_rearm(list);
+            list = next;
+        }
+        list = shard->flush_list;
+        shard->flush_list = NULL;
+        while (list != NULL) {
+            struct conn *next = list->flush_next;
+            conn_flush(list);
+            list = next;
+        }
+    }
+}
+
+static bool loop_idle_after_stop(struct shard *shard)
+{
+    if (!shard->stopping)
+        return false;
+    if (!shard->drained && shard->m.curr_connections == 0 && shard->m.http_connections == 0) {
+        shard->drained = true;
+        atomic_fetch_add_explicit(&shard->srv->drained, 1, memory_order_acq_rel);
+    }
+    if (!shard->drained)
+        return false;
+    if (atomic_load_explicit(&shard->srv->drained, memory_order_acquire) != shard->srv->nshards)
+        return false;
+    /* Records still waiting for a peer that has left its loop (its channel
+     * full) would wait forever: past the drain deadline they are dropped,
+     * as every connection they could answer is closed. */
+    return !route_backlogged(shard) || shard_clock_ns() > shard->stop_deadline_ns;
+}
+
+static void loop_run(struct shard *shard)
+{
+    for (;;) {
+        guard_check_ring(shard);
+        drain_cq(shard);
+        route_poll(shard);
+        run_lists(shard);
+        route_publish(shard);
+        if (loop_idle_after_stop(shard))
+            break;
+        int ret;
+        if (shard->resume_list != NULL || route_backlogged(shard)) {
+            /* Work is waiting on others: look again soon even if nothing
+             * completes. */
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
+            struct io_uring_cqe *cqe;
+            ret = io_uring_submit_and_wait_timeout(&shard->ring, &cqe, 1, &ts, NULL);
+        } else {
+            ret = io_uring_submit_and_wait(&shard->ring, 1);
+        }
+        shard->m.uring_submits++;
+        if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EAGAIN && ret != -EBUSY)
+            log_error(shard->srv, "shard %u: io_uring_enter failed: %s", shard->id, strerror(-ret));
+    }
+}
+
+/* Every connection and record still held, then the shard's own resources. */
+static void loop_teardown(struct shard *shard)
+{
+    for (uint32_t i = 0; i < shard->nconns; i++) {
+        if (shard->conns[i] != NULL)
+            conn_destroy(shard->conns[i]);
+    }
+    route_drop_backlogs(shard);
+    shard_teardown(shard);
+}
+
+void *loop_main(void *arg)
+{
+    struct shard *shard = arg;
+    struct server *srv = shard->srv;
+    int ret = place_pin_self(shard->cpu);
+    if (ret < 0)
+        log_info(srv, "shard %u: cannot pin to CPU %u: %s", shard->id, shard->cpu, strerror(-ret));
+
+    const char *step = "setup";
+    ret = shard_setup(shard, &step);
+    if (ret == 0)
+        route_setup(shard);
+    if (ret < 0) {
+        log_error(srv, "corecache: shard %u: %s failed: %s%s", shard->id, step, strerror(-ret),
+                  ret == -ENOMEM && shard->ring_fd == 0
+                      ? " (io_uring rings count against the locked-memory limit: raise `ulimit -l`,"
+                        " LimitMEMLOCK= in a systemd unit)"
+                      : "");
+        shard->exit_code = 1;
+        atomic_store(&srv->start_failed, true);
+    }
+    /* Every ring exists (so every ring_fd is known) before anyone sends. */
+    server_shard_ready(srv);
+    if (!atomic_load(&srv->start_failed)) {
+        for (unsigned i = 0; i < shard->nlisten; i++)
+            arm_accept(shard, i);
+        arm_tick(shard);
+        loop_run(shard);
+    }
+    loop_teardown(shard);
+    return NULL;
+}

@@ -1,0 +1,280 @@
+/*
+ * outq.c: a connection's output queue (see outq.h).
+ *
+ * The sink writes into the tail segment until it is full; grow() starts a
+ * new one. A placeholder ends the sink's current region, so the next write
+ * starts a segment after it and replies stay in request order however late
+ * a placeholder is filled. A fill larger than the placeholder's 512 bytes
+ * gets its own exact allocation (ext_data).
+ *
+ * Accounting: `bytes` counts written, unsent bytes of DATA and REF segments
+ * (and filled placeholders), which is what the connection's flow control
+ * compares with its cap. The tail's length trails the sink until
+ * outq_sync() (the hot path writes through the sink alone).
+ *
+ * Reclaim: a segment leaves the head once every byte of it was sent. The
+ * tail is only let go when the sink is not still writing into it.
+ */
+#include "outq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { SEG_FROM_CACHE = 1, SEG_FROM_SMALL = 2, SEG_FROM_MALLOC = 3 };
+
+/* How many free segments a shard keeps: 256 x 16 KiB, 4096 x 512 B. */
+#define OUTQ_CACHE_MAX 256
+#define OUTQ_SMALL_CACHE_MAX 4096
+
+static void seg_reset(struct oseg *seg, uint32_t cap, uint8_t kind, uint8_t origin)
+{
+    seg->next = NULL;
+    seg->data = (char *)(seg + 1);
+    seg->len = 0;
+    seg->cap = cap;
+    seg->sent = 0;
+    seg->kind = kind;
+    seg->origin = origin;
+    seg->ext_data = 0;
+    seg->release = NULL;
+    seg->owner = NULL;
+}
+
+/* A DATA segment with room for `need` bytes. */
+static struct oseg *seg_get(struct outq_cache *cache, size_t need)
+{
+    struct oseg *seg;
+    if (need > OUTQ_SEG_SIZE) {
+        seg = malloc(sizeof(*seg) + need);
+        if (seg != NULL)
+            seg_reset(seg, (uint32_t)need, OSEG_DATA, SEG_FROM_MALLOC);
+        return seg;
+    }
+    if (cache->segs != NULL) {
+        seg = cache->segs;
+        cache->segs = seg->next;
+        cache->nsegs--;
+    } else if ((seg = malloc(sizeof(*seg) + OUTQ_SEG_SIZE)) == NULL) {
+        return NULL;
+    }
+    seg_reset(seg, OUTQ_SEG_SIZE, OSEG_DATA, SEG_FROM_CACHE);
+    return seg;
+}
+
+/* A small segment: a placeholder, or a REF segment's header. */
+static struct oseg *seg_get_small(struct outq_cache *cache, uint8_t kind)
+{
+    struct oseg *seg;
+    if (cache->small != NULL) {
+        seg = cache->small;
+        cache->small = seg->next;
+        cache->nsmall--;
+    } else if ((seg = malloc(sizeof(*seg) + OUTQ_SMALL_SIZE)) == NULL) {
+        return NULL;
+    }
+    seg_reset(seg, OUTQ_SMALL_SIZE, kind, SEG_FROM_SMALL);
+    return seg;
+}
+
+static void seg_put(struct outq_cache *cache, struct oseg *seg)
+{
+    if (seg->kind == OSEG_REF && seg->release != NULL)
+        seg->release(seg->owner, seg->data, seg->len);
+    if (seg->ext_data)
+        free(seg->data);
+    if (seg->origin == SEG_FROM_CACHE && cache->nsegs < OUTQ_CACHE_MAX) {
+        seg->next = cache->segs;
+        cache->segs = seg;
+        cache->nsegs++;
+    } else if (seg->origin == SEG_FROM_SMALL && cache->nsmall < OUTQ_SMALL_CACHE_MAX) {
+        seg->next = cache->small;
+        cache->small = seg;
+        cache->nsmall++;
+    } else {
+        free(seg);
+    }
+}
+
+void outq_sync(struct outq *q)
+{
+    struct oseg *tail = q->tail;
+    if (q->sink.pos == NULL || tail == NULL)
+        return;
+    uint32_t len = (uint32_t)(q->sink.pos - tail->data);
+    q->bytes += len - tail->len;
+    tail->len = len;
+}
+
+static void append(struct outq *q, struct oseg *seg)
+{
+    if (q->tail != NULL)
+        q->tail->next = seg;
+    else
+        q->head = seg;
+    q->tail = seg;
+}
+
+static bool outq_grow(struct sink *sink, size_t need)
+{
+    struct outq *q = (struct outq *)sink;
+    outq_sync(q);
+    struct oseg *seg = seg_get(q->cache, need);
+    if (seg == NULL)
+        return false;
+    append(q, seg);
+    sink->pos = seg->data;
+    sink->end = seg->data + seg->cap;
+    return true;
+}
+
+void outq_init(struct outq *q, struct outq_cache *cache)
+{
+    memset(q, 0, sizeof(*q));
+    q->sink.grow = outq_grow;
+    q->cache = cache;
+}
+
+void outq_clear(struct outq *q)
+{
+    while (q->head != NULL) {
+        struct oseg *seg = q->head;
+        q->head = seg->next;
+        seg_put(q->cache, seg);
+    }
+    q->tail = NULL;
+    q->sink.pos = q->sink.end = NULL;
+    q->bytes = 0;
+    q->npending = 0;
+}
+
+void outq_cache_fini(struct outq_cache *cache)
+{
+    while (cache->segs != NULL) {
+        struct oseg *seg = cache->segs;
+        cache->segs = seg->next;
+        free(seg);
+    }
+    while (cache->small != NULL) {
+        struct oseg *seg = cache->small;
+        cache->small = seg->next;
+        free(seg);
+    }
+    cache->nsegs = cache->nsmall = 0;
+}
+
+/* Appends a segment the sink must not write into: the next write starts
+ * a new segment after it. */
+static void append_closed(struct outq *q, struct oseg *seg)
+{
+    append(q, seg);
+    q->sink.pos = q->sink.end = NULL;
+}
+
+struct oseg *outq_reserve(struct outq *q)
+{
+    outq_sync(q);
+    struct oseg *seg = seg_get_small(q->cache, OSEG_PENDING);
+    if (seg == NULL)
+        return NULL;
+    append_closed(q, seg);
+    q->npending++;
+    return seg;
+}
+
+bool outq_fill(struct outq *q, struct oseg *seg, const void *data, size_t len)
+{
+    if (len > seg->cap) {
+        char *ext = malloc(len);
+        if (ext == NULL)
+            return false;
+        seg->data = ext;
+        seg->cap = (uint32_t)len;
+        seg->ext_data = 1;
+    }
+    if (len > 0)
+        memcpy(seg->data, data, len);
+    seg->len = (uint32_t)len;
+    seg->kind = OSEG_DATA;
+    q->bytes += len;
+    q->npending--;
+    return true;
+}
+
+bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn release, void *owner)
+{
+    outq_sync(q);
+    struct oseg *seg = seg_get_small(q->cache, OSEG_REF);
+    if (seg == NULL)
+        return false;
+    seg->data = (char *)data;
+    seg->len = seg->cap = (uint32_t)len;
+    seg->release = release;
+    seg->owner = owner;
+    append_closed(q, seg);
+    q->bytes += len;
+    return true;
+}
+
+/* Returns fully sent segments to the cache. */
+static void reclaim(struct outq *q)
+{
+    while (q->head != NULL) {
+        struct oseg *seg = q->head;
+        if (seg->kind == OSEG_PENDING || seg->sent < seg->len)
+            break;
+        if (seg == q->tail) {
+            /* The sink may still be writing here; only let go when the
+             * segment is exactly full or the sink is elsewhere. */
+            if (q->sink.pos != NULL && q->sink.pos != seg->data + seg->len)
+                break;
+            q->tail = NULL;
+            q->sink.pos = q->sink.end = NULL;
+        }
+        q->head = seg->next;
+        seg_put(q->cache, seg);
+    }
+}
+
+bool outq_ready(const struct outq *q)
+{
+    for (const struct oseg *seg = q->head; seg != NULL; seg = seg->next) {
+        if (seg->kind == OSEG_PENDING)
+            return false;
+        if (seg->len > seg->sent)
+            return true;
+        if (seg == q->tail && q->sink.pos != NULL && q->sink.pos != seg->data + seg->len)
+            return true;
+    }
+    return false;
+}
+
+unsigned outq_iov(struct outq *q, struct iovec *iov, unsigned max)
+{
+    outq_sync(q);
+    reclaim(q);
+    unsigned n = 0;
+    for (struct oseg *seg = q->head; seg != NULL && n < max; seg = seg->next) {
+        if (seg->kind == OSEG_PENDING)
+            break;
+        if (seg->len > seg->sent) {
+            iov[n].iov_base = seg->data + seg->sent;
+            iov[n].iov_len = seg->len - seg->sent;
+            n++;
+        }
+    }
+    return n;
+}
+
+void outq_sent(struct outq *q, size_t n)
+{
+    outq_sync(q);
+    q->bytes -= n;
+    for (struct oseg *seg = q->head; seg != NULL && n > 0; seg = seg->next) {
+        size_t take = seg->len - seg->sent;
+        if (take > n)
+            take = n;
+        seg->sent += (uint32_t)take;
+        n -= take;
+    }
+    reclaim(q);
+}

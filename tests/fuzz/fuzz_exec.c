@@ -1,22 +1,24 @@
 /*
  * fuzz_exec.c: libFuzzer target for the whole request path: parse (text
- * and meta, or binary, chosen by the first byte as a connection does),
- * route each key across two shards by the consistent-hash ring, execute on
- * the owning shard's store (core/process*.c), and compose the reply; then
- * check the reply's framing (every line ends in \r\n, every VALUE/VA block
- * has the length it announces, every binary reply a whole header and body).
- * Fed whole and split (fuzz_split.h): the two runs, each on fresh stores,
- * must answer byte for byte the same.
+ * and meta, or binary, chosen by the first byte as a connection does), then
+ * core/exec runs the request on shard 0 of two, the consistent-hash ring
+ * naming each key's owner; a key of shard 1 is forwarded and executed on
+ * shard 1's store, its reply placed in order (as io/route.c's placeholder
+ * does: the router here answers at once, a valid order since each key has
+ * one owner). Then the reply's framing is checked (every line ends in
+ * \r\n, every VALUE/VA block has the length it announces, every binary
+ * reply a whole header and body). Fed whole and split (fuzz_split.h): the
+ * two runs, each on fresh stores, must answer byte for byte the same.
  *
- * The dispatch below mirrors io/conn.c's conn_execute and io/conn_bin.c's
- * bin_execute (stats and verbosity aside: they touch the process, not the
- * stores). When the request execution moves into a core module, this
- * target should call it instead.
+ * Actions exec leaves to io/ are applied the way io/ does where they touch
+ * the stores (flush_all on both shards); stats and verbosity touch the
+ * process and write nothing here.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../core/clock.h"
+#include "../../core/exec.h"
 #include "../../core/hash.h"
 #include "../../core/process.h"
 #include "../../core/proto.h"
@@ -114,16 +116,16 @@ static void destroy(void *state)
     free(s);
 }
 
-static bool keyed(struct exec_state *s, const struct proto_req *req, const char *key, uint32_t nkey)
+/* The router: shard 1's keys executed on shard 1's store, reply in place. */
+static bool forward(void *router, unsigned owner, const struct proto_req *req, const char *key, uint32_t nkey,
+                    uint64_t hash)
 {
-    uint64_t hash = hash_key(key, nkey);
-    unsigned owner = ring_owner(s->ring, hash);
-    return process_key(&s->env[owner], req, key, nkey, hash, &s->sink);
-}
-
-static bool line(struct exec_state *s, const struct proto_req *req, const char *text)
-{
-    return process_reply_line(req, text, &s->sink);
+    struct exec_state *s = router;
+    if (owner >= FZ_SHARDS)
+        abort();
+    /* what io/route.c's route_poll does on the owner */
+    struct exec_ctx owner_ctx = {.env = &s->env[owner], .ring = s->ring, .self = owner, .version = "1.6.18-fuzz"};
+    return exec_forwarded(&owner_ctx, req, key, nkey, hash, &s->sink);
 }
 
 static void flush_all(struct exec_state *s, int64_t delay)
@@ -134,92 +136,35 @@ static void flush_all(struct exec_state *s, int64_t delay)
     }
 }
 
-/* conn_execute's dispatch; false: the connection closes. */
-static bool execute_text(struct exec_state *s, const struct proto_req *req)
+/* Runs one request through exec; false: the connection closes. */
+static bool execute(struct exec_state *s, const struct proto_req *req)
 {
-    switch (req->cmd) {
-    case PROTO_ERROR:
-        if (req->error != NULL && !req->noreply && !req->close &&
-            (!sink_put(&s->sink, req->error, strlen(req->error)) || !sink_puts(&s->sink, "\r\n")))
-            abort();
-        break;
-    case PROTO_GET:
-    case PROTO_GETS:
-    case PROTO_GAT:
-    case PROTO_GATS: {
-        uint32_t pos = 0;
-        const char *key;
-        uint32_t nkey;
-        while (proto_next_key(req, &pos, &key, &nkey))
-            if (!keyed(s, req, key, nkey))
-                abort();
-        if (!sink_puts(&s->sink, "END\r\n"))
-            abort();
-        break;
-    }
-    case PROTO_SET: case PROTO_ADD: case PROTO_REPLACE: case PROTO_APPEND: case PROTO_PREPEND:
-    case PROTO_CAS: case PROTO_DELETE: case PROTO_INCR: case PROTO_DECR: case PROTO_TOUCH:
-    case PROTO_MG: case PROTO_MS: case PROTO_MD: case PROTO_MA: case PROTO_ME:
-        if (!keyed(s, req, req->key, req->nkey))
-            abort();
-        break;
-    case PROTO_MN:
-        if (!sink_puts(&s->sink, "MN\r\n"))
-            abort();
-        break;
-    case PROTO_FLUSH_ALL:
-        flush_all(s, req->exptime);
-        if (!line(s, req, "OK"))
-            abort();
-        break;
-    case PROTO_VERSION:
-        if (!sink_puts(&s->sink, "VERSION fuzz\r\n"))
-            abort();
-        break;
-    case PROTO_VERBOSITY:
-        if (!line(s, req, "OK"))
-            abort();
-        break;
-    case PROTO_QUIT:
-    case PROTO_SHUTDOWN:
+    struct exec_ctx ctx = {
+        .env = &s->env[0],
+        .ring = s->ring,
+        .self = 0,
+        .forward = forward,
+        .router = s,
+        .version = "1.6.18-fuzz",
+        .enable_shutdown = false,
+        .verbosity_max = 2,
+    };
+    struct exec_result r = exec_request(&ctx, req, &s->sink);
+    switch (r.action) {
+    case EXEC_NEXT:
+    case EXEC_STATS:
+    case EXEC_STATS_RESET:
+    case EXEC_VERBOSITY:
+        return true;
+    case EXEC_FLUSH_ALL:
+        flush_all(s, r.delay);
+        return true;
+    case EXEC_QUIT:
+    case EXEC_CLOSE:
+    case EXEC_SHUTDOWN:
         return false;
-    default:
-        break;
-    }
-    return !req->close;
-}
-
-/* bin_execute's dispatch; false: the connection closes. */
-static bool execute_binary(struct exec_state *s, const struct proto_req *req)
-{
-    switch (req->cmd) {
-    case PROTO_NONE:
-        return !req->close;
-    case PROTO_ERROR:
-        if (!proto_bin_error(req, req->bin.status, req->error, &s->sink))
-            abort();
-        return !req->close;
-    case PROTO_GET: case PROTO_GAT: case PROTO_TOUCH: case PROTO_SET: case PROTO_ADD: case PROTO_REPLACE:
-    case PROTO_APPEND: case PROTO_PREPEND: case PROTO_DELETE: case PROTO_INCR: case PROTO_DECR:
-        if (!keyed(s, req, req->key, req->nkey))
-            abort();
-        break;
-    case PROTO_NOOP:
-    case PROTO_VERSION:
-        if (!proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, &s->sink))
-            abort();
-        break;
-    case PROTO_QUIT:
-        if (!req->bin.quiet && !proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, &s->sink))
-            abort();
-        return false;
-    case PROTO_FLUSH_ALL:
-        flush_all(s, req->exptime);
-        if (!req->bin.quiet && !proto_bin_reply(req, PROTO_BIN_SUCCESS, NULL, 0, NULL, 0, 0, &s->sink))
-            abort();
-        break;
-    default:
-        break;
+    case EXEC_NOMEM:
+        abort(); /* the trace sink never runs out */
     }
     return true;
 }
@@ -279,7 +224,8 @@ static void check_binary_framing(const unsigned char *p, size_t len)
 {
     while (len > 0) {
         if (len < 24 || p[0] != 0x81) {
-            fprintf(stderr, "fuzz: binary reply without a whole header (%zu bytes, magic %02x)\n", len, p[0]);
+            fprintf(stderr, "fuzz: binary reply without a whole header (%zu bytes, magic %02x): %.*s\n", len, p[0],
+                    (int)(len < 80 ? len : 80), (const char *)p);
             abort();
         }
         uint32_t body = (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
@@ -314,7 +260,7 @@ static size_t step(void *state, const char *buf, size_t len, size_t *need, struc
         trace_grow(&s->sink, 4096);
     s->sink.pos = trace->p + trace->len;
     s->sink.end = trace->p + trace->cap;
-    bool go_on = family == PROTO_FAMILY_BINARY ? execute_binary(s, &req) : execute_text(s, &req);
+    bool go_on = execute(s, &req);
     trace->len = (size_t)(s->sink.pos - trace->p);
     if (family == PROTO_FAMILY_BINARY)
         check_binary_framing((const unsigned char *)trace->p + start, trace->len - start);

@@ -47,9 +47,11 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
         goto nomem;
 
     /* A channel must hold the largest request (a set of item_size_max)
-     * twice over; 4 MiB keeps small-request batches flowing. */
-    size_t chan_size = 4u * 1024 * 1024;
-    while (chan_size < 4 * (srv->cfg.item_size_max + 4096))
+     * twice over; 1 MiB keeps small-request batches flowing. The ring
+     * cycles through all of it, so all of it becomes resident: no bigger
+     * (issue 15: 4 MiB per direction at -I 1m, was 8). */
+    size_t chan_size = 1024u * 1024;
+    while (chan_size < 2 * (srv->cfg.item_size_max + 4096))
         chan_size *= 2;
     for (unsigned from = 0; from < n; from++) {
         for (unsigned to = 0; to < n; to++) {

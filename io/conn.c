@@ -253,6 +253,8 @@ void conn_drain(struct conn *conn)
 
 void conn_destroy(struct conn *conn)
 {
+    guard_send_put(conn->shard, conn->send_buf);
+    conn->send_buf = NULL;
     if (conn->fd >= 0) {
         close(conn->fd);
         conn->fd = -1;
@@ -465,7 +467,16 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
-    unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
+    struct conn_send *sb = guard_send_get(conn->shard);
+    if (sb == NULL) {
+        conn_close(conn, "out of memory sending");
+        return;
+    }
+    unsigned n = outq_iov(&conn->out, sb->iov, CONN_IOV_MAX);
+    if (n <= 1)
+        guard_send_put(conn->shard, sb); /* a plain send keeps no iovec */
+    else
+        conn->send_buf = sb;
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
             conn_close(conn, conn->eof ? "end of stream" : "quit");
@@ -474,12 +485,12 @@ void conn_flush(struct conn *conn)
     }
     struct io_uring_sqe *sqe = shard_sqe(conn->shard);
     if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, conn->iov[0].iov_base, conn->iov[0].iov_len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, conn->fd, sb->iov[0].iov_base, sb->iov[0].iov_len, MSG_NOSIGNAL);
     } else {
-        memset(&conn->msg, 0, sizeof(conn->msg));
-        conn->msg.msg_iov = conn->iov;
-        conn->msg.msg_iovlen = n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &conn->msg, MSG_NOSIGNAL);
+        memset(&sb->msg, 0, sizeof(sb->msg));
+        sb->msg.msg_iov = sb->iov;
+        sb->msg.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, conn->fd, &sb->msg, MSG_NOSIGNAL);
     }
     io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
     conn->send_inflight = true;
@@ -489,6 +500,8 @@ void conn_on_send(struct conn *conn, int res)
 {
     struct shard *shard = conn->shard;
     conn->send_inflight = false;
+    guard_send_put(shard, conn->send_buf);
+    conn->send_buf = NULL;
     if (res < 0) {
         if (res != -EPIPE && res != -ECONNRESET)
             log_info(shard->srv, "<%d send failed: %s", conn->fd, strerror(-res));

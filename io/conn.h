@@ -65,8 +65,9 @@ struct conn {
 
     /* output */
     uint32_t reply_est; /* expected size of a forwarded reply (conn_fill) */
-    struct msghdr msg;
-    struct iovec iov[CONN_IOV_MAX];
+    /* the msghdr and iovecs of the send in flight, from the shard's pool
+     * (guard.h): an idle connection holds none */
+    struct conn_send *send_buf;
 
     /* list links (each list a singly linked stack in the shard) */
     struct conn *flush_next;

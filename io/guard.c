@@ -30,6 +30,7 @@
 #include "guard.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -133,6 +134,45 @@ bool guard_shard_out_full(struct conn *conn)
 }
 
 /* --- connection memory ---------------------------------------------------- */
+
+_Static_assert(GUARD_SEND_IOV_MAX == CONN_IOV_MAX, "a send buffer holds a connection's iovecs");
+
+struct conn_send *guard_send_get(struct shard *shard)
+{
+    struct conn_send *sb = shard->send_pool;
+    if (sb != NULL) {
+        shard->send_pool = sb->next;
+        shard->send_pool_len--;
+        return sb;
+    }
+    sb = malloc(sizeof(*sb));
+    if (sb == NULL)
+        shard->m.malloc_fails++;
+    return sb;
+}
+
+void guard_send_put(struct shard *shard, struct conn_send *sb)
+{
+    if (sb == NULL)
+        return;
+    if (shard->send_pool_len >= GUARD_SEND_POOL_MAX) {
+        free(sb);
+        return;
+    }
+    sb->next = shard->send_pool;
+    shard->send_pool = sb;
+    shard->send_pool_len++;
+}
+
+void guard_send_pool_fini(struct shard *shard)
+{
+    while (shard->send_pool != NULL) {
+        struct conn_send *sb = shard->send_pool;
+        shard->send_pool = sb->next;
+        free(sb);
+    }
+    shard->send_pool_len = 0;
+}
 
 bool guard_input_reserve(struct conn *conn, uint64_t bytes)
 {

@@ -118,6 +118,28 @@ void guard_out_forget(struct conn *conn);
 bool guard_input_reserve(struct conn *conn, uint64_t bytes);
 void guard_input_release(struct shard *shard, uint64_t bytes);
 
+/*
+ * The per-connection memory budget: a connection holds no output iovecs
+ * of its own. A send takes a struct conn_send (msghdr and CONN_IOV_MAX
+ * iovecs, 1 KiB) from the shard's pool for as long as it is in flight
+ * (a single-buffer send not even that), so an idle connection costs its
+ * struct conn alone. get: NULL when memory ran out (malloc_fails); put:
+ * NULL is ignored; the pool keeps GUARD_SEND_POOL_MAX free. Shard thread.
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+#define GUARD_SEND_IOV_MAX 64 /* CONN_IOV_MAX */
+#define GUARD_SEND_POOL_MAX 256
+struct conn_send {
+    struct conn_send *next; /* the pool's free list */
+    struct msghdr msg;
+    struct iovec iov[GUARD_SEND_IOV_MAX];
+};
+struct conn_send *guard_send_get(struct shard *shard);
+void guard_send_put(struct shard *shard, struct conn_send *sb);
+/* Frees the pool (shard teardown). */
+void guard_send_pool_fini(struct shard *shard);
+
 /* Once per loop iteration: counts an overflowed completion queue (a read
  * of the ring's shared flags, no syscall). Shard thread. */
 void guard_check_ring(struct shard *shard);

@@ -111,6 +111,8 @@ struct shard {
     unsigned accept_backoff_ms;
     struct __kernel_timespec accept_retry_ts[SHARD_LISTENERS_MAX];
     unsigned guard_ticks;
+    struct conn_send *send_pool; /* free send buffers (io/guard.h) */
+    unsigned send_pool_len;
     unsigned sqes_pending; /* prepared since the last submit */
 
     /* storage */

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP = 77  # CTest's skip code, for --check when a server binary is missing
+# RESULTS.md from this marker on is written by other scripts and kept.
+KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
 
 
 @dataclass(frozen=True)
@@ -656,8 +658,18 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
+    text = "\n".join(lines)
+    # Sections other scripts own (bench/rss_abuse.py's) stay as they were.
+    try:
+        with open(path) as f:
+            old = f.read()
+        start = old.find(KEEP_BEGIN)
+        if start >= 0:
+            text = text.rstrip("\n") + "\n\n" + old[start:]
+    except OSError:
+        pass
     with open(path, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
 
 
 def set_connection_ticks(ax, res) -> None:

@@ -18,10 +18,13 @@ time, in one run; VmRSS of the server process is sampled every 0.2 s:
           after; the replies are counted, so a server that dropped some
           is seen
 
-Results are printed as a Markdown table (and --json FILE writes them), each
-figure in MiB. Everything stays on 127.0.0.1 and every loop is bounded.
+Results are printed as a Markdown table, each figure in MiB; --json FILE
+writes them too, and --results bench/RESULTS.md puts the table in its own
+section there (replacing the previous one; bench/compare.py keeps it when
+it rewrites the file). Everything stays on 127.0.0.1 and every loop is
+bounded.
 
-    bench/rss_abuse.py --build build                       # the full run, about 3 minutes
+    bench/rss_abuse.py --build build --results bench/RESULTS.md   # the full run, about 4 minutes
     bench/rss_abuse.py --build build --flood-seconds 10    # quicker
 """
 
@@ -181,6 +184,7 @@ def main():
     ap.add_argument("--slow-gets", type=int, default=100000)
     ap.add_argument("--slow-wait", type=float, default=5.0)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--results", help="put the table in its section of this Markdown file (bench/RESULTS.md)")
     args = ap.parse_args()
 
     need = args.idle_conns + 200
@@ -208,6 +212,52 @@ def main():
         sys.stderr.write("rss_abuse: %s done\n" % name)
 
     names = [n for n, _ in servers]
+    table = render(names, results, args)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    if args.results:
+        write_section(args.results, table, args)
+
+
+KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
+BEGIN, END = "<!-- bench/rss_abuse.py begin -->", "<!-- bench/rss_abuse.py end -->"
+
+
+def write_section(path, table, args):
+    """Replaces (or appends) this script's section of a Markdown file."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    argv = ["bench/rss_abuse.py"] + [a for a in sys.argv[1:]]
+    section = "\n".join([
+        BEGIN,
+        "## Resident memory under abuse",
+        "",
+        "`%s` (commit %s, %s, kernel %s). VmRSS of the server process, sampled every 0.2 s; "
+        "each abuse on a fresh server with `-t 2 -m 64 -c %d` (memcached also `-U 0`)."
+        % (" ".join(argv), commit, time.strftime("%Y-%m-%d"), os.uname().release, args.idle_conns + 100),
+        "",
+        table,
+        "",
+        END,
+    ])
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        if KEEP_BEGIN not in text:
+            text = text.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def render(names, results, args):
     rows = [
         ("set flood %d s, -m 64: RSS at start" % args.flood_seconds, "flood", "start"),
         ("set flood: peak RSS", "flood", "peak"),
@@ -218,17 +268,14 @@ def main():
         ("slow reader: peak RSS while it does not read", "slow", "peak"),
         ("slow reader: RSS after it read everything", "slow", "after"),
     ]
-    print("| RSS, MiB | " + " | ".join(names) + " |")
-    print("|---|" + "---:|" * len(names))
+    out = ["| RSS, MiB | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for label, group, field in rows:
-        print("| %s | %s |" % (label, " | ".join("%.1f" % results[n][group][field] for n in names)))
-    print("| idle connections: bytes per connection | %s |" % " | ".join(
+        out.append("| %s | %s |" % (label, " | ".join("%.1f" % results[n][group][field] for n in names)))
+    out.append("| idle connections: bytes per connection | %s |" % " | ".join(
         "%.0f" % results[n]["idle"]["per_conn_bytes"] for n in names))
-    print("| slow reader: every reply arrived | %s |" % " | ".join(
+    out.append("| slow reader: every reply arrived | %s |" % " | ".join(
         "yes" if results[n]["slow"]["replies_complete"] else "NO" for n in names))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

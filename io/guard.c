@@ -275,3 +275,9 @@ void guard_tick(struct shard *shard)
     if (++shard->guard_ticks % GUARD_SWEEP_TICKS == 0 && shard->m.http_connections > 0)
         sweep_http(shard);
 }
+
+/* The per-connection budget the README's RSS formula counts on: an idle
+ * connection is one struct conn, in jemalloc's 512-byte class. A field
+ * added past it costs every idle connection 128 bytes more (the next
+ * class): say so in README's Reliability section if it must grow. */
+_Static_assert(sizeof(struct conn) <= 512, "struct conn outgrew the 512-byte per-connection budget");

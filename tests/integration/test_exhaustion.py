@@ -226,7 +226,7 @@ class BacklogTest(unittest.TestCase):
 
     def test_issue15_cross_shard_channel_backlog(self):
         with MetricsServer(["-t", "2", "-m", "512"]) as server:
-            nconns, per, size = 8, 200, 64 * 1024  # 100 MB of sets, half to the other shard
+            nconns, per, size = 8, 200, 32 * 1024  # 50 MB of sets, half to the other shard, inline in the channel
             for attempt in range(3):
                 values = {}
                 conns = [server.conn(timeout=60) for _ in range(nconns)]

@@ -229,7 +229,13 @@ def write_section(path, table, args):
     """Replaces (or appends) this script's section of a Markdown file."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
-    argv = ["bench/rss_abuse.py"] + [a for a in sys.argv[1:]]
+    argv = ["bench/rss_abuse.py"]  # the command, less --json FILE (a path of this machine)
+    skip = False
+    for a in sys.argv[1:]:
+        if skip or a.startswith("--json"):
+            skip = a == "--json"
+            continue
+        argv.append(a)
     section = "\n".join([
         BEGIN,
         "## Resident memory under abuse",

@@ -227,9 +227,13 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     mc_clock_init(&srv.clock, now.tv_sec);
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
-    srv.out_cap = 4 * srv.cfg.item_size_max;
-    if (srv.out_cap < 4u * 1024 * 1024)
-        srv.out_cap = 4u * 1024 * 1024;
+    /* Unsent replies a connection may hold before its reading pauses; one
+     * reply may pass it (the check is before each request), so a value of
+     * any size still goes through. 1 MiB keeps a slow reader's cost small
+     * (issue 15: a reader of 100k pipelined gets held 4 MiB of copies). */
+    srv.out_cap = srv.cfg.item_size_max;
+    if (srv.out_cap < 1024u * 1024)
+        srv.out_cap = 1024u * 1024;
 
     /* Signals are taken synchronously by this thread; shards never see
      * them (the mask is inherited by the threads created below). */

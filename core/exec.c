@@ -35,7 +35,7 @@
 
 /* The key runs on this shard: the handler's own, else the store's
  * composer for the request's protocol. */
-static bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
+static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
                        uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (ctx->local != NULL)
@@ -260,15 +260,17 @@ static bool exec_binary(const struct exec_ctx *ctx, const struct proto_req *req,
     }
 }
 
-struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out)
+enum exec_action exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                              struct exec_result *result)
 {
-    struct exec_result r = {.action = EXEC_NEXT};
-    bool ok = req->family == PROTO_FAMILY_BINARY ? exec_binary(ctx, req, out, &r)
-                                                 : exec_text(ctx, req, out, &r);
-    if (!ok)
-        return (struct exec_result){.action = EXEC_NOMEM, .reason = "out of memory composing a reply"};
-    if (req->close && r.action == EXEC_NEXT)
-        return (struct exec_result){.action = EXEC_CLOSE,
-                                    .reason = req->error != NULL ? req->error : "protocol close"};
-    return r;
+    result->action = EXEC_NEXT;
+    bool ok = req->family == PROTO_FAMILY_BINARY ? exec_binary(ctx, req, out, result)
+                                                 : exec_text(ctx, req, out, result);
+    if (!ok) {
+        *result = (struct exec_result){.action = EXEC_NOMEM, .reason = "out of memory composing a reply"};
+    } else if (req->close && result->action == EXEC_NEXT) {
+        *result = (struct exec_result){.action = EXEC_CLOSE,
+                                       .reason = req->error != NULL ? req->error : "protocol close"};
+    }
+    return result->action;
 }

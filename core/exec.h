@@ -114,11 +114,14 @@ struct exec_ctx {
 
 /*
  * Executes `req` (any protocol, any command) against ctx, writing its
- * replies to `out`, and says what io/ must still do. Never fails silently:
- * an out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
+ * replies to `out`, and returns what io/ must still do. *result is written
+ * only when that is not EXEC_NEXT (the hot path writes nothing more), and
+ * then holds the action's arguments. Never fails silently: an
+ * out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
  * owns ctx->env->store and `out`.
  */
-struct exec_result exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out);
+enum exec_action exec_request(const struct exec_ctx *ctx, const struct proto_req *req, struct sink *out,
+                              struct exec_result *result);
 
 /*
  * Executes one key of `req` on this shard or forwards it to its owner:

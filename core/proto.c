@@ -362,7 +362,7 @@ static size_t parse_retrieval(struct cursor *cur, enum proto_cmd cmd, bool touch
  * block are consumed; a block not ending in "\r\n" is consumed whole with
  * req->value left NULL, for the caller's own CLIENT_ERROR bad data chunk.
  */
-static size_t data_block(struct proto_parser *parser, const char *buf, size_t len, size_t consumed,
+static inline __attribute__((always_inline)) size_t data_block(struct proto_parser *parser, const char *buf, size_t len, size_t consumed,
                          struct proto_req *req, size_t *need)
 {
     if (parser->limits.item_total(req->nkey, req->nbytes) > parser->limits.item_size_max) {

@@ -16,12 +16,13 @@
 
 struct reply_row {
     const char *text;
+    size_t text_len;
     const char *meta;
     uint16_t bin;
     const char *bin_text;
 };
 
-#define REPLY_ROW(code, text, meta, bin, bin_text) [REPLY_##code] = {text, meta, bin, bin_text},
+#define REPLY_ROW(code, text, meta, bin, bin_text) [REPLY_##code] = {text, sizeof(text) - 1, meta, bin, bin_text},
 static const struct reply_row rows[REPLY_CODE_COUNT] = {REPLY_CODES(REPLY_ROW)};
 #undef REPLY_ROW
 
@@ -109,7 +110,7 @@ bool reply_line(const struct proto_req *req, enum reply_code code, struct sink *
 {
     if (req->noreply)
         return true;
-    return reply_put_line(out, rows[code].text, strlen(rows[code].text));
+    return reply_put_line(out, rows[code].text, rows[code].text_len);
 }
 
 bool reply_bin(const struct proto_req *req, enum reply_code code, uint64_t cas, struct sink *out)

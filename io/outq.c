@@ -95,16 +95,6 @@ static void seg_put(struct outq_cache *cache, struct oseg *seg)
     }
 }
 
-void outq_sync(struct outq *q)
-{
-    struct oseg *tail = q->tail;
-    if (q->sink.pos == NULL || tail == NULL)
-        return;
-    uint32_t len = (uint32_t)(q->sink.pos - tail->data);
-    q->bytes += len - tail->len;
-    tail->len = len;
-}
-
 static void append(struct outq *q, struct oseg *seg)
 {
     if (q->tail != NULL)

@@ -31,7 +31,7 @@ static void serve_act(struct conn *conn, const struct proto_req *req, const stru
     struct shard *shard = conn->shard;
     struct server *srv = shard->srv;
     switch (r->action) {
-    case EXEC_NEXT:
+    case EXEC_NEXT: /* serve_request does not call for it */
         return;
     case EXEC_QUIT:
         conn_close_after_write(conn);
@@ -67,8 +67,9 @@ static void serve_request(struct conn *conn, const struct proto_req *req)
     struct shard *shard = conn->shard;
     conn->last_cmd_time = shard->now;
     shard->serving = conn;
-    struct exec_result r = exec_request(&shard->exec, req, &conn->out.sink);
-    serve_act(conn, req, &r);
+    struct exec_result r;
+    if (exec_request(&shard->exec, req, &conn->out.sink, &r) != EXEC_NEXT)
+        serve_act(conn, req, &r);
 }
 
 typedef size_t (*serve_parse_fn)(struct proto_parser *parser, const char *buf, size_t len,

@@ -62,7 +62,7 @@ static struct exec_result exec_bytes(const struct exec_ctx *ctx, struct proto_pa
         size_t n = parse(parser, buf + off, len - off, &req, NULL);
         assert_true(n > 0);
         off += n;
-        r = exec_request(ctx, &req, out);
+        exec_request(ctx, &req, out, &r);
     }
     return r;
 }

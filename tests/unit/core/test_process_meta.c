@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "exec.h"
 #include "hash.h"
 #include "process.h"
 #include "process_meta.h"
@@ -36,6 +37,8 @@
  */
 static char *run_text(struct fixture *f, const char *text, size_t len)
 {
+    /* as a connection runs them: every request through exec, one store */
+    struct exec_ctx ctx = {.env = &f->env, .version = "test"};
     test_sink_clear(&f->out);
     size_t off = 0;
     while (off < len) {
@@ -43,22 +46,9 @@ static char *run_text(struct fixture *f, const char *text, size_t len)
         size_t n = proto_parse(&f->parser, text + off, len - off, &req, NULL);
         assert_true(n > 0);
         off += n;
-        switch (req.cmd) {
-        case PROTO_NONE:
-            break;
-        case PROTO_ERROR:
-            if (!req.noreply)
-                assert_true(reply_put_line(&f->out.sink, req.error, strlen(req.error)));
-            break;
-        case PROTO_MN:
-            assert_true(sink_puts(&f->out.sink, "MN\r\n"));
-            break;
-        default:
-            assert_true(proto_is_keyed(req.cmd));
-            assert_true(process_meta_key(&f->env, &req, req.key, req.nkey, hash_key(req.key, req.nkey),
-                                    &f->out.sink));
-            break;
-        }
+        struct exec_result r;
+        enum exec_action action = exec_request(&ctx, &req, &f->out.sink, &r);
+        assert_true(action == EXEC_NEXT || action == EXEC_CLOSE);
     }
     return test_sink_text(&f->out);
 }

@@ -149,8 +149,8 @@ static bool execute(struct exec_state *s, const struct proto_req *req)
         .enable_shutdown = false,
         .verbosity_max = 2,
     };
-    struct exec_result r = exec_request(&ctx, req, &s->sink);
-    switch (r.action) {
+    struct exec_result r = {0};
+    switch (exec_request(&ctx, req, &s->sink, &r)) {
     case EXEC_NEXT:
     case EXEC_STATS:
     case EXEC_STATS_RESET:

@@ -12,7 +12,8 @@
  *                     backoff timer (listen_disabled_num), then re-arms
  *   io_uring CQ       an overflowed completion queue is noticed and counted
  *                     (uring_cq_overflows); multishot requests it ended are
- *                     re-armed by their owners
+ *                     re-armed by their owners (a full SQ is submitted
+ *                     early by shard_sqe, counted as uring_sq_full)
  *   connection memory input buffers capped by --conn-memory (conn_mem_refused)
  *   output backlog    a shard's unsent replies are capped (shard_out_yields),
  *                     as each connection's are (conn.c, conn_yields)

@@ -57,8 +57,10 @@ struct io_uring_sqe *shard_sqe(struct shard *shard)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&shard->ring);
     while (sqe == NULL) {
+        /* the SQ is full: submit what it holds early (guard.h counts it) */
         io_uring_submit(&shard->ring);
         shard->m.uring_submits++;
+        shard->m.uring_sq_full++;
         sqe = io_uring_get_sqe(&shard->ring);
     }
     return sqe;

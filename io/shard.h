@@ -54,6 +54,8 @@
     /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \
     ACTION(listen_disabled_num, COUNTER,                                                      \
            "Times accepting paused because descriptors ran out (EMFILE/ENFILE)")             \
+    ACTION(uring_sq_full, COUNTER,                                                            \
+           "Times the io_uring submission queue was full and was submitted early")           \
     ACTION(uring_cq_overflows, COUNTER,                                                       \
            "Loop iterations that found the io_uring completion queue overflowed")            \
     ACTION(recv_nobufs, COUNTER, "Receives that found every provided buffer taken (ENOBUFS)") \

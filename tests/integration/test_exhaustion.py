@@ -12,8 +12,9 @@ reply that was owed arrives and is right, and new clients are served.
     counts the pauses (memcached_connections_listener_disabled_total on
     /metrics), and once clients leave, every queued client is answered;
     with a hard limit that allows it, the soft limit is raised at start;
-  - io_uring completion queue: --uring-cq-entries 16 under 64 pipelining
-    connections: uring_cq_overflows counts, every reply right;
+  - io_uring queues: --uring-cq-entries 16 (the SQ is then 16 too) under 64
+    pipelining connections: uring_cq_overflows and uring_sq_full count,
+    every reply right;
   - provided receive buffers: --recv-buffers 2 under 64 connections sending
     at once: recv_nobufs counts, every set stored;
   - output backlog per connection and per shard: readers that do not read
@@ -165,6 +166,7 @@ class RingTest(unittest.TestCase):
                 if stat(server, "uring_cq_overflows") > 0:
                     break
             self.assertGreater(stat(server, "uring_cq_overflows"), 0)
+            self.assertGreater(stat(server, "uring_sq_full"), 0)  # the SQ is 16 entries too
             # and it still serves
             self.run_pipelines(server, 8, 5, b"after")
 

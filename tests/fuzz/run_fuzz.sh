@@ -12,9 +12,9 @@
 # hours, in a sanitizer build directory, one target per core:
 #
 #   cmake -S . -B build-asan -DCORECACHE_SANITIZE=ON && cmake --build build-asan -j2
-#   mkdir -p /var/tmp/fuzz-proto
+#   mkdir -p ~/fuzz-proto
 #   tests/fuzz/run_fuzz.sh build-asan/tests/fuzz/fuzz_proto tests/fuzz/corpus/proto \
-#       tests/fuzz/proto.dict 14400 /var/tmp/fuzz-proto
+#       tests/fuzz/proto.dict 14400 ~/fuzz-proto
 #
 # (targets: proto, proto_bin, http, exec). Minimize a finding with
 # `BINARY -minimize_crash=1 -runs=100000 crash-...`, and add it to

@@ -180,7 +180,7 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
     /* Until replies show otherwise, a forwarded reply may be an item of the
      * largest size: a new connection starts with few requests in flight. */
     conn->reply_est = (uint32_t)shard->srv->cfg.item_size_max;
-    proto_parser_init(&conn->parser, &shard->srv->limits);
+    conn->swallow = 0; /* the parser is the shard's (serve.c) */
     socklen_t plen = sizeof(conn->peer);
     if (getpeername(fd, (struct sockaddr *)&conn->peer, &plen) != 0)
         memset(&conn->peer, 0, sizeof(conn->peer));

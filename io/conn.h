@@ -58,7 +58,11 @@ struct conn {
     uint32_t reply_est; /* expected size of a forwarded reply (conn_fill); here, it fills a hole */
 
     /* input */
-    struct proto_parser parser;
+    /* The parser's only state between requests: the rest of a value still
+     * to discard. The parser itself (its 250-byte scratch for meta keys
+     * included) is the shard's, swapped in per request (serve.c): an idle
+     * connection does not carry it (issue 15). */
+    uint64_t swallow;
     char *rbuf;       /* unparsed bytes (a request's beginning) */
     size_t rlen;
     size_t rcap;

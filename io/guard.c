@@ -277,7 +277,7 @@ void guard_tick(struct shard *shard)
 }
 
 /* The per-connection budget the README's RSS formula counts on: an idle
- * connection is one struct conn, in jemalloc's 512-byte class. A field
- * added past it costs every idle connection 128 bytes more (the next
+ * connection is one struct conn, in jemalloc's 256-byte class. A field
+ * added past it costs every idle connection 64 bytes more (the next
  * class): say so in README's Reliability section if it must grow. */
-_Static_assert(sizeof(struct conn) <= 512, "struct conn outgrew the 512-byte per-connection budget");
+_Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per-connection budget");

@@ -142,6 +142,7 @@ static int setup_store(struct shard *shard)
 {
     struct server *srv = shard->srv;
     const struct cfg *cfg = &srv->cfg;
+    proto_parser_init(&shard->parser, &srv->limits);
     size_t page = cfg->item_size_max > 1024 * 1024 ? cfg->item_size_max : 1024 * 1024;
     size_t share = cfg->memory_limit / srv->nshards;
     share -= share % page;

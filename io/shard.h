@@ -154,6 +154,8 @@ struct shard {
     size_t scratch_cap;
     struct sink scratch_sink;
 
+    struct proto_parser parser; /* every connection's, one request at a time (serve.c) */
+
     void *handler_state; /* srv->handler->shard_state_size bytes, zeroed */
 
     /* shutdown */

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev)
-TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylibmc netcat-openbsd
+BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev libssl-dev)
+TEST_DEPS=(memcached libmemcached-tools openssl sasl2-bin python3 python3-pymemcache python3-pylibmc netcat-openbsd
            procps python3-matplotlib nodejs
            prometheus # prometheus + promtool: tests/integration/test_prometheus.py
            clang libclang-rt-14-dev) # libFuzzer: tests/fuzz
@@ -18,6 +18,9 @@ TEST_DEPS=(memcached libmemcached-tools python3 python3-pymemcache python3-pylib
 command -v npm >/dev/null 2>&1 || TEST_DEPS+=(npm)
 TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspymemcached-java
             default-jdk-headless) # tests/deploy, tests/cluster
+TEST_DEPS+=(python3-django ruby ruby-dalli ruby-activesupport golang-go golang-github-bradfitz-gomemcache-dev
+            php-memcache haproxy) # tests/clients (issue 16's client matrix)
+TEST_DEPS+=(mmdebstrap buildah podman runc) # tests/deploy/test_container.py
 
 install_missing() {
     local missing=() pkg

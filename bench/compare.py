@@ -658,18 +658,18 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
-    text = "\n".join(lines)
-    # Sections other scripts own (bench/rss_abuse.py's) stay as they were.
-    try:
+    # Trailing sections other scripts own are kept: from bench/rss_abuse.py's
+    # marker, or bench/tls.py's "## TLS", whichever comes first.
+    kept = ""
+    if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-        start = old.find(KEEP_BEGIN)
-        if start >= 0:
-            text = text.rstrip("\n") + "\n\n" + old[start:]
-    except OSError:
-        pass
+        starts = [i for i in (old.find(KEEP_BEGIN), old.find("\n## TLS")) if i >= 0]
+        if starts:
+            kept = old[min(starts):]
+    text = "\n".join(lines)
     with open(path, "w") as f:
-        f.write(text)
+        f.write(text.rstrip("\n") + "\n\n" + kept.lstrip("\n") if kept else text)
 
 
 def set_connection_ticks(ax, res) -> None:

@@ -46,6 +46,9 @@
  */
 #include "load.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -109,6 +112,7 @@ struct worker;
 struct conn {
     struct worker *worker;
     int fd;
+    SSL *ssl; /* --tls: the session over fd; NULL for plain TCP */
     bool open;
     bool want_out; /* EPOLLOUT is armed */
     struct resp_parser *parser;
@@ -170,6 +174,7 @@ struct load {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     unsigned done; /* workers finished with the current phase (under lock) */
+    SSL_CTX *tls;  /* --tls */
 };
 
 static uint64_t clock_ns(void)
@@ -217,6 +222,8 @@ static void conn_fail(struct conn *c, uint64_t *counter, const char *what, size_
     w->outstanding -= c->fifo_count;
     c->fifo_count = 0;
     c->open = false;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
     publish(w);
@@ -242,7 +249,22 @@ static void conn_arm_out(struct conn *c, bool on)
 static void conn_flush(struct conn *c)
 {
     while (c->open && c->out_head < c->out_tail) {
-        ssize_t n = send(c->fd, c->out + c->out_head, c->out_tail - c->out_head, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->ssl != NULL) {
+            int r = SSL_write(c->ssl, c->out + c->out_head, (int)(c->out_tail - c->out_head));
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e == SSL_ERROR_WANT_WRITE)
+                    conn_arm_out(c, true);
+                else if (e != SSL_ERROR_WANT_READ)
+                    conn_fail_errno(c, "SSL_write", EPROTO);
+                ERR_clear_error();
+                return;
+            }
+            n = r;
+        } else {
+            n = send(c->fd, c->out + c->out_head, c->out_tail - c->out_head, MSG_NOSIGNAL);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -497,10 +519,40 @@ unmatched: {
 }
 }
 
-static void conn_on_readable(struct conn *c)
+static void conn_consume(struct conn *c, ssize_t n);
+
+/* --tls: every record OpenSSL can decrypt now, not only one read's worth
+ * (decrypted bytes it holds would not wake epoll again). */
+static void conn_on_readable_tls(struct conn *c)
 {
     struct worker *w = c->worker;
-    ssize_t n = recv(c->fd, w->rbuf, RECV_BUF, 0);
+    while (c->open) {
+        int r = SSL_read(c->ssl, w->rbuf, RECV_BUF);
+        if (r <= 0) {
+            int e = SSL_get_error(c->ssl, r);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return;
+            conn_consume(c, e == SSL_ERROR_ZERO_RETURN ? 0 : -1);
+            return;
+        }
+        conn_consume(c, r);
+    }
+}
+
+static void conn_on_readable(struct conn *c)
+{
+    if (c->ssl != NULL) {
+        conn_on_readable_tls(c);
+        return;
+    }
+    conn_consume(c, recv(c->fd, c->worker->rbuf, RECV_BUF, 0));
+}
+
+/* n bytes arrived in the worker's rbuf (0: closed, < 0: errno). */
+static void conn_consume(struct conn *c, ssize_t n)
+{
+    struct worker *w = c->worker;
     if (n == 0) {
         static const char closed[] = "the server closed a connection";
         conn_fail(c, &w->m.errors_conn, closed, sizeof(closed) - 1);
@@ -707,6 +759,33 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* The client side of a TLS handshake on a connected non-blocking socket,
+ * waiting with poll(); 0 or an errno. */
+static int tls_handshake(struct load *load, struct conn *c, int fd)
+{
+    SSL *ssl = SSL_new(load->tls);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return ENOMEM;
+    }
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    for (;;) {
+        int r = SSL_connect(ssl);
+        if (r == 1)
+            break;
+        int e = SSL_get_error(ssl, r);
+        ERR_clear_error();
+        struct pollfd pfd = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+        if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+            poll(&pfd, 1, CONNECT_TIMEOUT_MS) <= 0) {
+            SSL_free(ssl);
+            return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? ETIMEDOUT : EPROTO;
+        }
+    }
+    c->ssl = ssl;
+    return 0;
+}
+
 static int connect_one(struct load *load, struct conn *c, char *msg, size_t msg_len)
 {
     int fd = socket(load->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -735,6 +814,12 @@ static int connect_one(struct load *load, struct conn *c, char *msg, size_t msg_
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (load->tls != NULL && (err = tls_handshake(load, c, fd)) != 0) {
+        close(fd);
+        snprintf(msg, msg_len, "TLS handshake with %s failed%s%s", load->addr_text, err == ETIMEDOUT ? ": " : "",
+                 err == ETIMEDOUT ? strerror(err) : "");
+        return -err;
+    }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(c->worker->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         err = errno;
@@ -776,6 +861,7 @@ static void load_destroy(struct load *load)
         struct worker *w = &load->workers[t];
         for (unsigned i = 0; w->conns != NULL && i < w->nconns; i++) {
             struct conn *c = &w->conns[i];
+            SSL_free(c->ssl);
             if (c->open)
                 close(c->fd);
             resp_parser_destroy(&c->parser);
@@ -793,6 +879,7 @@ static void load_destroy(struct load *load)
         free(w->rbuf);
     }
     free(load->workers);
+    SSL_CTX_free(load->tls);
     pthread_mutex_destroy(&load->lock);
     pthread_cond_destroy(&load->cond);
     free(load);
@@ -959,6 +1046,17 @@ int load_run(const struct opts *opts, load_progress_fn *progress, void *ctx,
     rc = resolve(load, msg, msg_len);
     if (rc != 0)
         goto fail;
+    if (opts->tls) {
+        /* A load generator measures the server; it does not check who the
+         * server is (SSL_VERIFY_NONE), so any test certificate will do. */
+        load->tls = SSL_CTX_new(TLS_client_method());
+        if (load->tls == NULL) {
+            snprintf(msg, msg_len, "cannot create a TLS context");
+            rc = -ENOMEM;
+            goto fail;
+        }
+        SSL_CTX_set_verify(load->tls, SSL_VERIFY_NONE, NULL);
+    }
     rc = load_setup(load, msg, msg_len);
     if (rc != 0)
         goto fail;

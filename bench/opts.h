@@ -73,6 +73,8 @@
     ACTION(value_size, 0, "value-size", RANGE, "100", 1, 1u << 26, "n|min-max",                   \
            "value bytes, fixed or uniform in [min, max]")                                           \
     ACTION(protocol, 0, "protocol", PROTO, "text", 0, 0, "text|meta|binary", "wire protocol")       \
+    ACTION(tls, 0, "tls", FLAG, "0", 0, 0, NULL,                                                   \
+           "connect with TLS (OpenSSL; the server's certificate is not verified)")                 \
     ACTION(prefill, 0, "prefill", FLAG, "0", 0, 0, NULL, "set every key once before measuring")     \
     ACTION(prefill_only, 0, "prefill-only", FLAG, "0", 0, 0, NULL,                                  \
            "set every key once, then stop (measures nothing)")                                      \

@@ -256,9 +256,12 @@ def write_section(path, table, args):
     if BEGIN in text and END in text:
         text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
     else:
-        if KEEP_BEGIN not in text:
-            text = text.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        # before bench/tls.py's trailing "## TLS" section, which it rewrites to the end
+        tls = text.find("\n## TLS")
+        head, tail = (text[:tls], text[tls:]) if tls >= 0 else (text, "")
+        if KEEP_BEGIN not in head:
+            head = head.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
+        text = head.rstrip("\n") + "\n\n" + section + "\n" + tail
     with open(path, "w") as f:
         f.write(text)
 

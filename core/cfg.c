@@ -55,6 +55,7 @@ enum cfg_type {
     CFG_TYPE_STR,
     CFG_TYPE_FLAG,
     CFG_TYPE_COUNT,
+    CFG_TYPE_EXT,
 };
 
 /* One id per table row, in table order: CFG_OPT_port, CFG_OPT_udp_port, ... */
@@ -87,9 +88,9 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
  *
  * ACTION(field, min, max, below, above)
  */
-#define CFG_LIMITS(ACTION)                                                                       \
+#define CFG_LIMITS(ACTION) \
     ACTION(port, 1, 65535, "port must be between 1 and 65535",                                    \
-           "port must be between 1 and 65535")                                                   \
+           "port must be between 1 and 65535") \
     ACTION(udp_port, 0, 0, "UDP is not supported; use -U 0 (the default)",                       \
            "UDP is not supported; use -U 0 (the default)")                                       \
     ACTION(metrics_port, 0, 65535, "port must be between 1 and 65535, or 0 (off)",                \
@@ -103,11 +104,18 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(threads, 0, 1024, "threads must be between 0 (one per CPU) and 1024",                 \
            "threads must be between 0 (one per CPU) and 1024")                                   \
     ACTION(listen_backlog, 1, INT32_MAX, "listen backlog must be at least 1",                    \
-           "listen backlog must be at most 2147483647")                                          \
+           "listen backlog must be at most 2147483647") \
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
-           "max item size must be between 1k and 1024m")                                          \
+           "max item size must be between 1k and 1024m") \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
-    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")   \
+    ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")             \
+    ACTION(ssl_keyformat, 1, 2, "key format must be 1 (PEM) or 2 (DER)",                          \
+           "key format must be 1 (PEM) or 2 (DER)") \
+    ACTION(ssl_wbuf_size, 1, 1024 * 1024, "write buffer size must be at least 1 (kilobytes)",     \
+           "write buffer size must be at most 1048576 (kilobytes)")                              \
+    ACTION(ssl_verify_mode, 0, 3, "", "verify mode must be 0 (none), 1 (request), 2 (require) or 3 (once)") \
+    ACTION(ssl_min_version, 0, 3, "",                                                             \
+           "minimum version must be 0 (tlsv1.0), 1 (tlsv1.1), 2 (tlsv1.2) or 3 (tlsv1.3)")             \
     ACTION(conn_memory, 0, UINT64_C(1) << 30, "", "connection memory must be at most 1073741824 (megabytes)") \
     ACTION(metrics_idle_timeout, 1, 86400, "the idle timeout must be at least 1 (seconds)",      \
            "the idle timeout must be at most 86400 (seconds)")                                   \
@@ -152,24 +160,28 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
  * "evictions off", not "disable_evictions yes").
  *
  * ACTION(field, stat name, word when true, word when false)
+ * (for a STR option, "word when false" is what an unset one reads as;
+ * NULL: "NULL")
  */
-#define CFG_SETTINGS(ACTION)                                                                     \
-    ACTION(memory_limit, "maxbytes", NULL, NULL)                                                 \
-    ACTION(conn_limit, "maxconns", NULL, NULL)                                                   \
-    ACTION(port, "tcpport", NULL, NULL)                                                          \
-    ACTION(udp_port, "udpport", NULL, NULL)                                                      \
-    ACTION(listen, "inter", NULL, NULL)                                                          \
-    ACTION(verbose, "verbosity", NULL, NULL)                                                     \
-    ACTION(disable_evictions, "evictions", "off", "on")                                          \
+#define CFG_SETTINGS(ACTION) \
+    ACTION(memory_limit, "maxbytes", NULL, NULL) \
+    ACTION(conn_limit, "maxconns", NULL, NULL) \
+    ACTION(port, "tcpport", NULL, NULL) \
+    ACTION(udp_port, "udpport", NULL, NULL) \
+    ACTION(listen, "inter", NULL, NULL) \
+    ACTION(verbose, "verbosity", NULL, NULL) \
+    ACTION(disable_evictions, "evictions", "off", "on") \
     ACTION(enable_shutdown, "shutdown_command", "yes", "no")                                     \
-    ACTION(growth_factor, "growth_factor", NULL, NULL)                                           \
-    ACTION(slab_min_size, "chunk_size", NULL, NULL)                                              \
-    ACTION(threads, "num_threads", NULL, NULL)                                                   \
-    ACTION(disable_cas, "cas_enabled", "no", "yes")                                              \
-    ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
-    ACTION(item_size_max, "item_size_max", NULL, NULL)                                          \
-    ACTION(default_ttl, "default_ttl", NULL, NULL)                                              \
-    ACTION(max_ttl, "max_ttl", NULL, NULL)
+    ACTION(growth_factor, "growth_factor", NULL, NULL) \
+    ACTION(slab_min_size, "chunk_size", NULL, NULL) \
+    ACTION(threads, "num_threads", NULL, NULL) \
+    ACTION(disable_cas, "cas_enabled", "no", "yes") \
+    ACTION(listen_backlog, "tcp_backlog", NULL, NULL) \
+    ACTION(item_size_max, "item_size_max", NULL, NULL) \
+    ACTION(default_ttl, "default_ttl", NULL, NULL) \
+    ACTION(max_ttl, "max_ttl", NULL, NULL) \
+    ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
+    ACTION(auth_file, "auth_enabled_ascii", NULL, "no")
 
 struct cfg_setting {
     enum cfg_option_id id;
@@ -190,6 +202,7 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define CFG_DEFAULT_STR(def) (def)
 #define CFG_DEFAULT_FLAG(def) (def)
 #define CFG_DEFAULT_COUNT(def) (def)
+#define CFG_DEFAULT_EXT(def) (def)
 
 void cfg_defaults(struct cfg *cfg)
 {
@@ -206,6 +219,7 @@ void cfg_defaults(struct cfg *cfg)
 
 static bool takes_argument(enum cfg_type type)
 {
+    /* EXT takes one too (the list) */
     return type != CFG_TYPE_FLAG && type != CFG_TYPE_COUNT;
 }
 
@@ -434,6 +448,84 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
     return true;
 }
 
+/*
+ * memcached's -o list: "ssl_chain_cert=c.pem,ssl_key=k.pem,ssl_session_cache".
+ * Each name is an option's long name with '_' for '-'; a FLAG takes no
+ * value, anything else needs one. A value is copied into cfg->ext_buf to
+ * get its own NUL (cfg_parse moves the pointers along with the struct).
+ */
+static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id id, bool by_long,
+                  const char *value, struct sink *err);
+
+static bool parse_extended(struct cfg *cfg, struct cfg_given *given, const char *flag,
+                           const char *list, struct sink *err)
+{
+    const char *item = list;
+    for (;;) {
+        const char *comma = strchr(item, ',');
+        size_t len = comma != NULL ? (size_t)(comma - item) : strlen(item);
+        const char *eq = memchr(item, '=', len);
+        size_t nlen = eq != NULL ? (size_t)(eq - item) : len;
+        int id = 0;
+        for (; id < CFG_NOPTIONS; id++) {
+            const char *name = cfg_option_table[id].long_name;
+            if (strlen(name) != nlen || cfg_option_table[id].type == CFG_TYPE_EXT)
+                continue;
+            size_t k = 0;
+            while (k < nlen && (name[k] == item[k] || (name[k] == '-' && item[k] == '_')))
+                k++;
+            if (k == nlen)
+                break;
+        }
+        if (nlen == 0 || id == CFG_NOPTIONS) {
+            err_str(err, "corecache: ");
+            err_str(err, flag);
+            err_str(err, " ");
+            err_mem(err, item, nlen);
+            err_str(err, ": unknown extended option; see corecache -h\n");
+            return false;
+        }
+        const struct cfg_option *opt = &cfg_option_table[id];
+        const char *value = NULL;
+        if (!takes_argument(opt->type)) {
+            if (eq != NULL) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, " ");
+                err_mem(err, item, len);
+                err_str(err, ": this option takes no value\n");
+                return false;
+            }
+        } else {
+            if (eq == NULL) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, " ");
+                err_mem(err, item, len);
+                err_str(err, ": missing value (name=value)\n");
+                return false;
+            }
+            size_t vlen = len - nlen - 1;
+            if (cfg->ext_used + vlen + 1 > sizeof(cfg->ext_buf)) {
+                err_str(err, "corecache: ");
+                err_str(err, flag);
+                err_str(err, ": the extended options are too long\n");
+                return false;
+            }
+            char *copy = cfg->ext_buf + cfg->ext_used;
+            memcpy(copy, eq + 1, vlen);
+            copy[vlen] = '\0';
+            cfg->ext_used += vlen + 1;
+            value = copy;
+        }
+        if (!apply(cfg, given, (enum cfg_option_id)id, true, value, err))
+            return false;
+        if (comma == NULL)
+            return true;
+        item = comma + 1;
+    }
+}
+
 /* Records how an option was given, then sets it. */
 static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id id, bool by_long,
                   const char *value, struct sink *err)
@@ -446,6 +538,10 @@ static bool apply(struct cfg *cfg, struct cfg_given *given, enum cfg_option_id i
         snprintf(g->flag, sizeof(g->flag), "-%c", opt->short_flag);
     g->set = true;
     g->value = value;
+    if (opt->type == CFG_TYPE_EXT) {
+        *CFG_FIELD_PTR(cfg, opt, const char *) = value;
+        return parse_extended(cfg, given, g->flag, value, err);
+    }
     return set_option(cfg, id, g->flag, value, err);
 }
 
@@ -617,6 +713,16 @@ bool cfg_parse(struct cfg *cfg, int argc, char *const argv[], struct sink *err)
     if (!next.help && !next.version && !next.describe_metrics && !check_item_size(&next, given, err))
         return false;
     *cfg = next;
+    /* -o values live in ext_buf: point them into cfg's copy of it */
+    for (int id = 0; id < CFG_NOPTIONS; id++) {
+        const struct cfg_option *opt = &cfg_option_table[id];
+        if (opt->type != CFG_TYPE_STR)
+            continue;
+        const char **field = CFG_FIELD_PTR(cfg, opt, const char *);
+        uintptr_t at = (uintptr_t)*field, from = (uintptr_t)next.ext_buf;
+        if (at >= from && at < from + sizeof(next.ext_buf))
+            *field = cfg->ext_buf + (at - from);
+    }
     return true;
 }
 
@@ -715,7 +821,8 @@ bool cfg_render_settings(const struct cfg *cfg, struct sink *out)
             break;
         case CFG_TYPE_STR: {
             const char *text = CFG_FIELD_VAL(cfg, opt, const char *);
-            ok = metrics_stat_str(out, setting->stat_name, text != NULL ? text : "NULL");
+            ok = metrics_stat_str(out, setting->stat_name,
+                                  text != NULL ? text : setting->when_false != NULL ? setting->when_false : "NULL");
             break;
         }
         case CFG_TYPE_FLAG:

@@ -29,15 +29,17 @@
  *   STR    string
  *   FLAG   no argument; sets true
  *   COUNT  no argument; counts repeats (-vv)
+ *   EXT    memcached's -o: a comma-separated list of name[=value], each name
+ *          another option's long name with '_' for '-' (ssl_key=k.pem)
  *
  * ACTION(field, short, long, TYPE, default, metavar, help)
  */
-#define CFG_OPTIONS(ACTION)                                                                  \
+#define CFG_OPTIONS(ACTION) \
     ACTION(port, 'p', "port", UINT, 11211, "num", "TCP port to listen on")                   \
     ACTION(udp_port, 'U', "udp-port", UINT, 0, "num", "UDP port (only 0, off, is supported)") \
     ACTION(listen, 'l', "listen", STR, "127.0.0.1", "addr", "interface to listen on")       \
     ACTION(enable_shutdown, 'A', "enable-shutdown", FLAG, false, NULL,                       \
-           "enable the ascii \"shutdown\" command")                                          \
+           "enable the ascii \"shutdown\" command") \
     ACTION(user, 'u', "user", STR, NULL, "user",                                             \
            "assume the identity of <user> after binding (only when run as root)")            \
     ACTION(memory_limit, 'm', "memory-limit", MEGS, 64, "num", "item memory in megabytes")   \
@@ -53,9 +55,9 @@
     ACTION(metrics_port, 0, "metrics-port", UINT, 0, "port",                                 \
            "serve Prometheus metrics (GET /metrics) on this port of the -l addresses; 0: off") \
     ACTION(growth_factor, 'f', "slab-growth-factor", DOUBLE, 1.25, "num",                    \
-           "chunk size growth factor")                                                       \
+           "chunk size growth factor") \
     ACTION(slab_min_size, 'n', "slab-min-size", UINT, 48, "bytes",                           \
-           "min space used for key+value+flags")                                             \
+           "min space used for key+value+flags") \
     ACTION(threads, 't', "threads", UINT, 0, "num",                                          \
            "number of shard threads (default: one per CPU in the affinity mask)")            \
     ACTION(disable_cas, 'C', "disable-cas", FLAG, false, NULL, "disable use of CAS")         \
@@ -63,7 +65,7 @@
            "give each new connection to the shard on the CPU that received it (pair with "  \
            "NIC queue IRQs on the shard CPUs); default: the kernel's hash")                  \
     ACTION(listen_backlog, 'b', "listen-backlog", UINT, 1024, "num",                         \
-           "set the backlog queue limit")                                                    \
+           "set the backlog queue limit") \
     ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \
            "max item size (default: 1m, min: 1k, max: 1024m)")                              \
     ACTION(protocol, 'B', "protocol", STR, "auto", "name",                                   \
@@ -71,7 +73,9 @@
     ACTION(default_ttl, 0, "default-ttl", UINT, 0, "seconds",                                \
            "TTL of items stored with exptime 0 (never expire); 0 keeps them forever")        \
     ACTION(max_ttl, 0, "max-ttl", UINT, 0, "seconds",                                        \
-           "longest TTL any item gets, \"never\" included; 0 for no limit")                  \
+           "longest TTL any item gets, \"never\" included; 0 for no limit")                   \
+    ACTION(strict_keys, 0, "strict-keys", FLAG, false, NULL,                                 \
+           "refuse text-protocol keys holding control bytes (memcached accepts them)")       \
     ACTION(conn_memory, 0, "conn-memory", MEGS, 512, "num",                                   \
            "megabytes for requests being received, all connections together; past it a "      \
            "request gets SERVER_ERROR out of memory reading request; 0: no limit")            \
@@ -80,7 +84,50 @@
     ACTION(recv_buffers, 0, "recv-buffers", UINT, 256, "num",                                \
            "16 KiB receive buffers per shard, shared by its connections (a power of two)")    \
     ACTION(uring_cq_entries, 0, "uring-cq-entries", UINT, 4096, "num",                       \
-           "io_uring completion queue entries per shard (a power of two)")
+           "io_uring completion queue entries per shard (a power of two)") \
+    CFG_SECURITY_OPTIONS(ACTION)
+
+/*
+ * TLS and authentication (io/tls.c, io/login.c; README "Security"). The
+ * ssl-* options are memcached's -o suboptions: `-o ssl_chain_cert=F,ssl_key=K`
+ * sets them (an -o name maps onto the long name with '_' read as '-'), and
+ * so does `--ssl-chain-cert=F`.
+ */
+#define CFG_SECURITY_OPTIONS(ACTION) \
+    ACTION(extended, 'o', "extended", EXT, NULL, "list",                                     \
+           "comma separated list of extended options (name=value or name; the ssl_* below)") \
+    ACTION(enable_ssl, 'Z', "enable-ssl", FLAG, false, NULL,                                 \
+           "enable TLS on every -l listener (a 'notls:' prefix exempts one: -l notls:127.0.0.1:11212)") \
+    ACTION(ssl_chain_cert, 0, "ssl-chain-cert", STR, NULL, "file",                           \
+           "-o ssl_chain_cert: certificate chain file in PEM format")                        \
+    ACTION(ssl_key, 0, "ssl-key", STR, NULL, "file",                                         \
+           "-o ssl_key: private key in PEM format, if not part of the chain file")           \
+    ACTION(ssl_keyformat, 0, "ssl-keyformat", UINT, 1, "num",                                \
+           "-o ssl_keyformat: private key format: 1 PEM, 2 DER (OpenSSL's SSL_FILETYPE_*)")  \
+    ACTION(ssl_verify_mode, 0, "ssl-verify-mode", UINT, 0, "num",                            \
+           "-o ssl_verify_mode: client certificates: 0 none, 1 request, 2 require, 3 once")  \
+    ACTION(ssl_ca_cert, 0, "ssl-ca-cert", STR, NULL, "file",                                 \
+           "-o ssl_ca_cert: PEM file of the CAs client certificates must chain to")          \
+    ACTION(ssl_ciphers, 0, "ssl-ciphers", STR, NULL, "list",                                 \
+           "-o ssl_ciphers: OpenSSL cipher list for TLS 1.2 and below")                      \
+    ACTION(ssl_min_version, 0, "ssl-min-version", UINT, 2, "num",                            \
+           "-o ssl_min_version: 0 tlsv1.0, 1 tlsv1.1, 2 tlsv1.2, 3 tlsv1.3")                 \
+    ACTION(ssl_wbuf_size, 0, "ssl-wbuf-size", UINT, 16, "kbytes",                            \
+           "-o ssl_wbuf_size: accepted for memcached's sake; records are always up to 16 KiB") \
+    ACTION(ssl_session_cache, 0, "ssl-session-cache", FLAG, false, NULL,                     \
+           "-o ssl_session_cache: server-side session cache, for session resumption")        \
+    ACTION(ssl_kernel_tls, 0, "ssl-kernel-tls", FLAG, false, NULL,                           \
+           "-o ssl_kernel_tls: ask for kernel TLS (reported in stats; see README)")          \
+    ACTION(auth_file, 'Y', "auth-file", STR, NULL, "file",                                   \
+           "enable ASCII protocol authentication; the file holds user:password lines")      \
+    ACTION(enable_sasl, 'S', "enable-sasl", FLAG, false, NULL,                               \
+           "turn on SASL PLAIN authentication (binary protocol; users from --sasl-pwdb)")    \
+    ACTION(sasl_pwdb, 0, "sasl-pwdb", STR, NULL, "file",                                     \
+           "user:password file for -S (default: $MEMCACHED_SASL_PWDB)")                      \
+    ACTION(metrics_listen, 0, "metrics-listen", STR, NULL, "addr",                           \
+           "addresses of the metrics endpoint, instead of the -l ones (e.g. 127.0.0.1)")     \
+    ACTION(metrics_auth_file, 0, "metrics-auth-file", STR, NULL, "file",                     \
+           "require HTTP basic auth on the metrics endpoint; user:password lines")
 
 /* The parsed options: one field per table row, typed by its TYPE. MEGS and
  * SIZE fields hold bytes. */
@@ -91,9 +138,16 @@
 #define CFG_CTYPE_STR const char *
 #define CFG_CTYPE_FLAG bool
 #define CFG_CTYPE_COUNT uint32_t
+#define CFG_CTYPE_EXT const char *
 #define CFG_FIELD(field, short_flag, long_name, type, def, metavar, help) CFG_CTYPE_##type field;
+/* Room for the values of -o suboptions: a value inside a list has no NUL
+ * of its own in argv, so cfg_parse copies it here (argv stays untouched,
+ * nothing is allocated). */
+#define CFG_EXT_BUF_SIZE 4096
 struct cfg {
     CFG_OPTIONS(CFG_FIELD)
+    char ext_buf[CFG_EXT_BUF_SIZE];
+    size_t ext_used;
 };
 
 /* Fills cfg with every option's default. */

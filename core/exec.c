@@ -35,8 +35,9 @@
 
 /* The key runs on this shard: the handler's own, else the store's
  * composer for the request's protocol. */
-static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key,
-                       uint32_t nkey, uint64_t hash, struct sink *out)
+static inline __attribute__((always_inline)) bool
+exec_local(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey, uint64_t hash,
+           struct sink *out)
 {
     if (ctx->local != NULL)
         return ctx->local(ctx->local_state, req, key, nkey, hash, out);
@@ -120,6 +121,11 @@ static bool exec_stats(const struct proto_req *req, struct sink *out, struct exe
         r->group = EXEC_STATS_SETTINGS;
         return true;
     }
+    if (!binary && req->nargs >= 9 && memcmp(req->args, "cachedump", 9) == 0 &&
+        (req->nargs == 9 || req->args[9] == ' ')) { /* its words are parsed where it runs */
+        r->group = EXEC_STATS_CACHEDUMP;
+        return true;
+    }
     for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
         if (arg_is(req, groups[i].name) && (groups[i].binary || !binary)) {
             r->group = groups[i].group;
@@ -199,6 +205,10 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
             return sink_puts(out, "ERROR: shutdown not enabled\r\n");
         r->action = EXEC_SHUTDOWN;
         r->reason = "shutdown command";
+        return true;
+    case PROTO_REFRESH_CERTS: /* the TLS context is io/'s */
+        r->action = EXEC_REFRESH_CERTS;
+        r->noreply = req->noreply;
         return true;
     case PROTO_NOOP: /* binary only */
     case PROTO_CMD_COUNT:

@@ -46,6 +46,7 @@ enum exec_stats {
     EXEC_STATS_SLABS,    /* stats slabs */
     EXEC_STATS_CONNS,    /* stats conns (text only, as memcached) */
     EXEC_STATS_SHARDS,   /* stats shards: corecache's per-shard counters (text only) */
+    EXEC_STATS_CACHEDUMP, /* stats cachedump <class> <limit> (text only; io/cachedump.c) */
 };
 
 enum exec_action {
@@ -72,6 +73,9 @@ enum exec_action {
     EXEC_VERBOSITY,
     /* shutdown (allowed by -A): stop the server, close this connection. */
     EXEC_SHUTDOWN,
+    /* refresh_certs: reload the TLS certificate and answer (io/tls.c);
+     * `noreply` says whether a success is answered. */
+    EXEC_REFRESH_CERTS,
 };
 
 struct exec_result {
@@ -80,6 +84,7 @@ struct exec_result {
     int64_t delay;         /* EXEC_FLUSH_ALL */
     uint32_t level;        /* EXEC_VERBOSITY */
     const char *reason;    /* EXEC_CLOSE, EXEC_NOMEM: a string literal */
+    bool noreply;          /* EXEC_REFRESH_CERTS */
 };
 
 /*
@@ -114,9 +119,9 @@ struct exec_ctx {
 
 /*
  * Executes `req` (any protocol, any command) against ctx, writing its
- * replies to `out`, and returns what io/ must still do. *result is written
- * only when that is not EXEC_NEXT (the hot path writes nothing more), and
- * then holds the action's arguments. Never fails silently: an
+ * replies to `out`, and returns what io/ must still do (also in
+ * result->action). The result's other fields are written only for an
+ * action that has arguments, so the common EXEC_NEXT costs one store. Never fails silently: an
  * out-of-memory sink or router gives EXEC_NOMEM. Runs on the thread that
  * owns ctx->env->store and `out`.
  */

@@ -28,8 +28,11 @@
  */
 #include "http.h"
 
+#include "base64.h"
+
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "metrics.h"
 
@@ -236,6 +239,9 @@ size_t http_parse(const char *buf, size_t len, const char *path, struct http_req
                 body = true;
         } else if (name_is(name, nname, "transfer-encoding")) {
             body = true;
+        } else if (name_is(name, nname, "authorization")) {
+            req->authorization = p;
+            req->nauthorization = nvalue;
         }
     }
 
@@ -271,6 +277,8 @@ const char *http_reason(unsigned status)
         return "Bad Request";
     case 404:
         return "Not Found";
+    case 401:
+        return "Unauthorized";
     case 405:
         return "Method Not Allowed";
     case 431:
@@ -297,7 +305,23 @@ bool http_head(struct sink *out, unsigned status, const char *content_type, size
            sink_puts(out, "\r\nContent-Length: ") && sink_put(out, num, nnum) &&
            (keep_alive ? sink_puts(out, "\r\nConnection: keep-alive\r\n")
                        : sink_puts(out, "\r\nConnection: close\r\n")) &&
-           (status != 405 || sink_puts(out, "Allow: GET, HEAD\r\n")) && sink_puts(out, "\r\n");
+           (status != 405 || sink_puts(out, "Allow: GET, HEAD\r\n")) &&
+           (status != 401 || sink_puts(out, "WWW-Authenticate: Basic realm=\"corecache\"\r\n")) &&
+           sink_puts(out, "\r\n");
+}
+
+size_t http_basic_credentials(const char *value, size_t n, char *out)
+{
+    /* the scheme is case-insensitive (RFC 7617) */
+    if (n < 6 || strncasecmp(value, "basic ", 6) != 0)
+        return 0;
+    value += 6;
+    n -= 6;
+    while (n > 0 && *value == ' ') {
+        value++;
+        n--;
+    }
+    return n == 0 ? 0 : base64_decode(value, n, (unsigned char *)out);
 }
 
 bool http_error(struct sink *out, unsigned status, bool head_only)

@@ -34,7 +34,16 @@ struct http_req {
     const char *path; /* in buf, without the query; valid while buf is */
     size_t npath;
     bool keep_alive;  /* HTTP/1.1 unless "Connection: close"; 1.0 only with keep-alive */
+    const char *authorization; /* the Authorization field's value, in buf; NULL without */
+    size_t nauthorization;
 };
+
+/*
+ * The "user:password" of an Authorization field `Basic <base64>`, decoded
+ * into out (at least BASE64_DECODED_MAX(n) bytes); its length, or 0 when
+ * the field is not basic credentials.
+ */
+size_t http_basic_credentials(const char *value, size_t n, char *out);
 
 /*
  * Parses the request head at the start of buf. Returns 0 when buf holds no
@@ -57,7 +66,8 @@ bool http_head(struct sink *out, unsigned status, const char *content_type, size
                bool keep_alive);
 
 /* Appends a complete error response for `status` (a short text body,
- * Connection: close); with `head_only`, without the body. */
+ * Connection: close); with `head_only`, without the body. A 401 carries
+ * `WWW-Authenticate: Basic realm="corecache"`. */
 bool http_error(struct sink *out, unsigned status, bool head_only);
 
 #endif

@@ -23,8 +23,9 @@
  * the help, or the source's own help when it gives none.
  *
  * Deliberate differences from the exporter: memcached_uptime_seconds,
- * memcached_slab_items_evicted_time_seconds and
- * memcached_slab_mem_requested_bytes are gauges here (the exporter types
+ * memcached_slab_items_evicted_time_seconds,
+ * memcached_slab_mem_requested_bytes and memcached_slab_items_moves_* are
+ * gauges here (the exporter types
  * them counter): they are levels, not running totals, and
  * `promtool check metrics` requires a counter's name to end in _total.
  * Names and labels are the exporter's, so queries are unaffected.
@@ -118,6 +119,33 @@ static const struct exporter_row exporter_rows[] = {
      "The number of times an item exceeded the max-item-size when being stored."},
     {"memcached_item_no_memory_total", PROM_COUNTER, PROM_SERVER, "", "store_no_memory",
      "The number of times an item could not be stored due to no more memory."},
+    /* The exporter reads these from `stats settings`, where corecache
+     * reports constants (io/stats.c render_settings: the crawler runs a
+     * slice of 2000 items per 100 ms tick, 50 us per item; one LRU per
+     * class, no maintainer thread, no segments); test_issue16 checks that
+     * both agree. */
+    {"memcached_lru_crawler_enabled", PROM_GAUGE, PROM_SERVER, "", "1", "Whether the LRU crawler is enabled."},
+    {"memcached_lru_crawler_sleep", PROM_GAUGE, PROM_SERVER, "", "50",
+     "Microseconds to sleep between LRU crawls."},
+    {"memcached_lru_crawler_to_crawl", PROM_GAUGE, PROM_SERVER, "", "0", "Max items to crawl per slab per run."},
+    {"memcached_lru_crawler_maintainer_thread", PROM_GAUGE, PROM_SERVER, "", "0",
+     "Split LRU mode and background threads."},
+    {"memcached_lru_crawler_hot_percent", PROM_GAUGE, PROM_SERVER, "", "0",
+     "Percent of slab memory reserved for HOT LRU."},
+    {"memcached_lru_crawler_warm_percent", PROM_GAUGE, PROM_SERVER, "", "0",
+     "Percent of slab memory reserved for WARM LRU."},
+    {"memcached_lru_crawler_hot_max_factor", PROM_GAUGE, PROM_SERVER, "", "0",
+     "Set idle age of HOT LRU to COLD age * this"},
+    {"memcached_lru_crawler_warm_max_factor", PROM_GAUGE, PROM_SERVER, "", "0",
+     "Set idle age of WARM LRU to COLD age * this"},
+    {"memcached_lru_crawler_starts_total", PROM_COUNTER, PROM_SERVER, "", "lru_crawler_starts",
+     "Times an LRU crawler was started."},
+    {"memcached_lru_crawler_moves_to_cold_total", PROM_COUNTER, PROM_SERVER, "", "moves_to_cold",
+     "Total number of items moved from HOT/WARM to COLD LRU's."},
+    {"memcached_lru_crawler_moves_to_warm_total", PROM_COUNTER, PROM_SERVER, "", "moves_to_warm",
+     "Total number of items moved from COLD to WARM LRU."},
+    {"memcached_lru_crawler_moves_within_lru_total", PROM_COUNTER, PROM_SERVER, "", "moves_within_lru",
+     "Total number of items reshuffled within HOT or WARM LRU's."},
     {"memcached_lru_crawler_reclaimed_total", PROM_COUNTER, PROM_SERVER, "", "crawler_reclaimed",
      "Total items freed by LRU Crawler."},
     {"memcached_lru_crawler_items_checked_total", PROM_COUNTER, PROM_SERVER, "",
@@ -151,6 +179,28 @@ static const struct exporter_row exporter_rows[] = {
      "Total number of items reclaimed."},
     {"memcached_slab_items_tailrepairs_total", PROM_COUNTER, PROM_SLAB, "", "tailrepairs",
      "Total number of times the entries for a particular ID need repairing."},
+    /* items_moves_*: gauges here, as the other exporter counters whose
+     * names lack _total (see the top of the file) */
+    {"memcached_slab_items_moves_to_cold", PROM_GAUGE, PROM_SLAB, "", "moves_to_cold",
+     "Number of items moved from HOT or WARM into COLD."},
+    {"memcached_slab_items_moves_to_warm", PROM_GAUGE, PROM_SLAB, "", "moves_to_warm",
+     "Number of items moves from COLD into WARM."},
+    {"memcached_slab_items_moves_within_lru", PROM_GAUGE, PROM_SLAB, "", "moves_within_lru",
+     "Number of times active items were bumped within HOT or WARM."},
+    {"memcached_slab_hot_items", PROM_GAUGE, PROM_SLAB, "", "number_hot",
+     "Number of items presently stored in the HOT LRU."},
+    {"memcached_slab_warm_items", PROM_GAUGE, PROM_SLAB, "", "number_warm",
+     "Number of items presently stored in the WARM LRU."},
+    {"memcached_slab_cold_items", PROM_GAUGE, PROM_SLAB, "", "number_cold",
+     "Number of items presently stored in the COLD LRU."},
+    {"memcached_slab_hot_age_seconds", PROM_GAUGE, PROM_SLAB, "", "age_hot", "Age of the oldest item in HOT LRU."},
+    {"memcached_slab_warm_age_seconds", PROM_GAUGE, PROM_SLAB, "", "age_warm",
+     "Age of the oldest item in HOT LRU."},
+    {"memcached_slab_lru_hits_total", PROM_COUNTER, PROM_SLAB, "lru=\"hot\"", "hits_to_hot",
+     "Number of get_hits to the LRU."},
+    {"memcached_slab_lru_hits_total", PROM_COUNTER, PROM_SLAB, "lru=\"warm\"", "hits_to_warm", NULL},
+    {"memcached_slab_lru_hits_total", PROM_COUNTER, PROM_SLAB, "lru=\"cold\"", "hits_to_cold", NULL},
+    {"memcached_slab_lru_hits_total", PROM_COUNTER, PROM_SLAB, "lru=\"temporary\"", "hits_to_temp", NULL},
     {"memcached_slab_commands_total", PROM_COUNTER, PROM_SLAB, CMD("get", "hit"), "get_hits",
      help_slab_commands},
     {"memcached_slab_commands_total", PROM_COUNTER, PROM_SLAB, CMD("delete", "hit"), "delete_hits", NULL},
@@ -217,6 +267,15 @@ bool prom_family(struct sink *out, const char *name, const char *type, const cha
     return sink_puts(out, "# HELP ") && put_str(out, name) && sink_puts(out, " ") &&
            put_escaped(out, help, false) && sink_puts(out, "\n# TYPE ") && put_str(out, name) &&
            sink_puts(out, " ") && put_str(out, type) && sink_puts(out, "\n");
+}
+
+bool prom_render_build_info(struct sink *out, const char *name, const char *help, const char *version,
+                            const char *protocol)
+{
+    return prom_family(out, name, "gauge", help) && put_str(out, name) &&
+           sink_puts(out, "{version=\"") && put_escaped(out, version, true) &&
+           sink_puts(out, "\",memcached_protocol=\"") && put_escaped(out, protocol, true) &&
+           sink_puts(out, "\"} 1\n");
 }
 
 /* "<name><suffix>{<labels>} <value>\n"; labels may be "" (no braces). */

@@ -64,6 +64,13 @@ bool prom_family_name(char *buf, size_t cap, const char *prefix, const struct me
 bool prom_family(struct sink *out, const char *name, const char *type, const char *help);
 
 /*
+ * An info family (a gauge whose one sample is 1) carrying `version` and
+ * `protocol` as labels, escaped: corecache_build_info.
+ */
+bool prom_render_build_info(struct sink *out, const char *name, const char *help, const char *version,
+                            const char *protocol);
+
+/*
  * For each entry of a table: its family (prom_family_name with prefix) and
  * one sample per shard, labelled shard="<s>", from shard_values[s][i].
  */

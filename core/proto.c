@@ -26,9 +26,8 @@
  * line has more than one byte (so "\r\n" alone is the one-byte command
  * "\r", an ERROR, as in memcached). memcached then tokenizes with
  * strlen(), so a NUL byte ends its command text early: "get a\0b" reads
- * key "a", silently the wrong key. We deliberately do not: a NUL is a
- * control byte like any other, so such a key is refused and a NUL in any
- * other token makes that token invalid.
+ * key "a". So do we, by default; a storage command's data block still
+ * starts after the newline.
  *
  * Tokens
  * ------
@@ -39,20 +38,25 @@
  * are written in real tokens. Only a multi-get looks past the 23rd token
  * (memcached re-tokenizes the rest for it); we simply walk all its keys.
  *
- * Decisions where we deliberately differ from memcached (all reply with
- * "CLIENT_ERROR bad command line format" unless noted):
- *   - a key holding a control byte (< 0x20 or 0x7f) is refused; memcached
- *     would store it, but such keys break "VALUE <key> ..." framing and
- *     most clients cannot ask for them back;
- *   - flags above UINT32_MAX are refused (memcached truncates 2^32 to 0);
- *   - exptime (storage, touch, gat/gats, flush_all delay) outside int32 is
- *     refused (memcached truncates); for touch, gat/gats and flush_all the
- *     text is memcached's "CLIENT_ERROR invalid exptime argument";
- *   - a value length outside [0, INT32_MAX - 2] is refused (memcached
- *     truncates to int32 first, so "4294967297" meant 1);
- *   - a multi-get with a bad key anywhere is answered with only the error.
- *     memcached 1.6.18 does the same in practice: it drops the replies it
- *     had stacked for the earlier keys.
+ * Keys are memcached's: any bytes but ' ' (control bytes, DEL and UTF-8
+ * included), at most 250 of them. With --strict-keys (limits.strict_keys)
+ * a key holding a control byte (< 0x20, NUL included, or 0x7f) is refused
+ * with "CLIENT_ERROR bad command line format", as keys that break
+ * "VALUE <key> ..." framing for most clients; a NUL is then a byte like
+ * any other rather than the end of the line. A storage command (classic
+ * or ms) refused for such a key still reads its length and swallows its
+ * data block, so the connection stays in step where memcached would have
+ * stored the item.
+ *
+ * Numbers are memcached's too, with its meaning: flags (and meta F) are
+ * safe_strtoul into 32 bits, so 4294967296 is 0; exptimes (storage,
+ * touch, gat/gats, flush_all delay, meta T/N/R) and value lengths are
+ * safe_strtol: strtol() over 64 bits, then the low 32 bits as a signed
+ * value, so an exptime of 4294967295 is -1 (already expired) and a length
+ * of 4294967297 is 1; a length outside [0, INT32_MAX - 2] after that is
+ * refused. A multi-get with a bad key anywhere is answered with only the
+ * error; memcached 1.6.18 does the same in practice: it drops the replies
+ * it had stacked for the earlier keys.
  *
  * Number syntax is exactly safe_strtoul/safe_strtol/safe_strtoull: leading
  * white space (isspace: " \t\n\v\f\r"), an optional sign, decimal digits,
@@ -102,6 +106,7 @@ struct token {
 struct cursor {
     const char *p;
     const char *end;
+    bool strict_keys; /* a control byte makes a token's `ctrl` true */
 };
 
 /* A literal for token comparisons: pointer and length without strlen. */
@@ -175,7 +180,7 @@ static bool next_token(struct cursor *cur, struct token *tok)
         return false;
     tok->p = start;
     tok->len = (uint32_t)(p - start);
-    tok->ctrl = ctrl;
+    tok->ctrl = ctrl && cur->strict_keys;
     return true;
 }
 
@@ -263,10 +268,42 @@ static bool parse_signed(const struct token *tok, int64_t *out)
     return true;
 }
 
-/* An exptime: safe_strtol, but values outside int32 are refused. */
+/* safe_strtol: strtol() over 64 bits, then its low 32 bits as a signed
+ * value (memcached stores the long into an int32_t): exptimes, lengths. */
+static bool parse_int32(const struct token *tok, int32_t *out)
+{
+    int64_t v;
+    if (!parse_signed(tok, &v))
+        return false;
+    *out = (int32_t)(uint32_t)(uint64_t)v;
+    return true;
+}
+
+/* An exptime: safe_strtol, so 4294967295 is -1 (already expired). */
 static bool parse_exptime(const struct token *tok, int64_t *out)
 {
-    return parse_signed(tok, out) && *out >= INT32_MIN && *out <= INT32_MAX;
+    int32_t v;
+    if (!parse_int32(tok, &v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* safe_strtoul into a uint32_t: the low 32 bits of strtoul(). */
+static bool parse_uint32(const struct token *tok, uint32_t *out)
+{
+    uint64_t v;
+    if (!parse_unsigned(tok, &v))
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A value length (storage commands, ms): safe_strtol, then memcached's
+ * range check. */
+static bool parse_vlen(const struct token *tok, int32_t *out)
+{
+    return parse_int32(tok, out) && *out >= 0 && *out <= INT32_MAX - 2;
 }
 
 static inline bool key_ok(const struct token *tok)
@@ -392,23 +429,28 @@ static size_t parse_storage(struct proto_parser *parser, struct cursor *cur, str
     if (n != (cas ? 6u : 5u) && n != (cas ? 7u : 6u))
         return fail(req, "ERROR", consumed);
     req->noreply = last_is_noreply(toks, n);
-    if (!key_ok(&toks[1]))
+    if (toks[1].len > PROTO_KEY_MAX)
         return fail(req, FORMAT_ERROR, consumed);
 
-    uint64_t flags;
-    int64_t vlen;
-    if (!parse_unsigned(&toks[2], &flags) || flags > UINT32_MAX ||
-        !parse_exptime(&toks[3], &req->exptime) || !parse_signed(&toks[4], &vlen))
+    uint32_t flags;
+    int32_t vlen;
+    if (!parse_uint32(&toks[2], &flags) || !parse_exptime(&toks[3], &req->exptime) ||
+        !parse_int32(&toks[4], &vlen))
         return fail(req, FORMAT_ERROR, consumed);
     if (cas && !parse_unsigned(&toks[5], &req->cas))
         return fail(req, FORMAT_ERROR, consumed);
     if (vlen < 0 || vlen > INT32_MAX - 2)
         return fail(req, FORMAT_ERROR, consumed);
+    if (toks[1].ctrl) {
+        /* --strict-keys refuses what memcached stores: its block goes too */
+        parser->swallow = (uint64_t)vlen + 2;
+        return fail(req, FORMAT_ERROR, consumed);
+    }
 
     req->cmd = cmd;
     req->key = toks[1].p;
     req->nkey = toks[1].len;
-    req->flags = (uint32_t)flags;
+    req->flags = flags;
     req->nbytes = (uint32_t)vlen;
 
     size_t total = data_block(parser, buf, len, consumed, req, need);
@@ -548,8 +590,8 @@ static size_t parse_shutdown(struct cursor *cur, struct token *toks, struct prot
  * Error precedence, as memcached's:
  *   - too few tokens: "ERROR" (me: CLIENT_ERROR bad command line format);
  *   - a key token over 250 bytes: CLIENT_ERROR bad command line format;
- *     (here a key token with a control byte, too: our deliberate
- *     difference, as for the classic commands);
+ *     (with --strict-keys, a key token with a control byte too; ms
+ *     then reads its length and swallows its block, see below);
  *   - ms without a length: CLIENT_ERROR bad command line format;
  *   - more than 19 tokens: "CLIENT_ERROR options flags are too long" (mg),
  *     "... options flags too long" (ms md ma);
@@ -567,10 +609,10 @@ static size_t parse_shutdown(struct cursor *cur, struct token *toks, struct prot
  * memcached does; earlier ones do not, so its data line is then read as a
  * command, as memcached reads it.
  *
- * Deliberate differences: a number that memcached would truncate to 32
- * bits (T, N, R, F, and ms's length) is refused, as for the classic
- * commands; a NUL byte in a flag token is an invalid flag (memcached's line
- * would end there); E and x, which memcached added after 1.6.18, are
+ * Numbers are memcached's (T, N, R and ms's length truncated to int32, F
+ * to uint32). With --strict-keys a NUL byte in a flag token is an invalid
+ * flag (without it the line ends there, as memcached's does). Deliberate
+ * difference: E and x, which memcached added after 1.6.18, are
  * implemented as memcached 1.6.27 defines them (1.6.18 calls them invalid).
  */
 
@@ -586,7 +628,7 @@ static inline struct token flag_arg(const struct token *tok)
     return (struct token){tok->p + 1, tok->len - 1, false};
 }
 
-/* A TTL token (T, N, R): safe_strtol, values outside int32 refused. */
+/* A TTL token (T, N, R): safe_strtol, the low 32 bits as memcached keeps. */
 static bool parse_meta_ttl(const struct token *tok, int32_t *out)
 {
     struct token arg = flag_arg(tok);
@@ -615,6 +657,7 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
     const char *error = NULL;
     bool failed = false;
     m->delta = 1;
+    /* (a NUL left in a flag token can only be seen with --strict-keys) */
     for (size_t i = first; i < n; i++) {
         const struct token *tok = &toks[i];
         unsigned char c = (unsigned char)tok->p[0];
@@ -644,11 +687,11 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
         case 'F': {
             /* memcached fails F without saying why: the message stays */
             struct token arg = flag_arg(tok);
-            uint64_t flags;
-            if (!parse_unsigned(&arg, &flags) || flags > UINT32_MAX)
+            uint32_t flags;
+            if (!parse_uint32(&arg, &flags))
                 failed = true;
             else
-                m->client_flags = (uint32_t)flags;
+                m->client_flags = flags;
             break;
         }
         case 'C':
@@ -703,8 +746,8 @@ static const char *parse_meta_flags(struct proto_parser *parser, const struct to
     return NULL;
 }
 
-/* The key token of a meta command: its length is checked first, then (our
- * difference) its bytes. Returns NULL or the error. */
+/* The key token of a meta command: its length is checked first, then
+ * (--strict-keys only) its bytes. Returns NULL or the error. */
 static const char *meta_key_check(const struct token *key, struct proto_req *req)
 {
     if (!key_ok(key))
@@ -778,16 +821,19 @@ static size_t parse_meta_set(struct proto_parser *parser, struct cursor *cur, st
     size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
     if (n < 2)
         return meta_fail(req, "ERROR", consumed);
-    const char *error = meta_key_check(&toks[1], req);
-    if (error != NULL || n == 2)
+    if (toks[1].len > PROTO_KEY_MAX || n == 2)
         return meta_fail(req, FORMAT_ERROR, consumed);
+    req->key = toks[1].p;
+    req->nkey = toks[1].len;
     if (n > META_TOKENS_MAX)
         return meta_fail(req, "CLIENT_ERROR options flags too long", consumed);
-    int64_t vlen;
-    if (!parse_exptime(&toks[2], &vlen) || vlen < 0 || vlen > INT32_MAX - 2)
+    int32_t vlen;
+    if (!parse_vlen(&toks[2], &vlen))
         return meta_fail(req, FORMAT_ERROR, consumed);
+    if (toks[1].ctrl) /* --strict-keys: refused, the block swallowed */
+        return meta_fail_swallow(parser, req, FORMAT_ERROR, consumed, (uint64_t)vlen);
 
-    error = parse_meta_flags(parser, toks, 3, n, req);
+    const char *error = parse_meta_flags(parser, toks, 3, n, req);
     if (error != NULL)
         return meta_fail_swallow(parser, req, error, consumed, (uint64_t)vlen);
     switch (req->meta.mode) {
@@ -901,7 +947,13 @@ static size_t parse_unknown(struct cursor *cur, struct token *toks, struct proto
 static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n, size_t len,
                          size_t consumed, struct proto_req *req, size_t *need)
 {
-    struct cursor cur = {buf, buf + n};
+    if (!parser->limits.strict_keys) {
+        /* memcached tokenizes with strlen(): a NUL ends the command text */
+        const char *nul = memchr(buf, '\0', n);
+        if (nul != NULL)
+            n = (size_t)(nul - buf);
+    }
+    struct cursor cur = {buf, buf + n, parser->limits.strict_keys};
     struct token toks[TOKENS_MAX];
     struct token *cmd = &toks[0];
     if (!next_token(&cur, cmd) || cmd->len < 2)
@@ -957,6 +1009,12 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
     case 'r':
         if (token_is(cmd, LIT("replace")))
             return parse_storage(parser, &cur, toks, PROTO_REPLACE, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("refresh_certs"))) {
+            size_t ntok = collect_tokens(&cur, toks, 1, TOKENS_MAX);
+            req->noreply = ntok > 1 && token_is(&toks[ntok - 1], LIT("noreply"));
+            req->cmd = PROTO_REFRESH_CERTS;
+            return consumed;
+        }
         break;
     case 'p':
         if (token_is(cmd, LIT("prepend")))
@@ -1130,6 +1188,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_STATS] = "stats",        [PROTO_FLUSH_ALL] = "flush_all",
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
+        [PROTO_REFRESH_CERTS] = "refresh_certs",
         [PROTO_NOOP] = "noop",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)

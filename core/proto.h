@@ -74,6 +74,7 @@ enum proto_cmd {
     PROTO_VERBOSITY,
     PROTO_QUIT,
     PROTO_SHUTDOWN,
+    PROTO_REFRESH_CERTS, /* reload the TLS certificate and key (io/tls.c) */
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_CMD_COUNT
 };
@@ -203,6 +204,10 @@ struct proto_limits {
     /* Bytes an item of this key and value length needs (store_item_total),
      * to decide "object too large" before the value arrives. */
     size_t (*item_total)(size_t nkey, size_t nbytes);
+    /* --strict-keys: refuse keys holding a control byte (< 0x20, DEL) and
+     * treat a NUL as a byte of the line. Off (memcached's rules): a key is
+     * any run of bytes but ' ', and a NUL ends the command line text. */
+    bool strict_keys;
 };
 
 struct proto_parser {

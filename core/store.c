@@ -112,6 +112,8 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling")                   \
     ACTION(slab_reassign_evictions_nomem, COUNTER, "live items evicted by page moves")       \
     ACTION(slabs_moved, COUNTER, "slab pages moved between classes")                         \
+    ACTION(lru_crawler_starts, COUNTER, "crawler laps begun over the shard's pages (it runs "    \
+                                        "continuously, a slice per tick)")                       \
     ACTION(bytes, GAUGE, "bytes of items stored (headers, keys, values)")                    \
     ACTION(curr_items, GAUGE, "items stored")                                                \
     ACTION(total_items, COUNTER, "items ever stored")                                        \
@@ -122,6 +124,9 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(reclaimed, COUNTER, "expired items whose memory was reused from the LRU tail")    \
     ACTION(crawler_reclaimed, COUNTER, "expired or flushed items freed by the crawler")      \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
+    ACTION(moves_to_cold, COUNTER, "always 0: one LRU per class, no HOT/WARM/COLD segments")  \
+    ACTION(moves_to_warm, COUNTER, "always 0: one LRU per class, no segments")               \
+    ACTION(moves_within_lru, COUNTER, "always 0: one LRU per class, no segments")            \
     ACTION(total_malloced, GAUGE, "bytes of slab pages given to classes (stats slabs)")
 
 /* Per-class metrics: the `stats slabs` fields, in memcached's order... */
@@ -147,6 +152,11 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
  * level, so that shards merge by max). */
 #define STORE_CLASS_ITEMS_METRIC(ACTION)                                                      \
     ACTION(number, GAUGE, "items stored")                                                    \
+    ACTION(number_hot, GAUGE, "always 0: the class's one LRU is reported as COLD")           \
+    ACTION(number_warm, GAUGE, "always 0: the class's one LRU is reported as COLD")          \
+    ACTION(number_cold, GAUGE, "items in the class's one LRU, which evicts (= number)")      \
+    ACTION(age_hot, LEVEL, "always 0: no HOT segment")                                        \
+    ACTION(age_warm, LEVEL, "always 0: no WARM segment")                                      \
     ACTION(age, LEVEL, "seconds since the LRU tail item was stored or bumped")               \
     ACTION(mem_requested, GAUGE, "bytes of the items stored (not of their chunks)")          \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
@@ -160,7 +170,17 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(evicted_active, COUNTER, "evicted items hit since their last LRU move")           \
     ACTION(crawler_reclaimed, COUNTER, "items freed by the crawler")                         \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
-    ACTION(lrutail_reflocked, COUNTER, "LRU tails skipped as referenced (always 0, as above)")
+    ACTION(lrutail_reflocked, COUNTER, "LRU tails skipped as referenced (always 0, as above)") \
+    ACTION(moves_to_cold, COUNTER, "always 0: one LRU per class, no segments")               \
+    ACTION(moves_to_warm, COUNTER, "always 0: one LRU per class, no segments")               \
+    ACTION(moves_within_lru, COUNTER, "always 0: one LRU per class, no segments")            \
+    ACTION(direct_reclaims, COUNTER, "allocations that reclaimed or evicted from the LRU "      \
+                                     "tail themselves (= reclaimed + evicted: there is no "    \
+                                     "background LRU maintainer)")                            \
+    ACTION(hits_to_hot, COUNTER, "always 0: no HOT segment")                                  \
+    ACTION(hits_to_warm, COUNTER, "always 0: no WARM segment")                                \
+    ACTION(hits_to_cold, COUNTER, "get hits on the class's one LRU, reported as COLD (= get_hits)") \
+    ACTION(hits_to_temp, COUNTER, "always 0: no TEMP LRU")
 
 #define STORE_CLASS_METRIC(ACTION) STORE_CLASS_SLABS_METRIC(ACTION) STORE_CLASS_ITEMS_METRIC(ACTION)
 
@@ -1119,6 +1139,8 @@ unsigned store_crawl(struct store *store, unsigned budget)
     uint32_t count = 0;
     size_t stride = 0;
     bool have_page = false;
+    if (store->crawl_page == 0 && store->crawl_chunk == 0)
+        store->m.lru_crawler_starts++;
     for (unsigned examined = 0; examined < budget; examined++) {
         if (store->crawl_page >= pages) {
             /* A lap is done: the next call starts the next one, so one call
@@ -1156,6 +1178,22 @@ unsigned store_crawl(struct store *store, unsigned budget)
 }
 
 /* --- Metrics ---------------------------------------------------------------------------- */
+
+unsigned store_each_in_class(const struct store *store, unsigned id,
+                             bool (*visit)(void *arg, const struct item *it), void *arg)
+{
+    unsigned n = 0;
+    if (id == 0 || id >= STORE_CLASSES_MAX || id > slab_class_count(store->slab))
+        return 0;
+    for (uint32_t ref = store->lru_head[id]; ref != 0;) {
+        const struct item *it = item_at(store->base, ref);
+        n++;
+        if (!visit(arg, it))
+            break;
+        ref = it->next;
+    }
+    return n;
+}
 
 unsigned store_class_count(const struct store *store)
 {
@@ -1210,6 +1248,10 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
             mc_time_t atime = item_at(store->base, tail)->atime;
             m.age = store->now > atime ? store->now - atime : 0;
         }
+        /* memcached's segmented-LRU view of the one LRU (see the table) */
+        m.number_cold = m.number;
+        m.hits_to_cold = m.get_hits;
+        m.direct_reclaims = m.reclaimed + m.evicted;
     }
     memcpy(out, m.v, sizeof(m.v));
 }

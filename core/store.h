@@ -293,6 +293,17 @@ extern const size_t store_class_metric_items_first;
 /* Number of slab classes in use (ids 1..n; 0 is unused, as in memcached). */
 unsigned store_class_count(const struct store *store);
 
+/*
+ * Calls visit(arg, it) for the items of class `id`'s LRU, newest first (the
+ * order memcached's `stats cachedump` walks), until visit returns false or
+ * the list ends; items are not checked for expiry (memcached shows them as
+ * they lie). Returns the number of calls. The store must not change during
+ * the walk (the owning shard's thread, no command in between). An id out of
+ * range visits nothing.
+ */
+unsigned store_each_in_class(const struct store *store, unsigned id,
+                             bool (*visit)(void *arg, const struct item *it), void *arg);
+
 /* Copies the store-wide values (store_metric_count entries). */
 void store_metrics(const struct store *store, uint64_t *out);
 

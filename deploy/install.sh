@@ -46,6 +46,18 @@
 #   --iface NAME       the NIC whose queues are placed on the shard CPUs (default none);
 #                      adds --accept-by-cpu to the server's flags (--iface "" removes it)
 #   --thp MODE         transparent huge pages: madvise (default), always, or keep
+#  Security (README "Security"; each copies the file under /etc/corecache/ and
+#  sets the flags; "" removes the setting and the flags):
+#   --tls-cert FILE    PEM certificate chain: TLS on every listener (-Z)
+#   --tls-key FILE     its private key (PEM; installed readable by the service's group only)
+#   --tls-ca FILE      PEM CAs that client certificates must chain to (ssl_ca_cert)
+#   --tls-verify N     client certificates: 0 none (default), 1 request, 2 require, 3 once
+#   --auth-file FILE   user:password lines: ascii authentication (-Y)
+#   --sasl-file FILE   user:password lines: binary SASL PLAIN (-S --sasl-pwdb)
+#  To rotate a certificate: run install.sh again with the new files (the
+#  service restarts), or replace the installed files and send SIGHUP:
+#  `systemctl kill --kill-whom=main --signal=SIGHUP corecache` (new connections
+#  get the new certificate, open ones stay; password files are reread too).
 #
 # Design. Nothing changes until everything has been computed and checked: the
 # OS, the build dependencies, the kernel's io_uring (corecache-tune check, the
@@ -94,6 +106,9 @@ while [ $# -gt 0 ]; do
     --tune-root) need_arg "$@"; tune_root=$2; shift 2 ;;
     --listen | --port | --memory | --conns | --backlog | --threads | --cpus | --numa-nodes | --iface | --thp)
         need_arg "$@"; set_opt[${1#--}]=$2; shift 2 ;;
+    --tls-cert | --tls-key | --tls-ca | --tls-verify | --auth-file | --sasl-file)
+        [ $# -ge 2 ] || die "$1 needs a value (see --help)"
+        set_opt[${1#--}]=$2; shift 2 ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -121,6 +136,13 @@ fi
 bin_path=$prefix/bin/corecache
 tune_path=$prefix/sbin/corecache-tune
 conf_path=/etc/corecache/corecache.conf
+# Secrets (--tls-*, --auth-file, --sasl-file): a key and password files are
+# mode 640, group of the service user; certificates 644.
+tls_cert_path=/etc/corecache/tls/server.pem
+tls_key_path=/etc/corecache/tls/server.key
+tls_ca_path=/etc/corecache/tls/ca.pem
+auth_path=/etc/corecache/auth
+sasl_path=/etc/corecache/sasl-users
 unit_path=/etc/systemd/system/corecache.service
 dropin_path=/etc/systemd/system/corecache.service.d/10-placement.conf
 tune_unit_path=/etc/systemd/system/corecache-tune.service
@@ -198,9 +220,9 @@ mkdirs() {
     done
 }
 
-# put FILE PATH MODE: installs FILE's content at PATH, if it differs.
+# put FILE PATH MODE [GROUP]: installs FILE's content at PATH, if it differs.
 put() {
-    local file=$1 path=$2 mode=$3 dest what=new backup
+    local file=$1 path=$2 mode=$3 group=${4:-} dest what=new backup
     dest=$(D "$path")
     keep["f $path"]=1
     if [ -e "$dest" ]; then
@@ -227,7 +249,11 @@ put() {
     else
         undo+=("rm -f $(printf '%q' "$dest")")
     fi
-    install -m "$mode" "$file" "$dest.corecache-new"
+    if [ -n "$group" ] && getent group "$group" >/dev/null; then
+        install -m "$mode" -g "$group" "$file" "$dest.corecache-new"
+    else
+        install -m "$mode" "$file" "$dest.corecache-new"
+    fi
     mv -f "$dest.corecache-new" "$dest"
     say "  + $path ($what)"
 }
@@ -286,6 +312,67 @@ opts_get() { # FLAG LONG -> value
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 is_cpulist() { [[ "$1" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]]; }
 
+opts_drop() { # FLAG: removes FLAG and its value (-o: only an ssl_* list)
+    local i kept=()
+    for ((i = 0; i < ${#opts[@]}; i++)); do
+        if [ "${opts[i]}" = "$1" ] && { [ "$1" != -o ] || [[ "${opts[i + 1]:-}" == ssl_* ]]; }; then
+            i=$((i + 1))
+            continue
+        fi
+        kept+=("${opts[i]}")
+    done
+    opts=("${kept[@]}")
+}
+
+# The flags of --tls-*, --auth-file and --sasl-file, and which secret files to
+# install (secret_src: source file by installed path).
+declare -A secret_src=()
+compose_security() {
+    local k f
+    for k in tls-cert tls-key tls-ca auth-file sasl-file; do
+        f=${set_opt[$k]-}
+        [ -z "$f" ] || [ -r "$f" ] || die "--$k $f: cannot read it"
+    done
+    if [ -n "${set_opt[tls-cert]+set}" ]; then
+        opts_flag -Z off
+        opts_drop -o
+        if [ -n "${set_opt[tls-cert]}" ]; then
+            [ -n "${set_opt[tls-key]:-}" ] || die "--tls-cert needs --tls-key"
+            local list="ssl_chain_cert=$tls_cert_path,ssl_key=$tls_key_path"
+            secret_src[$tls_cert_path]=${set_opt[tls-cert]}
+            secret_src[$tls_key_path]=${set_opt[tls-key]}
+            if [ -n "${set_opt[tls-ca]:-}" ]; then
+                list+=",ssl_ca_cert=$tls_ca_path"
+                secret_src[$tls_ca_path]=${set_opt[tls-ca]}
+            fi
+            if [ -n "${set_opt[tls-verify]:-}" ]; then
+                [[ "${set_opt[tls-verify]}" =~ ^[0-3]$ ]] || die "--tls-verify ${set_opt[tls-verify]}: want 0, 1, 2 or 3"
+                list+=",ssl_verify_mode=${set_opt[tls-verify]}"
+            fi
+            opts_flag -Z on
+            opts+=(-o "$list")
+        fi
+    elif [ -n "${set_opt[tls-key]+set}${set_opt[tls-ca]+set}${set_opt[tls-verify]+set}" ]; then
+        die "--tls-key, --tls-ca and --tls-verify go with --tls-cert"
+    fi
+    if [ -n "${set_opt[auth-file]+set}" ]; then
+        opts_drop -Y
+        if [ -n "${set_opt[auth-file]}" ]; then
+            secret_src[$auth_path]=${set_opt[auth-file]}
+            opts_set -Y "$auth_path"
+        fi
+    fi
+    if [ -n "${set_opt[sasl-file]+set}" ]; then
+        opts_flag -S off
+        opts_drop --sasl-pwdb
+        if [ -n "${set_opt[sasl-file]}" ]; then
+            secret_src[$sasl_path]=${set_opt[sasl-file]}
+            opts_flag -S on
+            opts_set --sasl-pwdb "$sasl_path"
+        fi
+    fi
+}
+
 compose_config() {
     local old cpus nodes ifc thp
     old=$(D "$conf_path")
@@ -309,6 +396,7 @@ compose_config() {
             [ "$k" = listen ] || is_uint "${set_opt[$k]}" || die "--$k ${set_opt[$k]}: not a number"
             opts_set "$flag" "${set_opt[$k]}"
         done
+        compose_security
         cpus=${set_opt[cpus]-$(conf_get "$old" CORECACHE_CPUS)}
         nodes=${set_opt[numa-nodes]-$(conf_get "$old" CORECACHE_NUMA_NODES)}
         ifc=${set_opt[iface]-$(conf_get "$old" CORECACHE_IFACE)}
@@ -592,6 +680,38 @@ ensure_user() {
     fi
 }
 
+# The secret files the config names: new ones from the command line; those a
+# previous run installed and the config still names are kept as they are.
+install_secrets() {
+    local path mode
+    for path in "$tls_cert_path" "$tls_key_path" "$tls_ca_path" "$auth_path" "$sasl_path"; do
+        case "$path" in
+        "$tls_cert_path" | "$tls_ca_path") mode=644 ;;
+        *) mode=640 ;;
+        esac
+        if [ -n "${secret_src[$path]:-}" ]; then
+            put "${secret_src[$path]}" "$path" "$mode" "$svc_user"
+        elif [ -n "${owned["f $path"]:-}" ] && [ -f "$(D "$path")" ]; then
+            if grep -qF -- "$path" "$work/corecache.conf"; then
+                keep["f $path"]=1
+                continue
+            fi
+            # ours, and the config no longer names it: a secret does not linger
+            changes=$((changes + 1))
+            file_changes=$((file_changes + 1))
+            if [ "$dry" = 1 ]; then
+                say "  - would remove $path (no longer used)"
+                continue
+            fi
+            local backup=$work/backup.${#undo[@]}
+            cp -p "$(D "$path")" "$backup"
+            undo+=("cp -p $(printf '%q %q' "$backup" "$(D "$path")")")
+            rm -f "$(D "$path")"
+            say "  - $path (no longer used)"
+        fi
+    done
+}
+
 install_files() {
     say "files (under ${destdir:-/}):"
     if [ "$dry" = 1 ] && [ ! -x "$build_dir/corecache" ]; then
@@ -607,6 +727,7 @@ install_files() {
     [ "$dry" = 1 ] || mkdirs "$(dirname "$manifest_path")"
     put "$work/corecache.conf" "$conf_path" 644
     [ "$config_kept" = 0 ] || say "    (kept as it is: no settings were given on the command line)"
+    install_secrets
     put "$work/corecache.service" "$unit_path" 644
     put "$work/10-placement.conf" "$dropin_path" 644
     put "$work/corecache-tune.service" "$tune_unit_path" 644

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sysexits.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,9 +30,11 @@
 #include "app.h"
 #include "guard.h"
 #include "log.h"
+#include "login.h"
 #include "scrape.h"
 #include "boot.h"
 #include "server.h"
+#include "tls.h"
 
 #define EXIT_USAGE 2
 
@@ -155,6 +158,20 @@ static bool drop_privileges(const char *user, char *err, size_t errlen)
     return true;
 }
 
+/* SIGHUP: password files and the TLS certificate are read again; a file
+ * that fails keeps what was loaded, and says why at -v. */
+static void reload_secrets(struct server *srv)
+{
+    char err[512];
+    login_reload(srv->login, err, sizeof(err));
+    if (err[0] != '\0')
+        log_info(srv, "SIGHUP: %s", err);
+    if (srv->tls != NULL && !tls_server_reload(srv->tls, err, sizeof(err)))
+        log_info(srv, "SIGHUP: %s", err);
+    else if (srv->tls != NULL)
+        log_info(srv, "SIGHUP: certificates reloaded");
+}
+
 int app_main(int argc, char **argv, const struct server_handler *handler)
 {
     static struct server srv; /* large; lives for the whole process */
@@ -227,6 +244,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     mc_clock_init(&srv.clock, now.tv_sec);
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
+    srv.limits.strict_keys = srv.cfg.strict_keys;
     /* Unsent replies a connection may hold before its reading pauses; one
      * reply may pass it (the check is before each request), so a value of
      * any size still goes through. 1 MiB keeps a slow reader's cost small
@@ -241,13 +259,14 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
-        return 1;
+        return ret == -EADDRINUSE ? EX_OSERR : 1; /* memcached's exit for a port in use */
     }
     /* Descriptors for -c connections and our own: like memcached, take
      * them at start; unlike it, run on with fewer (accepting then pauses
@@ -274,8 +293,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
              srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
-        ;
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+        if (sig == SIGHUP) /* memcached rereads -Y's file; we also reload certificates */
+            reload_secrets(&srv);
+        sig = 0;
+    }
     log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
     server_stop(&srv);
     unsigned failed = boot_join(&srv);

@@ -24,10 +24,12 @@
 
 #include "listen.h"
 #include "log.h"
+#include "login.h"
 #include "loop.h"
 #include "scrape.h"
 #include "serve.h"
 #include "shard.h"
+#include "tls.h"
 #include "xchan.h"
 
 int boot_setup(struct server *srv, char *err, size_t errlen)
@@ -62,7 +64,22 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
         }
     }
 
-    int ret = listen_open(srv->cfg.listen, srv->cfg.port, srv->cfg.listen_backlog, n, fds,
+    /* TLS and logins (tls.c, login.c) before any socket is open */
+    int ret;
+    if (srv->cfg.enable_ssl) {
+        ret = tls_server_create(&srv->tls, &srv->cfg, err, errlen);
+        if (ret < 0)
+            return ret;
+    } else if (strstr(srv->cfg.listen, LISTEN_NOTLS) != NULL) {
+        snprintf(err, errlen, "corecache: -l %s: 'notls' option is valid only when SSL is enabled (-Z)",
+                 srv->cfg.listen);
+        return -EINVAL;
+    }
+    ret = login_create(&srv->login, &srv->cfg, err, errlen);
+    if (ret < 0)
+        return ret;
+
+    ret = listen_open(srv->cfg.listen, srv->cfg.port, srv->cfg.listen_backlog, n, fds,
                           &srv->nlisten, err, errlen);
     if (ret < 0)
         return ret;
@@ -76,11 +93,13 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
             return ret;
         }
     }
-    /* The metrics endpoint: its own sockets on the same addresses. */
+    /* The metrics endpoint: its own sockets on the same addresses, or on
+     * its own (--metrics-listen). */
     int metrics_fds[LISTEN_ADDRS_MAX * TOPO_CPUS_MAX];
     unsigned nmetrics = 0;
+    const char *metrics_spec = srv->cfg.metrics_listen != NULL ? srv->cfg.metrics_listen : srv->cfg.listen;
     if (srv->cfg.metrics_port != 0) {
-        ret = listen_open_on_port(srv->cfg.listen, srv->cfg.metrics_port, srv->cfg.listen_backlog, n,
+        ret = listen_open_on_port(metrics_spec, srv->cfg.metrics_port, srv->cfg.listen_backlog, n,
                                   metrics_fds, &nmetrics, err, errlen);
         if (ret < 0)
             return ret;
@@ -97,11 +116,14 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
         shard->nlisten = srv->nlisten + nmetrics;
         for (unsigned a = 0; a < srv->nlisten; a++) {
             shard->listen_fds[a] = fds[a * n + i];
-            shard->listen_ops[a] = serve_ops_for_protocol(srv->cfg.protocol); /* -B */
+            /* -B, behind -Y's or -S's login */
+            shard->listen_ops[a] = login_ops(srv->login, serve_ops_for_protocol(srv->cfg.protocol));
+            shard->listen_tls[a] = srv->tls != NULL && !listen_notls(srv->cfg.listen, a);
         }
         for (unsigned a = 0; a < nmetrics; a++) {
             shard->listen_fds[srv->nlisten + a] = metrics_fds[a * n + i];
             shard->listen_ops[srv->nlisten + a] = &scrape_conn_ops;
+            shard->listen_tls[srv->nlisten + a] = srv->tls != NULL && !listen_notls(metrics_spec, a);
         }
         srv->shards[i] = shard;
     }
@@ -171,4 +193,6 @@ void boot_teardown(struct server *srv)
         srv->chans = NULL;
     }
     ring_destroy(&srv->ring);
+    tls_server_destroy(&srv->tls);
+    login_destroy(&srv->login);
 }

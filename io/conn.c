@@ -209,6 +209,9 @@ static void conn_free(struct conn *conn)
     conn->rcap = 0;
     free(conn->rbuf);
     conn->rbuf = NULL;
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
+    conn->transport = NULL;
     conn->gen = (conn->gen + 1) & UD_GEN_MASK; /* late replies are dropped */
     shard->free_idx[shard->nfree++] = conn->index;
     if (conn->ops->metrics_endpoint) {
@@ -255,12 +258,15 @@ void conn_destroy(struct conn *conn)
 {
     guard_send_put(conn->shard, conn->send_buf);
     conn->send_buf = NULL;
+    conn->iov = NULL;
     if (conn->fd >= 0) {
         close(conn->fd);
         conn->fd = -1;
     }
     outq_clear(&conn->out);
     free(conn->rbuf);
+    if (conn->transport != NULL)
+        conn->transport->destroy(conn);
     free(conn);
 }
 
@@ -370,6 +376,21 @@ static void conn_parse_rbuf(struct conn *conn)
     }
 }
 
+void conn_input(struct conn *conn, const char *data, size_t len)
+{
+    size_t used = 0;
+    if (conn->rlen == 0)
+        used = conn_parse(conn, data, len);
+    if (conn->fd >= 0 && !conn->close_inflight && used < len) {
+        if (!rbuf_append(conn, data + used, len - used) && !conn->close_after_write) {
+            conn->shard->m.malloc_fails++; /* (past --conn-memory it answered and is closing) */
+            conn_close(conn, "out of memory buffering input");
+        }
+        else if (used == 0)
+            conn_parse_rbuf(conn);
+    }
+}
+
 /* --- completions ------------------------------------------------------- */
 
 void conn_recycle_buffer(struct shard *shard, unsigned bid)
@@ -389,17 +410,10 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         if (res > 0 && !conn->closing) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size;
             shard->m.bytes_read += (uint64_t)res;
-            size_t used = 0;
-            if (conn->rlen == 0)
-                used = conn_parse(conn, data, (size_t)res);
-            if (conn->fd >= 0 && !conn->close_inflight && used < (size_t)res) {
-                if (!rbuf_append(conn, data + used, (size_t)res - used) && !conn->close_after_write) {
-                    shard->m.malloc_fails++;
-                    conn_close(conn, "out of memory buffering input");
-                }
-                else if (used == 0)
-                    conn_parse_rbuf(conn);
-            }
+            if (conn->transport == NULL)
+                conn_input(conn, data, (size_t)res);
+            else /* TLS: decrypted, then conn_input */
+                conn->transport->on_recv(conn, data, (size_t)res);
             conn_want_flush(conn);
         }
         conn_recycle_buffer(shard, bid);
@@ -458,6 +472,17 @@ void conn_resume(struct conn *conn)
     conn_maybe_free(conn);
 }
 
+/* The first `bytes` of the output are gone (sent, or sealed by TLS). */
+static void conn_output_done(struct conn *conn, size_t bytes)
+{
+    outq_sent(&conn->out, bytes);
+    guard_out_sync(conn); /* the shard's total (guard.h) */
+    if (conn->paused && conn->out.bytes <= conn->shard->srv->out_cap / 2) {
+        conn->paused = false;
+        conn_want_resume(conn);
+    }
+}
+
 void conn_flush(struct conn *conn)
 {
     conn->on_flush_list = false;
@@ -467,16 +492,46 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
+    /* The send's iovecs are borrowed from the shard's pool (guard.h); a
+     * TLS transport seals conn->iov and writes its records' there too. */
     struct conn_send *sb = guard_send_get(conn->shard);
     if (sb == NULL) {
         conn_close(conn, "out of memory sending");
+        conn_maybe_free(conn);
         return;
     }
-    unsigned n = outq_iov(&conn->out, sb->iov, CONN_IOV_MAX);
-    if (n <= 1)
-        guard_send_put(conn->shard, sb); /* a plain send keeps no iovec */
-    else
+    conn->iov = sb->iov;
+    unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
+    if (conn->transport != NULL) {
+        /* TLS: the plaintext iov is sealed into records, and what goes out
+         * is the ciphertext */
+        size_t sealed = 0;
+        if (!conn->transport->seal(conn, n, &sealed)) {
+            guard_send_put(conn->shard, sb);
+            conn->iov = NULL;
+            conn_close(conn, "TLS error");
+            conn_maybe_free(conn);
+            return;
+        }
+        conn_output_done(conn, sealed);
+        n = conn->transport->out_iov(conn, conn->iov);
+    }
+    if (n <= 1) {
+        /* a plain send keeps no iovec: back to the pool once it is read */
+        struct iovec one = n == 1 ? sb->iov[0] : (struct iovec){0};
+        guard_send_put(conn->shard, sb);
+        conn->iov = NULL;
+        sb = NULL;
+        if (n == 1) {
+            struct io_uring_sqe *sqe = shard_sqe(conn->shard);
+            io_uring_prep_send(sqe, conn->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+            io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
+            conn->send_inflight = true;
+            return;
+        }
+    } else {
         conn->send_buf = sb;
+    }
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
             conn_close(conn, conn->eof ? "end of stream" : "quit");
@@ -484,14 +539,10 @@ void conn_flush(struct conn *conn)
         return;
     }
     struct io_uring_sqe *sqe = shard_sqe(conn->shard);
-    if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, sb->iov[0].iov_base, sb->iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        memset(&sb->msg, 0, sizeof(sb->msg));
-        sb->msg.msg_iov = sb->iov;
-        sb->msg.msg_iovlen = n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &sb->msg, MSG_NOSIGNAL);
-    }
+    memset(&sb->msg, 0, sizeof(sb->msg));
+    sb->msg.msg_iov = sb->iov;
+    sb->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, conn->fd, &sb->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
     conn->send_inflight = true;
 }
@@ -502,6 +553,7 @@ void conn_on_send(struct conn *conn, int res)
     conn->send_inflight = false;
     guard_send_put(shard, conn->send_buf);
     conn->send_buf = NULL;
+    conn->iov = NULL;
     if (res < 0) {
         if (res != -EPIPE && res != -ECONNRESET)
             log_info(shard->srv, "<%d send failed: %s", conn->fd, strerror(-res));
@@ -510,12 +562,10 @@ void conn_on_send(struct conn *conn, int res)
         return;
     }
     shard->m.bytes_written += (uint64_t)res;
-    outq_sent(&conn->out, (size_t)res);
-    guard_out_sync(conn);
-    if (conn->paused && conn->out.bytes <= shard->srv->out_cap / 2) {
-        conn->paused = false;
-        conn_want_resume(conn);
-    }
+    if (conn->transport == NULL)
+        conn_output_done(conn, (size_t)res);
+    else /* ciphertext sent; its plaintext was done when sealed */
+        conn->transport->on_sent(conn, (size_t)res);
     if (conn->close_inflight) {
         conn_maybe_free(conn);
         return;

@@ -27,6 +27,7 @@
 
 struct shard;
 struct conn;
+struct conn_transport;
 
 /*
  * A connection's protocol. `step` consumes one request from buf: parses it,
@@ -72,6 +73,7 @@ struct conn {
     /* the msghdr and iovecs of the send in flight, from the shard's pool
      * (guard.h): an idle connection holds none */
     struct conn_send *send_buf;
+    struct iovec *iov; /* send_buf's, or the pool's while a send is prepared */
 
     /* list links (each list a singly linked stack in the shard) */
     struct conn *flush_next;
@@ -93,15 +95,43 @@ struct conn {
     bool eof;            /* the peer closed its side */
     bool http_in_request; /* metrics endpoint: a request is being read */
 
+    /* A transport between the socket and the protocol (TLS, io/tls.c), or
+     * NULL for plain TCP; `transport_state` is its per-connection state. */
+    const struct conn_transport *transport;
+    void *transport_state;
+
     mc_time_t last_cmd_time;
     /* metrics endpoint (scrape.c, guard.c): accept, or the latest request's
-     * first byte */
-    uint64_t http_since_ns;
+     * first byte, in the shard's clock (seconds) */
+    mc_time_t http_since;
     /* out.bytes as last added to the shard's shard_out_bytes (guard.c) */
     uint64_t out_counted;
     /* AF_INET or AF_INET6 (a sockaddr_in fits; both keep the family first):
      * not sockaddr_storage, 100 bytes more on every connection (issue 15) */
     struct sockaddr_in6 peer;
+};
+
+/*
+ * A transport (TLS) sits between the socket and the protocol: the recv
+ * path hands it what arrived, and it gives conn_input what the protocol
+ * reads; before a send it turns the output's iovecs into what goes on the
+ * wire. conn.c calls it only where conn->transport is set, so plain
+ * connections pay one branch per completion. Shard thread only.
+ */
+struct conn_transport {
+    /* `len` bytes arrived: decode them, call conn_input with the result. */
+    void (*on_recv)(struct conn *conn, const char *data, size_t len);
+    /* Encode (a prefix of) conn->iov[0..n); *taken: the output bytes it
+     * took. False on a transport error (the connection closes). Only when
+     * no send is in flight. */
+    bool (*seal)(struct conn *conn, unsigned n, size_t *taken);
+    /* What to send now (into iov, at most one entry); it stays valid until
+     * on_sent. */
+    unsigned (*out_iov)(struct conn *conn, struct iovec *iov);
+    /* `bytes` of what out_iov gave were sent. */
+    void (*on_sent)(struct conn *conn, size_t bytes);
+    /* Frees transport_state (the connection is closed). */
+    void (*destroy)(struct conn *conn);
 };
 
 /* Takes over an accepted socket speaking `ops`; arms its recv. NULL on
@@ -118,8 +148,13 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags);
 void conn_on_send(struct conn *conn, int res);
 void conn_on_cancel(struct conn *conn, int res);
 
+/* Parses and executes received plaintext (copied if a request is left
+ * incomplete). The recv path calls it, or io/tls.c after decrypting. */
+void conn_input(struct conn *conn, const char *data, size_t len);
+
 /* Returns a provided buffer to the shard's ring. Shard thread only. */
 void conn_recycle_buffer(struct shard *shard, unsigned bid);
+
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */
 void conn_rearm(struct conn *conn);

@@ -35,5 +35,6 @@ void facts_read(const struct server *srv, struct facts *out)
     out->max_connections = srv->cfg.conn_limit;
     out->limit_maxbytes = srv->cfg.memory_limit;
     out->accepting_conns = atomic_load(&srv->stopping) ? 0 : 1;
+    out->listen_disabled_num = atomic_load(&srv->listen_disabled_num);
     out->threads = srv->nshards;
 }

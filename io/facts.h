@@ -37,6 +37,8 @@ struct server;
 #define FACTS_LIMITS(ACTION)                                                                   \
     ACTION(limit_maxbytes, GAUGE, "Bytes of item memory allowed (-m)")                        \
     ACTION(accepting_conns, GAUGE, "1 while the server accepts connections")                  \
+    ACTION(listen_disabled_num, COUNTER, "Times accepting failed for lack of file descriptors " \
+                                         "(EMFILE, ENFILE), memcached's listen disabling")      \
     ACTION(threads, GAUGE, "Shard threads")
 
 #define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)

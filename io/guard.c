@@ -82,13 +82,14 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res)
         return false;
     if (listener >= SHARD_LISTENERS_MAX)
         return false;
-    shard->m.listen_disabled_num++;
+    /* the server-wide fact (io/facts.h); rare: an atomic is fine */
+    uint64_t paused = atomic_fetch_add(&shard->srv->listen_disabled_num, 1) + 1;
     unsigned ms = shard->accept_backoff_ms;
     ms = ms == 0 ? GUARD_ACCEPT_BACKOFF_MIN_MS : ms * 2;
     if (ms > GUARD_ACCEPT_BACKOFF_MAX_MS)
         ms = GUARD_ACCEPT_BACKOFF_MAX_MS;
     shard->accept_backoff_ms = ms;
-    if (shard->m.listen_disabled_num == 1 || ms == GUARD_ACCEPT_BACKOFF_MAX_MS)
+    if (paused == 1 || ms == GUARD_ACCEPT_BACKOFF_MAX_MS)
         log_info(shard->srv, "shard %u: accept: %s: not accepting for %u ms (raise `ulimit -n`)", shard->id,
                  res == -EMFILE ? "too many open files" : res == -ENFILE ? "system file table full"
                                                                           : "out of memory",
@@ -213,14 +214,14 @@ static bool http_open(const struct conn *conn)
     return conn != NULL && conn->fd >= 0 && !conn->close_inflight && conn->ops->metrics_endpoint;
 }
 
-void guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
+struct conn *guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
 {
     if (shard->m.http_connections >= GUARD_HTTP_SLOTS) {
         struct conn *oldest = NULL;
         for (uint32_t i = 0; i < shard->nconns; i++) {
             struct conn *conn = shard->conns[i];
             if (http_open(conn) && http_idle(conn) &&
-                (oldest == NULL || conn->http_since_ns < oldest->http_since_ns))
+                (oldest == NULL || conn->http_since < oldest->http_since))
                 oldest = conn;
         }
         if (oldest == NULL) {
@@ -229,7 +230,7 @@ void guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
             ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
             (void)ignored;
             close(fd);
-            return;
+            return NULL;
         }
         shard->m.http_evicted++;
         /* Its slot frees when the kernel lets go of it, a completion or two
@@ -241,23 +242,23 @@ void guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
         close(fd);
         shard->m.malloc_fails++;
         log_error(shard->srv, "shard %u: out of memory accepting a metrics connection", shard->id);
-        return;
+        return NULL;
     }
-    conn->http_since_ns = shard_clock_ns();
+    conn->http_since = shard->now;
+    return conn;
 }
 
 static void sweep_http(struct shard *shard)
 {
-    uint64_t now = shard_clock_ns();
-    uint64_t idle_ns = (uint64_t)shard->srv->cfg.metrics_idle_timeout * 1000000000u;
-    uint64_t deadline_ns = (uint64_t)GUARD_HTTP_DEADLINE_S * 1000000000u;
+    mc_time_t now = shard->now; /* seconds: enough for timeouts of seconds */
+    uint32_t idle_s = shard->srv->cfg.metrics_idle_timeout;
     for (uint32_t i = 0; i < shard->nconns && shard->m.http_connections > 0; i++) {
         struct conn *conn = shard->conns[i];
         if (!http_open(conn))
             continue;
-        uint64_t age = now - conn->http_since_ns;
+        uint32_t age = now - conn->http_since;
         bool idle = http_idle(conn);
-        if ((idle && age > idle_ns) || (!idle && age > deadline_ns)) {
+        if ((idle && age >= idle_s) || (!idle && age >= GUARD_HTTP_DEADLINE_S)) {
             shard->m.http_timeouts++;
             conn_close(conn, idle ? "metrics connection idle" : "metrics request past its deadline");
         }

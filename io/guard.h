@@ -77,9 +77,10 @@ void guard_accept_ok(struct shard *shard);
  * Takes an accepted socket on a metrics listener: makes room among the
  * shard's GUARD_HTTP_SLOTS by closing the oldest idle scraper when they are
  * all taken, or answers 503 and closes fd when every slot is busy with a
- * request (each ends within GUARD_HTTP_DEADLINE_S). Shard thread.
+ * request (each ends within GUARD_HTTP_DEADLINE_S). Returns the new
+ * connection, or NULL when fd was answered or closed. Shard thread.
  */
-void guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops);
+struct conn *guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops);
 
 /*
  * Once per tick: closes metrics connections idle for longer than

@@ -6,6 +6,17 @@
  * accepted sockets inherit: replies are written whole, once per loop
  * iteration, so Nagle's algorithm could only delay them.
  *
+ * SO_REUSEPORT would also let a second server join the group of one already
+ * running on the port and silently take half of its new connections (a key
+ * set through one then misses through the other). So before opening an
+ * address's group, a probe socket without SO_REUSEPORT binds it: if
+ * anything listens there, the bind fails with EADDRINUSE and we refuse to
+ * start, as memcached does ("failed to listen on TCP port N: Address
+ * already in use", exit 71). The probe has SO_REUSEADDR, so connections in
+ * TIME_WAIT from a previous run do not stop a restart. Two servers started
+ * in the same instant may both pass their probes; that window is the time
+ * between a probe and its group's first bind.
+ *
  * The kernel picks a group member for each new connection by a hash of its
  * addresses, which spreads them evenly but ignores where the packets arrive.
  * On a host whose NIC queues each interrupt one shard's CPU (see
@@ -95,6 +106,22 @@ fail:;
     return err;
 }
 
+/* 0 if nothing listens on ai's address, else -errno of a plain bind. */
+static int probe_free(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    int ret = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+        ret = -errno;
+    close(fd);
+    return ret;
+}
+
 static int open_spec(const char *spec, uint32_t port, bool force_port, uint32_t backlog,
                      unsigned count, int *fds, unsigned *naddrs, char *err, size_t errlen)
 {
@@ -109,6 +136,10 @@ static int open_spec(const char *spec, uint32_t port, bool force_port, uint32_t 
             snprintf(err, errlen, "corecache: -l %s: at most %d addresses", spec, LISTEN_ADDRS_MAX);
             ret = -EINVAL;
             goto fail;
+        }
+        if (len >= LISTEN_NOTLS_LEN && memcmp(item, LISTEN_NOTLS, LISTEN_NOTLS_LEN) == 0) {
+            item += LISTEN_NOTLS_LEN; /* memcached's per-listener TLS opt-out (listen_notls) */
+            len -= LISTEN_NOTLS_LEN;
         }
         if (!split_addr(item, len, port, host, sizeof(host), portstr, sizeof(portstr))) {
             snprintf(err, errlen, "corecache: -l %.*s: not an address (use host, host:port or [ipv6]:port)",
@@ -125,6 +156,14 @@ static int open_spec(const char *spec, uint32_t port, bool force_port, uint32_t 
         if (gai != 0) {
             snprintf(err, errlen, "corecache: -l %s: cannot resolve: %s", host, gai_strerror(gai));
             ret = -EINVAL;
+            goto fail;
+        }
+        int busy = probe_free(res);
+        if (busy == -EADDRINUSE) {
+            snprintf(err, errlen, "corecache: failed to listen on TCP port %s: %s (is another server "
+                     "running there?)", portstr, strerror(EADDRINUSE));
+            freeaddrinfo(res);
+            ret = busy;
             goto fail;
         }
         for (unsigned i = 0; i < count; i++) {
@@ -154,6 +193,17 @@ fail:
             close(fds[a * count + i]);
     }
     return ret;
+}
+
+bool listen_notls(const char *spec, unsigned index)
+{
+    const char *item = spec;
+    for (unsigned i = 0; i < index && item != NULL; i++) {
+        item = strchr(item, ',');
+        if (item != NULL)
+            item++;
+    }
+    return item != NULL && strncmp(item, LISTEN_NOTLS, LISTEN_NOTLS_LEN) == 0;
 }
 
 int listen_open(const char *spec, uint32_t port, uint32_t backlog, unsigned count, int *fds,

@@ -10,10 +10,19 @@
 #ifndef CORECACHE_IO_LISTEN_H
 #define CORECACHE_IO_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define LISTEN_ADDRS_MAX 8
+
+/* An address may start with memcached's "notls:": that listener stays
+ * plain under -Z (listen_notls). */
+#define LISTEN_NOTLS "notls:"
+#define LISTEN_NOTLS_LEN 6
+
+/* Whether the index-th address of spec has the notls: prefix. */
+bool listen_notls(const char *spec, unsigned index);
 
 /*
  * Opens `count` sockets for each address of `spec`, listening with

@@ -46,10 +46,9 @@
 #include "log.h"
 #include "route.h"
 #include "shard.h"
+#include "tls.h"
 #include "uring.h"
 
-#define SHARD_TICK_NS (100 * 1000 * 1000)
-#define SHARD_CRAWL_BUDGET 2000
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
 
 /* --- completions ------------------------------------------------------- */
@@ -98,7 +97,9 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (shard->listen_ops[listener]->metrics_endpoint) {
         /* Scrapers are not counted against -c (the endpoint must answer
          * when the cache is full of clients), but their number is bounded. */
-        guard_accept_http(shard, fd, shard->listen_ops[listener]);
+        struct conn *conn = guard_accept_http(shard, fd, shard->listen_ops[listener]);
+        if (conn != NULL && shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn))
+            conn_close(conn, "out of memory starting TLS");
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
         return;
@@ -113,11 +114,16 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
         shard->m.rejected_connections++;
         log_info(srv, "shard %u: too many open connections (-c %u)", shard->id, srv->cfg.conn_limit);
-    } else if (conn_create(shard, fd, shard->listen_ops[listener]) == NULL) {
-        close(fd);
-        atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
-        shard->m.malloc_fails++;
-        log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+    } else {
+        struct conn *conn = conn_create(shard, fd, shard->listen_ops[listener]);
+        if (conn == NULL) {
+            close(fd);
+            atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+            shard->m.malloc_fails++;
+            log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
+        } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
+            conn_close(conn, "out of memory starting TLS");
+        }
     }
     if (!shard->accept_armed[listener] && !shard->stopping)
         arm_accept(shard, listener);

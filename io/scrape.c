@@ -29,12 +29,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/base64.h"
 #include "../core/http.h"
 #include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/store.h"
 #include "conn.h"
 #include "facts.h"
+#include "login.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
@@ -46,6 +48,9 @@ static const struct metric_desc latency_desc = {
     "Time to parse and serve a request on its shard, sampled (about 1 request in 16); a forwarded "
     "key's wait for its owner is not included"};
 #define SCRAPE_PREFIX "corecache_"
+/* corecache's release beside the protocol level `version` answers */
+#define BUILD_INFO SCRAPE_PREFIX "build_info"
+#define BUILD_INFO_HELP "corecache's own release, and the memcached protocol level it answers."
 
 /* kind bits of the gather */
 enum { SCRAPE_HEAD = 1, SCRAPE_KEEP_ALIVE = 2 };
@@ -138,6 +143,7 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     snprintf(latency_name, sizeof(latency_name), "%s%s", SCRAPE_PREFIX, latency_desc.name);
 
     ok = prom_render_exporter(body, tables, 3, &classes, SERVER_VERSION_STRING) &&
+         prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
                             nshards) &&
@@ -183,6 +189,21 @@ static void finish_after_write(struct conn *conn)
     conn->closing = true;
 }
 
+/* HTTP basic auth against --metrics-auth-file (io/login.c), when set. */
+static bool scrape_authorized(struct conn *conn, const struct http_req *req)
+{
+    const struct login *login = conn->shard->srv->login;
+    if (!login_http_enabled(login))
+        return true;
+    if (req->authorization == NULL || req->nauthorization > 1024)
+        return false;
+    char pair[BASE64_DECODED_MAX(1024)];
+    size_t n = http_basic_credentials(req->authorization, req->nauthorization, pair);
+    bool ok = n > 0 && login_http_check(login, pair, n);
+    memset(pair, 0, sizeof(pair));
+    return ok;
+}
+
 static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t *need)
 {
     struct http_req req;
@@ -191,12 +212,14 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     if (!conn->http_in_request) {
         /* the request's first bytes: its deadline runs from here (guard.c) */
         conn->http_in_request = true;
-        conn->http_since_ns = shard_clock_ns();
+        conn->http_since = conn->shard->now;
     }
     if (used == 0)
         return 0;
     conn->http_in_request = false;
     conn->last_cmd_time = conn->shard->now;
+    if (req.status == 200 && !scrape_authorized(conn, &req))
+        req.status = 401; /* --metrics-auth-file */
     if (req.status != 200) {
         if (!http_error(&conn->out.sink, req.status, req.method == HTTP_HEAD))
             conn_close(conn, "out of memory answering an HTTP error");
@@ -225,6 +248,8 @@ const struct conn_ops scrape_conn_ops = {
 
 bool scrape_describe(struct sink *out)
 {
+    static const char build_info[] = "server\tinfo\tcorecache_version\t" BUILD_INFO
+                                     "{version,memcached_protocol}\t" BUILD_INFO_HELP "\n";
     size_t first_items = store_class_metric_items_first;
     struct metric_desc hist = latency_desc;
     char name[128];
@@ -238,5 +263,5 @@ bool scrape_describe(struct sink *out)
                                store_class_metric_count - first_items) &&
            sink_puts(out, "shard\thistogram\t-\t") && sink_put(out, name, strlen(name)) &&
            sink_puts(out, "\t") && sink_put(out, hist.help, strlen(hist.help)) && sink_puts(out, "\n") &&
-           stats_describe_shards(out) && prom_describe_exporter(out);
+           sink_puts(out, build_info) && stats_describe_shards(out) && prom_describe_exporter(out);
 }

@@ -24,6 +24,7 @@
 #include "route.h"
 #include "shard.h"
 #include "stats.h"
+#include "tls.h"
 
 /* Carries out what exec asked of io/. */
 static void serve_act(struct conn *conn, const struct proto_req *req, const struct exec_result *r)
@@ -58,6 +59,10 @@ static void serve_act(struct conn *conn, const struct proto_req *req, const stru
         log_info(srv, "shutdown requested by a client");
         server_stop(srv);
         conn_close(conn, r->reason);
+        return;
+    case EXEC_REFRESH_CERTS:
+        if (!tls_refresh_command(srv->tls, r->noreply, &conn->out.sink))
+            conn_close(conn, "out of memory composing a reply");
         return;
     }
 }

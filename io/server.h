@@ -26,6 +26,8 @@
 struct shard;
 struct xchan;
 struct conn;
+struct tls_server;
+struct login;
 
 /*
  * What a server does with a request's keys. corecache's handler (local
@@ -44,10 +46,13 @@ struct server_handler {
     void (*shard_fini)(void *state);
 };
 
-/* The version we answer: the memcached protocol level we follow, then our
- * own release, so clients that gate features on "1.6" keep working. */
+/* The version `version` answers: the memcached release whose protocol we
+ * follow, alone, because clients parse it (the Node `memcached` package
+ * reads the last x.y.z of the line, others gate features on it). Our own
+ * release is CORECACHE_VERSION, shown by -V, `stats` (corecache_version)
+ * and /metrics (corecache_build_info). */
 #define CORECACHE_VERSION "0.1.0"
-#define SERVER_VERSION_STRING "1.6.18-corecache-" CORECACHE_VERSION
+#define SERVER_VERSION_STRING "1.6.18"
 
 struct server {
     const struct server_handler *handler;
@@ -63,6 +68,8 @@ struct server {
     pid_t pid;
     int64_t started_unix;   /* real start, for uptime */
     uint64_t out_cap;       /* unsent bytes per connection before reading pauses */
+    struct tls_server *tls; /* -Z (io/tls.c); NULL without */
+    struct login *login;    /* -Y, -S, --metrics-auth-file (io/login.c); NULL without */
 
     /* Startup gate: shards count themselves ready, main opens the gate once
      * every started shard has its ring (so every ring_fd is known). */
@@ -78,6 +85,7 @@ struct server {
     atomic_uint drained;         /* shards that have closed all connections */
     atomic_uint verbosity;       /* -v level, changed by `verbosity` */
     atomic_uint curr_conns;      /* open connections, for -c */
+    atomic_uint_least64_t listen_disabled_num; /* accepts failed with EMFILE/ENFILE */
 };
 
 /* The shared channel from shard `from` to shard `to`. */

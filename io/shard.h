@@ -35,8 +35,14 @@
 #include "outq.h"
 #include "server.h"
 
+/* The tick (clock refresh, crawler slice) and the items the crawler
+ * examines per tick: `stats settings` reports their ratio as memcached's
+ * lru_crawler_sleep (microseconds per item). */
+#define SHARD_TICK_NS (100 * 1000 * 1000)
+#define SHARD_CRAWL_BUDGET 2000
+
 /* A shard's own metrics (memcached's names where memcached has them). */
-#define SHARD_METRIC(ACTION)                                                                   \
+#define SHARD_METRIC(ACTION) \
     ACTION(curr_connections, GAUGE, "Number of open connections")                             \
     ACTION(total_connections, COUNTER, "Total number of connections opened since start")      \
     ACTION(rejected_connections, COUNTER, "Connections rejected because of the -c limit")     \
@@ -51,9 +57,11 @@
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
     ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
+    ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \
+    ACTION(ssl_new_sessions, COUNTER, "TLS sessions created (with -o ssl_session_cache)")    \
+    ACTION(auth_cmds, COUNTER, "Authentication attempts (-Y and -S)")                        \
+    ACTION(auth_errors, COUNTER, "Failed authentication attempts")                                 \
     /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \
-    ACTION(listen_disabled_num, COUNTER,                                                      \
-           "Times accepting paused because descriptors ran out (EMFILE/ENFILE)")             \
     ACTION(uring_sq_full, COUNTER,                                                            \
            "Times the io_uring submission queue was full and was submitted early")           \
     ACTION(uring_cq_overflows, COUNTER,                                                       \
@@ -107,6 +115,7 @@ struct shard {
     int listen_fds[SHARD_LISTENERS_MAX];
     bool accept_armed[SHARD_LISTENERS_MAX];
     const struct conn_ops *listen_ops[SHARD_LISTENERS_MAX]; /* what accepted sockets speak */
+    bool listen_tls[SHARD_LISTENERS_MAX]; /* accepted sockets start TLS (-Z, not notls:) */
     unsigned nlisten;
     bool timer_armed;
     /* accept paused after EMFILE/ENFILE (io/guard.c) */

@@ -32,12 +32,14 @@
 #include "../core/metrics.h"
 #include "../core/proto_bin.h"
 #include "../core/store.h"
+#include "cachedump.h"
 #include "conn.h"
 #include "facts.h"
 #include "listen.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
+#include "tls.h"
 
 /* What a stats gather answers: the group, and for a binary STAT the
  * request's opcode and opaque (its other fields are not kept). */
@@ -177,11 +179,13 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
     const size_t runtime = FACTS_PROCESS_COUNT, limits = runtime + FACTS_RUNTIME_COUNT;
     return metrics_render_stats(out, "", facts_desc, facts.v, FACTS_PROCESS_COUNT) &&
            metrics_stat_str(out, "version", SERVER_VERSION_STRING) &&
+           metrics_stat_str(out, "corecache_version", CORECACHE_VERSION) &&
            metrics_render_stats(out, "", facts_desc + runtime, facts.v + runtime, FACTS_RUNTIME_COUNT) &&
            metrics_render_stats(out, "", shard_metric_desc, sum->shard, SHARD_METRIC_COUNT) &&
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
            metrics_render_stats(out, "", store_metric_desc + after, sum->store + after, n - after) &&
-           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT);
+           metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT) &&
+           tls_render_stats(shard->srv->tls, (int64_t)facts.time, out);
 }
 
 /*
@@ -235,8 +239,20 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
            metrics_stat_str(out, "lru_crawler", "yes") &&
+           metrics_stat_u64(out, "lru_crawler_sleep", SHARD_TICK_NS / 1000 / SHARD_CRAWL_BUDGET) &&
+           metrics_stat_u64(out, "lru_crawler_tocrawl", 0) && /* every lap covers every item */
+           metrics_stat_str(out, "dump_enabled", "yes") &&
+           /* one LRU per class, evicting inline: no maintainer, no segments */
+           metrics_stat_str(out, "lru_maintainer_thread", "no") &&
+           metrics_stat_str(out, "lru_segmented", "no") &&
+           metrics_stat_u64(out, "hot_lru_pct", 0) &&
+           metrics_stat_u64(out, "warm_lru_pct", 0) &&
+           metrics_stat_str(out, "hot_max_factor", "0.00") &&
+           metrics_stat_str(out, "warm_max_factor", "0.00") &&
+           metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&
+           tls_render_settings(srv->tls, &cfg, out) &&
            sink_puts(out, "END\r\n");
 }
 
@@ -375,6 +391,8 @@ bool stats_answer(struct conn *conn, const struct proto_req *req, enum exec_stat
     ask.req.bin = req->bin;
     if (group == EXEC_STATS_SETTINGS)
         return render_ask(conn->shard, &ask, NULL, NULL, &conn->out.sink);
+    if (group == EXEC_STATS_CACHEDUMP) /* memcdump, php-memcached getAllKeys() */
+        return cachedump_command(conn, req->args, req->nargs);
     if (group == EXEC_STATS_CONNS) {
         struct conns_text *ct = calloc(1, sizeof(*ct));
         if (ct == NULL)

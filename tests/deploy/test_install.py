@@ -179,6 +179,74 @@ class InstallTest(unittest.TestCase):
         self.assertIn("nothing to do", self.ok())
         self.assertTrue(open(conf).read().endswith("# tuned by hand\n"))
 
+    def test_install_tls_and_auth_files(self):
+        """--tls-cert/--tls-key/--tls-ca and --auth-file copy the files under
+        /etc/corecache (the key and passwords readable by the service's group
+        only), set -Z -o ssl_* and -Y, survive a run without settings, and
+        go away with "" (flags and files). The installed config serves TLS
+        and asks for the password."""
+        certs = os.path.join(self.tmp.name, "certs")
+        os.mkdir(certs)
+        ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        subprocess.run(["openssl", "genpkey"] + ec + ["-out", certs + "/k.pem"], check=True,
+                       capture_output=True)
+        subprocess.run(["openssl", "req", "-x509", "-new", "-key", certs + "/k.pem", "-days", "2",
+                        "-subj", "/CN=localhost", "-out", certs + "/c.pem"], check=True, capture_output=True)
+        with open(certs + "/users", "w") as f:
+            f.write("app:s3cret\n")
+        out = self.ok("--port", "23456", "--tls-cert", certs + "/c.pem", "--tls-key", certs + "/k.pem",
+                      "--tls-ca", certs + "/c.pem", "--tls-verify", "1", "--auth-file", certs + "/users")
+        conf = os.path.join(self.dest, "etc/corecache/corecache.conf")
+        opts = deploylib.parse_env(conf)["CORECACHE_OPTS"].split()
+        self.assertIn("-Z", opts)
+        self.assertEqual(opts[opts.index("-o") + 1],
+                         "ssl_chain_cert=/etc/corecache/tls/server.pem,ssl_key=/etc/corecache/tls/server.key,"
+                         "ssl_ca_cert=/etc/corecache/tls/ca.pem,ssl_verify_mode=1")
+        self.assertEqual(opts[opts.index("-Y") + 1], "/etc/corecache/auth")
+        modes = {p: os.stat(os.path.join(self.dest, p)).st_mode & 0o777
+                 for p in ("etc/corecache/tls/server.pem", "etc/corecache/tls/server.key",
+                           "etc/corecache/tls/ca.pem", "etc/corecache/auth")}
+        self.assertEqual(modes, {"etc/corecache/tls/server.pem": 0o644, "etc/corecache/tls/server.key": 0o640,
+                                 "etc/corecache/tls/ca.pem": 0o644, "etc/corecache/auth": 0o640})
+        self.assertIn("nothing to do", self.ok())
+        with open(os.path.join(self.dest, "var/lib/corecache/install.manifest")) as f:
+            self.assertIn("f /etc/corecache/tls/server.key", f.read())
+
+        # The installed flags, files moved into the scratch root, serve TLS
+        # with the password asked first (as root the key is read before -u).
+        if os.geteuid() == 0:
+            import ssl
+            port = harness.free_port()
+            argv = [os.path.join(self.dest, "usr/bin/corecache")] + [
+                a.replace("/etc/corecache", os.path.join(self.dest, "etc/corecache")) for a in opts]
+            argv = [a if a != "23456" else str(port) for a in argv] + ["-u", "nobody"]
+            proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+            try:
+                self.assertTrue(self._wait_port(port, proc), proc.stderr.read1(4096) if proc.poll() else "")
+                ctx = ssl.create_default_context(cafile=certs + "/c.pem")
+                with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                     server_hostname="localhost") as s:
+                    s.sendall(b"get x\r\nset a 0 0 10\r\napp s3cret\r\n")
+                    data = b""
+                    while not data.endswith(b"STORED\r\n"):
+                        chunk = s.recv(4096)
+                        self.assertTrue(chunk, data)
+                        data += chunk
+                    self.assertEqual(data, b"CLIENT_ERROR unauthenticated\r\nSTORED\r\n")
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+
+        self.ok("--tls-cert", "", "--auth-file", "")
+        opts = deploylib.parse_env(conf)["CORECACHE_OPTS"].split()
+        for flag in ("-Z", "-o", "-Y"):
+            self.assertNotIn(flag, opts)
+        for p in ("etc/corecache/tls/server.pem", "etc/corecache/tls/server.key", "etc/corecache/auth"):
+            self.assertFalse(os.path.exists(os.path.join(self.dest, p)), p)
+        rc, out, err = self.install("--tls-cert", certs + "/c.pem")
+        self.assertEqual(rc, 1)
+        self.assertIn("--tls-cert needs --tls-key", err)
+
     def test_install_privileged_port_gets_only_that_capability(self):
         self.ok("--port", "411")
         dropin = deploylib.Installed(self.dest).dropin

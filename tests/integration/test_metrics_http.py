@@ -230,7 +230,7 @@ class ListenTest(unittest.TestCase):
                 for c in clients:
                     c.close()
 
-    def test_metrics_port_in_use_exits_1(self):
+    def test_metrics_port_in_use_exits_71(self):
         holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
@@ -240,7 +240,7 @@ class ListenTest(unittest.TestCase):
             proc = subprocess.run([harness.SERVER, "-p", str(port), "-l", "127.0.0.1", "--metrics-port",
                                    str(busy)] + harness.user_flags(), stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=10)
-            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertEqual(proc.returncode, 71, proc.stderr)  # memcached's EX_OSERR
             self.assertIn(b"port %d" % busy, proc.stderr)
         finally:
             holder.close()

@@ -74,6 +74,7 @@ static const char *err_text(struct fixture *f)
 #define EXPECT_EQ_COUNT(a, b) assert_int_equal((a), (b))
 #define EXPECT_EQ_FLAG(a, b) assert_int_equal((a), (b))
 #define EXPECT_EQ_DOUBLE(a, b) assert_true((a) == (b))
+#define EXPECT_EQ_EXT(a, b) EXPECT_EQ_STR(a, b)
 #define EXPECT_EQ_STR(a, b)                                                                      \
     do {                                                                                         \
         if ((a) == NULL || (b) == NULL)                                                          \
@@ -162,6 +163,24 @@ static void want_metrics_port(struct cfg *c) { c->metrics_port = 9150; }
 static void want_protocol(struct cfg *c) { c->protocol = "binary"; }
 static void want_default_ttl(struct cfg *c) { c->default_ttl = 3600; }
 static void want_max_ttl(struct cfg *c) { c->max_ttl = 86400; }
+static void want_strict_keys(struct cfg *c) { c->strict_keys = true; }
+static void want_extended(struct cfg *c) { c->extended = "ssl_key=k.pem"; c->ssl_key = "k.pem"; }
+static void want_ssl(struct cfg *c) { c->enable_ssl = true; }
+static void want_chain(struct cfg *c) { c->ssl_chain_cert = "c.pem"; }
+static void want_key(struct cfg *c) { c->ssl_key = "k.pem"; }
+static void want_verify(struct cfg *c) { c->ssl_verify_mode = 2; }
+static void want_keyformat(struct cfg *c) { c->ssl_keyformat = 2; }
+static void want_wbuf(struct cfg *c) { c->ssl_wbuf_size = 32; }
+static void want_ca(struct cfg *c) { c->ssl_ca_cert = "ca.pem"; }
+static void want_ciphers(struct cfg *c) { c->ssl_ciphers = "HIGH"; }
+static void want_min_version(struct cfg *c) { c->ssl_min_version = 3; }
+static void want_sess(struct cfg *c) { c->ssl_session_cache = true; }
+static void want_ktls(struct cfg *c) { c->ssl_kernel_tls = true; }
+static void want_auth_file(struct cfg *c) { c->auth_file = "users"; }
+static void want_sasl(struct cfg *c) { c->enable_sasl = true; }
+static void want_pwdb(struct cfg *c) { c->sasl_pwdb = "pw"; }
+static void want_metrics_listen(struct cfg *c) { c->metrics_listen = "127.0.0.2"; }
+static void want_metrics_auth(struct cfg *c) { c->metrics_auth_file = "http-users"; }
 static void want_conn_memory(struct cfg *c) { c->conn_memory = 100 * MB; }
 static void want_metrics_idle(struct cfg *c) { c->metrics_idle_timeout = 5; }
 static void want_recv_buffers(struct cfg *c) { c->recv_buffers = 64; }
@@ -191,11 +210,68 @@ static const struct option_case option_cases[] = {
     {'B', "protocol", "binary", want_protocol},
     {0, "default-ttl", "3600", want_default_ttl}, /* long only */
     {0, "max-ttl", "86400", want_max_ttl},
+    {0, "strict-keys", NULL, want_strict_keys},
+    {'o', "extended", "ssl_key=k.pem", want_extended},
+    {'Z', "enable-ssl", NULL, want_ssl},
+    {0, "ssl-chain-cert", "c.pem", want_chain},
+    {0, "ssl-key", "k.pem", want_key},
+    {0, "ssl-keyformat", "2", want_keyformat},
+    {0, "ssl-verify-mode", "2", want_verify},
+    {0, "ssl-wbuf-size", "32", want_wbuf},
+    {0, "ssl-ca-cert", "ca.pem", want_ca},
+    {0, "ssl-ciphers", "HIGH", want_ciphers},
+    {0, "ssl-min-version", "3", want_min_version},
+    {0, "ssl-session-cache", NULL, want_sess},
+    {0, "ssl-kernel-tls", NULL, want_ktls},
+    {'Y', "auth-file", "users", want_auth_file},
+    {'S', "enable-sasl", NULL, want_sasl},
+    {0, "sasl-pwdb", "pw", want_pwdb},
+    {0, "metrics-listen", "127.0.0.2", want_metrics_listen},
+    {0, "metrics-auth-file", "http-users", want_metrics_auth},
     {0, "conn-memory", "100", want_conn_memory},
     {0, "metrics-idle-timeout", "5", want_metrics_idle},
     {0, "recv-buffers", "64", want_recv_buffers},
     {0, "uring-cq-entries", "1024", want_cq_entries},
 };
+
+/* memcached's -o list: every ssl_* suboption in one argument, values
+ * copied out of argv and still valid after parsing returns. */
+static void test_cfg_extended_ssl_suboptions(void **state)
+{
+    struct fixture *f = *state;
+    char list[] = "ssl_chain_cert=/etc/c.pem,ssl_key=/etc/k.pem,ssl_ca_cert=ca.pem,"
+                  "ssl_verify_mode=3,ssl_min_version=3,ssl_session_cache,ssl_ciphers=HIGH";
+    assert_true(parse(f, "-Z", "-o", list, NULL));
+    assert_true(f->cfg.enable_ssl);
+    assert_string_equal(f->cfg.ssl_chain_cert, "/etc/c.pem");
+    assert_string_equal(f->cfg.ssl_key, "/etc/k.pem");
+    assert_string_equal(f->cfg.ssl_ca_cert, "ca.pem");
+    assert_string_equal(f->cfg.ssl_ciphers, "HIGH");
+    assert_int_equal(f->cfg.ssl_verify_mode, 3);
+    assert_int_equal(f->cfg.ssl_min_version, 3);
+    assert_true(f->cfg.ssl_session_cache);
+    /* the values live in the cfg, not in the argument */
+    memset(list, 'x', sizeof(list) - 1);
+    assert_string_equal(f->cfg.ssl_key, "/etc/k.pem");
+    /* inside this cfg's own buffer (cfg_parse moved them out of its copy) */
+    assert_true((uintptr_t)f->cfg.ssl_key >= (uintptr_t)f->cfg.ext_buf &&
+                (uintptr_t)f->cfg.ssl_key < (uintptr_t)(f->cfg.ext_buf + sizeof(f->cfg.ext_buf)));
+}
+
+static void test_cfg_extended_errors(void **state)
+{
+    struct fixture *f = *state;
+    assert_false(parse(f, "-o", "ssl_bogus=1", NULL));
+    expect_error(f, "corecache: -o ssl_bogus: unknown extended option; see corecache -h\n");
+    assert_false(parse(f, "-o", "ssl_key", NULL));
+    expect_error(f, "corecache: -o ssl_key: missing value (name=value)\n");
+    assert_false(parse(f, "-o", "ssl_session_cache=1", NULL));
+    expect_error(f, "corecache: -o ssl_session_cache=1: this option takes no value\n");
+    assert_false(parse(f, "-o", "ssl_verify_mode=4", NULL));
+    expect_error(f, "corecache: --ssl-verify-mode 4: verify mode must be 0 (none), 1 (request), 2 (require) or 3 (once)\n");
+    assert_false(parse(f, "-o", "ssl_min_version=9", NULL));
+    assert_false(parse(f, "-o", "extended=x", NULL));
+}
 
 static void test_cfg_parse_every_option_every_form(void **state)
 {
@@ -664,6 +740,7 @@ static void test_cfg_settings_render_memcached_names(void **state)
         "STAT num_threads 2\r\n",      "STAT cas_enabled no\r\n",
         "STAT tcp_backlog 1024\r\n",   "STAT item_size_max 1048576\r\n",
         "STAT default_ttl 0\r\n",       "STAT max_ttl 0\r\n",
+        "STAT auth_enabled_sasl no\r\n", "STAT auth_enabled_ascii no\r\n",
     };
     /* in memcached's order, and nothing else */
     const char *p = text;
@@ -681,6 +758,13 @@ static void test_cfg_settings_render_memcached_names(void **state)
     assert_non_null(strstr(text, "STAT evictions on\r\n"));
     assert_non_null(strstr(text, "STAT cas_enabled yes\r\n"));
     assert_non_null(strstr(text, "STAT shutdown_command no\r\n"));
+    free(text);
+    /* memcached shows -Y's file, -S as yes */
+    assert_true(parse(f, "-Y", "/etc/users", "-S", NULL));
+    test_sink_clear(&out);
+    assert_true(cfg_render_settings(&f->cfg, &out.sink));
+    text = test_sink_text(&out);
+    assert_non_null(strstr(text, "STAT auth_enabled_sasl yes\r\nSTAT auth_enabled_ascii /etc/users\r\n"));
     free(text);
     test_sink_fini(&out);
 }
@@ -750,6 +834,8 @@ int main(void)
         T(test_cfg_settings_render_memcached_names),
         T(test_cfg_settings_full_sink_fails),
         T(test_cfg_ttl_options),
+        T(test_cfg_extended_ssl_suboptions),
+        T(test_cfg_extended_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,10 +240,32 @@ static void test_http_response_head_exact(void **state)
     test_sink_fini(&ts);
 }
 
+/* The Authorization field is kept, and basic credentials decode. */
+static void test_http_basic_auth(void **state)
+{
+    (void)state;
+    static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization:  Basic "
+                               "cHJvbTpzM2NyZXQ= \r\n\r\n";
+    struct http_req req;
+    assert_int_equal(http_parse(head, strlen(head), "/metrics", &req), strlen(head));
+    assert_int_equal(req.status, 200);
+    assert_int_equal(req.nauthorization, strlen("Basic cHJvbTpzM2NyZXQ="));
+    char out[64];
+    size_t n = http_basic_credentials(req.authorization, req.nauthorization, out);
+    assert_int_equal(n, 11);
+    assert_memory_equal(out, "prom:s3cret", 11);
+    assert_int_equal(http_basic_credentials("basic cHJvbTpzM2NyZXQ=", 22, out), 11);
+    assert_int_equal(http_basic_credentials("Bearer abc", 10, out), 0);
+    assert_int_equal(http_basic_credentials("Basic ", 6, out), 0);
+    static const char none[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(http_parse(none, strlen(none), "/metrics", &req), strlen(none));
+    assert_null(req.authorization);
+}
+
 static void test_http_error_responses(void **state)
 {
     (void)state;
-    static const unsigned statuses[] = {400, 404, 405, 431, 500, 505};
+    static const unsigned statuses[] = {400, 401, 404, 405, 431, 500, 505};
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
         struct test_sink ts;
         test_sink_init(&ts, 16);
@@ -262,6 +284,8 @@ static void test_http_error_responses(void **state)
         snprintf(cl, sizeof(cl), "\r\nContent-Length: %zu\r\n", strlen(want_body));
         assert_non_null(strstr(text, cl));
         assert_true((strstr(text, "\r\nAllow: GET, HEAD\r\n") != NULL) == (statuses[i] == 405));
+        assert_true((strstr(text, "\r\nWWW-Authenticate: Basic realm=\"corecache\"\r\n") != NULL) ==
+                    (statuses[i] == 401));
         free(text);
         /* HEAD: the same head, no body */
         test_sink_clear(&ts);
@@ -295,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_http_head_over_limit_is_431),
         cmocka_unit_test(test_http_response_head_exact),
         cmocka_unit_test(test_http_error_responses),
+        cmocka_unit_test(test_http_basic_auth),
         cmocka_unit_test(test_http_response_fails_when_sink_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,11 +155,11 @@ static void test_prom_renders_store_tables_in_both_formats(void **state)
     ACTION(max_connections, GAUGE, "-c")                                                   \
     ACTION(limit_maxbytes, GAUGE, "-m")                                                    \
     ACTION(accepting_conns, GAUGE, "accepting")                                            \
+    ACTION(listen_disabled_num, COUNTER, "listen disabled")                                \
     ACTION(curr_connections, GAUGE, "conns")                                               \
     ACTION(total_connections, COUNTER, "conns ever")                                       \
     ACTION(rejected_connections, COUNTER, "rejected")                                      \
     ACTION(conn_yields, COUNTER, "yields")                                                 \
-    ACTION(listen_disabled_num, COUNTER, "paused")                                         \
     ACTION(bytes_read, COUNTER, "read")                                                    \
     ACTION(bytes_written, COUNTER, "written")                                              \
     ACTION(cmd_flush, COUNTER, "flushes")

@@ -21,6 +21,15 @@
 #include "proto.h"
 #include "test_fixture.h"
 
+/* A parser with --strict-keys: control bytes in keys refused. */
+static int setup_strict(void **state)
+{
+    int ret = parser_fixture_setup(state);
+    if (ret == 0)
+        ((struct proto_parser *)*state)->limits.strict_keys = true;
+    return ret;
+}
+
 /* Parses a literal (embedded NULs included). */
 #define PARSE(parser, lit, req) proto_parse((parser), (lit), sizeof(lit) - 1, (req), NULL)
 
@@ -180,7 +189,7 @@ static void test_proto_get_errors(void **state)
     EXPECT_LINE_ERROR(parser, "gat\r\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "gx a\r\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "gat x a\r\n", BAD_EXPTIME, false);
-    EXPECT_LINE_ERROR(parser, "gats 2147483648 a\r\n", BAD_EXPTIME, false);
+    EXPECT_LINE_ERROR(parser, "gats 99999999999999999999 a\r\n", BAD_EXPTIME, false);
     /* get has no noreply: it is a key */
     struct proto_req req;
     assert_int_equal(PARSE(parser, "get a noreply\r\n", &req), 15);
@@ -211,6 +220,8 @@ static void test_proto_get_key_length_limit(void **state)
     expect_error(parser, buf, len, BAD_FORMAT, false, len);
 }
 
+/* --strict-keys: a key with a control byte is refused; a storage
+ * command's block is swallowed so the connection stays in step. */
 static void test_proto_key_control_bytes_refused(void **state)
 {
     struct proto_parser *parser = *state;
@@ -219,6 +230,8 @@ static void test_proto_key_control_bytes_refused(void **state)
     EXPECT_LINE_ERROR(parser, "get a\r\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "get ok \x01\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set a\x1b 0 0 1 noreply\r\n", BAD_FORMAT, true);
+    assert_int_equal(parser->swallow, 3); /* "x\r\n" to come */
+    parser->swallow = 0;
     EXPECT_LINE_ERROR(parser, "delete a\x02\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "incr a\x03 1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "touch a\x04 1 noreply\r\n", BAD_FORMAT, true);
@@ -229,9 +242,6 @@ static void test_proto_key_control_bytes_refused(void **state)
     assert_bytes(req.key, req.nkey, "\xc3\xa9t\xc3\xa9");
 }
 
-/* A NUL is a control byte like any other: memcached would end the line
- * there (strlen) and serve key "a" for "a\0zzz", silently the wrong key;
- * we refuse the key, and a NUL elsewhere makes its token invalid. */
 /* The tokenizer tests 8 bytes per step: a control byte, DEL or a space must
  * be found at every offset of a long key, and UTF-8 bytes never flagged. */
 static void test_proto_special_byte_at_every_offset(void **state)
@@ -284,6 +294,9 @@ static void test_proto_special_byte_at_every_offset(void **state)
     }
 }
 
+/* --strict-keys: a NUL is a control byte like any other (memcached would
+ * end the line there and serve key "a" for "a\0zzz"): the key is refused,
+ * and a NUL elsewhere makes its token invalid. */
 static void test_proto_nul_is_a_control_byte(void **state)
 {
     struct proto_parser *parser = *state;
@@ -297,6 +310,8 @@ static void test_proto_nul_is_a_control_byte(void **state)
     assert_int_equal(PARSE(parser, set, &req), sizeof("set k\0 0 0 1\r\n") - 1);
     assert_int_equal(req.cmd, PROTO_ERROR);
     assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
+    assert_int_equal(parser->swallow, 3);
+    parser->swallow = 0;
 
     const char setlen[] = "set k 0 0 1\0junk\r\nx\r\n";
     assert_int_equal(PARSE(parser, setlen, &req), sizeof("set k 0 0 1\0junk\r\n") - 1);
@@ -304,6 +319,112 @@ static void test_proto_nul_is_a_control_byte(void **state)
     assert_string_equal(req.error, "CLIENT_ERROR bad command line format");
 
     EXPECT_LINE_ERROR(parser, "\0get a\r\n", "ERROR", false);
+}
+
+/* issue 16: memcached's tokenizer splits on ' ' only, so control bytes,
+ * DEL and tabs are key bytes (memaslap's keys hold them). */
+static void test_issue16_control_byte_keys_accepted(void **state)
+{
+    struct proto_parser *parser = *state;
+    struct proto_req req;
+    assert_int_equal(PARSE(parser, "get a\tb\r\n", &req), sizeof("get a\tb\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_GET);
+    assert_bytes(req.key, req.nkey, "a\tb");
+    assert_int_equal(PARSE(parser, "get ok \x01\x7f\r\n", &req), sizeof("get ok \x01\x7f\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_GET);
+    assert_int_equal(req.nkeys, 2);
+    assert_int_equal(PARSE(parser, "get a\r\r\n", &req), sizeof("get a\r\r\n") - 1);
+    assert_bytes(req.key, req.nkey, "a\r");
+    assert_int_equal(PARSE(parser, "set a\x1b\x02 0 0 1 noreply\r\nx\r\n", &req), sizeof("set a\x1b\x02 0 0 1 noreply\r\nx\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_SET);
+    assert_bytes(req.key, req.nkey, "a\x1b\x02");
+    assert_int_equal(PARSE(parser, "incr a\x03 1\r\n", &req), sizeof("incr a\x03 1\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_INCR);
+    assert_int_equal(PARSE(parser, "touch a\x04 1 noreply\r\n", &req), sizeof("touch a\x04 1 noreply\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_TOUCH);
+    assert_true(req.noreply);
+    assert_int_equal(PARSE(parser, "delete a\x05\r\n", &req), sizeof("delete a\x05\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_DELETE);
+    /* every offset of a long key, through the word-at-a-time scan */
+    static const char specials[] = {'\x01', '\x1f', '\x7f', '\t'};
+    for (unsigned s = 0; s < sizeof(specials); s++) {
+        for (unsigned at = 0; at < 40; at++) {
+            char line[46];
+            memcpy(line, "get ", 4);
+            memset(line + 4, 'k', 40);
+            line[4 + at] = specials[s];
+            memcpy(line + 44, "\r\n", 2);
+            assert_int_equal(proto_parse(parser, line, 46, &req, NULL), 46);
+            assert_int_equal(req.cmd, PROTO_GET);
+            assert_int_equal(req.nkey, 40);
+        }
+    }
+}
+
+/* issue 16: a NUL ends memcached's command text (strlen), whatever
+ * follows on the line; the data block still starts after the newline. */
+static void test_issue16_nul_ends_the_line(void **state)
+{
+    struct proto_parser *parser = *state;
+    struct proto_req req;
+    const char get[] = "get a\0zzz\r\n";
+    assert_int_equal(PARSE(parser, get, &req), sizeof(get) - 1);
+    assert_int_equal(req.cmd, PROTO_GET);
+    assert_bytes(req.key, req.nkey, "a");
+    assert_int_equal(req.nkeys, 1);
+
+    const char set[] = "set k 0 0 1\0junk\r\nx\r\n";
+    assert_int_equal(PARSE(parser, set, &req), sizeof(set) - 1);
+    assert_int_equal(req.cmd, PROTO_SET);
+    assert_bytes(req.value, req.nbytes, "x");
+
+    const char short_set[] = "set k\0 0 0 1\r\nx\r\n"; /* two tokens: ERROR */
+    assert_int_equal(PARSE(parser, short_set, &req), sizeof("set k\0 0 0 1\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_ERROR);
+    assert_string_equal(req.error, "ERROR");
+    EXPECT_LINE_ERROR(parser, "\0get a\r\n", "ERROR", false);
+}
+
+/* issue 16: numbers as memcached 1.6.18 reads them. Exptimes and lengths
+ * are strtol() kept to their low 32 bits as signed (4294967295 is -1:
+ * libmemcached sends Django's timeout=0 so), flags strtoul() kept to 32
+ * bits. Each line is accepted whole, so nothing is left to desynchronize. */
+static void test_issue16_numbers_truncate_as_memcached(void **state)
+{
+    struct proto_parser *parser = *state;
+    struct proto_req req;
+    assert_int_equal(PARSE(parser, "set k 16 4294967295 1\r\nx\r\n", &req), sizeof("set k 16 4294967295 1\r\nx\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_SET);
+    assert_int_equal(req.exptime, -1);
+    assert_int_equal(req.flags, 16);
+    assert_int_equal(PARSE(parser, "set k 4294967296 2147483648 1\r\nx\r\n", &req), sizeof("set k 4294967296 2147483648 1\r\nx\r\n") - 1);
+    assert_int_equal(req.flags, 0);
+    assert_int_equal(req.exptime, INT32_MIN);
+    assert_int_equal(PARSE(parser, "set k 4294967297 -2147483649 1\r\nx\r\n", &req), sizeof("set k 4294967297 -2147483649 1\r\nx\r\n") - 1);
+    assert_int_equal(req.flags, 1);
+    assert_int_equal(req.exptime, INT32_MAX);
+    /* a length of 4294967297 is 1 */
+    assert_int_equal(PARSE(parser, "add k 0 0 4294967297\r\nx\r\n", &req), sizeof("add k 0 0 4294967297\r\nx\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_ADD);
+    assert_int_equal(req.nbytes, 1);
+    assert_int_equal(PARSE(parser, "cas k 0 8589934591 1 7\r\nx\r\n", &req), sizeof("cas k 0 8589934591 1 7\r\nx\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_CAS);
+    assert_int_equal(req.exptime, -1);
+    assert_int_equal(PARSE(parser, "touch k 4294967295\r\n", &req), sizeof("touch k 4294967295\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_TOUCH);
+    assert_int_equal(req.exptime, -1);
+    assert_int_equal(PARSE(parser, "gat 4294967296 k\r\n", &req), sizeof("gat 4294967296 k\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_GAT);
+    assert_int_equal(req.exptime, 0);
+    assert_int_equal(PARSE(parser, "flush_all 4294967306\r\n", &req), sizeof("flush_all 4294967306\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_FLUSH_ALL);
+    assert_int_equal(req.exptime, 10);
+    assert_int_equal(PARSE(parser, "flush_all 2147483648\r\n", &req), sizeof("flush_all 2147483648\r\n") - 1);
+    assert_int_equal(req.exptime, 0); /* INT32_MIN: now */
+    /* a delta is 64-bit as in memcached */
+    assert_int_equal(PARSE(parser, "incr k 18446744073709551615\r\n", &req), sizeof("incr k 18446744073709551615\r\n") - 1);
+    assert_int_equal(req.cmd, PROTO_INCR);
+    assert_true(req.delta == UINT64_MAX);
 }
 
 /* --- storage --------------------------------------------------------- */
@@ -432,20 +553,19 @@ static void test_proto_storage_header_errors(void **state)
     assert_int_equal(req.cmd, PROTO_ERROR);
     assert_string_equal(req.error, "ERROR");
 
-    /* flags above 32 bits: refused (memcached would truncate to 0) */
-    EXPECT_LINE_ERROR(parser, "set k 4294967296 0 1\r\n", BAD_FORMAT, false);
+    EXPECT_LINE_ERROR(parser, "set k 18446744073709551616 0 1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set k 1x 0 1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set k 0x10 0 1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set k + 0 1\r\n", BAD_FORMAT, false);
-    /* exptime outside int32: refused (memcached would truncate) */
-    EXPECT_LINE_ERROR(parser, "set k 0 2147483648 1\r\n", BAD_FORMAT, false);
-    EXPECT_LINE_ERROR(parser, "set k 0 -2147483649 1\r\n", BAD_FORMAT, false);
+    /* exptime outside strtol's long: ERANGE */
     EXPECT_LINE_ERROR(parser, "set k 0 99999999999999999999 1\r\n", BAD_FORMAT, false);
+    EXPECT_LINE_ERROR(parser, "set k 0 -9223372036854775809 1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set k 0 abc 1 noreply\r\n", BAD_FORMAT, true);
     /* vlen: negative, above INT32_MAX - 2, or wrapping */
     EXPECT_LINE_ERROR(parser, "set k 0 0 -1\r\n", BAD_FORMAT, false);
     EXPECT_LINE_ERROR(parser, "set k 0 0 2147483646\r\n", BAD_FORMAT, false);
-    EXPECT_LINE_ERROR(parser, "set k 0 0 4294967297\r\n", BAD_FORMAT, false);
+    EXPECT_LINE_ERROR(parser, "set k 0 0 4294967295\r\n", BAD_FORMAT, false); /* -1 */
+    EXPECT_LINE_ERROR(parser, "set k 0 0 99999999999999999999\r\n", BAD_FORMAT, false);
     /* "noreply" as the length: silenced, as memcached */
     EXPECT_LINE_ERROR(parser, "set k 0 0 noreply\r\n", BAD_FORMAT, true);
     /* key too long */
@@ -656,7 +776,7 @@ static void test_proto_touch(void **state)
     assert_true(req.noreply);
 
     EXPECT_LINE_ERROR(parser, "touch k x\r\n", BAD_EXPTIME, false);
-    EXPECT_LINE_ERROR(parser, "touch k 4294967296 noreply\r\n", BAD_EXPTIME, true);
+    EXPECT_LINE_ERROR(parser, "touch k 9223372036854775808 noreply\r\n", BAD_EXPTIME, true);
     EXPECT_LINE_ERROR(parser, "touch k\r\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "touch k 1 2 3\r\n", "ERROR", false);
 }
@@ -717,7 +837,7 @@ static void test_proto_flush_all_forms(void **state)
     EXPECT_LINE_ERROR(parser, "flush_all x\r\n", BAD_EXPTIME, false);
     EXPECT_LINE_ERROR(parser, "flush_all noreply 10\r\n", BAD_EXPTIME, false);
     EXPECT_LINE_ERROR(parser, "flush_all noreply noreply\r\n", BAD_EXPTIME, true);
-    EXPECT_LINE_ERROR(parser, "flush_all 2147483648\r\n", BAD_EXPTIME, false);
+    EXPECT_LINE_ERROR(parser, "flush_all 9223372036854775808\r\n", BAD_EXPTIME, false);
     EXPECT_LINE_ERROR(parser, "flush_all 1 2 3\r\n", "ERROR", false);
 }
 
@@ -1042,6 +1162,7 @@ static void test_proto_cmd_helpers(void **state)
 }
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, parser_fixture_setup, parser_fixture_teardown)
+#define TEST_STRICT(name) cmocka_unit_test_setup_teardown(name, setup_strict, parser_fixture_teardown)
 
 int main(void)
 {
@@ -1053,9 +1174,12 @@ int main(void)
         TEST(test_proto_get_aliases_and_touch_forms),
         TEST(test_proto_get_errors),
         TEST(test_proto_get_key_length_limit),
-        TEST(test_proto_key_control_bytes_refused),
-        TEST(test_proto_nul_is_a_control_byte),
-        TEST(test_proto_special_byte_at_every_offset),
+        TEST_STRICT(test_proto_key_control_bytes_refused),
+        TEST_STRICT(test_proto_nul_is_a_control_byte),
+        TEST_STRICT(test_proto_special_byte_at_every_offset),
+        TEST(test_issue16_control_byte_keys_accepted),
+        TEST(test_issue16_nul_ends_the_line),
+        TEST(test_issue16_numbers_truncate_as_memcached),
         TEST(test_proto_storage_commands),
         TEST(test_proto_cas_command),
         TEST(test_proto_storage_value_framing),

@@ -196,12 +196,40 @@ static void test_proto_meta_mg_errors(void **state)
     n = snprintf(line, sizeof(line), "mg %0250d v\r\n", 0);
     struct proto_req req = parse_one(parser, line, (size_t)n, PROTO_MG);
     assert_int_equal(req.nkey, 250);
-    /* our difference: a key with a control byte */
+    /* a TTL outside strtol's long */
+    EXPECT_ERROR(parser, "mg k T9223372036854775808\r\n", BAD_TOKEN);
+    EXPECT_ERROR(parser, "mg k N-9223372036854775809\r\n", BAD_TOKEN);
+}
+
+/* --strict-keys: a key with a control byte is refused, a NUL in a flag is
+ * an invalid flag, and ms swallows its block. */
+static void test_proto_meta_strict_keys(void **state)
+{
+    struct proto_parser *parser = *state;
+    parser->limits.strict_keys = true;
     EXPECT_ERROR(parser, "mg k\x01y v\r\n", BAD_FORMAT);
-    /* our difference: a TTL outside int32, a NUL in a flag */
-    EXPECT_ERROR(parser, "mg k T2147483648\r\n", BAD_TOKEN);
-    EXPECT_ERROR(parser, "mg k N-2147483649\r\n", BAD_TOKEN);
     expect_error(parser, "mg k O\0x\r\n", LEN("mg k O\0x\r\n"), BAD_FLAG, LEN("mg k O\0x\r\n"), 0);
+    expect_ms_error(parser, "ms k\x01 2\r\n", "hi\r\n", BAD_FORMAT);
+}
+
+/* issue 16: meta numbers as memcached 1.6.18 reads them (T, N, R strtol's
+ * low 32 bits, F strtoul's), control bytes in keys accepted, and a NUL
+ * ending the line. */
+static void test_issue16_meta_numbers_and_keys(void **state)
+{
+    struct proto_parser *parser = *state;
+    struct proto_req req = PARSE_ONE(parser, "mg k\x01y T4294967295 N2147483648 v\r\n", PROTO_MG);
+    assert_int_equal(req.nkey, 3);
+    assert_int_equal(req.meta.ttl, -1);
+    assert_int_equal(req.meta.vivify_ttl, INT32_MIN);
+    req = PARSE_ONE(parser, "ms k\x7f 2 F4294967297 T4294967295\r\nhi\r\n", PROTO_MS);
+    assert_int_equal(req.meta.client_flags, 1);
+    assert_int_equal(req.flags, 1);
+    assert_int_equal(req.meta.ttl, -1);
+    req = PARSE_ONE(parser, "ms k 4294967298 T0\r\nhi\r\n", PROTO_MS);
+    assert_int_equal(req.nbytes, 2);
+    req = PARSE_ONE(parser, "mg k v\0 zzz\r\n", PROTO_MG);
+    assert_int_equal(req.meta.nflags, 1);
 }
 
 /* More than 19 tokens (memcached's ntokens > 20) are refused, before the
@@ -295,8 +323,8 @@ static void test_proto_meta_ms_errors(void **state)
     EXPECT_ERROR(parser, "ms k x\r\n", BAD_FORMAT);
     EXPECT_ERROR(parser, "ms k -1\r\n", BAD_FORMAT);
     EXPECT_ERROR(parser, "ms k 2147483646\r\n", BAD_FORMAT);
-    EXPECT_ERROR(parser, "ms k 4294967298\r\n", BAD_FORMAT); /* our difference: no truncation */
-    EXPECT_ERROR(parser, "ms k\x01 1\r\n", BAD_FORMAT);
+    EXPECT_ERROR(parser, "ms k 4294967295\r\n", BAD_FORMAT); /* -1 as int32 */
+    EXPECT_ERROR(parser, "ms k 99999999999999999999\r\n", BAD_FORMAT);
     /* after the length: the data block (and its \r\n) is swallowed */
     expect_ms_error(parser, "ms k 2 v v\r\n", "hi\r\n", DUP_FLAG);
     expect_ms_error(parser, "ms k 2 z\r\n", "hi\r\n", BAD_FLAG);
@@ -502,6 +530,8 @@ int main(void)
         TEST(test_proto_meta_mg_every_flag),
         TEST(test_proto_meta_flags_keep_order),
         TEST(test_proto_meta_mg_errors),
+        TEST(test_proto_meta_strict_keys),
+        TEST(test_issue16_meta_numbers_and_keys),
         TEST(test_proto_meta_token_limits),
         TEST(test_proto_meta_base64_key),
         TEST(test_proto_meta_ms_every_flag),

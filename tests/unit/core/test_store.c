@@ -1013,9 +1013,10 @@ static void test_store_metric_tables_follow_memcached(void **state)
         "get_flushed", "delete_misses", "delete_hits", "incr_misses", "incr_hits", "decr_misses", "decr_hits",
         "cas_misses", "cas_hits", "cas_badval", "touch_hits", "touch_misses", "store_too_large",
         "store_no_memory", "hash_power_level", "hash_bytes", "hash_is_expanding",
-        "slab_reassign_evictions_nomem", "slabs_moved", "bytes", "curr_items", "total_items",
-        "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions", "reclaimed",
-        "crawler_reclaimed", "crawler_items_checked", "total_malloced"};
+        "slab_reassign_evictions_nomem", "slabs_moved", "lru_crawler_starts", "bytes", "curr_items",
+        "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
+        "reclaimed", "crawler_reclaimed", "crawler_items_checked", "moves_to_cold", "moves_to_warm",
+        "moves_within_lru", "total_malloced"};
     assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));
     for (size_t i = 0; i < store_metric_count; i++)
         assert_string_equal(store_metric_desc[i].name, global[i]);
@@ -1025,11 +1026,13 @@ static void test_store_metric_tables_follow_memcached(void **state)
                                         "free_chunks_end", "get_hits", "cmd_set", "delete_hits",
                                         "incr_hits", "decr_hits", "cas_hits", "cas_badval",
                                         "touch_hits"};
-    static const char *const items[] = {"number", "age", "mem_requested", "evicted",
-                                        "evicted_nonzero", "evicted_time", "outofmemory",
-                                        "tailrepairs", "reclaimed", "expired_unfetched",
-                                        "evicted_unfetched", "evicted_active", "crawler_reclaimed",
-                                        "crawler_items_checked", "lrutail_reflocked"};
+    static const char *const items[] = {
+        "number", "number_hot", "number_warm", "number_cold", "age_hot", "age_warm", "age",
+        "mem_requested", "evicted", "evicted_nonzero", "evicted_time", "outofmemory", "tailrepairs",
+        "reclaimed", "expired_unfetched", "evicted_unfetched", "evicted_active", "crawler_reclaimed",
+        "crawler_items_checked", "lrutail_reflocked", "moves_to_cold", "moves_to_warm",
+        "moves_within_lru", "direct_reclaims", "hits_to_hot", "hits_to_warm", "hits_to_cold",
+        "hits_to_temp"};
     size_t nslabs = sizeof(slabs) / sizeof(slabs[0]), nitems = sizeof(items) / sizeof(items[0]);
     assert_int_equal(store_class_metric_items_first, nslabs);
     assert_int_equal(store_class_metric_count, nslabs + nitems);

@@ -1,0 +1,485 @@
+"""test_tls.py: TLS (-Z and memcached's ssl_* suboptions) with real clients.
+
+Certificates are made at test time (tlscerts.py). Clients: pymemcache with
+an ssl.SSLContext, `openssl s_client`, and raw ssl sockets. Covered: the
+handshake and the cache through it (large values, pipelines, meta
+commands), a `notls:` listener beside a TLS one, a client that does not
+trust the server's certificate, client certificates required / missing /
+from the wrong CA, the minimum version, session resumption with the
+session cache, `refresh_certs` and SIGHUP with a changed certificate while
+connections keep working under load, a failed reload that keeps the old
+certificate, and `stats`/`stats settings` against memcached 1.6.18 -Z
+with the same certificates.
+
+Run by hand:
+    CORECACHE_SERVER=build/corecache /usr/bin/python3 tests/integration/test_tls.py
+"""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import tlscerts  # noqa: E402
+from harness import MEMCACHED, Server, is_memcached  # noqa: E402
+
+try:
+    from pymemcache.client.base import Client
+except ImportError:
+    Client = None
+
+CERTS = None
+
+
+def setUpModule():
+    global CERTS
+    if not tlscerts.have_openssl():
+        harness.skip_process("no openssl CLI")
+    CERTS = tlscerts.Certs()
+
+
+def tearDownModule():
+    if CERTS is not None:
+        CERTS.cleanup()
+
+
+def tls_flags(extra=""):
+    opts = "ssl_chain_cert=%s,ssl_key=%s" % (CERTS.path("server.pem"), CERTS.path("server.key"))
+    if extra:
+        opts += "," + extra
+    return ["-t", "2", "-Z", "-o", opts]
+
+
+def client_ctx(cert=None, ca="ca.pem", maximum=None):
+    ctx = ssl.create_default_context(cafile=CERTS.path(ca))
+    if cert is not None:
+        ctx.load_cert_chain(CERTS.path(cert + ".pem"), CERTS.path(cert + ".key"))
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+class TlsConn:
+    """An ssl socket with bounded reads."""
+
+    def __init__(self, port, ctx, timeout=5.0, session=None):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def recv_until(self, terminator, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while terminator not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError("timeout waiting for %r; have %r" % (terminator, self.buf[-200:]))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError("closed waiting for %r; have %r" % (terminator, self.buf[-200:]))
+            self.buf += chunk
+        i = self.buf.index(terminator) + len(terminator)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def peer_cert_der(port, ca="ca.pem"):
+    with TlsConn(port, client_ctx(ca=ca)) as c:
+        return c.sock.getpeercert(binary_form=True)
+
+
+def tls_stats(port, ctx=None):
+    """`stats` over TLS, as a dict."""
+    with TlsConn(port, ctx or client_ctx()) as c:
+        c.send("stats\r\n")
+        raw = c.recv_until(b"END\r\n").decode()
+    return dict(line.split(" ", 2)[1:] for line in raw.split("\r\n")
+                if line.startswith("STAT ") and len(line.split(" ", 2)) == 3)
+
+
+def handshake_fails(port, ctx):
+    """True when the handshake, or the first exchange after it (TLS 1.3
+    reports a refused client certificate there), fails."""
+    try:
+        with TlsConn(port, ctx, timeout=3) as c:
+            c.send("version\r\n")
+            c.recv_until(b"\r\n", timeout=3)
+    except (ssl.SSLError, ConnectionError, AssertionError, OSError):
+        return True
+    return False
+
+
+class TlsBasics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.notls_port = harness.free_port()
+        flags = tls_flags()
+        if is_memcached():
+            flags += ["-l", "notls:127.0.0.1:%d" % cls.notls_port]
+        else:
+            flags += ["-l", "127.0.0.1,notls:127.0.0.1:%d" % cls.notls_port]
+        cls.srv = Server(flags=flags).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_pymemcache_over_tls(self):
+        if Client is None:
+            self.skipTest("no pymemcache")
+        c = Client(("127.0.0.1", self.srv.port), tls_context=client_ctx(), timeout=5)
+        self.assertTrue(c.set("tls-key", b"over tls"))
+        self.assertEqual(c.get("tls-key"), b"over tls")
+        big = os.urandom(700 * 1024)
+        self.assertTrue(c.set("tls-big", big))
+        self.assertEqual(c.get("tls-big"), big)
+        many = {"k%d" % i: ("v%d" % i).encode() * 50 for i in range(200)}
+        c.set_many(many)
+        self.assertEqual(c.get_many(list(many)), many)
+        self.assertEqual(c.incr("tls-n", 1), None)
+        c.set("tls-n", "41")
+        self.assertEqual(c.incr("tls-n", 1), 42)
+        c.close()
+
+    def test_pipeline_and_meta_over_tls(self):
+        with TlsConn(self.srv.port, client_ctx()) as c:
+            req = b"".join(b"ms p%d 3\r\nabc\r\n" % i for i in range(100))
+            req += b"".join(b"mg p%d v\r\n" % i for i in range(100)) + b"mn\r\n"
+            c.send(req)
+            out = c.recv_until(b"MN\r\n")
+            self.assertEqual(out.count(b"HD\r\n"), 100)
+            self.assertEqual(out.count(b"VA 3\r\nabc\r\n"), 100)
+
+    def test_notls_listener_stays_plain(self):
+        with harness.Conn(self.notls_port) as c:
+            c.send("set plain 0 0 2\r\nok\r\nget plain\r\n")
+            self.assertEqual(c.recv_until(b"END\r\n"), b"STORED\r\nVALUE plain 0 2\r\nok\r\nEND\r\n")
+
+    def test_plaintext_on_tls_port_is_refused(self):
+        with harness.Conn(self.srv.port) as c:
+            c.send("get foo\r\n")
+            data, closed = c.recv_until_close(timeout=5)
+            self.assertTrue(closed)
+            self.assertNotIn(b"END", data)
+
+    def test_handshake_error_is_counted(self):
+        if is_memcached():
+            self.skipTest("memcached counts only errors of its first SSL_accept")
+
+        def errors():
+            with harness.Conn(self.notls_port) as c:
+                c.send("stats\r\n")
+                raw = c.recv_until(b"END\r\n").decode()
+            for line in raw.split("\r\n"):
+                if line.startswith("STAT ssl_handshake_errors "):
+                    return int(line.split()[2])
+            raise AssertionError("no ssl_handshake_errors in stats")
+
+        before = errors()
+        with harness.Conn(self.srv.port) as c:
+            c.send(b"\x16\x03\x01\x00\x05hello")  # a TLS record header, then junk
+            c.recv_until_close(timeout=5)
+        deadline = time.monotonic() + 5
+        while errors() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(errors(), before)
+
+    def test_untrusted_server_certificate_is_refused_by_client(self):
+        self.assertTrue(handshake_fails(self.srv.port, client_ctx(ca="other-ca.pem")))
+
+    def test_openssl_s_client(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("no openssl")
+        p = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.srv.port, "-CAfile",
+             CERTS.path("ca.pem"), "-verify_return_error", "-servername", "localhost", "-quiet"],
+            input=b"version\r\nquit\r\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        self.assertIn(b"VERSION ", p.stdout, p.stderr.decode(errors="replace"))
+        p = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.srv.port, "-CAfile",
+             CERTS.path("other-ca.pem"), "-verify_return_error", "-quiet"],
+            input=b"version\r\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
+        self.assertNotIn(b"VERSION ", p.stdout)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_tls12_and_tls13(self):
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = client_ctx()
+            ctx.minimum_version = ctx.maximum_version = version
+            with TlsConn(self.srv.port, ctx) as c:
+                c.send("version\r\n")
+                self.assertTrue(c.recv_until(b"\r\n").startswith(b"VERSION "))
+                self.assertEqual(c.sock.version(), {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                                    ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version])
+
+    def test_client_closes_mid_request(self):
+        for _ in range(20):
+            c = TlsConn(self.srv.port, client_ctx())
+            c.send("set half 0 0 100\r\nonly part")
+            c.close()
+        with TlsConn(self.srv.port, client_ctx()) as c:
+            c.send("version\r\n")
+            self.assertTrue(c.recv_until(b"\r\n").startswith(b"VERSION "))
+
+
+class TlsClientCertificates(unittest.TestCase):
+    def test_required_certificate(self):
+        flags = tls_flags("ssl_verify_mode=2,ssl_ca_cert=%s" % CERTS.path("ca.pem"))
+        with Server(flags=flags) as srv:
+            self.assertTrue(handshake_fails(srv.port, client_ctx()))              # none
+            self.assertTrue(handshake_fails(srv.port, client_ctx(cert="rogue")))  # wrong CA
+            with TlsConn(srv.port, client_ctx(cert="client")) as c:
+                c.send("set k 0 0 1\r\nx\r\nget k\r\n")
+                self.assertEqual(c.recv_until(b"END\r\n"), b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n")
+            self.assertGreaterEqual(int(tls_stats(srv.port, client_ctx(cert="client"))["ssl_handshake_errors"]), 2)
+
+    def test_requested_certificate_is_optional(self):
+        flags = tls_flags("ssl_verify_mode=1,ssl_ca_cert=%s" % CERTS.path("ca.pem"))
+        with Server(flags=flags) as srv:
+            self.assertFalse(handshake_fails(srv.port, client_ctx()))
+            self.assertFalse(handshake_fails(srv.port, client_ctx(cert="client")))
+            self.assertTrue(handshake_fails(srv.port, client_ctx(cert="rogue")))
+
+    def test_der_key(self):
+        der = CERTS.path("server.der")
+        tlscerts.openssl("pkey", "-in", CERTS.path("server.key"), "-outform", "DER", "-out", der)
+        os.chmod(der, 0o644)
+        flags = ["-t", "2", "-Z", "-o", "ssl_chain_cert=%s,ssl_key=%s,ssl_keyformat=2"
+                 % (CERTS.path("server.pem"), der)]
+        with Server(flags=flags) as srv:
+            self.assertFalse(handshake_fails(srv.port, client_ctx()))
+
+    def test_minimum_version(self):
+        with Server(flags=tls_flags("ssl_min_version=3")) as srv:
+            self.assertTrue(handshake_fails(srv.port, client_ctx(maximum=ssl.TLSVersion.TLSv1_2)))
+            self.assertFalse(handshake_fails(srv.port, client_ctx()))
+
+
+class TlsSessions(unittest.TestCase):
+    def test_session_resumption(self):
+        with Server(flags=tls_flags("ssl_session_cache")) as srv:
+            ctx = client_ctx(maximum=ssl.TLSVersion.TLSv1_2)
+            with TlsConn(srv.port, ctx) as c:
+                c.send("version\r\n")
+                c.recv_until(b"\r\n")
+                session = c.sock.session
+                self.assertFalse(c.sock.session_reused)
+            with TlsConn(srv.port, ctx, session=session) as c:
+                c.send("version\r\n")
+                c.recv_until(b"\r\n")
+                self.assertTrue(c.sock.session_reused)
+            self.assertGreaterEqual(int(tls_stats(srv.port)["ssl_new_sessions"]), 1)
+
+    def test_tls13_resumption(self):
+        with Server(flags=tls_flags("ssl_session_cache")) as srv:
+            ctx = client_ctx()
+            with TlsConn(srv.port, ctx) as c:
+                c.send("version\r\n")
+                c.recv_until(b"\r\n")  # the tickets arrive after the handshake
+                session = c.sock.session
+            with TlsConn(srv.port, ctx, session=session) as c:
+                c.send("version\r\n")
+                c.recv_until(b"\r\n")
+                self.assertTrue(c.sock.session_reused)
+
+
+class TlsReload(unittest.TestCase):
+    """The certificate files change; refresh_certs (or SIGHUP) switches new
+    connections to the new certificate while open ones keep working."""
+
+    def setUp(self):
+        self.cert = CERTS.path("live.pem")
+        self.key = CERTS.path("live.key")
+        shutil.copy(CERTS.path("server.pem"), self.cert)
+        shutil.copy(CERTS.path("server.key"), self.key)
+        os.chmod(self.cert, 0o644)
+        os.chmod(self.key, 0o644)
+        self.srv = Server(flags=["-t", "2", "-Z", "-o",
+                                 "ssl_chain_cert=%s,ssl_key=%s" % (self.cert, self.key)]).start()
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def command(self, line):
+        with TlsConn(self.srv.port, client_ctx()) as c:
+            c.send(line)
+            return c.recv_until(b"\r\n")
+
+    def load(self, stop, errors, counts, index):
+        """One persistent connection doing set/get until stop is set."""
+        try:
+            with TlsConn(self.srv.port, client_ctx(), timeout=10) as c:
+                n = 0
+                while not stop.is_set() and n < 200000:
+                    c.send("set load%d 0 0 5\r\nhello\r\nget load%d\r\n" % (index, index))
+                    out = c.recv_until(b"END\r\n", timeout=10)
+                    if out != b"STORED\r\nVALUE load%d 0 5\r\nhello\r\nEND\r\n" % index:
+                        errors.append(out)
+                        return
+                    n += 1
+                counts[index] = n
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            errors.append(repr(e))
+
+    def reload_under_load(self, trigger):
+        old = peer_cert_der(self.srv.port)
+        stop, errors, counts = threading.Event(), [], {}
+        threads = [threading.Thread(target=self.load, args=(stop, errors, counts, i)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        CERTS.issue("live", "ca", "localhost", server=True, out_cert=self.cert, out_key=self.key)
+        trigger()
+        deadline = time.monotonic() + 10
+        while peer_cert_der(self.srv.port) == old and time.monotonic() < deadline:
+            time.sleep(0.1)
+        new = peer_cert_der(self.srv.port)
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(counts), 4)
+        self.assertTrue(all(n > 0 for n in counts.values()), counts)
+        self.assertNotEqual(new, old)
+
+    def test_refresh_certs_under_load(self):
+        time.sleep(1.1)
+        self.reload_under_load(lambda: self.assertEqual(self.command("refresh_certs\r\n"), b"OK\r\n"))
+        self.assertLessEqual(int(tls_stats(self.srv.port)["time_since_server_cert_refresh"]), 1)
+
+    def test_sighup_reloads(self):
+        if is_memcached():
+            self.skipTest("memcached reloads certificates only on refresh_certs")
+        self.reload_under_load(lambda: self.srv.send_signal(signal.SIGHUP))
+
+    def test_refresh_certs_noreply(self):
+        with TlsConn(self.srv.port, client_ctx()) as c:
+            c.send("refresh_certs noreply\r\nversion\r\n")
+            self.assertTrue(c.recv_until(b"\r\n").startswith(b"VERSION "))
+
+    def test_failed_reload_keeps_certificate(self):
+        old = peer_cert_der(self.srv.port)
+        with open(self.cert, "w") as f:
+            f.write("not a certificate\n")
+        reply = self.command("refresh_certs\r\n")
+        self.assertTrue(reply.startswith(b"Error loading the certificate chain: " + self.cert.encode()), reply)
+        self.assertEqual(peer_cert_der(self.srv.port), old)
+
+
+def http_get(port, ctx=None, auth=None, host="127.0.0.1"):
+    """GET /metrics; returns (status line, head, body) or raises."""
+    raw = socket.create_connection((host, port), timeout=5)
+    sock = ctx.wrap_socket(raw, server_hostname="localhost") if ctx else raw
+    try:
+        head = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        if auth is not None:
+            import base64
+            head += "Authorization: Basic %s\r\n" % base64.b64encode(auth.encode()).decode()
+        sock.sendall((head + "\r\n").encode())
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], head, body
+
+
+class MetricsEndpoint(unittest.TestCase):
+    """--metrics-port under -Z, --metrics-listen and --metrics-auth-file."""
+
+    def setUp(self):
+        if is_memcached():
+            self.skipTest("memcached has no metrics endpoint")
+        self.port = harness.free_port()
+
+    def test_tls_when_the_cache_has_it(self):
+        with Server(flags=tls_flags() + ["--metrics-port", str(self.port)]):
+            status, _, body = http_get(self.port, client_ctx())
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            self.assertIn(b"memcached_up 1", body)
+            with self.assertRaises(AssertionError):
+                status, _, _ = http_get(self.port)  # plain HTTP on a TLS port
+                self.assertEqual(status, b"HTTP/1.1 200 OK")
+
+    def test_own_address(self):
+        with Server(flags=["-t", "2", "--metrics-port", str(self.port), "--metrics-listen", "127.0.0.2"]):
+            status, _, _ = http_get(self.port, host="127.0.0.2")
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            with self.assertRaises(OSError):
+                http_get(self.port, host="127.0.0.1")
+
+    def test_basic_auth(self):
+        users = CERTS.path("metrics-users")
+        with open(users, "w") as f:
+            f.write("prometheus:scrape-secret\n")
+        os.chmod(users, 0o644)
+        with Server(flags=["-t", "2", "--metrics-port", str(self.port), "--metrics-auth-file", users]):
+            status, head, body = http_get(self.port)
+            self.assertEqual(status, b"HTTP/1.1 401 Unauthorized")
+            self.assertIn(b"WWW-Authenticate: Basic realm=\"corecache\"", head)
+            self.assertNotIn(b"memcached_up", body)
+            status, _, _ = http_get(self.port, auth="prometheus:wrong")
+            self.assertEqual(status, b"HTTP/1.1 401 Unauthorized")
+            status, _, body = http_get(self.port, auth="prometheus:scrape-secret")
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            self.assertIn(b"memcached_up 1", body)
+
+
+class TlsStatsLikeMemcached(unittest.TestCase):
+    """stats settings' ssl_* lines and the TLS stats, next to memcached -Z."""
+
+    def test_settings_match_memcached(self):
+        if is_memcached() or not os.path.exists(MEMCACHED):
+            self.skipTest("needs corecache and %s" % MEMCACHED)
+        extra = ("ssl_verify_mode=3,ssl_ca_cert=%s,ssl_min_version=3,ssl_session_cache,ssl_wbuf_size=32,"
+                 "ssl_keyformat=1" % CERTS.path("ca.pem"))
+        notls = harness.free_port()
+        got = {}
+        for binary in (None, MEMCACHED):
+            flags = tls_flags(extra)
+            flags += (["-l", "notls:127.0.0.1:%d" % notls] if binary else
+                      ["-l", "127.0.0.1,notls:127.0.0.1:%d" % notls])
+            with Server(flags=flags, binary=binary) as srv:
+                with harness.Conn(notls) as c:
+                    c.send("stats settings\r\nstats\r\n")
+                    raw = c.recv_until(b"END\r\n").decode() + c.recv_until(b"END\r\n").decode()
+                got[binary] = dict(line.split(" ", 2)[1:] for line in raw.split("\r\n")
+                                   if line.startswith("STAT ") and len(line.split(" ", 2)) == 3)
+        ours, theirs = got[None], got[MEMCACHED]
+        for name in theirs:
+            if name in ("ssl_handshake_errors", "ssl_new_sessions"):
+                continue  # counters: the harness's probes count differently
+            if name.startswith("ssl_") or name in ("auth_enabled_sasl", "auth_enabled_ascii"):
+                self.assertEqual(ours.get(name), theirs[name], name)
+        for name in ("ssl_handshake_errors", "ssl_new_sessions", "time_since_server_cert_refresh"):
+            self.assertIn(name, theirs)
+            self.assertIn(name, ours)
+        self.assertEqual(ours["ssl_record_layer"], "user")
+        self.assertIn(ours["ssl_kernel_tls_available"], ("yes", "no"))
+
+
+if __name__ == "__main__":
+    harness.main()

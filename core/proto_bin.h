@@ -20,7 +20,7 @@
  * memcached 1.6.18's (proto_bin.c: try_read_command_binary and
  * dispatch_bin_command), except where proto_bin.c says otherwise.
  *
- * Outcomes of one call, for the connection's binary step (io/conn_bin.c):
+ * Outcomes of one call, for core/exec.c (io/serve.c parses, exec executes):
  *   - a request to execute (cmd is a command);
  *   - cmd PROTO_ERROR: answer an error packet with req->bin.status and the
  *     message req->error; if req->close, close once it is sent (memcached's

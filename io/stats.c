@@ -221,6 +221,32 @@ static bool render_classes(const struct stats_sum *sum, bool slabs, struct sink 
 
 /* --- settings (local: the configuration is the same on every shard) ----- */
 
+/* The LRU and crawler settings of facts.h's table, as memcached writes them. */
+static bool render_lru_settings(struct sink *out)
+{
+    for (size_t i = 0; i < FACTS_LRU_COUNT; i++) {
+        const char *name = facts_lru_desc[i].name;
+        uint64_t v = facts_lru_values[i];
+        char factor[32];
+        bool ok;
+        switch (facts_lru_format[i]) {
+        case FACTS_FORMAT_YESNO:
+            ok = metrics_stat_str(out, name, v != 0 ? "yes" : "no");
+            break;
+        case FACTS_FORMAT_FACTOR:
+            snprintf(factor, sizeof(factor), "%.2f", (double)v);
+            ok = metrics_stat_str(out, name, factor);
+            break;
+        default:
+            ok = metrics_stat_u64(out, name, v);
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static bool render_settings(struct shard *shard, struct sink *out)
 {
     const struct server *srv = shard->srv;
@@ -238,17 +264,10 @@ static bool render_settings(struct shard *shard, struct sink *out)
                             strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
-           metrics_stat_str(out, "lru_crawler", "yes") &&
-           metrics_stat_u64(out, "lru_crawler_sleep", SHARD_TICK_NS / 1000 / SHARD_CRAWL_BUDGET) &&
-           metrics_stat_u64(out, "lru_crawler_tocrawl", 0) && /* every lap covers every item */
+           render_lru_settings(out) &&
            metrics_stat_str(out, "dump_enabled", "yes") &&
-           /* one LRU per class, evicting inline: no maintainer, no segments */
-           metrics_stat_str(out, "lru_maintainer_thread", "no") &&
+           /* one LRU per class: no segments, no TEMP LRU */
            metrics_stat_str(out, "lru_segmented", "no") &&
-           metrics_stat_u64(out, "hot_lru_pct", 0) &&
-           metrics_stat_u64(out, "warm_lru_pct", 0) &&
-           metrics_stat_str(out, "hot_max_factor", "0.00") &&
-           metrics_stat_str(out, "warm_max_factor", "0.00") &&
            metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "shard.h"
 #include "uring.h"
@@ -179,7 +180,7 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
     /* Until replies show otherwise, a forwarded reply may be an item of the
      * largest size: a new connection starts with few requests in flight. */
     conn->reply_est = (uint32_t)shard->srv->cfg.item_size_max;
-    proto_parser_init(&conn->parser, &shard->srv->limits);
+    conn->swallow = 0; /* the parser is the shard's (serve.c) */
     socklen_t plen = sizeof(conn->peer);
     if (getpeername(fd, (struct sockaddr *)&conn->peer, &plen) != 0)
         memset(&conn->peer, 0, sizeof(conn->peer));
@@ -203,6 +204,9 @@ static void conn_free(struct conn *conn)
     close(conn->fd);
     conn->fd = -1;
     outq_clear(&conn->out);
+    guard_out_forget(conn); /* guard.h: the shard's totals */
+    guard_input_release(shard, conn->rcap);
+    conn->rcap = 0;
     free(conn->rbuf);
     conn->rbuf = NULL;
     if (conn->transport != NULL)
@@ -252,6 +256,9 @@ void conn_drain(struct conn *conn)
 
 void conn_destroy(struct conn *conn)
 {
+    guard_send_put(conn->shard, conn->send_buf);
+    conn->send_buf = NULL;
+    conn->iov = NULL;
     if (conn->fd >= 0) {
         close(conn->fd);
         conn->fd = -1;
@@ -292,8 +299,8 @@ static bool conn_may_parse(struct conn *conn)
         return false;
     }
     outq_sync(&conn->out);
-    if (conn->out.bytes > conn->shard->srv->out_cap) {
-        conn_pause(conn);
+    if (conn->out.bytes > conn->shard->srv->out_cap || guard_shard_out_full(conn)) {
+        conn_pause(conn); /* its own cap, or its shard's (guard.h) */
         return false;
     }
     return true;
@@ -335,9 +342,13 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         size_t cap = conn->rcap ? conn->rcap : 4096;
         while (cap < conn->rlen + len)
             cap *= 2;
+        if (!guard_input_reserve(conn, cap - conn->rcap))
+            return false; /* past --conn-memory: answered, closing (guard.h) */
         char *rbuf = realloc(conn->rbuf, cap);
-        if (rbuf == NULL)
+        if (rbuf == NULL) {
+            guard_input_release(conn->shard, cap - conn->rcap);
             return false;
+        }
         conn->rbuf = rbuf;
         conn->rcap = cap;
     }
@@ -358,6 +369,7 @@ static void conn_parse_rbuf(struct conn *conn)
     if (conn->rlen > 0 && used > 0)
         memmove(conn->rbuf, conn->rbuf + used, conn->rlen);
     if (conn->rlen == 0 && conn->rcap > CONN_RBUF_KEEP) {
+        guard_input_release(conn->shard, conn->rcap);
         free(conn->rbuf);
         conn->rbuf = NULL;
         conn->rcap = 0;
@@ -370,8 +382,10 @@ void conn_input(struct conn *conn, const char *data, size_t len)
     if (conn->rlen == 0)
         used = conn_parse(conn, data, len);
     if (conn->fd >= 0 && !conn->close_inflight && used < len) {
-        if (!rbuf_append(conn, data + used, len - used))
+        if (!rbuf_append(conn, data + used, len - used) && !conn->close_after_write) {
+            conn->shard->m.malloc_fails++; /* (past --conn-memory it answered and is closing) */
             conn_close(conn, "out of memory buffering input");
+        }
         else if (used == 0)
             conn_parse_rbuf(conn);
     }
@@ -416,7 +430,11 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         conn->closing = true;
         conn->close_after_write = true;
         conn_want_flush(conn);
-    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+    } else if (res == -ENOBUFS) {
+        shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
+        if (!conn->recv_armed && !conn->closing && !conn->paused)
+            conn_want_rearm(conn);
+    } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
         conn_close(conn, "recv error");
@@ -458,6 +476,7 @@ void conn_resume(struct conn *conn)
 static void conn_output_done(struct conn *conn, size_t bytes)
 {
     outq_sent(&conn->out, bytes);
+    guard_out_sync(conn); /* the shard's total (guard.h) */
     if (conn->paused && conn->out.bytes <= conn->shard->srv->out_cap / 2) {
         conn->paused = false;
         conn_want_resume(conn);
@@ -473,18 +492,45 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
+    /* The send's iovecs are borrowed from the shard's pool (guard.h); a
+     * TLS transport seals conn->iov and writes its records' there too. */
+    struct conn_send *sb = guard_send_get(conn->shard);
+    if (sb == NULL) {
+        conn_close(conn, "out of memory sending");
+        conn_maybe_free(conn);
+        return;
+    }
+    conn->iov = sb->iov;
     unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
     if (conn->transport != NULL) {
         /* TLS: the plaintext iov is sealed into records, and what goes out
          * is the ciphertext */
         size_t sealed = 0;
         if (!conn->transport->seal(conn, n, &sealed)) {
+            guard_send_put(conn->shard, sb);
+            conn->iov = NULL;
             conn_close(conn, "TLS error");
             conn_maybe_free(conn);
             return;
         }
         conn_output_done(conn, sealed);
         n = conn->transport->out_iov(conn, conn->iov);
+    }
+    if (n <= 1) {
+        /* a plain send keeps no iovec: back to the pool once it is read */
+        struct iovec one = n == 1 ? sb->iov[0] : (struct iovec){0};
+        guard_send_put(conn->shard, sb);
+        conn->iov = NULL;
+        sb = NULL;
+        if (n == 1) {
+            struct io_uring_sqe *sqe = shard_sqe(conn->shard);
+            io_uring_prep_send(sqe, conn->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+            io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
+            conn->send_inflight = true;
+            return;
+        }
+    } else {
+        conn->send_buf = sb;
     }
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
@@ -493,14 +539,10 @@ void conn_flush(struct conn *conn)
         return;
     }
     struct io_uring_sqe *sqe = shard_sqe(conn->shard);
-    if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, conn->iov[0].iov_base, conn->iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        memset(&conn->msg, 0, sizeof(conn->msg));
-        conn->msg.msg_iov = conn->iov;
-        conn->msg.msg_iovlen = n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &conn->msg, MSG_NOSIGNAL);
-    }
+    memset(&sb->msg, 0, sizeof(sb->msg));
+    sb->msg.msg_iov = sb->iov;
+    sb->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, conn->fd, &sb->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
     conn->send_inflight = true;
 }
@@ -509,6 +551,9 @@ void conn_on_send(struct conn *conn, int res)
 {
     struct shard *shard = conn->shard;
     conn->send_inflight = false;
+    guard_send_put(shard, conn->send_buf);
+    conn->send_buf = NULL;
+    conn->iov = NULL;
     if (res < 0) {
         if (res != -EPIPE && res != -ECONNRESET)
             log_info(shard->srv, "<%d send failed: %s", conn->fd, strerror(-res));

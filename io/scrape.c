@@ -20,7 +20,8 @@
  * conn_ops flag metrics_endpoint): they do not count against -c nor in the
  * cache's connection and request counters, so the endpoint still answers
  * when the cache is at its connection limit; each connection touches
- * nothing but its own buffers and the gather.
+ * nothing but its own buffers and the gather. Their number, idle time and
+ * each request's time are bounded by guard.c.
  */
 #include "scrape.h"
 
@@ -209,8 +210,14 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     struct http_req req;
     size_t used = http_parse(buf, len, SCRAPE_PATH, &req);
     *need = 0;
+    if (!conn->http_in_request) {
+        /* the request's first bytes: its deadline runs from here (guard.c) */
+        conn->http_in_request = true;
+        conn->http_since = conn->shard->now;
+    }
     if (used == 0)
         return 0;
+    conn->http_in_request = false;
     conn->last_cmd_time = conn->shard->now;
     if (req.status == 200 && !scrape_authorized(conn, &req))
         req.status = 401; /* --metrics-auth-file */

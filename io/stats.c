@@ -109,7 +109,7 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
         if (conn == NULL || conn->fd < 0)
             continue;
         int port = 0;
-        if (conn->peer.ss_family == AF_INET6) {
+        if (conn->peer.sin6_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&conn->peer;
             addr[0] = '[';
             inet_ntop(AF_INET6, &a->sin6_addr, addr + 1, INET6_ADDRSTRLEN);

@@ -44,6 +44,12 @@
 #include "shard.h"
 #include "uring.h"
 
+/* The per-connection budget the README's RSS formula counts on: an idle
+ * connection is one struct conn, in jemalloc's 256-byte class. A field
+ * added past it costs every idle connection 64 bytes more (the next
+ * class): say so in README's Reliability section if it must grow. */
+_Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per-connection budget");
+
 /* More forwarded requests than this in flight pause a connection's input. */
 #define CONN_PENDING_MAX 1024
 /* Smallest estimate of a forwarded reply's size (see conn_fill). */
@@ -97,6 +103,57 @@ struct conn *conn_lookup(struct shard *shard, uint32_t index, uint32_t gen)
         return NULL;
     return conn;
 }
+
+_Static_assert(GUARD_SEND_IOV_MAX == CONN_IOV_MAX, "a send buffer holds a connection's iovecs");
+
+/* The shard-wide output backlog (guard.h's cap): this connection's part
+ * of shard_out_bytes follows its unsent output. */
+static void conn_out_sync(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes += conn->out.bytes - conn->out_counted;
+    conn->out_counted = (uint32_t)conn->out.bytes;
+}
+
+static void conn_out_forget(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes -= conn->out_counted;
+    conn->out_counted = 0;
+}
+
+/* Past the shard's cap, a connection with unsent output of its own
+ * pauses too (counted in shard_out_yields). */
+static bool conn_shard_out_full(struct conn *conn)
+{
+    struct shard *shard = conn->shard;
+    conn_out_sync(conn);
+    if (conn->out.bytes == 0 || shard->m.shard_out_bytes <= GUARD_SHARD_OUT_CAPS * shard->srv->out_cap)
+        return false;
+    shard->m.shard_out_yields++;
+    return true;
+}
+
+/* Input buffer memory under --conn-memory: past the shard's share the
+ * request is refused with memcached's error and the connection closes
+ * once it is sent. */
+static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
+{
+    struct shard *shard = conn->shard;
+    const struct server *srv = shard->srv;
+    uint64_t share = srv->cfg.conn_memory / srv->nshards;
+    if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
+        shard->m.conn_mem_refused++;
+        conn->closing = true;
+        conn->close_after_write = true;
+        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
+            conn_want_flush(conn);
+        else
+            conn_close(conn, "out of memory refusing a request");
+        return false;
+    }
+    shard->m.conn_input_bytes += bytes;
+    return true;
+}
+
 
 /* --- lists of the shard loop ------------------------------------------- */
 
@@ -204,7 +261,7 @@ static void conn_free(struct conn *conn)
     close(conn->fd);
     conn->fd = -1;
     outq_clear(&conn->out);
-    guard_out_forget(conn); /* guard.h: the shard's totals */
+    conn_out_forget(conn); /* guard.h: the shard's totals */
     guard_input_release(shard, conn->rcap);
     conn->rcap = 0;
     free(conn->rbuf);
@@ -299,7 +356,7 @@ static bool conn_may_parse(struct conn *conn)
         return false;
     }
     outq_sync(&conn->out);
-    if (conn->out.bytes > conn->shard->srv->out_cap || guard_shard_out_full(conn)) {
+    if (conn->out.bytes > conn->shard->srv->out_cap || conn_shard_out_full(conn)) {
         conn_pause(conn); /* its own cap, or its shard's (guard.h) */
         return false;
     }
@@ -342,7 +399,7 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         size_t cap = conn->rcap ? conn->rcap : 4096;
         while (cap < conn->rlen + len)
             cap *= 2;
-        if (!guard_input_reserve(conn, cap - conn->rcap))
+        if (!conn_input_reserve(conn, cap - conn->rcap))
             return false; /* past --conn-memory: answered, closing (guard.h) */
         char *rbuf = realloc(conn->rbuf, cap);
         if (rbuf == NULL) {
@@ -476,7 +533,7 @@ void conn_resume(struct conn *conn)
 static void conn_output_done(struct conn *conn, size_t bytes)
 {
     outq_sent(&conn->out, bytes);
-    guard_out_sync(conn); /* the shard's total (guard.h) */
+    conn_out_sync(conn); /* the shard's total (guard.h) */
     if (conn->paused && conn->out.bytes <= conn->shard->srv->out_cap / 2) {
         conn->paused = false;
         conn_want_resume(conn);

@@ -104,8 +104,10 @@ struct conn {
     /* metrics endpoint (scrape.c, guard.c): accept, or the latest request's
      * first byte, in the shard's clock (seconds) */
     mc_time_t http_since;
-    /* out.bytes as last added to the shard's shard_out_bytes (guard.c) */
-    uint64_t out_counted;
+    /* out.bytes as last added to the shard's shard_out_bytes (conn.c):
+     * 32 bits, as output pauses at the 1 MiB cap and no reply reaches 4 GiB
+     * (-I is at most 1 GiB); it keeps struct conn in its 256-byte class */
+    uint32_t out_counted;
     /* AF_INET or AF_INET6 (a sockaddr_in fits; both keep the family first):
      * not sockaddr_storage, 100 bytes more on every connection (issue 15) */
     struct sockaddr_in6 peer;

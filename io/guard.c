@@ -36,8 +36,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../core/sink.h"
-#include "conn.h"
 #include "log.h"
 #include "server.h"
 #include "shard.h"
@@ -46,8 +44,6 @@
 /* Descriptors beyond the connections and listeners: stdio, the log, the
  * io_uring probe at start, getaddrinfo's sockets. */
 #define GUARD_NOFILE_SLACK 32
-/* The tick (100 ms) sweeps metrics connections every this many ticks. */
-#define GUARD_SWEEP_TICKS 5
 
 uint64_t guard_nofile_need(const struct server *srv)
 {
@@ -110,33 +106,7 @@ void guard_accept_ok(struct shard *shard)
     shard->accept_backoff_ms = 0;
 }
 
-/* --- output backlog ------------------------------------------------------ */
-
-void guard_out_sync(struct conn *conn)
-{
-    conn->shard->m.shard_out_bytes += conn->out.bytes - conn->out_counted;
-    conn->out_counted = conn->out.bytes;
-}
-
-void guard_out_forget(struct conn *conn)
-{
-    conn->shard->m.shard_out_bytes -= conn->out_counted;
-    conn->out_counted = 0;
-}
-
-bool guard_shard_out_full(struct conn *conn)
-{
-    struct shard *shard = conn->shard;
-    guard_out_sync(conn);
-    if (conn->out.bytes == 0 || shard->m.shard_out_bytes <= GUARD_SHARD_OUT_CAPS * shard->srv->out_cap)
-        return false;
-    shard->m.shard_out_yields++;
-    return true;
-}
-
 /* --- connection memory ---------------------------------------------------- */
-
-_Static_assert(GUARD_SEND_IOV_MAX == CONN_IOV_MAX, "a send buffer holds a connection's iovecs");
 
 struct conn_send *guard_send_get(struct shard *shard)
 {
@@ -175,25 +145,6 @@ void guard_send_pool_fini(struct shard *shard)
     shard->send_pool_len = 0;
 }
 
-bool guard_input_reserve(struct conn *conn, uint64_t bytes)
-{
-    struct shard *shard = conn->shard;
-    const struct server *srv = shard->srv;
-    uint64_t share = srv->cfg.conn_memory / srv->nshards;
-    if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
-        shard->m.conn_mem_refused++;
-        conn->closing = true;
-        conn->close_after_write = true;
-        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
-            conn_want_flush(conn);
-        else
-            conn_close(conn, "out of memory refusing a request");
-        return false;
-    }
-    shard->m.conn_input_bytes += bytes;
-    return true;
-}
-
 void guard_input_release(struct shard *shard, uint64_t bytes)
 {
     shard->m.conn_input_bytes -= bytes;
@@ -201,84 +152,8 @@ void guard_input_release(struct shard *shard, uint64_t bytes)
 
 /* --- the metrics endpoint ------------------------------------------------ */
 
-/* A scraper with nothing in progress: no request bytes held, no gather
- * out, no reply unsent. */
-static bool http_idle(const struct conn *conn)
-{
-    return conn->rlen == 0 && conn->out.npending == 0 && conn->out.bytes == 0 && !conn->send_inflight &&
-           !conn->http_in_request;
-}
-
-static bool http_open(const struct conn *conn)
-{
-    return conn != NULL && conn->fd >= 0 && !conn->close_inflight && conn->ops->metrics_endpoint;
-}
-
-struct conn *guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
-{
-    if (shard->m.http_connections >= GUARD_HTTP_SLOTS) {
-        struct conn *oldest = NULL;
-        for (uint32_t i = 0; i < shard->nconns; i++) {
-            struct conn *conn = shard->conns[i];
-            if (http_open(conn) && http_idle(conn) &&
-                (oldest == NULL || conn->http_since < oldest->http_since))
-                oldest = conn;
-        }
-        if (oldest == NULL) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                       "Connection: close\r\n\r\n";
-            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-            close(fd);
-            return NULL;
-        }
-        shard->m.http_evicted++;
-        /* Its slot frees when the kernel lets go of it, a completion or two
-         * later; the count may pass the bound by the closing ones meanwhile. */
-        conn_close(oldest, "metrics slots full: the oldest idle scraper makes room");
-    }
-    struct conn *conn = conn_create(shard, fd, ops);
-    if (conn == NULL) {
-        close(fd);
-        shard->m.malloc_fails++;
-        log_error(shard->srv, "shard %u: out of memory accepting a metrics connection", shard->id);
-        return NULL;
-    }
-    conn->http_since = shard->now;
-    return conn;
-}
-
-static void sweep_http(struct shard *shard)
-{
-    mc_time_t now = shard->now; /* seconds: enough for timeouts of seconds */
-    uint32_t idle_s = shard->srv->cfg.metrics_idle_timeout;
-    for (uint32_t i = 0; i < shard->nconns && shard->m.http_connections > 0; i++) {
-        struct conn *conn = shard->conns[i];
-        if (!http_open(conn))
-            continue;
-        uint32_t age = now - conn->http_since;
-        bool idle = http_idle(conn);
-        if ((idle && age >= idle_s) || (!idle && age >= GUARD_HTTP_DEADLINE_S)) {
-            shard->m.http_timeouts++;
-            conn_close(conn, idle ? "metrics connection idle" : "metrics request past its deadline");
-        }
-    }
-}
-
 void guard_check_ring(struct shard *shard)
 {
     if (IO_URING_READ_ONCE(*shard->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
         shard->m.uring_cq_overflows++;
 }
-
-void guard_tick(struct shard *shard)
-{
-    if (++shard->guard_ticks % GUARD_SWEEP_TICKS == 0 && shard->m.http_connections > 0)
-        sweep_http(shard);
-}
-
-/* The per-connection budget the README's RSS formula counts on: an idle
- * connection is one struct conn, in jemalloc's 256-byte class. A field
- * added past it costs every idle connection 64 bytes more (the next
- * class): say so in README's Reliability section if it must grow. */
-_Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per-connection budget");

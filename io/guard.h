@@ -74,20 +74,14 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res);
 void guard_accept_ok(struct shard *shard);
 
 /*
- * Takes an accepted socket on a metrics listener: makes room among the
- * shard's GUARD_HTTP_SLOTS by closing the oldest idle scraper when they are
- * all taken, or answers 503 and closes fd when every slot is busy with a
- * request (each ends within GUARD_HTTP_DEADLINE_S). Returns the new
- * connection, or NULL when fd was answered or closed. Shard thread.
+ * The metrics endpoint's slots are kept by the loop (loop.c, which owns
+ * the connections): a scraper accepted when all GUARD_HTTP_SLOTS are taken
+ * closes the oldest idle one, or gets a 503 when every slot is busy with a
+ * request (each ends within GUARD_HTTP_DEADLINE_S); every GUARD_SWEEP_TICKS
+ * ticks, scrapers idle past --metrics-idle-timeout or past their deadline
+ * are closed.
  */
-struct conn *guard_accept_http(struct shard *shard, int fd, const struct conn_ops *ops);
-
-/*
- * Once per tick: closes metrics connections idle for longer than
- * --metrics-idle-timeout and those whose request passed its deadline; and
- * notices an overflowed completion queue. Shard thread.
- */
-void guard_tick(struct shard *shard);
+#define GUARD_SWEEP_TICKS 5
 
 /*
  * The shard's cap on unsent reply bytes over all its connections: 4 times
@@ -98,15 +92,11 @@ void guard_tick(struct shard *shard);
  * so every client keeps getting one reply at a time. Shard thread.
  */
 #define GUARD_SHARD_OUT_CAPS 4
-struct conn;
-bool guard_shard_out_full(struct conn *conn);
 
 /* The shard's shard_out_bytes follows each connection's out.bytes when
  * asked: before a request (guard_shard_out_full), after a send
  * (guard_out_sync), and at its end (guard_out_forget). Between, replies
  * filled by other shards make it lag a little. Shard thread. */
-void guard_out_sync(struct conn *conn);
-void guard_out_forget(struct conn *conn);
 
 /*
  * Connection memory: the input buffers of requests being received (a
@@ -117,7 +107,7 @@ void guard_out_forget(struct conn *conn);
  * reading request" and marking the connection to close once that is sent
  * (conn_mem_refused). guard_input_release gives bytes back. Shard thread.
  */
-bool guard_input_reserve(struct conn *conn, uint64_t bytes);
+
 void guard_input_release(struct shard *shard, uint64_t bytes);
 
 /*

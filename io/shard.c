@@ -25,7 +25,6 @@
 
 #include "../core/store.h"
 #include "../numa/place.h"
-#include "guard.h"
 #include "uring.h"
 
 const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
@@ -200,7 +199,6 @@ void shard_teardown(struct shard *shard)
     free(shard->free_idx);
     shard->free_idx = NULL;
     outq_cache_fini(&shard->outq_cache);
-    guard_send_pool_fini(shard);
     if (shard->ring_ready)
         io_uring_queue_exit(&shard->ring);
     if (shard->br != NULL)

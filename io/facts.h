@@ -47,7 +47,7 @@ struct server;
  * The LRU and crawler settings that `stats settings` reports under
  * memcached's names and memcached_exporter turns into its
  * memcached_lru_crawler_* gauges (core/prom.c reads them from this table),
- * for corecache's engine: one LRU per class, evicting inline (no
+ * for corecache's engine: whole segments evicted inline, no LRU (no
  * maintainer thread, no HOT/WARM segments), and a crawler that runs
  * continuously, SHARD_CRAWL_BUDGET items per SHARD_TICK_NS tick.
  *

@@ -266,7 +266,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "slab_reassign", "yes") &&
            render_lru_settings(out) &&
            metrics_stat_str(out, "dump_enabled", "yes") &&
-           /* one LRU per class: no segments, no TEMP LRU */
+           /* segment queues, not memcached's LRU segments: no TEMP LRU */
            metrics_stat_str(out, "lru_segmented", "no") &&
            metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", "yes") &&

@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 BUILD_DEPS=(cmake gcc make pkg-config liburing-dev libnuma-dev libjemalloc-dev libxxhash-dev libcmocka-dev libssl-dev)
 TEST_DEPS=(memcached libmemcached-tools openssl sasl2-bin python3 python3-pymemcache python3-pylibmc netcat-openbsd
            procps python3-matplotlib nodejs
-           prometheus) # prometheus + promtool: tests/integration/test_prometheus.py
+           prometheus # prometheus + promtool: tests/integration/test_prometheus.py
+           clang libclang-rt-14-dev) # libFuzzer: tests/fuzz
 # test_memjs installs memjs with npm: Debian's npm package, unless the nodejs
 # installed already bundles npm (NodeSource's conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || TEST_DEPS+=(npm)

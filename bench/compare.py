@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP = 77  # CTest's skip code, for --check when a server binary is missing
+# RESULTS.md from this marker on is written by other scripts and kept.
+KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
 
 
 @dataclass(frozen=True)
@@ -656,15 +658,18 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
-    # bench/tls.py --write-results owns a trailing "## TLS" section: kept.
-    tls_section = ""
+    # Trailing sections other scripts own are kept: from bench/rss_abuse.py's
+    # marker, or bench/tls.py's "## TLS", whichever comes first.
+    kept = ""
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-        if "\n## TLS" in old:
-            tls_section = old[old.index("\n## TLS"):]
+        starts = [i for i in (old.find(KEEP_BEGIN), old.find("\n## TLS")) if i >= 0]
+        if starts:
+            kept = old[min(starts):]
+    text = "\n".join(lines)
     with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n" + tls_section if tls_section else "\n".join(lines))
+        f.write(text.rstrip("\n") + "\n\n" + kept.lstrip("\n") if kept else text)
 
 
 def set_connection_ticks(ax, res) -> None:

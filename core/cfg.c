@@ -93,7 +93,7 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
  *
  * ACTION(field, min, max, below, above)
  */
-#define CFG_LIMITS(ACTION)                                                                       \
+#define CFG_LIMITS(ACTION) \
     ACTION(port, 1, 65535, "port must be between 1 and 65535",                                    \
            "port must be between 1 and 65535")                                                   \
     ACTION(udp_port, 0, 65535, "", "port must be between 0 and 65535")                          \
@@ -108,18 +108,25 @@ static const struct cfg_option cfg_option_table[CFG_NOPTIONS] = {CFG_OPTIONS(CFG
     ACTION(threads, 0, 1024, "threads must be between 0 (one per CPU) and 1024",                 \
            "threads must be between 0 (one per CPU) and 1024")                                   \
     ACTION(listen_backlog, 1, INT32_MAX, "listen backlog must be at least 1",                    \
-           "listen backlog must be at most 2147483647")                                          \
+           "listen backlog must be at most 2147483647") \
     ACTION(item_size_max, 1024, UINT64_C(1) << 30, "max item size must be between 1k and 1024m", \
-           "max item size must be between 1k and 1024m")                                          \
+           "max item size must be between 1k and 1024m") \
     ACTION(default_ttl, 0, INT32_MAX, "", "default TTL must be at most 2147483647 (seconds)")   \
     ACTION(max_ttl, 0, INT32_MAX, "", "max TTL must be at most 2147483647 (seconds)")             \
     ACTION(ssl_keyformat, 1, 2, "key format must be 1 (PEM) or 2 (DER)",                          \
-           "key format must be 1 (PEM) or 2 (DER)")                                              \
+           "key format must be 1 (PEM) or 2 (DER)") \
     ACTION(ssl_wbuf_size, 1, 1024 * 1024, "write buffer size must be at least 1 (kilobytes)",     \
            "write buffer size must be at most 1048576 (kilobytes)")                              \
     ACTION(ssl_verify_mode, 0, 3, "", "verify mode must be 0 (none), 1 (request), 2 (require) or 3 (once)") \
     ACTION(ssl_min_version, 0, 3, "",                                                             \
-           "minimum version must be 0 (tlsv1.0), 1 (tlsv1.1), 2 (tlsv1.2) or 3 (tlsv1.3)")                                   \
+           "minimum version must be 0 (tlsv1.0), 1 (tlsv1.1), 2 (tlsv1.2) or 3 (tlsv1.3)")             \
+    ACTION(conn_memory, 0, UINT64_C(1) << 30, "", "connection memory must be at most 1073741824 (megabytes)") \
+    ACTION(metrics_idle_timeout, 1, 86400, "the idle timeout must be at least 1 (seconds)",      \
+           "the idle timeout must be at most 86400 (seconds)")                                   \
+    ACTION(recv_buffers, 1, 32768, "receive buffers must be between 1 and 32768",               \
+           "receive buffers must be between 1 and 32768")                                        \
+    ACTION(uring_cq_entries, 16, 65536, "completion queue entries must be between 16 and 65536", \
+           "completion queue entries must be between 16 and 65536")                                   \
     CFG_MEMCACHED_LIMITS(ACTION)
 
 /* memcached's own checks of its -o suboptions and -R, in its words. */
@@ -183,23 +190,23 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
  * (for a STR option, "word when false" is what an unset one reads as;
  * NULL: "NULL")
  */
-#define CFG_SETTINGS(ACTION)                                                                     \
-    ACTION(memory_limit, "maxbytes", NULL, NULL)                                                 \
-    ACTION(conn_limit, "maxconns", NULL, NULL)                                                   \
-    ACTION(port, "tcpport", NULL, NULL)                                                          \
-    ACTION(udp_port, "udpport", NULL, NULL)                                                      \
-    ACTION(listen, "inter", NULL, NULL)                                                          \
-    ACTION(verbose, "verbosity", NULL, NULL)                                                     \
-    ACTION(disable_evictions, "evictions", "off", "on")                                          \
+#define CFG_SETTINGS(ACTION) \
+    ACTION(memory_limit, "maxbytes", NULL, NULL) \
+    ACTION(conn_limit, "maxconns", NULL, NULL) \
+    ACTION(port, "tcpport", NULL, NULL) \
+    ACTION(udp_port, "udpport", NULL, NULL) \
+    ACTION(listen, "inter", NULL, NULL) \
+    ACTION(verbose, "verbosity", NULL, NULL) \
+    ACTION(disable_evictions, "evictions", "off", "on") \
     ACTION(enable_shutdown, "shutdown_command", "yes", "no")                                     \
-    ACTION(growth_factor, "growth_factor", NULL, NULL)                                           \
-    ACTION(slab_min_size, "chunk_size", NULL, NULL)                                              \
-    ACTION(threads, "num_threads", NULL, NULL)                                                   \
-    ACTION(disable_cas, "cas_enabled", "no", "yes")                                              \
-    ACTION(listen_backlog, "tcp_backlog", NULL, NULL)                                            \
-    ACTION(item_size_max, "item_size_max", NULL, NULL)                                          \
-    ACTION(default_ttl, "default_ttl", NULL, NULL)                                              \
-    ACTION(max_ttl, "max_ttl", NULL, NULL)                                                      \
+    ACTION(growth_factor, "growth_factor", NULL, NULL) \
+    ACTION(slab_min_size, "chunk_size", NULL, NULL) \
+    ACTION(threads, "num_threads", NULL, NULL) \
+    ACTION(disable_cas, "cas_enabled", "no", "yes") \
+    ACTION(listen_backlog, "tcp_backlog", NULL, NULL) \
+    ACTION(item_size_max, "item_size_max", NULL, NULL) \
+    ACTION(default_ttl, "default_ttl", NULL, NULL) \
+    ACTION(max_ttl, "max_ttl", NULL, NULL) \
     ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
     ACTION(auth_file, "auth_enabled_ascii", NULL, "no")
 
@@ -524,6 +531,11 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
     }
     if (number < min) {
         err_flag_value(err, flag, value, limit->below);
+        return false;
+    }
+    /* ring sizes the kernel takes only as powers of two */
+    if ((id == CFG_OPT_recv_buffers || id == CFG_OPT_uring_cq_entries) && (number & (number - 1)) != 0) {
+        err_flag_value(err, flag, value, "must be a power of two (e.g. 256)");
         return false;
     }
     switch (opt->type) {

@@ -35,13 +35,13 @@
  *
  * ACTION(field, short, long, TYPE, default, metavar, help)
  */
-#define CFG_OPTIONS(ACTION)                                                                  \
+#define CFG_OPTIONS(ACTION) \
     ACTION(port, 'p', "port", UINT, 11211, "num", "TCP port to listen on")                   \
     ACTION(udp_port, 'U', "udp-port", UINT, 0, "num",                                        \
            "UDP port (accepted; no UDP port is opened: corecache serves TCP only)")          \
     ACTION(listen, 'l', "listen", STR, "127.0.0.1", "addr", "interface to listen on")       \
     ACTION(enable_shutdown, 'A', "enable-shutdown", FLAG, false, NULL,                       \
-           "enable the ascii \"shutdown\" command")                                          \
+           "enable the ascii \"shutdown\" command") \
     ACTION(user, 'u', "user", STR, NULL, "user",                                             \
            "assume the identity of <user> after binding (only when run as root)")            \
     ACTION(memory_limit, 'm', "memory-limit", MEGS, 64, "num", "item memory in megabytes")   \
@@ -57,9 +57,9 @@
     ACTION(metrics_port, 0, "metrics-port", UINT, 0, "port",                                 \
            "serve Prometheus metrics (GET /metrics) on this port of the -l addresses; 0: off") \
     ACTION(growth_factor, 'f', "slab-growth-factor", DOUBLE, 1.25, "num",                    \
-           "chunk size growth factor")                                                       \
+           "chunk size growth factor") \
     ACTION(slab_min_size, 'n', "slab-min-size", UINT, 48, "bytes",                           \
-           "min space used for key+value+flags")                                             \
+           "min space used for key+value+flags") \
     ACTION(threads, 't', "threads", UINT, 0, "num",                                          \
            "number of shard threads (default: one per CPU in the affinity mask)")            \
     ACTION(disable_cas, 'C', "disable-cas", FLAG, false, NULL, "disable use of CAS")         \
@@ -67,7 +67,7 @@
            "give each new connection to the shard on the CPU that received it (pair with "  \
            "NIC queue IRQs on the shard CPUs); default: the kernel's hash")                  \
     ACTION(listen_backlog, 'b', "listen-backlog", UINT, 1024, "num",                         \
-           "set the backlog queue limit")                                                    \
+           "set the backlog queue limit") \
     ACTION(item_size_max, 'I', "max-item-size", SIZE, 1024 * 1024, "num",                    \
            "max item size (default: 1m, min: 1k, max: 1024m)")                              \
     ACTION(protocol, 'B', "protocol", STR, "auto", "name",                                   \
@@ -78,6 +78,15 @@
            "longest TTL any item gets, \"never\" included; 0 for no limit")                   \
     ACTION(strict_keys, 0, "strict-keys", FLAG, false, NULL,                                 \
            "refuse text-protocol keys holding control bytes (memcached accepts them)")       \
+    ACTION(conn_memory, 0, "conn-memory", MEGS, 512, "num",                                   \
+           "megabytes for requests being received, all connections together; past it a "      \
+           "request gets SERVER_ERROR out of memory reading request; 0: no limit")            \
+    ACTION(metrics_idle_timeout, 0, "metrics-idle-timeout", UINT, 30, "seconds",             \
+           "close a metrics-endpoint connection idle this long")                              \
+    ACTION(recv_buffers, 0, "recv-buffers", UINT, 256, "num",                                \
+           "16 KiB receive buffers per shard, shared by its connections (a power of two)")    \
+    ACTION(uring_cq_entries, 0, "uring-cq-entries", UINT, 4096, "num",                       \
+           "io_uring completion queue entries per shard (a power of two)") \
     CFG_SECURITY_OPTIONS(ACTION)                                                             \
     CFG_MEMCACHED_OPTIONS(ACTION)
 
@@ -87,7 +96,7 @@
  * sets them (an -o name maps onto the long name with '_' read as '-'), and
  * so does `--ssl-chain-cert=F`.
  */
-#define CFG_SECURITY_OPTIONS(ACTION)                                                          \
+#define CFG_SECURITY_OPTIONS(ACTION) \
     ACTION(extended, 'o', "extended", EXT, NULL, "list",                                     \
            "comma separated list of extended options: the ssl_* and -o names below") \
     ACTION(enable_ssl, 'Z', "enable-ssl", FLAG, false, NULL,                                 \

@@ -4,40 +4,40 @@
  * This is the one engine struct exposed in a header, and only for the
  * inline fast path: the protocol layer composes "VALUE <key> <flags>
  * <bytes> [<cas>]\r\n<data>\r\n" straight from an item returned by
- * store_get() without a function call per field. Only the engine (slab.c,
- * ht.c, store.c) writes items; everyone else reads them through the
- * item_*() accessors below, and only until the next call that may
- * allocate, store or delete on the same store.
+ * store_get() without a function call per field. Only the engine (store.c)
+ * writes items; everyone else reads them through the item_*() accessors
+ * below, and only until the next call that may allocate, store or delete on
+ * the same store, unless a reference pins the item's segment
+ * (store_ref_get(), store.h).
  *
- * An item is one slab chunk: a 40-byte header, then the key, then the
- * value. The trailing "\r\n" of the protocol is not stored (the protocol
- * layer appends it), nor is a NUL after the key. Chunks, and therefore
- * items, are 8-byte aligned within the arena.
+ * An item is appended into a segment (seg.h): a 28-byte header, then the
+ * key, then the value, the whole rounded up to 8 bytes so that the next
+ * item's header is aligned. There is no pointer in an item: the hash table
+ * (segidx.h) finds it by segment and offset, and segments are reclaimed
+ * whole. The trailing "\r\n" of the protocol is not stored, nor is a NUL.
  *
- *     0           4           8        12       16       20       24       28       32
- *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
- *     |hnext      |nk|cl|if|fe|nbytes  |flags   |prev    |next    |atime   |exptime |
- *     +-----------+--+--+--+--+--------+--------+--------+--------+--------+--------+
+ *     0                    8        12       16       20       24 25 26 27 28
+ *     +--------------------+--------+--------+--------+--------+--+--+--+--+
+ *     |cas                 |exptime |atime   |nbytes  |flags   |nk|if|fq|fe|
+ *     +--------------------+--------+--------+--------+--------+--+--+--+--+
+ *     28             28+nkey         28+nkey+nbytes   round up to 8
+ *     +--------------+----------------+------+
+ *     |key (nkey)    |value (nbytes)  | pad  |
+ *     +--------------+----------------+------+
  *
- *     32                   40             40+nkey          40+nkey+nbytes
- *     +--------------------+--------------+----------------+--------+
- *     |cas                 |key (nkey)    |value (nbytes)  | slack  |
- *     +--------------------+--------------+----------------+--------+
- *
- *     hnext   next item in the same hash bucket (a ref, below), 0 = none
- *     nk      key length, 1..250             cl  slab class id, 1..63
- *     if      ITEM_* flags                   fe  flush epoch when linked (store.c)
- *     nbytes  value length                   flags  the client's 32 flag bits
- *     prev    LRU neighbour towards the head (free list: previous free chunk)
- *     next    LRU neighbour towards the tail (free list: next free chunk)
- *     atime   last access that moved the item in its LRU (mc_time_t)
- *     exptime 0 = never, else the engine time at which the item is dead
  *     cas     the item's CAS unique, 0 with CAS disabled
+ *     exptime 0 = never, else the engine time at which the item is dead
+ *     atime   last access that refreshed it (store, or a hit at most once
+ *             per MC_ITEM_UPDATE_INTERVAL): meta's l flag, flush_all
+ *     nbytes  value length               flags  the client's 32 flag bits
+ *     nk      key length, 1..250         if     ITEM_* flags
+ *     fq      read frequency, 0..ITEM_FREQ_MAX, for eviction (store.c)
+ *     fe      the store's immediate-flush count when linked (store.c)
  *
- * Links are refs, not pointers: a ref is the item's byte offset in the
- * arena divided by 8, plus one, so that 0 can mean "none". 32-bit refs
- * keep the header at 40 bytes (memcached's is 48 plus 8 for CAS) and
- * address arenas of up to 32 GiB per shard (store_create checks).
+ * Immutability: the key and value bytes of a linked item are never written
+ * again; an update (set, append, incr, ...) appends a new copy and unlinks
+ * the old one. Only the small metadata (exptime, atime, iflags, freq, and
+ * the CAS of an invalidated meta item) changes in place, as memcached's do.
  */
 #ifndef CORECACHE_CORE_ITEM_H
 #define CORECACHE_CORE_ITEM_H
@@ -57,37 +57,37 @@
  * handed out for this item: later readers see Z) and ITEM_KEY_BINARY (the
  * key came base64-encoded, b: replies return it encoded). A fresh item has
  * none of them; the engine carries STALE and TOKEN_SENT over only on a
- * cas-stale set, as memcached does. 0x80 is free.
+ * cas-stale set, as memcached does.
  */
 enum item_flag {
-    ITEM_LINKED = 0x01,     /* in the hash table and its class's LRU */
+    ITEM_LINKED = 0x01,     /* in the hash table (else dead bytes of its segment) */
     ITEM_FETCHED = 0x02,    /* read by a get/gat/touch since it was stored */
-    ITEM_ACTIVE = 0x04,     /* hit since it last moved in its LRU */
-    ITEM_FREE = 0x08,       /* a free chunk on its class's free list */
+    ITEM_ACTIVE = 0x04,     /* hit since its atime was last refreshed */
     ITEM_STALE = 0x10,      /* meta: invalidated, served stale (X) */
     ITEM_TOKEN_SENT = 0x20, /* meta: a win token (W) was handed out */
     ITEM_KEY_BINARY = 0x40, /* meta: the key was given base64-encoded (b) */
 };
 
+#define ITEM_FREQ_MAX 15 /* reads counted for eviction, saturating (store.c) */
+
 struct item {
-    uint32_t hnext;    /* hash chain ref */
-    uint8_t nkey;      /* key length */
-    uint8_t clsid;     /* slab class */
-    uint8_t iflags;    /* enum item_flag bits */
-    uint8_t flush_epoch; /* the store's immediate-flush count when linked, mod 256 */
+    uint64_t cas;      /* CAS unique */
+    mc_time_t exptime; /* 0: never */
+    mc_time_t atime;   /* last refresh (store or bump) */
     uint32_t nbytes;   /* value length, without "\r\n" */
     uint32_t flags;    /* client flags */
-    uint32_t prev;     /* LRU / free list ref towards the head */
-    uint32_t next;     /* LRU / free list ref towards the tail */
-    mc_time_t atime;   /* last LRU move (store or bump) */
-    mc_time_t exptime; /* 0: never */
-    uint64_t cas;      /* CAS unique */
+    uint8_t nkey;      /* key length */
+    uint8_t iflags;    /* enum item_flag bits */
+    uint8_t freq;      /* reads since stored or last kept by eviction */
+    uint8_t flush_epoch; /* the store's immediate-flush count when linked, mod 256 */
     char data[];       /* key, then value */
 };
 
-/* The header is part of the slab class sizes and of the memory accounting. */
-_Static_assert(sizeof(struct item) == 40, "item header must stay 40 bytes");
-#define ITEM_HEADER_SIZE (sizeof(struct item))
+/* The header is part of the memory accounting; data starts at byte 28 (the
+ * struct's sizeof is 32 only because of tail padding for the CAS). */
+#define ITEM_HEADER_SIZE (offsetof(struct item, data))
+_Static_assert(offsetof(struct item, data) == 28, "item header must stay 28 bytes");
+#define ITEM_ALIGN 8
 
 /* --- Read accessors (any code holding an item from the store) ------------ */
 
@@ -127,8 +127,8 @@ static inline mc_time_t item_exptime(const struct item *it)
     return it->exptime;
 }
 
-/* Last access that moved the item in its LRU (a store or a bump); bumps
- * happen at most once per MC_ITEM_UPDATE_INTERVAL, as memcached's it->time. */
+/* Last access that refreshed the item (a store or a bump); bumps happen at
+ * most once per MC_ITEM_UPDATE_INTERVAL, as memcached's it->time. */
 static inline mc_time_t item_atime(const struct item *it)
 {
     return it->atime;
@@ -156,34 +156,25 @@ static inline bool item_key_binary(const struct item *it)
     return (it->iflags & ITEM_KEY_BINARY) != 0;
 }
 
+/* memcached's slab class id, shown by `me` (cls=). The engine has no size
+ * classes: every item reports the one pseudo-class, 1 (see store.c). */
 static inline unsigned item_clsid(const struct item *it)
 {
-    return it->clsid;
+    (void)it;
+    return 1;
 }
 
-/* Bytes the item takes in its chunk: header, key and value. */
+/* Bytes the item's header, key and value take (its footprint in a segment
+ * is this rounded up to ITEM_ALIGN). */
 static inline size_t item_total(const struct item *it)
 {
     return ITEM_HEADER_SIZE + it->nkey + it->nbytes;
 }
 
-/* --- Refs (engine only) ----------------------------------------------------
- * `base` is (uintptr_t)arena - 8, so that ref 1 is the arena's first byte;
- * integer arithmetic, because a pointer before the arena would be UB. */
-
-static inline uintptr_t item_ref_base(const void *arena)
+/* Bytes an item of this total takes in a segment. */
+static inline size_t item_footprint(size_t total)
 {
-    return (uintptr_t)arena - 8;
-}
-
-static inline struct item *item_at(uintptr_t base, uint32_t ref)
-{
-    return (struct item *)(base + ((uintptr_t)ref << 3));
-}
-
-static inline uint32_t item_ref(uintptr_t base, const struct item *it)
-{
-    return (uint32_t)(((uintptr_t)it - base) >> 3);
+    return (total + ITEM_ALIGN - 1) & ~(size_t)(ITEM_ALIGN - 1);
 }
 
 #endif

@@ -14,7 +14,11 @@
  * Engine outcomes become reply words through reply.h's one table; meta
  * commands are composed in process_meta.c, binary ones in process_bin.c.
  * A value is written with one reservation: the header line and the data
- * are contiguous, and the item is read exactly once.
+ * are contiguous, and the item is read exactly once. A value of at least
+ * PROCESS_REF_MIN bytes, into a sink that can reference bytes (a
+ * connection's output queue), is not copied: the sink sends it from the
+ * store in place, the item's segment pinned (store_ref_get) until the
+ * send completed (store_ref_release).
  */
 #include "process.h"
 
@@ -43,12 +47,18 @@ mc_time_t process_exptime(const struct process_env *env, int64_t exptime)
     return t;
 }
 
-static bool write_value(const struct item *it, const char *key, uint32_t nkey, bool with_cas,
-                        struct sink *out)
+/* Values this large are sent in place rather than copied (an iovec and a
+ * pin cost more than copying a small value). */
+#define PROCESS_REF_MIN 1024
+
+static bool write_value(struct store *store, const struct item *it, const char *key,
+                        uint32_t nkey, bool with_cas, struct sink *out)
 {
     size_t nbytes = item_nbytes(it);
+    bool by_ref = out->ref != NULL && nbytes >= PROCESS_REF_MIN;
+    size_t copied = by_ref ? 0 : nbytes; /* by reference: the header only */
     /* "VALUE " key " " flags(10) " " bytes(10) " " cas(20) "\r\n" data "\r\n" */
-    size_t max = 6 + nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + nbytes + 2;
+    size_t max = 6 + nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + copied + 2;
     char *start = sink_reserve(out, max);
     if (start == NULL)
         return false;
@@ -67,6 +77,15 @@ static bool write_value(const struct item *it, const char *key, uint32_t nkey, b
     }
     *p++ = '\r';
     *p++ = '\n';
+    if (by_ref) {
+        sink_commit(out, (size_t)(p - start));
+        struct store_ref ref = store_ref_get(store, it);
+        if (!out->ref(out, item_value(it), item_nbytes(it), store_ref_release, store)) {
+            store_ref_put(store, ref);
+            return false;
+        }
+        return sink_puts(out, "\r\n");
+    }
     memcpy(p, item_value(it), nbytes);
     p += nbytes;
     *p++ = '\r';
@@ -130,11 +149,11 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
     case PROTO_GET:
     case PROTO_GETS:
         it = store_get(env->store, key, nkey, hash);
-        return it == NULL || write_value(it, key, nkey, req->cmd == PROTO_GETS, out);
+        return it == NULL || write_value(env->store, it, key, nkey, req->cmd == PROTO_GETS, out);
     case PROTO_GAT:
     case PROTO_GATS:
         it = store_gat(env->store, key, nkey, hash, process_exptime(env, req->exptime));
-        return it == NULL || write_value(it, key, nkey, req->cmd == PROTO_GATS, out);
+        return it == NULL || write_value(env->store, it, key, nkey, req->cmd == PROTO_GATS, out);
     case PROTO_SET:
     case PROTO_ADD:
     case PROTO_REPLACE:

@@ -119,24 +119,21 @@ static const struct exporter_row exporter_rows[] = {
      "The number of times an item exceeded the max-item-size when being stored."},
     {"memcached_item_no_memory_total", PROM_COUNTER, PROM_SERVER, "", "store_no_memory",
      "The number of times an item could not be stored due to no more memory."},
-    /* The exporter reads these from `stats settings`, where corecache
-     * reports constants (io/stats.c render_settings: the crawler runs a
-     * slice of 2000 items per 100 ms tick, 50 us per item; one LRU per
-     * class, no maintainer thread, no segments); test_issue16 checks that
-     * both agree. */
-    {"memcached_lru_crawler_enabled", PROM_GAUGE, PROM_SERVER, "", "1", "Whether the LRU crawler is enabled."},
-    {"memcached_lru_crawler_sleep", PROM_GAUGE, PROM_SERVER, "", "50",
+    /* from `stats settings` (io/facts.h FACTS_LRU_SETTINGS) */
+    {"memcached_lru_crawler_enabled", PROM_GAUGE, PROM_SERVER, "", "lru_crawler", "Whether the LRU crawler is enabled."},
+    {"memcached_lru_crawler_sleep", PROM_GAUGE, PROM_SERVER, "", "lru_crawler_sleep",
      "Microseconds to sleep between LRU crawls."},
-    {"memcached_lru_crawler_to_crawl", PROM_GAUGE, PROM_SERVER, "", "0", "Max items to crawl per slab per run."},
-    {"memcached_lru_crawler_maintainer_thread", PROM_GAUGE, PROM_SERVER, "", "0",
+    {"memcached_lru_crawler_to_crawl", PROM_GAUGE, PROM_SERVER, "", "lru_crawler_tocrawl",
+     "Max items to crawl per slab per run."},
+    {"memcached_lru_crawler_maintainer_thread", PROM_GAUGE, PROM_SERVER, "", "lru_maintainer_thread",
      "Split LRU mode and background threads."},
-    {"memcached_lru_crawler_hot_percent", PROM_GAUGE, PROM_SERVER, "", "0",
+    {"memcached_lru_crawler_hot_percent", PROM_GAUGE, PROM_SERVER, "", "hot_lru_pct",
      "Percent of slab memory reserved for HOT LRU."},
-    {"memcached_lru_crawler_warm_percent", PROM_GAUGE, PROM_SERVER, "", "0",
+    {"memcached_lru_crawler_warm_percent", PROM_GAUGE, PROM_SERVER, "", "warm_lru_pct",
      "Percent of slab memory reserved for WARM LRU."},
-    {"memcached_lru_crawler_hot_max_factor", PROM_GAUGE, PROM_SERVER, "", "0",
+    {"memcached_lru_crawler_hot_max_factor", PROM_GAUGE, PROM_SERVER, "", "hot_max_factor",
      "Set idle age of HOT LRU to COLD age * this"},
-    {"memcached_lru_crawler_warm_max_factor", PROM_GAUGE, PROM_SERVER, "", "0",
+    {"memcached_lru_crawler_warm_max_factor", PROM_GAUGE, PROM_SERVER, "", "warm_max_factor",
      "Set idle age of WARM LRU to COLD age * this"},
     {"memcached_lru_crawler_starts_total", PROM_COUNTER, PROM_SERVER, "", "lru_crawler_starts",
      "Times an LRU crawler was started."},

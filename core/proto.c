@@ -100,7 +100,7 @@
 struct token {
     const char *p;
     uint32_t len;
-    bool ctrl; /* holds a control byte: refused in a key */
+    bool ctrl; /* holds a control byte, noted only with --strict-keys: refused in a key */
 };
 
 /* The unparsed rest of a command line. */

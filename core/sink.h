@@ -30,6 +30,13 @@ struct sink {
     /* Make [pos, pos + need) writable, moving pos/end to a new region if
      * needed. Returns false when no memory can be had. */
     bool (*grow)(struct sink *sink, size_t need);
+    /* Optional (NULL: the sink can only copy): appends `len` bytes at
+     * `data` without copying them, calling release(owner, data, len) once
+     * they are no longer needed; false (release not called) when no memory
+     * can be had. io/outq.c sets it; a sink not zero-initialized must set
+     * it to NULL if it may receive item values. */
+    bool (*ref)(struct sink *sink, const void *data, size_t len,
+                void (*release)(void *owner, const void *data, size_t len), void *owner);
 };
 
 /* Returns a pointer to `need` contiguous writable bytes, or NULL. */

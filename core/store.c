@@ -1,72 +1,91 @@
 /*
- * store.c: one shard's storage engine: commands, LRU, expiry, eviction,
- * flush, the crawler and the engine's metrics (the contract is store.h).
+ * store.c: one shard's storage engine: segments grouped by TTL, a tag hash
+ * table, S3-FIFO eviction of whole segments, expiry, flush, the crawler and
+ * the engine's metrics (the contract is store.h).
  *
- * Pieces. Items (item.h) live in slab chunks (slab.c) carved from the
- * shard's arena and are found through the hash table (ht.c). Each slab
- * class keeps one LRU list, doubly linked through the items' prev/next
- * refs, newest at the head:
+ * Design (after Segcache, Yang et al., NSDI'21; eviction after S3-FIFO,
+ * Yang et al., SOSP'23).
  *
- *     lru_head[c] -> it -> it -> it -> ... -> it <- lru_tail[c]
- *                  (recently stored or hit)      (evicted first)
+ *   Items are appended into segments (seg.h) of one size, chosen so that a
+ *   shard has at least STORE_SEG_MIN_COUNT of them (1 MiB down to 32 KiB:
+ *   -m 8 with -t 2 gives 4 MiB shards of 128 x 32 KiB). An item larger than
+ *   a segment takes a run of adjacent segments of its own, so any item up
+ *   to -I fits (store_create requires arena >= -I; io/shard.c sizes the
+ *   shard's share so). There are no size classes: a freed segment takes
+ *   items of any size, and nothing ever needs moving between classes.
  *
- * Semantics follow memcached 1.6 with its segmented LRU off (one LRU per
- * class); each function below names the memcached function it mirrors,
- * so the two can be read side by side.
+ *   The hash table (segidx.h) holds 8 bytes per item: a tag and the item's
+ *   location. Items hold no pointer; the 28-byte header (item.h) is the
+ *   whole per-item overhead besides that entry and the 8-byte alignment.
  *
- * Lookups (store_find, memcached's do_item_get) unlink and free an item
- * that is flushed or expired before anyone sees it, counting get_flushed
- * or get_expired, for every command that looks a key up (get, set, delete,
- * incr, touch...), as memcached does. A hit moves the item to its LRU head
- * at most once per MC_ITEM_UPDATE_INTERVAL seconds (do_item_update), so a
- * hot key read a million times a second is written about once a minute.
+ *   Segments are grouped by TTL: an item goes to the open segment of its
+ *   TTL bucket (seg_bucket: powers of two of the TTL), so the items of a
+ *   segment expire at about the same time, and a segment remembers the
+ *   latest exptime written into it (exp_max). A segment whose exp_max has
+ *   passed is freed whole, without reading its items except to unlink them
+ *   from the table; that is done eagerly when memory is needed (before any
+ *   eviction) and by the crawler.
  *
- * Allocation (store_alloc, memcached's do_item_alloc + lru_pull_tail) tries,
- * in order:
- *   1. a free chunk, the class's carving page, or a fresh arena page;
- *   2. reclaiming expired or flushed items among the last
- *      STORE_TAIL_SEARCH of the class's LRU;
- *   3. an empty page of another class (all its chunks free, so no item is
- *      lost; memcached's slab automover does this in the background);
- *   4. evicting the class's LRU tail (not under -M);
- *   5. when the class has nothing it could evict, moving another class's
- *      page to it, evicting that page's items (not under -M);
- *   and else fails with MC_ENOMEM, counting outofmemory.
- * Items that a command holds while it allocates (the new item of a set,
- * the old item of an append or incr) are pinned: steps 2, 4 and 5 skip
- * them, exactly as memcached's refcounts keep held items from eviction.
+ *   Eviction is S3-FIFO at segment granularity, made size-aware. New
+ *   items enter the SMALL queue's segments; when SMALL holds more than
+ *   STORE_SMALL_PERCENT of the segments its oldest segment is evicted, else
+ *   MAIN's oldest. Evicting a segment walks its items: dead ones
+ *   (unlinked, expired, flushed) are dropped; an item read at least
+ *   store_keep_reads() times since it was written or last kept (one read,
+ *   plus one per STORE_KEEP_UNIT bytes: an item is worth its hits per byte)
+ *   is copied into the open MAIN segment of its TTL bucket (from SMALL with
+ *   its count reset, in MAIN with the reads it used subtracted, a CLOCK);
+ *   the rest are evicted. A small item (<= STORE_GHOST_MAX) evicted from
+ *   SMALL leaves its key's fingerprint in the ghost; stored again while the
+ *   fingerprint is there (a cache-aside miss soon after), and still small,
+ *   it enters MAIN directly. One-hit wonders thus leave quickly through
+ *   SMALL while items read again survive in MAIN. Copies are bounded: one
+ *   free segment is kept in reserve for them, and after
+ *   STORE_EVICT_KEEP_MAX victims in one allocation the rest are evicted
+ *   without copies, so an allocation never loops. A large item (a run) is
+ *   kept in place instead: its run moves to MAIN's tail. Before evicting
+ *   anything live, segments all dead are freed and a segment at least half
+ *   dead (overwrites, deletes) is compacted in place (store_compact_seg):
+ *   under -M that is the only way memory comes back.
+ *
+ *   Items are immutable (item.h): every update appends a new copy and
+ *   points the table entry at it; the old copy becomes dead bytes that leave
+ *   with its segment. A segment whose items are all dead is freed at once.
+ *
+ *   Commands that hold an item across an allocation (the new item of a set
+ *   before it is linked, the old item of an append or incr) pin its segment
+ *   (store->pin); store_ref_get() pins for zero-copy replies (seg.refs).
+ *   Pinned segments are never evicted, expired or freed.
+ *
+ * Semantics follow memcached 1.6; each function names the memcached
+ * function it mirrors. Lookups (store_find, do_item_get) unlink an expired
+ * or flushed item on sight, counting get_expired or get_flushed.
  *
  * Flush (memcached's item_is_flushed): flush_all sets oldest_live; an item
  * is flushed once now >= oldest_live if its atime <= oldest_live. An
  * immediate flush sets oldest_live one second back (as memcached with CAS
  * on), so items stored later in the flush's own second survive, and those
- * stored earlier in that second must be told apart: memcached compares
- * their CAS with one taken at the flush; we count immediate flushes
- * instead (flush_epoch, copied into each item when linked), because a
- * meta client may choose an item's CAS (E) and a low one must not read as
- * flushed. Same outcome for every other item: CAS order is link order.
- *
- * Expiry: exptime != 0 && exptime <= now. memcached's tail reclaim and
- * crawler test exptime < now; here one predicate serves all three, so that
- * an item a get would call dead is never counted as a live eviction.
+ * stored earlier in that second are told apart by the flush epoch copied
+ * into each item when linked. Segments remember their newest atime
+ * (last_link), so a segment that is all flushed is freed whole.
  *
  * CAS values are cas_offset + k * cas_stride for k = 1, 2, ...; every store
  * with its own offset below the common stride issues values no other store
  * issues, and each store's values grow with time.
  *
- * Invariants, between commands: every chunk handed out by the slab is a
- * linked item (in the hash table and in its class's LRU), so used_chunks
- * equals number per class; curr_items and bytes are the sums of number and
- * mem_requested; nothing is pinned.
+ * Invariants, between commands: an item is linked (ITEM_LINKED) iff the
+ * table holds its location; a segment's live_items and live_bytes count
+ * its linked items and their footprints; curr_items and bytes are their
+ * sums over segments (bytes counting item_total, not footprints); every
+ * queued segment's write <= its size; nothing is pinned by store->pin.
  *
- * Metrics: STORE_METRIC is the store-wide table (memcached's `stats` names
- * and order), STORE_CLASS_METRIC the per-class one, made of the `stats
- * slabs` section followed by the `stats items` section. Store-wide totals
- * that memcached sums from per-class counters (get_hits, evictions, ...)
- * are summed the same way when a snapshot is taken, so a hit costs one
- * increment. Gauges are computed at snapshot time from the slab, the hash
- * table and the LRUs, or kept current (curr_items, bytes, number,
- * mem_requested).
+ * Metrics: STORE_METRIC is the store-wide table (memcached's `stats`
+ * names and order, then the engine's own), STORE_CLASS_METRIC the per-class
+ * one. The engine has one pseudo-class, 1, standing for all segments:
+ * chunk_size is the segment size, a "page" and a "chunk" are a segment in
+ * use (total_pages = used_chunks = segments in queues), free_chunks the
+ * free segments; slabs_moved, slab_reassign_evictions_nomem, tailrepairs
+ * and lrutail_reflocked are always 0 (there is nothing to move or repair).
  */
 #include "store.h"
 
@@ -74,112 +93,127 @@
 #include <string.h>
 
 #include "hash.h"
-#include "ht.h"
 #include "item.h"
-#include "slab.h"
+#include "seg.h"
+#include "segidx.h"
 
-_Static_assert(STORE_CLASSES_MAX == SLAB_CLASSES_MAX, "one class limit for store and slab");
 _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 
-/* LRU tail items examined per reclaim or eviction (memcached's `tries`). */
-#define STORE_TAIL_SEARCH 5
+#define STORE_SEG_MAX ((size_t)1 << 20)       /* largest automatic segment */
+#define STORE_SEG_MIN ((size_t)32 << 10)      /* smallest automatic segment */
+#define STORE_SEG_MIN_COUNT 128               /* segments a shard should have */
+#define STORE_SMALL_PERCENT 10                /* S3-FIFO's small queue share */
+#define STORE_EVICT_KEEP_MAX 16               /* victims per allocation that may keep items */
+#define STORE_INDEX_POWER 10                  /* initial table: 1024 buckets, 8192 items */
+#define STORE_CLASS 1                         /* the one pseudo-class */
+#define STORE_KEEP_UNIT 8192                  /* one more read needed per this many bytes */
+#define STORE_GHOST_MAX 4096                  /* largest item the ghost remembers */
+#define STORE_RUN_APPEND_MAX ((size_t)1 << (SEGIDX_OFF_BITS + 3)) /* offsets a location holds */
 
-/* Store-wide metrics, in memcached's `stats` order. */
+/* Store-wide metrics, in memcached's `stats` order, then the engine's. */
 #define STORE_METRIC(ACTION)                                                                  \
     ACTION(cmd_get, COUNTER, "get and gets keys looked up")                                  \
-    ACTION(cmd_set, COUNTER, "storage commands that got as far as storing (sum of classes)") \
+    ACTION(cmd_set, COUNTER, "storage commands that got as far as storing")                  \
     ACTION(cmd_touch, COUNTER, "touch, gat and gats keys looked up")                         \
     ACTION(cmd_meta, COUNTER, "me (meta debug) commands, as memcached counts them")           \
-    ACTION(get_hits, COUNTER, "get and gets keys found (sum of classes)")                    \
+    ACTION(get_hits, COUNTER, "get and gets keys found")                                     \
     ACTION(get_misses, COUNTER, "get and gets keys not found")                               \
     ACTION(get_expired, COUNTER, "lookups that found the key expired")                       \
     ACTION(get_flushed, COUNTER, "lookups that found the key flushed")                       \
     ACTION(delete_misses, COUNTER, "delete of a missing key")                                \
-    ACTION(delete_hits, COUNTER, "keys deleted (sum of classes)")                            \
+    ACTION(delete_hits, COUNTER, "keys deleted")                                             \
     ACTION(incr_misses, COUNTER, "incr of a missing key")                                    \
-    ACTION(incr_hits, COUNTER, "keys incremented (sum of classes)")                          \
+    ACTION(incr_hits, COUNTER, "keys incremented")                                           \
     ACTION(decr_misses, COUNTER, "decr of a missing key")                                    \
-    ACTION(decr_hits, COUNTER, "keys decremented (sum of classes)")                          \
+    ACTION(decr_hits, COUNTER, "keys decremented")                                           \
     ACTION(cas_misses, COUNTER, "cas of a missing key")                                      \
-    ACTION(cas_hits, COUNTER, "cas that stored (sum of classes)")                            \
-    ACTION(cas_badval, COUNTER, "cas with a stale unique (sum of classes)")                  \
-    ACTION(touch_hits, COUNTER, "touch, gat and gats keys found (sum of classes)")           \
+    ACTION(cas_hits, COUNTER, "cas that stored")                                             \
+    ACTION(cas_badval, COUNTER, "cas with a stale unique")                                   \
+    ACTION(touch_hits, COUNTER, "touch, gat and gats keys found")                            \
     ACTION(touch_misses, COUNTER, "touch, gat and gats keys not found")                      \
     ACTION(store_too_large, COUNTER, "storage commands refused: item above -I")              \
     ACTION(store_no_memory, COUNTER, "storage commands refused: no memory (see -M)")         \
-    ACTION(hash_power_level, LEVEL, "log2 of the hash table's bucket count")                 \
+    ACTION(hash_power_level, LEVEL, "log2 of the hash table's bucket count (8 items each)")  \
     ACTION(hash_bytes, GAUGE, "bytes of hash table buckets")                                 \
-    ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling")                   \
-    ACTION(slab_reassign_evictions_nomem, COUNTER, "live items evicted by page moves")       \
-    ACTION(slabs_moved, COUNTER, "slab pages moved between classes")                         \
-    ACTION(lru_crawler_starts, COUNTER, "crawler laps begun over the shard's pages (it runs "    \
+    ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling (never: at once)")  \
+    ACTION(slab_reassign_evictions_nomem, COUNTER, "always 0: segments need no page moves")  \
+    ACTION(slabs_moved, COUNTER, "always 0: segments take items of any size")                \
+    ACTION(lru_crawler_starts, COUNTER, "crawler laps begun over the shard's segments (it runs " \
                                         "continuously, a slice per tick)")                       \
     ACTION(bytes, GAUGE, "bytes of items stored (headers, keys, values)")                    \
     ACTION(curr_items, GAUGE, "items stored")                                                \
     ACTION(total_items, COUNTER, "items ever stored")                                        \
     ACTION(expired_unfetched, COUNTER, "expired items reclaimed never fetched")              \
     ACTION(evicted_unfetched, COUNTER, "evicted items never fetched")                        \
-    ACTION(evicted_active, COUNTER, "evicted items hit since their last LRU move")           \
+    ACTION(evicted_active, COUNTER, "evicted items hit since their last atime refresh")      \
     ACTION(evictions, COUNTER, "live items evicted to make room")                            \
-    ACTION(reclaimed, COUNTER, "expired items whose memory was reused from the LRU tail")    \
+    ACTION(reclaimed, COUNTER, "expired or flushed items freed to make room")                \
     ACTION(crawler_reclaimed, COUNTER, "expired or flushed items freed by the crawler")      \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
-    ACTION(moves_to_cold, COUNTER, "always 0: one LRU per class, no HOT/WARM/COLD segments")  \
-    ACTION(moves_to_warm, COUNTER, "always 0: one LRU per class, no segments")               \
-    ACTION(moves_within_lru, COUNTER, "always 0: one LRU per class, no segments")            \
-    ACTION(total_malloced, GAUGE, "bytes of slab pages given to classes (stats slabs)")
+    ACTION(moves_to_cold, COUNTER, "always 0: no HOT/WARM/COLD LRUs (S3-FIFO queues instead)") \
+    ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
+    ACTION(seg_size, LEVEL, "bytes per segment")                                             \
+    ACTION(seg_segments, GAUGE, "segments in the arena")                                     \
+    ACTION(seg_free, GAUGE, "free segments")                                                 \
+    ACTION(seg_small, GAUGE, "segments in the S3-FIFO small queue")                          \
+    ACTION(seg_dead_bytes, GAUGE, "bytes of segments in use not holding a linked item")      \
+    ACTION(seg_evicted, COUNTER, "segments freed by eviction")                               \
+    ACTION(seg_expired, COUNTER, "segments freed whole: all expired, flushed or dead")       \
+    ACTION(evict_kept, COUNTER, "items eviction copied into MAIN instead of evicting")       \
+    ACTION(seg_compacted, COUNTER, "segments compacted in place (dead bytes reused)")        \
+    ACTION(ghost_hits, COUNTER, "items stored straight into MAIN: evicted from SMALL lately")\
+    ACTION(seg_refs, GAUGE, "segment pins held by pending zero-copy replies")                \
+    ACTION(total_malloced, GAUGE, "bytes of segments in use (stats slabs)")
 
 /* Per-class metrics: the `stats slabs` fields, in memcached's order... */
 #define STORE_CLASS_SLABS_METRIC(ACTION)                                                      \
-    ACTION(chunk_size, GAUGE, "bytes per chunk")                                             \
-    ACTION(chunks_per_page, GAUGE, "chunks per slab page")                                   \
-    ACTION(total_pages, GAUGE, "pages owned by the class")                                   \
-    ACTION(total_chunks, GAUGE, "chunks in the class's pages")                               \
-    ACTION(used_chunks, GAUGE, "chunks holding items")                                       \
-    ACTION(free_chunks, GAUGE, "chunks on the free list")                                    \
-    ACTION(free_chunks_end, GAUGE, "chunks not yet carved from the last page")               \
+    ACTION(chunk_size, GAUGE, "bytes per segment (the one class)")                           \
+    ACTION(chunks_per_page, GAUGE, "1: a segment is a page and a chunk")                     \
+    ACTION(total_pages, GAUGE, "segments in use")                                            \
+    ACTION(total_chunks, GAUGE, "segments in use")                                           \
+    ACTION(used_chunks, GAUGE, "segments in use")                                            \
+    ACTION(free_chunks, GAUGE, "free segments")                                              \
+    ACTION(free_chunks_end, GAUGE, "always 0")                                               \
     ACTION(get_hits, COUNTER, "get and gets hits")                                           \
-    ACTION(cmd_set, COUNTER, "storage commands whose item fell in this class")               \
+    ACTION(cmd_set, COUNTER, "storage commands")                                             \
     ACTION(delete_hits, COUNTER, "keys deleted")                                             \
     ACTION(incr_hits, COUNTER, "keys incremented")                                           \
     ACTION(decr_hits, COUNTER, "keys decremented")                                           \
-    ACTION(cas_hits, COUNTER, "cas that stored over an item of this class")                  \
-    ACTION(cas_badval, COUNTER, "cas refused over an item of this class")                    \
+    ACTION(cas_hits, COUNTER, "cas that stored")                                             \
+    ACTION(cas_badval, COUNTER, "cas refused")                                               \
     ACTION(touch_hits, COUNTER, "touch, gat and gats hits")
 /* ...then the `stats items` fields, in memcached's order. age and
- * evicted_time are levels: across shards the server reports the largest
- * (memcached's `stats reset` also zeroes evicted_time; we keep it, as a
- * level, so that shards merge by max). */
+ * evicted_time are levels: across shards the server reports the largest. */
 #define STORE_CLASS_ITEMS_METRIC(ACTION)                                                      \
     ACTION(number, GAUGE, "items stored")                                                    \
-    ACTION(number_hot, GAUGE, "always 0: the class's one LRU is reported as COLD")           \
-    ACTION(number_warm, GAUGE, "always 0: the class's one LRU is reported as COLD")          \
-    ACTION(number_cold, GAUGE, "items in the class's one LRU, which evicts (= number)")      \
-    ACTION(age_hot, LEVEL, "always 0: no HOT segment")                                        \
-    ACTION(age_warm, LEVEL, "always 0: no WARM segment")                                      \
-    ACTION(age, LEVEL, "seconds since the LRU tail item was stored or bumped")               \
-    ACTION(mem_requested, GAUGE, "bytes of the items stored (not of their chunks)")          \
+    ACTION(number_hot, GAUGE, "always 0: the pseudo-class's items are reported as COLD")     \
+    ACTION(number_warm, GAUGE, "always 0: the pseudo-class's items are reported as COLD")    \
+    ACTION(number_cold, GAUGE, "items stored, all reported as COLD (= number)")              \
+    ACTION(age_hot, LEVEL, "always 0: no HOT LRU")                                           \
+    ACTION(age_warm, LEVEL, "always 0: no WARM LRU")                                         \
+    ACTION(age, LEVEL, "seconds since the oldest segment in use was opened")                 \
+    ACTION(mem_requested, GAUGE, "bytes of the items stored")                                \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
     ACTION(evicted_nonzero, COUNTER, "live items with an exptime evicted")                   \
-    ACTION(evicted_time, LEVEL, "seconds since the last evicted item's last LRU move")     \
+    ACTION(evicted_time, LEVEL, "seconds since the last evicted item's atime")              \
     ACTION(outofmemory, COUNTER, "allocations that failed")                                  \
-    ACTION(tailrepairs, COUNTER, "LRU tails repaired (always 0: items hold no references)")   \
-    ACTION(reclaimed, COUNTER, "expired items reused from the LRU tail")                     \
+    ACTION(tailrepairs, COUNTER, "always 0: items hold no references")                       \
+    ACTION(reclaimed, COUNTER, "expired or flushed items freed to make room")                \
     ACTION(expired_unfetched, COUNTER, "expired items reclaimed never fetched")              \
     ACTION(evicted_unfetched, COUNTER, "evicted items never fetched")                        \
-    ACTION(evicted_active, COUNTER, "evicted items hit since their last LRU move")           \
+    ACTION(evicted_active, COUNTER, "evicted items hit since their last atime refresh")      \
     ACTION(crawler_reclaimed, COUNTER, "items freed by the crawler")                         \
     ACTION(crawler_items_checked, COUNTER, "items the crawler examined")                     \
-    ACTION(lrutail_reflocked, COUNTER, "LRU tails skipped as referenced (always 0, as above)") \
-    ACTION(moves_to_cold, COUNTER, "always 0: one LRU per class, no segments")               \
-    ACTION(moves_to_warm, COUNTER, "always 0: one LRU per class, no segments")               \
-    ACTION(moves_within_lru, COUNTER, "always 0: one LRU per class, no segments")            \
-    ACTION(direct_reclaims, COUNTER, "allocations that reclaimed or evicted from the LRU "      \
-                                     "tail themselves (= reclaimed + evicted: there is no "    \
-                                     "background LRU maintainer)")                            \
-    ACTION(hits_to_hot, COUNTER, "always 0: no HOT segment")                                  \
-    ACTION(hits_to_warm, COUNTER, "always 0: no WARM segment")                                \
-    ACTION(hits_to_cold, COUNTER, "get hits on the class's one LRU, reported as COLD (= get_hits)") \
+    ACTION(lrutail_reflocked, COUNTER, "always 0, as tailrepairs")                          \
+    ACTION(moves_to_cold, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
+    ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
+    ACTION(direct_reclaims, COUNTER, "allocations that reclaimed or evicted themselves "      \
+                                     "(= reclaimed + evicted: no background maintainer)")    \
+    ACTION(hits_to_hot, COUNTER, "always 0: no HOT LRU")                                     \
+    ACTION(hits_to_warm, COUNTER, "always 0: no WARM LRU")                                   \
+    ACTION(hits_to_cold, COUNTER, "get hits, all reported as COLD (= get_hits)")             \
     ACTION(hits_to_temp, COUNTER, "always 0: no TEMP LRU")
 
 #define STORE_CLASS_METRIC(ACTION) STORE_CLASS_SLABS_METRIC(ACTION) STORE_CLASS_ITEMS_METRIC(ACTION)
@@ -199,41 +233,113 @@ const size_t store_class_metric_items_first = METRIC_COUNT(STORE_CLASS_SLABS_MET
 
 struct store {
     struct store_cfg cfg;
-    struct slab *slab;
-    struct ht *ht;
-    uintptr_t base; /* item_ref_base(arena) */
+    struct segs segs;
+    struct segidx *idx;
     mc_time_t now;
 
     mc_time_t oldest_live; /* flush_all watermark, 0 = none */
     uint8_t flush_epoch;   /* immediate flushes so far, mod 256 */
+    uint32_t flushes;      /* flush_all calls so far (seg.flush_seen) */
     bool flush_this_second; /* the last flush was immediate: items linked in
                              * its second before it (older epoch) are gone */
     uint64_t cas_issued;   /* k of the last CAS issued */
 
-    /* Items a command holds across an allocation; never reclaimed. */
-    const struct item *pin[2];
-
-    /* Crawler position: next chunk to examine. */
-    uint32_t crawl_page;
-    uint32_t crawl_chunk;
-
-    uint32_t lru_head[STORE_CLASSES_MAX];
-    uint32_t lru_tail[STORE_CLASSES_MAX];
+    uint32_t pin[2];       /* segments a command holds across an allocation */
+    uint32_t evicting;     /* the segment being evicted (not freed under it) */
+    uint32_t reserve;      /* free segments kept for eviction's copies */
+    uint32_t small_max;    /* SMALL segments above which SMALL is evicted first */
+    uint32_t crawl_seg;    /* crawler position */
+    uint64_t refs;         /* store_ref_get() pins held */
+    uint32_t *ghost;       /* S3-FIFO's ghost: fingerprints of keys evicted from SMALL */
+    uint64_t ghost_mask;
 
     struct store_metrics m;
-    struct store_class_metrics cm[STORE_CLASSES_MAX];
+    struct store_class_metrics cm; /* the one class */
 };
 
+/* --- Locations ------------------------------------------------------------------ */
+
+static struct item *item_at_loc(const struct store *store, uint64_t loc)
+{
+    return (struct item *)(seg_data(&store->segs, SEGIDX_LOC_SEG(loc)) + SEGIDX_LOC_OFF(loc));
+}
+
+static const struct item *resolve(const void *ctx, uint64_t loc)
+{
+    return item_at_loc(ctx, loc);
+}
+
+/* The segment (a run's first segment) holding `it`. */
+static uint32_t seg_of(const struct store *store, const struct item *it)
+{
+    return seg_head(&store->segs,
+                    (uint32_t)(((const char *)it - store->segs.base) / store->segs.seg_size));
+}
+
+/* Bytes segment `id` (and its run) can hold. */
+static size_t seg_capacity(const struct segs *segs, uint32_t id)
+{
+    return (size_t)segs->seg[id].run * segs->seg_size;
+}
+
+static uint64_t loc_of(const struct store *store, const struct item *it)
+{
+    uint32_t id = seg_of(store, it);
+    return SEGIDX_LOC(id, (size_t)((const char *)it - seg_data(&store->segs, id)));
+}
+
+/* --- Ghost ------------------------------------------------------------------ *
+ * S3-FIFO's ghost queue, as a direct-mapped table of 32-bit key fingerprints:
+ * a key evicted from SMALL unread leaves its fingerprint; if it is stored
+ * again while the fingerprint is there (it was asked for again soon after,
+ * a cache-aside miss), it goes straight to MAIN. Older fingerprints are
+ * overwritten by newer ones in their slot, which is the ghost's FIFO. A
+ * false match (1 in 2^32 per slot) only puts an item in MAIN. */
+
+static uint32_t ghost_print(uint64_t hash)
+{
+    return (uint32_t)(hash >> 32) | 1;
+}
+
+static void store_ghost_put(struct store *store, uint64_t hash)
+{
+    store->ghost[(hash ^ (hash >> 29)) & store->ghost_mask] = ghost_print(hash);
+}
+
+/* True (and forgets it) if the key's fingerprint is in the ghost. */
+static bool store_ghost_take(struct store *store, uint64_t hash)
+{
+    uint32_t *slot = &store->ghost[(hash ^ (hash >> 29)) & store->ghost_mask];
+    if (*slot != ghost_print(hash))
+        return false;
+    *slot = 0;
+    store->m.ghost_hits++;
+    return true;
+}
+
 /* --- Creation ---------------------------------------------------------------- */
+
+static size_t store_pick_seg_size(const struct store_cfg *cfg)
+{
+    if (cfg->seg_size != 0)
+        return cfg->seg_size;
+    size_t seg = STORE_SEG_MAX;
+    while (seg > STORE_SEG_MIN && cfg->arena_size / seg < STORE_SEG_MIN_COUNT)
+        seg /= 2;
+    return seg;
+}
 
 enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
 {
     enum mc_status status = MC_EINVAL;
     struct store *store = NULL;
     *out = NULL;
-    if (cfg->arena == NULL || cfg->item_size_max < ITEM_HEADER_SIZE + 1 + 1 ||
-        cfg->slab_page_size < cfg->item_size_max || cfg->arena_size < cfg->slab_page_size ||
-        !(cfg->growth_factor > 1.0) || (cfg->cas_enabled && cfg->cas_stride == 0))
+    if (cfg->arena == NULL || (uintptr_t)cfg->arena % 8 != 0 ||
+        cfg->item_size_max < ITEM_HEADER_SIZE + 1 + 1 || cfg->arena_size < cfg->item_size_max ||
+        (cfg->cas_enabled && cfg->cas_stride == 0))
+        goto fail;
+    size_t seg_size = store_pick_seg_size(cfg);
+    if (seg_size % 8 != 0 || seg_size < 1024 || cfg->arena_size / seg_size * seg_size < cfg->item_size_max)
         goto fail;
 
     status = MC_ENOMEM;
@@ -241,19 +347,25 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
     if (store == NULL)
         goto fail;
     store->cfg = *cfg;
-    store->base = item_ref_base(cfg->arena);
-
-    struct slab_cfg slab_cfg = {
-        .arena = cfg->arena,
-        .arena_size = cfg->arena_size,
-        .page_size = cfg->slab_page_size,
-        .factor = cfg->growth_factor,
-        .chunk_min = cfg->chunk_min,
-    };
-    status = slab_create(&slab_cfg, &store->slab);
+    store->cfg.seg_size = seg_size;
+    store->pin[0] = store->pin[1] = store->evicting = SEG_NONE;
+    status = seg_init(&store->segs, cfg->arena, cfg->arena_size, seg_size);
     if (status != MC_OK)
         goto fail;
-    status = ht_create(HT_POWER_DEFAULT, store->base, &store->ht);
+    uint32_t n = store->segs.nsegs;
+    store->reserve = n >= 3 ? 1 : 0;
+    store->small_max = n * STORE_SMALL_PERCENT / 100;
+    if (store->small_max == 0)
+        store->small_max = 1;
+    /* one ghost slot per 512 bytes of arena: about one per item MAIN holds */
+    size_t slots = 1024;
+    while (slots < cfg->arena_size / 512 && slots < ((size_t)1 << 26))
+        slots *= 2;
+    store->ghost = calloc(slots, sizeof(*store->ghost));
+    if (store->ghost == NULL)
+        goto fail;
+    store->ghost_mask = slots - 1;
+    status = segidx_create(STORE_INDEX_POWER, resolve, store, &store->idx);
     if (status != MC_OK)
         goto fail;
     *out = store;
@@ -268,8 +380,9 @@ void store_destroy(struct store **store)
 {
     if (*store == NULL)
         return;
-    slab_destroy(&(*store)->slab);
-    ht_destroy(&(*store)->ht);
+    seg_deinit(&(*store)->segs);
+    segidx_destroy(&(*store)->idx);
+    free((*store)->ghost);
     free(*store);
     *store = NULL;
 }
@@ -290,6 +403,21 @@ bool store_item_fits(const struct store *store, size_t nkey, size_t nbytes)
            store_item_total(nkey, nbytes) <= store->cfg.item_size_max;
 }
 
+size_t store_seg_size(const struct store *store)
+{
+    return store->segs.seg_size;
+}
+
+uint32_t store_seg_count(const struct store *store)
+{
+    return store->segs.nsegs;
+}
+
+uint32_t store_seg_gen(const struct store *store, uint32_t seg)
+{
+    return seg < store->segs.nsegs ? store->segs.seg[seg].gen : 0;
+}
+
 /* --- Item state ---------------------------------------------------------------- */
 
 static uint64_t store_next_cas(struct store *store)
@@ -300,13 +428,18 @@ static uint64_t store_next_cas(struct store *store)
     return store->cfg.cas_offset + store->cas_issued * store->cfg.cas_stride;
 }
 
+static bool store_flush_effective(const struct store *store)
+{
+    return store->oldest_live != 0 && store->oldest_live <= store->now;
+}
+
 /* memcached's item_is_flushed(), with the flush epoch for the flush's own
  * second (see the file comment). */
 static bool store_is_flushed(const struct store *store, const struct item *it)
 {
-    mc_time_t oldest_live = store->oldest_live;
-    if (oldest_live == 0 || oldest_live > store->now)
+    if (!store_flush_effective(store))
         return false;
+    mc_time_t oldest_live = store->oldest_live;
     return it->atime <= oldest_live ||
            (store->flush_this_second && it->atime == oldest_live + 1 &&
             it->flush_epoch != store->flush_epoch);
@@ -317,60 +450,53 @@ static bool store_is_expired(const struct store *store, const struct item *it)
     return it->exptime != 0 && it->exptime <= store->now;
 }
 
-static bool store_is_pinned(const struct store *store, const struct item *it)
+static bool store_seg_pinned(const struct store *store, uint32_t id)
 {
-    return it == store->pin[0] || it == store->pin[1];
+    return id == store->pin[0] || id == store->pin[1] || id == store->evicting ||
+           store->segs.seg[id].refs != 0;
 }
 
-/* --- LRU ------------------------------------------------------------------------ */
-
-static void lru_push_head(struct store *store, struct item *it)
+/* Records an exptime written into segment `id` (at append or by touch). */
+static void seg_note_exptime(struct store *store, uint32_t id, mc_time_t exptime)
 {
-    unsigned c = it->clsid;
-    uint32_t ref = item_ref(store->base, it);
-    it->prev = 0;
-    it->next = store->lru_head[c];
-    if (it->next != 0)
-        item_at(store->base, it->next)->prev = ref;
-    else
-        store->lru_tail[c] = ref;
-    store->lru_head[c] = ref;
+    struct seg *s = &store->segs.seg[id];
+    if (exptime == 0) {
+        s->exp_max = SEG_NEVER;
+        return;
+    }
+    if (s->exp_max != SEG_NEVER && exptime > s->exp_max)
+        s->exp_max = exptime;
+    if (exptime < s->exp_min)
+        s->exp_min = exptime;
 }
 
-static void lru_remove(struct store *store, struct item *it)
+static void store_set_exptime(struct store *store, struct item *it, mc_time_t exptime)
 {
-    unsigned c = it->clsid;
-    if (it->prev != 0)
-        item_at(store->base, it->prev)->next = it->next;
-    else
-        store->lru_head[c] = it->next;
-    if (it->next != 0)
-        item_at(store->base, it->next)->prev = it->prev;
-    else
-        store->lru_tail[c] = it->prev;
-    it->prev = it->next = 0;
+    it->exptime = exptime;
+    seg_note_exptime(store, seg_of(store, it), exptime);
 }
 
-/* memcached's do_item_update(): move to the LRU head, at most once per
- * interval. Returns true if it moved. */
+/* memcached's do_item_update(): refresh atime at most once per interval.
+ * Returns true if it did. */
 static bool store_update(struct store *store, struct item *it)
 {
     if ((uint64_t)it->atime + MC_ITEM_UPDATE_INTERVAL >= store->now)
         return false;
-    if (store->lru_head[it->clsid] != item_ref(store->base, it)) {
-        lru_remove(store, it);
-        lru_push_head(store, it);
-    }
     it->atime = store->now;
     it->iflags &= (uint8_t)~ITEM_ACTIVE;
+    struct seg *s = &store->segs.seg[seg_of(store, it)];
+    if (s->last_link < store->now)
+        s->last_link = store->now;
     return true;
 }
 
-/* memcached's do_item_bump() for a read (get, gat, touch): mark fetched
- * and maybe move. A hit that may not move marks the item active instead;
- * both bits are tested first so a hot item is not written on every read. */
+/* memcached's do_item_bump() for a read (get, gat, touch): mark fetched,
+ * count the read for eviction (saturating) and maybe refresh atime. Bits
+ * are tested first so that a hot item is not written on every read. */
 static void store_hit(struct store *store, struct item *it)
 {
+    if (it->freq < ITEM_FREQ_MAX)
+        it->freq++;
     if (store_update(store, it)) {
         it->iflags |= ITEM_FETCHED;
         return;
@@ -381,83 +507,115 @@ static void store_hit(struct store *store, struct item *it)
 
 /* --- Link and unlink ------------------------------------------------------------- */
 
-/* memcached's do_item_link(): into the table and the LRU head, with a new
- * CAS and atime. */
-static void store_link(struct store *store, struct item *it, uint64_t hash)
+/* Counts a new live item in its segment and the store. */
+static void store_count_in(struct store *store, struct item *it)
 {
-    struct store_class_metrics *cm = &store->cm[it->clsid];
-    size_t total = item_total(it);
+    struct seg *s = &store->segs.seg[seg_of(store, it)];
+    s->live_items++;
+    s->live_bytes += item_footprint(item_total(it));
+    if (s->last_link < it->atime)
+        s->last_link = it->atime;
+    seg_note_exptime(store, seg_of(store, it), it->exptime);
+    store->m.curr_items++;
+    store->m.bytes += item_total(it);
+}
+
+/* Frees a queued segment whose items are all unlinked. */
+static void store_seg_free(struct store *store, uint32_t id)
+{
+    seg_release(&store->segs, id);
+}
+
+/* A segment whose items are all gone is freed at once, unless pinned (an
+ * open one too: a command's unlinked new item pins its segment). */
+static void store_seg_maybe_free(struct store *store, uint32_t id)
+{
+    struct seg *s = &store->segs.seg[id];
+    if (s->live_items == 0 && (s->state == SEG_CLOSED || s->state == SEG_OPEN) &&
+        !store_seg_pinned(store, id)) {
+        store->m.seg_expired++;
+        store_seg_free(store, id);
+    }
+}
+
+/* Uncounts an item that leaves the table (unlinked or replaced). */
+static void store_count_out(struct store *store, struct item *it)
+{
+    uint32_t id = seg_of(store, it);
+    struct seg *s = &store->segs.seg[id];
+    it->iflags &= (uint8_t)~ITEM_LINKED;
+    s->live_items--;
+    s->live_bytes -= item_footprint(item_total(it));
+    store->m.curr_items--;
+    store->m.bytes -= item_total(it);
+    store_seg_maybe_free(store, id);
+}
+
+/* memcached's do_item_link(): into the table with a new CAS and atime.
+ * False (nothing linked) only if the table could not grow. */
+static bool store_link(struct store *store, struct item *it, uint64_t hash)
+{
     it->iflags = (uint8_t)((it->iflags & ~ITEM_ACTIVE) | ITEM_LINKED);
     it->atime = store->now;
     it->flush_epoch = store->flush_epoch;
     it->cas = store_next_cas(store);
-    ht_insert(store->ht, it, hash);
-    lru_push_head(store, it);
-    store->m.curr_items++;
+    if (segidx_insert(store->idx, hash, loc_of(store, it)) != MC_OK) {
+        it->iflags &= (uint8_t)~ITEM_LINKED;
+        return false;
+    }
+    store_count_in(store, it);
     store->m.total_items++;
-    store->m.bytes += total;
-    cm->number++;
-    cm->mem_requested += total;
+    return true;
 }
 
-/* memcached's do_item_unlink() followed by the free of the last reference:
- * the chunk goes back to its class. */
-static void store_unlink_free(struct store *store, struct item *it, uint64_t hash)
+/* memcached's do_item_unlink(): out of the table; its bytes stay dead in
+ * its segment until the segment goes. */
+static void store_unlink(struct store *store, struct item *it, uint64_t hash)
 {
-    struct store_class_metrics *cm = &store->cm[it->clsid];
-    size_t total = item_total(it);
-    ht_remove(store->ht, it, hash);
-    lru_remove(store, it);
-    store->m.curr_items--;
-    store->m.bytes -= total;
-    cm->number--;
-    cm->mem_requested -= total;
-    slab_free(store->slab, it);
+    segidx_remove(store->idx, hash, loc_of(store, it));
+    store_count_out(store, it);
 }
 
-/* Unlinks an item found without its request's hash (LRU tail, crawler,
- * page moves): recompute it, as memcached's lru_pull_tail() does. */
-static void store_unlink_free_rehash(struct store *store, struct item *it)
+/* memcached's item_replace(): `it` takes old's place in the table under the
+ * same key (no insert, so it cannot fail), with a new CAS and atime. */
+static void store_replace(struct store *store, struct item *old, struct item *it, uint64_t hash)
 {
-    store_unlink_free(store, it, hash_key(it->data, it->nkey));
+    it->iflags = (uint8_t)((it->iflags & ~ITEM_ACTIVE) | ITEM_LINKED);
+    it->atime = store->now;
+    it->flush_epoch = store->flush_epoch;
+    it->cas = store_next_cas(store);
+    segidx_update(store->idx, hash, loc_of(store, old), loc_of(store, it));
+    store_count_in(store, it);
+    store->m.total_items++;
+    store_count_out(store, old);
 }
 
 /* memcached's do_item_get() without the bump: the live item or NULL;
  * flushed and expired items are unlinked on sight. */
 static struct item *store_find(struct store *store, const char *key, size_t nkey, uint64_t hash)
 {
-    struct item *it = ht_find(store->ht, key, nkey, hash);
-    if (it == NULL)
+    uint64_t loc;
+    if (!segidx_find(store->idx, key, nkey, hash, &loc))
         return NULL;
+    struct item *it = item_at_loc(store, loc);
     if (store_is_flushed(store, it)) {
-        store_unlink_free(store, it, hash);
+        store_unlink(store, it, hash);
         store->m.get_flushed++;
         return NULL;
     }
     if (store_is_expired(store, it)) {
-        store_unlink_free(store, it, hash);
+        store_unlink(store, it, hash);
         store->m.get_expired++;
         return NULL;
     }
     return it;
 }
 
-/* --- Allocation ------------------------------------------------------------------- */
+/* --- Reclaim and eviction ------------------------------------------------------- */
 
-/* Frees an expired or flushed item found near the LRU tail (counted as
- * memcached's lru_pull_tail() counts it). */
-static void store_reclaim(struct store *store, struct item *it)
+static void store_evict_item(struct store *store, struct item *it, uint64_t hash)
 {
-    struct store_class_metrics *cm = &store->cm[it->clsid];
-    cm->reclaimed++;
-    if ((it->iflags & ITEM_FETCHED) == 0)
-        cm->expired_unfetched++;
-    store_unlink_free_rehash(store, it);
-}
-
-static void store_evict(struct store *store, struct item *it)
-{
-    struct store_class_metrics *cm = &store->cm[it->clsid];
+    struct store_class_metrics *cm = &store->cm;
     cm->evicted++;
     cm->evicted_time = store->now > it->atime ? store->now - it->atime : 0;
     if (it->exptime != 0)
@@ -466,109 +624,362 @@ static void store_evict(struct store *store, struct item *it)
         cm->evicted_unfetched++;
     if ((it->iflags & ITEM_ACTIVE) != 0)
         cm->evicted_active++;
-    store_unlink_free_rehash(store, it);
+    store_unlink(store, it, hash);
 }
 
-/*
- * memcached's lru_pull_tail() for one class: walks up to STORE_TAIL_SEARCH
- * items from the LRU tail, skipping pinned ones; frees expired or flushed
- * ones and goes on; at the first live one stops, evicting it if `evict`.
- * Returns the number of chunks freed.
- */
-static unsigned store_pull_tail(struct store *store, unsigned id, bool evict)
+/* A dead (expired or flushed) item freed to make room or by the crawler. */
+static void store_reap_item(struct store *store, struct item *it, uint64_t hash, bool crawler)
+{
+    if (crawler)
+        store->cm.crawler_reclaimed++;
+    else
+        store->cm.reclaimed++;
+    if ((it->iflags & ITEM_FETCHED) == 0 && !store_is_flushed(store, it))
+        store->cm.expired_unfetched++;
+    store_unlink(store, it, hash);
+}
+
+static bool store_item_dead(const struct store *store, const struct item *it)
+{
+    return store_is_expired(store, it) || store_is_flushed(store, it);
+}
+
+/* True when every item a segment may hold is expired or flushed. */
+static bool store_seg_all_dead(const struct store *store, const struct seg *s)
+{
+    if (s->live_items == 0)
+        return true;
+    if (s->exp_max != SEG_NEVER && s->exp_max <= store->now)
+        return true;
+    return store_flush_effective(store) && s->last_link <= store->oldest_live;
+}
+
+/* Calls fn on each linked item of queued segment `id`, in append order. */
+#define SEG_FOR_EACH_LINKED(store, id, it, body)                                              \
+    do {                                                                                      \
+        struct seg *s_ = &(store)->segs.seg[id];                                              \
+        char *p_ = seg_data(&(store)->segs, id);                                              \
+        for (size_t off_ = 0; off_ < s_->write;) {                                            \
+            struct item *it = (struct item *)(p_ + off_);                                     \
+            off_ += item_footprint(item_total(it));                                           \
+            if ((it->iflags & ITEM_LINKED) != 0) {                                            \
+                body;                                                                         \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* Frees a segment all of whose items are dead, unlinking them (counted as
+ * reclaimed, or crawler_reclaimed). Returns the items freed. */
+static unsigned store_seg_reap(struct store *store, uint32_t id, bool crawler)
 {
     unsigned freed = 0;
-    uint32_t ref = store->lru_tail[id];
-    for (int tries = STORE_TAIL_SEARCH; tries > 0 && ref != 0; tries--) {
-        struct item *it = item_at(store->base, ref);
-        ref = it->prev;
-        if (store_is_pinned(store, it))
+    store->evicting = id;
+    SEG_FOR_EACH_LINKED(store, id, it, {
+        if (crawler)
+            store->cm.crawler_items_checked++;
+        store_reap_item(store, it, hash_key(it->data, it->nkey), crawler);
+        freed++;
+    });
+    store->evicting = SEG_NONE;
+    store->m.seg_expired++;
+    store_seg_free(store, id);
+    return freed;
+}
+
+/* Frees every unpinned segment whose items are all dead (expired segments
+ * are reclaimed whole, before anything live is evicted). Returns the
+ * segments freed. */
+static unsigned store_reap_dead_segments(struct store *store)
+{
+    unsigned freed = 0;
+    for (uint32_t id = 0; id < store->segs.nsegs; id++) {
+        struct seg *s = &store->segs.seg[id];
+        if ((s->state != SEG_OPEN && s->state != SEG_CLOSED) || store_seg_pinned(store, id) ||
+            !store_seg_all_dead(store, s))
             continue;
-        if (store_is_expired(store, it) || store_is_flushed(store, it)) {
-            store_reclaim(store, it);
-            freed++;
-            continue;
-        }
-        if (evict) {
-            store_evict(store, it);
-            freed++;
-        }
-        break;
+        store_seg_reap(store, id, false);
+        freed++;
     }
     return freed;
 }
 
-static bool store_page_has_pin(const struct store *store, uint32_t page)
+/* Room for `fp` bytes in the open segment of (q, bucket), taking a free
+ * segment (down to `keep_free` left) if the open one is full. No eviction. */
+static char *store_append_room(struct store *store, size_t fp, unsigned q, unsigned bucket,
+                               uint32_t keep_free)
 {
-    for (int i = 0; i < 2; i++) {
-        if (store->pin[i] != NULL && slab_page_of(store->slab, store->pin[i]) == page)
-            return true;
+    struct segs *segs = &store->segs;
+    uint32_t id = segs->open[q][bucket];
+    if (id == SEG_NONE || segs->seg[id].write + fp > seg_capacity(segs, id)) {
+        if (segs->nfree <= keep_free || fp > segs->seg_size)
+            return NULL;
+        id = seg_any_free(segs);
+        seg_take(segs, id, 1, q, bucket, true, store->now);
     }
-    return false;
+    struct seg *s = &segs->seg[id];
+    char *p = seg_data(segs, id) + s->write;
+    s->write += (uint32_t)fp;
+    return p;
 }
 
 /*
- * Moves a page with live items to class `to`, which has nothing to evict:
- * the page holding the LRU tail of the class with the most pages, so the
- * coldest items of the most generously served class pay. Evicts the page's
- * items first. Returns false when no class can give a page.
+ * Reads an item needs, since it was written or last kept, to be kept by
+ * eviction: more for larger items, because an item's worth to a cache is
+ * its hits per byte. Keeping a 32 KiB item read once costs the room of
+ * three hundred 100-byte items. The unit (8 KiB) and the ghost's limit
+ * (4 KiB) are what bench/hitratio.py measured best among 1, 2, 4 and 8 KiB
+ * units and 1, 4 and 8 KiB limits; a size-blind ghost admitted the large
+ * values of a size shift into MAIN and lost 4 points there.
  */
-static bool store_move_page(struct store *store, unsigned to)
+static unsigned store_keep_reads(size_t fp)
 {
-    unsigned n = slab_class_count(store->slab);
-    unsigned donor = 0;
-    uint32_t donor_pages = 0, victim = 0;
-    for (unsigned c = 1; c <= n; c++) {
-        uint32_t pages = slab_class_pages(store->slab, c);
-        if (c == to || pages <= donor_pages || store->lru_tail[c] == 0)
-            continue;
-        uint32_t page = slab_page_of(store->slab, item_at(store->base, store->lru_tail[c]));
-        if (store_page_has_pin(store, page))
-            continue;
-        donor = c;
-        donor_pages = pages;
-        victim = page;
-    }
-    if (donor == 0)
-        return false;
+    size_t need = fp / STORE_KEEP_UNIT + 1;
+    return need < ITEM_FREQ_MAX ? (unsigned)need : ITEM_FREQ_MAX;
+}
 
-    char *first;
-    uint32_t count;
-    size_t stride;
-    slab_page_chunks(store->slab, victim, &first, &count, &stride);
-    for (uint32_t i = 0; i < count; i++) {
-        struct item *it = (struct item *)(first + (size_t)i * stride);
-        if ((it->iflags & ITEM_LINKED) == 0)
-            continue;
-        if (store_is_expired(store, it) || store_is_flushed(store, it)) {
-            store_reclaim(store, it);
-        } else {
-            store->m.slab_reassign_evictions_nomem++;
-            store_unlink_free_rehash(store, it);
+/*
+ * Evicts queued segment `id` (S3-FIFO, see the file comment). With `keep`,
+ * items read since written are copied into MAIN (or a run moves to MAIN's
+ * tail) while room lasts; dead items are reaped, the rest evicted.
+ * Returns true if the segment was freed.
+ */
+static bool store_evict_seg(struct store *store, uint32_t id, bool keep)
+{
+    struct segs *segs = &store->segs;
+    struct seg *s = &segs->seg[id];
+    seg_close(segs, id);
+    if (s->run > 1 && keep) {
+        struct item *it = (struct item *)seg_data(segs, id);
+        if ((it->iflags & ITEM_LINKED) != 0 && !store_item_dead(store, it) && it->freq > 0) {
+            it->freq = s->queue == SEG_SMALL ? 0 : (uint8_t)(it->freq - 1);
+            seg_requeue(segs, id, SEG_MAIN);
+            store->m.evict_kept++;
+            return false;
         }
     }
-    if (!slab_page_move(store->slab, victim, to))
-        return false; /* a chunk held outside the LRU: cannot happen unpinned */
-    store->m.slabs_moved++;
+    bool from_small = s->queue == SEG_SMALL;
+    store->evicting = id;
+    SEG_FOR_EACH_LINKED(store, id, it, {
+        uint64_t hash = hash_key(it->data, it->nkey);
+        if (store_item_dead(store, it)) {
+            store_reap_item(store, it, hash, false);
+            continue;
+        }
+        unsigned need = store_keep_reads(item_footprint(item_total(it)));
+        if (keep && it->freq >= need && item_footprint(item_total(it)) <= segs->seg_size) {
+            size_t fp = item_footprint(item_total(it));
+            char *p = store_append_room(store, fp, SEG_MAIN, seg_bucket(it->exptime, store->now), 0);
+            if (p != NULL) {
+                struct item *copy = (struct item *)p;
+                memcpy(copy, it, item_total(it));
+                copy->freq = from_small ? 0 : (uint8_t)(it->freq - need);
+                segidx_update(store->idx, hash, loc_of(store, it), loc_of(store, copy));
+                store_count_in(store, copy);
+                store_count_out(store, it);
+                store->m.evict_kept++;
+                continue;
+            }
+        }
+        if (from_small && item_footprint(item_total(it)) <= STORE_GHOST_MAX)
+            store_ghost_put(store, hash); /* larger ones earn MAIN by reads only */
+        store_evict_item(store, it, hash);
+    });
+    store->evicting = SEG_NONE;
+    store->m.seg_evicted++;
+    store_seg_free(store, id);
     return true;
 }
 
-/* The slow path of store_alloc(): steps 2 to 5 of the file comment. */
-static struct item *store_alloc_slow(struct store *store, unsigned id)
+/* The next eviction victim: SMALL's oldest unpinned segment while SMALL
+ * is over its share (or MAIN has none), else MAIN's; SEG_NONE if every
+ * queued segment is pinned. */
+static uint32_t store_pick_victim(const struct store *store)
 {
-    if (store_pull_tail(store, id, false) > 0)
-        return slab_alloc(store->slab, id);
-    if (slab_take_empty_page(store->slab, id)) {
-        store->m.slabs_moved++;
-        return slab_alloc(store->slab, id);
+    const struct segs *segs = &store->segs;
+    unsigned first = segs->qsegs[SEG_SMALL] > store->small_max || segs->qhead[SEG_MAIN] == SEG_NONE
+                         ? SEG_SMALL
+                         : SEG_MAIN;
+    for (unsigned k = 0; k < SEG_QUEUES; k++) {
+        unsigned q = k == 0 ? first : (unsigned)(SEG_QUEUES - 1 - first);
+        for (uint32_t id = segs->qhead[q]; id != SEG_NONE; id = segs->seg[id].next) {
+            if (!store_seg_pinned(store, id))
+                return id;
+        }
     }
+    return SEG_NONE;
+}
+
+/* Makes `want` segments free beyond those kept (dead segments first, then
+ * eviction). False if it cannot: -M, or everything pinned. */
+static bool store_make_free(struct store *store, uint32_t want)
+{
+    struct segs *segs = &store->segs;
+    if (segs->nfree >= want)
+        return true;
+    if (store_reap_dead_segments(store) > 0 && segs->nfree >= want)
+        return true;
     if (!store->cfg.evictions)
+        return false;
+    for (unsigned round = 0; segs->nfree < want; round++) {
+        uint32_t victim = store_pick_victim(store);
+        if (victim == SEG_NONE)
+            return false;
+        store_evict_seg(store, victim, round < STORE_EVICT_KEEP_MAX);
+    }
+    return true;
+}
+
+/* The first of `run` adjacent free segments, evicting the cheapest window
+ * (fewest segments in use, none pinned) if there is none. */
+static uint32_t store_make_run(struct store *store, uint32_t run)
+{
+    struct segs *segs = &store->segs;
+    uint32_t first = seg_find_run(segs, run);
+    if (first != SEG_NONE)
+        return first;
+    if (store_reap_dead_segments(store) > 0 && (first = seg_find_run(segs, run)) != SEG_NONE)
+        return first;
+    if (!store->cfg.evictions || run > segs->nsegs)
+        return SEG_NONE;
+    /* the window whose newest segment is oldest (FIFO among windows),
+     * then the one with fewest segments in use */
+    uint32_t best = SEG_NONE, best_used = UINT32_MAX;
+    uint64_t best_newest = UINT64_MAX;
+    for (uint32_t start = 0; start + run <= segs->nsegs; start++) {
+        uint32_t used = 0;
+        uint64_t newest = 0;
+        bool pinned = false;
+        for (uint32_t i = start; i < start + run && !pinned; i++) {
+            if (segs->seg[i].state == SEG_FREE)
+                continue;
+            uint32_t head = seg_head(segs, i);
+            used++;
+            pinned = store_seg_pinned(store, head);
+            if (segs->seg[head].seq > newest)
+                newest = segs->seg[head].seq;
+        }
+        if (!pinned && (newest < best_newest || (newest == best_newest && used < best_used))) {
+            best = start;
+            best_used = used;
+            best_newest = newest;
+        }
+    }
+    if (best == SEG_NONE)
+        return SEG_NONE;
+    for (uint32_t i = best; i < best + run; i++) {
+        if (segs->seg[i].state != SEG_FREE)
+            store_evict_seg(store, seg_head(segs, i), false);
+    }
+    return seg_find_run(segs, run);
+}
+
+/*
+ * Compacts a segment in place: its linked items slide to its start (their
+ * table entries follow), its dead bytes become room at its end, and it
+ * becomes the open segment of (q, bucket) at the tail of queue q. No item
+ * is lost, so this is tried before eviction, and it is what lets -M reuse
+ * the memory of overwritten or deleted items.
+ */
+static void store_compact_seg(struct store *store, uint32_t id, unsigned q, unsigned bucket)
+{
+    struct segs *segs = &store->segs;
+    struct seg *s = &segs->seg[id];
+    char *p = seg_data(segs, id);
+    size_t dst = 0;
+    for (size_t off = 0; off < s->write;) {
+        struct item *it = (struct item *)(p + off);
+        size_t fp = item_footprint(item_total(it));
+        if ((it->iflags & ITEM_LINKED) != 0) {
+            if (dst != off) {
+                uint64_t hash = hash_key(it->data, it->nkey);
+                segidx_update(store->idx, hash, SEGIDX_LOC(id, off), SEGIDX_LOC(id, dst));
+                memmove(p + dst, it, item_total(it));
+            }
+            dst += fp;
+        }
+        off += fp;
+    }
+    s->write = (uint32_t)dst;
+    seg_close(segs, id);
+    seg_requeue(segs, id, q);
+    if (segs->open[q][bucket] != SEG_NONE)
+        seg_close(segs, segs->open[q][bucket]);
+    s->state = SEG_OPEN;
+    s->bucket = (uint8_t)bucket;
+    segs->open[q][bucket] = id;
+    store->m.seg_compacted++;
+}
+
+/* The closed, unpinned plain segment with the fewest live bytes, if those
+ * are at most `max_live`; else SEG_NONE. */
+static uint32_t store_compact_candidate(const struct store *store, uint64_t max_live)
+{
+    const struct segs *segs = &store->segs;
+    uint32_t best = SEG_NONE;
+    uint64_t best_live = max_live + 1;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        const struct seg *s = &segs->seg[id];
+        if (s->state != SEG_CLOSED || s->run != 1 || s->live_bytes >= best_live ||
+            store_seg_pinned(store, id))
+            continue;
+        best = id;
+        best_live = s->live_bytes;
+    }
+    return best;
+}
+
+/* Room for an item of footprint `fp` entering queue `q`, TTL bucket `b`. */
+static char *store_reserve(struct store *store, size_t fp, unsigned q, unsigned bucket)
+{
+    struct segs *segs = &store->segs;
+    if (fp <= segs->seg_size) {
+        uint32_t id = segs->open[q][bucket];
+        if (id != SEG_NONE && segs->seg[id].write + fp <= seg_capacity(segs, id))
+            return store_append_room(store, fp, q, bucket, 0);
+        if (segs->nfree > store->reserve)
+            return store_append_room(store, fp, q, bucket, 0);
+        if (store_reap_dead_segments(store) > 0 && segs->nfree > 0)
+            return store_append_room(store, fp, q, bucket, 0);
+        /* a segment at least half dead is compacted rather than live
+         * items evicted; under -M any segment with room enough */
+        uint64_t max_live = store->cfg.evictions ? segs->seg_size / 2 : segs->seg_size - fp;
+        uint32_t c = store_compact_candidate(store, max_live);
+        if (c != SEG_NONE) {
+            store_compact_seg(store, c, q, bucket);
+            return store_append_room(store, fp, q, bucket, 0);
+        }
+        if (!store_make_free(store, store->reserve + 1) && !store_make_free(store, 1))
+            return NULL;
+        return store_append_room(store, fp, q, bucket, 0);
+    }
+    uint32_t run = (uint32_t)((fp + segs->seg_size - 1) / segs->seg_size);
+    uint32_t first = store_make_run(store, run);
+    if (first == SEG_NONE)
         return NULL;
-    if (store_pull_tail(store, id, true) > 0)
-        return slab_alloc(store->slab, id);
-    if (store_move_page(store, id))
-        return slab_alloc(store->slab, id);
-    return NULL;
+    /* The run's last segment has room after the item: the run takes
+     * appends (as the open segment of its bucket) when that room is larger
+     * than the current open segment's and offsets stay addressable. */
+    size_t room = (size_t)run * segs->seg_size - fp;
+    uint32_t cur = segs->open[q][bucket];
+    size_t cur_room = cur == SEG_NONE ? 0 : seg_capacity(segs, cur) - segs->seg[cur].write;
+    bool open = room > cur_room && (size_t)run * segs->seg_size <= STORE_RUN_APPEND_MAX;
+    seg_take(segs, first, run, q, bucket, open, store->now);
+    segs->seg[first].write = (uint32_t)fp;
+    return seg_data(segs, first);
+}
+
+/* Gives back the room of an item that was never linked, if it is the last
+ * one appended to its segment (or owns its run); else its bytes stay dead. */
+static void store_unreserve(struct store *store, struct item *it)
+{
+    uint32_t id = seg_of(store, it);
+    struct seg *s = &store->segs.seg[id];
+    size_t fp = item_footprint(item_total(it));
+    size_t off = (size_t)((char *)it - seg_data(&store->segs, id));
+    if (off + fp == s->write)
+        s->write = (uint32_t)off;
+    if (s->write == 0 && s->run > 1 && s->live_items == 0 && s->refs == 0)
+        store_seg_free(store, id); /* a run exists for its first item */
 }
 
 /*
@@ -577,29 +988,25 @@ static struct item *store_alloc_slow(struct store *store, unsigned id)
  * copies the value. NULL when no memory can be had (counted outofmemory).
  * The caller has checked store_item_fits().
  */
-static struct item *store_alloc(struct store *store, const char *key, size_t nkey, size_t nbytes,
-                                uint32_t flags, mc_time_t exptime)
+static struct item *store_alloc(struct store *store, const char *key, size_t nkey, uint64_t hash,
+                                size_t nbytes, uint32_t flags, mc_time_t exptime)
 {
-    unsigned id = slab_clsid(store->slab, store_item_total(nkey, nbytes));
-    if (id == 0)
-        return NULL; /* callers check store_item_fits(); never reached */
-    struct item *it = slab_alloc(store->slab, id);
+    size_t fp = item_footprint(store_item_total(nkey, nbytes));
+    unsigned q = fp <= STORE_GHOST_MAX && store_ghost_take(store, hash) ? SEG_MAIN : SEG_SMALL;
+    struct item *it = (struct item *)store_reserve(store, fp, q, seg_bucket(exptime, store->now));
     if (it == NULL) {
-        it = store_alloc_slow(store, id);
-        if (it == NULL) {
-            store->cm[id].outofmemory++;
-            return NULL;
-        }
+        store->cm.outofmemory++;
+        return NULL;
     }
-    it->hnext = it->prev = it->next = 0;
-    it->nkey = (uint8_t)nkey;
-    it->iflags = 0;
-    it->flush_epoch = 0;
+    it->cas = 0;
+    it->exptime = exptime;
+    it->atime = store->now;
     it->nbytes = (uint32_t)nbytes;
     it->flags = flags;
-    it->atime = store->now;
-    it->exptime = exptime;
-    it->cas = 0;
+    it->nkey = (uint8_t)nkey;
+    it->iflags = 0;
+    it->freq = 0;
+    it->flush_epoch = 0;
     memcpy(it->data, key, nkey);
     return it;
 }
@@ -614,7 +1021,7 @@ const struct item *store_get(struct store *store, const char *key, size_t nkey, 
         store->m.get_misses++;
         return NULL;
     }
-    store->cm[it->clsid].get_hits++;
+    store->cm.get_hits++;
     store_hit(store, it);
     return it;
 }
@@ -634,9 +1041,9 @@ static struct item *store_touch_item(struct store *store, const char *key, size_
         store->m.touch_misses++;
         return NULL;
     }
-    store->cm[it->clsid].touch_hits++;
+    store->cm.touch_hits++;
     store_hit(store, it);
-    it->exptime = exptime;
+    store_set_exptime(store, it, exptime);
     return it;
 }
 
@@ -658,14 +1065,7 @@ static void store_drop_key(struct store *store, const char *key, size_t nkey, ui
 {
     struct item *old = store_find(store, key, nkey, hash);
     if (old != NULL)
-        store_unlink_free(store, old, hash);
-}
-
-/* memcached's item_replace(): old out, new in, under the same hash. */
-static void store_replace(struct store *store, struct item *old, struct item *it, uint64_t hash)
-{
-    store_unlink_free(store, old, hash);
-    store_link(store, it, hash);
+        store_unlink(store, old, hash);
 }
 
 /*
@@ -675,12 +1075,12 @@ static void store_replace(struct store *store, struct item *old, struct item *it
  * memcached does). `piece` holds the new data.
  */
 static struct item *store_concat(struct store *store, enum store_op op, const struct item *old,
-                                 const struct item *piece)
+                                 const struct item *piece, uint64_t hash)
 {
     size_t nbytes = (size_t)old->nbytes + piece->nbytes;
     if (!store_item_fits(store, old->nkey, nbytes))
         return NULL;
-    struct item *it = store_alloc(store, old->data, old->nkey, nbytes, old->flags, old->exptime);
+    struct item *it = store_alloc(store, old->data, old->nkey, hash, nbytes, old->flags, old->exptime);
     if (it == NULL)
         return NULL;
     char *value = it->data + it->nkey;
@@ -693,10 +1093,8 @@ static struct item *store_concat(struct store *store, enum store_op op, const st
 
 /* The CAS a store gives an item it links: the client's (meta E) when CAS
  * is on and one was given, else the next one. */
-static void store_link_with_cas(struct store *store, struct item *it, uint64_t hash,
-                                uint64_t new_cas)
+static void store_apply_cas(struct store *store, struct item *it, uint64_t new_cas)
 {
-    store_link(store, it, hash);
     if (new_cas != 0 && store->cfg.cas_enabled)
         it->cas = new_cas;
 }
@@ -715,13 +1113,18 @@ static enum store_cas_result store_cas_test(const struct store_mset *m, const st
     return CAS_BADVAL;
 }
 
+static void store_unpin(struct store *store)
+{
+    store->pin[0] = store->pin[1] = SEG_NONE;
+}
+
 /*
  * memcached's process_update_command() / process_mset_command() +
  * do_store_item(): the new item is allocated first (which may evict), then
  * the old one is looked up and the command's rule decides. cmd_set counts
- * in the new item's class whatever the outcome once the item exists. On a
- * failed allocation the old item is unlinked for a set, or for every mode
- * when `drop_any` (meta set).
+ * whatever the outcome once the item exists. On a failed allocation the
+ * old item is unlinked for a set, or for every mode when `drop_any` (meta
+ * set).
  */
 static enum mc_status store_store(struct store *store, const char *key, size_t nkey, uint64_t hash,
                                   const struct store_mset *m, bool drop_any, uint64_t *cas_out)
@@ -736,7 +1139,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             store_drop_key(store, key, nkey, hash);
         return MC_E2BIG;
     }
-    struct item *it = store_alloc(store, key, nkey, m->nbytes, m->flags, m->exptime);
+    struct item *it = store_alloc(store, key, nkey, hash, m->nbytes, m->flags, m->exptime);
     if (it == NULL) {
         store->m.store_no_memory++;
         if (drop)
@@ -747,8 +1150,8 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
         memcpy(it->data + nkey, m->value, m->nbytes);
     if (m->key_binary)
         it->iflags |= ITEM_KEY_BINARY;
-    store->cm[it->clsid].cmd_set++;
-    store->pin[0] = it;
+    store->cm.cmd_set++;
+    store->pin[0] = seg_of(store, it);
 
     enum mc_status status = MC_NOT_STORED;
     struct item *old = store_find(store, key, nkey, hash);
@@ -760,7 +1163,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             break;
         case STORE_CAS:
             if (cas == CAS_MATCH || cas == CAS_STALE) {
-                store->cm[old->clsid].cas_hits++;
+                store->cm.cas_hits++;
                 status = MC_OK;
                 if (cas == CAS_STALE) {
                     /* memcached: the value is replaced but stays stale,
@@ -769,7 +1172,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
                     it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
                 }
             } else {
-                store->cm[old->clsid].cas_badval++;
+                store->cm.cas_badval++;
                 status = MC_EXISTS;
             }
             break;
@@ -779,11 +1182,10 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
                 status = MC_EXISTS;
                 break;
             }
-            store->pin[1] = old;
-            struct item *joined = store_concat(store, op, old, it);
-            store->pin[1] = NULL;
+            store->pin[1] = seg_of(store, old);
+            struct item *joined = store_concat(store, op, old, it, hash);
             if (joined != NULL) {
-                slab_free(store->slab, it);
+                store_unreserve(store, it);
                 it = joined;
                 status = MC_OK;
             }
@@ -795,15 +1197,19 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             break;
         }
         if (status == MC_OK) {
-            store_unlink_free(store, old, hash);
-            store_link_with_cas(store, it, hash, m->new_cas);
+            store_replace(store, old, it, hash);
+            store_apply_cas(store, it, m->new_cas);
         }
     } else {
         switch (op) {
         case STORE_SET:
         case STORE_ADD:
-            store_link_with_cas(store, it, hash, m->new_cas);
-            status = MC_OK;
+            if (store_link(store, it, hash)) {
+                store_apply_cas(store, it, m->new_cas);
+                status = MC_OK;
+            } else {
+                status = MC_ENOMEM;
+            }
             break;
         case STORE_CAS:
             store->m.cas_misses++;
@@ -815,9 +1221,9 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             break;
         }
     }
-    store->pin[0] = NULL;
+    store_unpin(store);
     if (status != MC_OK)
-        slab_free(store->slab, it);
+        store_unreserve(store, it);
     else if (cas_out != NULL)
         *cas_out = it->cas;
     return status;
@@ -842,8 +1248,8 @@ enum mc_status store_delete(struct store *store, const char *key, size_t nkey, u
         store->m.delete_misses++;
         return MC_NOT_FOUND;
     }
-    store->cm[it->clsid].delete_hits++;
-    store_unlink_free(store, it, hash);
+    store->cm.delete_hits++;
+    store_unlink(store, it, hash);
     return MC_OK;
 }
 
@@ -891,7 +1297,9 @@ static bool parse_u64(const char *p, size_t n, uint64_t *out)
 /*
  * memcached's do_add_delta() on a found item: the value must be numeric
  * (an empty one is not), then a non-zero `cas` must match; the new value
- * is written in place or into a replacing item (*out: the stored item).
+ * goes into a new copy (items are immutable), padded with spaces to the old
+ * length when it is shorter, exactly as memcached's in-place write shows
+ * ("10" decr 1 is "9 "). *out: the stored item.
  */
 static enum mc_status store_delta(struct store *store, struct item *it, uint64_t hash, bool incr,
                                   uint64_t delta, uint64_t cas, uint64_t *result,
@@ -909,34 +1317,37 @@ static enum mc_status store_delta(struct store *store, struct item *it, uint64_t
     else
         value = delta > value ? 0 : value - delta;
     if (incr)
-        store->cm[it->clsid].incr_hits++;
+        store->cm.incr_hits++;
     else
-        store->cm[it->clsid].decr_hits++;
+        store->cm.decr_hits++;
 
     char digits[20];
     size_t len = metrics_u64toa(value, digits);
+    size_t nbytes = len <= it->nbytes ? it->nbytes : len;
+    if (!store_item_fits(store, it->nkey, nbytes))
+        return MC_ENOMEM; /* only with an absurdly small -I */
+    store->pin[0] = seg_of(store, it);
+    struct item *fresh = store_alloc(store, it->data, it->nkey, hash, nbytes, it->flags, it->exptime);
+    store_unpin(store);
+    if (fresh == NULL)
+        return MC_ENOMEM;
+    char *p = fresh->data + fresh->nkey;
+    memcpy(p, digits, len);
+    memset(p + len, ' ', nbytes - len);
     if (len <= it->nbytes) {
-        /* In place, padded with spaces to the old length: "10" decr 1 is
-         * "9 ", exactly as memcached answers a later get. */
-        char *p = it->data + it->nkey;
-        memcpy(p, digits, len);
-        memset(p + len, ' ', it->nbytes - len);
-        it->cas = store_next_cas(store);
-        store_update(store, it);
-    } else {
-        if (!store_item_fits(store, it->nkey, len))
-            return MC_ENOMEM; /* only with an absurdly small -I */
-        store->pin[0] = it;
-        struct item *fresh = store_alloc(store, it->data, it->nkey, len, it->flags, it->exptime);
-        store->pin[0] = NULL;
-        if (fresh == NULL)
-            return MC_ENOMEM;
-        memcpy(fresh->data + fresh->nkey, digits, len);
-        store_replace(store, it, fresh, hash);
-        it = fresh;
+        /* memcached writes in place: the item keeps its meta state and atime */
+        fresh->iflags = (uint8_t)(it->iflags & ~ITEM_LINKED);
+        fresh->freq = it->freq;
     }
+    mc_time_t atime = it->atime;
+    bool in_place = len <= it->nbytes;
+    store_replace(store, it, fresh, hash);
+    if (in_place)
+        fresh->atime = atime; /* then maybe refreshed, as memcached's do_item_update */
+    if (in_place)
+        store_update(store, fresh);
     *result = value;
-    *out = it;
+    *out = fresh;
     return MC_OK;
 }
 
@@ -966,13 +1377,17 @@ static struct item *store_vivify(struct store *store, const char *key, size_t nk
 {
     if (!store_item_fits(store, nkey, nbytes))
         return NULL;
-    struct item *it = store_alloc(store, key, nkey, nbytes, 0, viv->exptime);
+    struct item *it = store_alloc(store, key, nkey, hash, nbytes, 0, viv->exptime);
     if (it == NULL)
         return NULL;
     memcpy(it->data + nkey, value, nbytes);
     if (viv->key_binary)
         it->iflags |= ITEM_KEY_BINARY;
-    store_link_with_cas(store, it, hash, viv->cas);
+    if (!store_link(store, it, hash)) {
+        store_unreserve(store, it);
+        return NULL;
+    }
+    store_apply_cas(store, it, viv->cas);
     return it;
 }
 
@@ -1001,10 +1416,10 @@ void store_meta_get_done(struct store *store, const struct item *cit, bool touch
     }
     if (touched) {
         store->m.cmd_touch++;
-        store->cm[it->clsid].touch_hits++;
+        store->cm.touch_hits++;
     } else {
         store->m.cmd_get++;
-        store->cm[it->clsid].get_hits++;
+        store->cm.get_hits++;
     }
     if (win)
         it->iflags |= ITEM_TOKEN_SENT;
@@ -1014,8 +1429,7 @@ void store_meta_get_done(struct store *store, const struct item *cit, bool touch
 
 void store_meta_set_exptime(struct store *store, const struct item *it, mc_time_t exptime)
 {
-    (void)store;
-    ((struct item *)it)->exptime = exptime;
+    store_set_exptime(store, (struct item *)it, exptime);
 }
 
 enum mc_status store_mset(struct store *store, const char *key, size_t nkey, uint64_t hash,
@@ -1043,30 +1457,29 @@ enum mc_status store_mdelete(struct store *store, const char *key, size_t nkey, 
         return MC_EXISTS;
     }
     if (d->remove_value) {
-        store->pin[0] = it;
-        struct item *empty = store_alloc(store, key, nkey, 0, d->flags, d->exptime);
-        store->pin[0] = NULL;
+        store->pin[0] = seg_of(store, it);
+        struct item *empty = store_alloc(store, key, nkey, hash, 0, d->flags, d->exptime);
+        store_unpin(store);
         if (empty == NULL)
             return MC_ENOMEM;
         /* A binary key stays binary, so replies keep encoding it. */
         empty->iflags |= (uint8_t)(it->iflags & ITEM_KEY_BINARY);
         uint64_t cas = d->new_cas != 0 ? d->new_cas : it->cas;
-        store_unlink_free(store, it, hash);
-        store_link(store, empty, hash);
+        store_replace(store, it, empty, hash);
         if (store->cfg.cas_enabled)
             empty->cas = cas;
         it = empty;
     }
     if (d->invalidate) {
         if (d->has_ttl)
-            it->exptime = d->exptime;
+            store_set_exptime(store, it, d->exptime);
         it->iflags = (uint8_t)((it->iflags | ITEM_STALE) & ~ITEM_TOKEN_SENT);
         it->cas = d->new_cas != 0 && store->cfg.cas_enabled ? d->new_cas : store_next_cas(store);
         return MC_OK;
     }
-    store->cm[it->clsid].delete_hits++;
+    store->cm.delete_hits++;
     if (!d->remove_value)
-        store_unlink_free(store, it, hash);
+        store_unlink(store, it, hash);
     return MC_OK;
 }
 
@@ -1113,7 +1526,9 @@ const struct item *store_meta_debug(struct store *store, const char *key, size_t
 }
 
 /* memcached's process_flush_all_command(), given the realtime() of its
- * delay (`when` = now for an immediate flush). */
+ * delay (`when` = now for an immediate flush). Every open segment is
+ * closed, so that items stored from now on go to fresh segments and the
+ * old ones, once all flushed, are freed whole. */
 void store_flush(struct store *store, mc_time_t when)
 {
     if (store->cfg.cas_enabled) {
@@ -1126,129 +1541,223 @@ void store_flush(struct store *store, mc_time_t when)
         store->oldest_live = when;
         store->flush_this_second = false;
     }
+    store->flushes++;
+    if (store->oldest_live <= store->now) {
+        for (unsigned q = 0; q < SEG_QUEUES; q++) {
+            for (unsigned b = 0; b < SEG_TTL_BUCKETS; b++) {
+                if (store->segs.open[q][b] != SEG_NONE)
+                    seg_close(&store->segs, store->segs.open[q][b]);
+            }
+        }
+    }
+}
+
+/* True when a segment may hold an expired or flushed item not yet freed. */
+static bool store_seg_may_hold_dead(const struct store *store, const struct seg *s)
+{
+    if (s->exp_min <= store->now)
+        return true;
+    return store_flush_effective(store) && s->flush_seen != store->flushes &&
+           s->created <= store->oldest_live + 1;
+}
+
+/* Walks one segment's items, freeing the dead ones, and recomputes its
+ * exptime bounds from the survivors. Returns the items freed. */
+static unsigned store_seg_crawl(struct store *store, uint32_t id, unsigned *examined)
+{
+    struct seg *s = &store->segs.seg[id];
+    unsigned freed = 0;
+    mc_time_t exp_min = SEG_NEVER;
+    store->evicting = id;
+    SEG_FOR_EACH_LINKED(store, id, it, {
+        store->cm.crawler_items_checked++;
+        (*examined)++;
+        if (store_item_dead(store, it)) {
+            store_reap_item(store, it, hash_key(it->data, it->nkey), true);
+            freed++;
+        } else if (it->exptime != 0 && it->exptime < exp_min) {
+            exp_min = it->exptime;
+        }
+    });
+    store->evicting = SEG_NONE;
+    s->exp_min = exp_min;
+    if (store_flush_effective(store))
+        s->flush_seen = store->flushes; /* no flushed item left: not again */
+    store_seg_maybe_free(store, id);
+    return freed;
 }
 
 unsigned store_crawl(struct store *store, unsigned budget)
 {
-    unsigned freed = 0;
-    ht_migrate(store->ht, budget);
-    uint32_t pages = slab_pages_taken(store->slab);
-    if (pages == 0)
-        return 0;
-    char *first = NULL;
-    uint32_t count = 0;
-    size_t stride = 0;
-    bool have_page = false;
-    if (store->crawl_page == 0 && store->crawl_chunk == 0)
+    unsigned freed = 0, examined = 0;
+    struct segs *segs = &store->segs;
+    if (store->crawl_seg == 0)
         store->m.lru_crawler_starts++;
-    for (unsigned examined = 0; examined < budget; examined++) {
-        if (store->crawl_page >= pages) {
+    while (examined < budget) {
+        if (store->crawl_seg >= segs->nsegs) {
             /* A lap is done: the next call starts the next one, so one call
              * never examines an item twice. */
-            store->crawl_page = 0;
-            store->crawl_chunk = 0;
+            store->crawl_seg = 0;
             break;
         }
-        if (!have_page) {
-            slab_page_chunks(store->slab, store->crawl_page, &first, &count, &stride);
-            have_page = true;
-        }
-        if (store->crawl_chunk >= count) {
-            store->crawl_page++;
-            store->crawl_chunk = 0;
-            have_page = false;
+        uint32_t id = store->crawl_seg++;
+        struct seg *s = &segs->seg[id];
+        if ((s->state != SEG_OPEN && s->state != SEG_CLOSED) || store_seg_pinned(store, id))
+            continue;
+        if (s->live_items == 0) {
+            store_seg_maybe_free(store, id);
             continue;
         }
-        struct item *it = (struct item *)(first + (size_t)store->crawl_chunk++ * stride);
-        if ((it->iflags & ITEM_LINKED) == 0)
+        if (store_seg_all_dead(store, s)) {
+            examined += s->live_items;
+            freed += store_seg_reap(store, id, true);
             continue;
-        struct store_class_metrics *cm = &store->cm[it->clsid];
-        cm->crawler_items_checked++;
-        bool flushed = store_is_flushed(store, it);
-        if (flushed || store_is_expired(store, it)) {
-            /* memcached's crawler_expired_eval() */
-            cm->crawler_reclaimed++;
-            if ((it->iflags & ITEM_FETCHED) == 0 && !flushed)
-                cm->expired_unfetched++;
-            store_unlink_free_rehash(store, it);
-            freed++;
         }
+        if (store_seg_may_hold_dead(store, s))
+            freed += store_seg_crawl(store, id, &examined);
     }
     return freed;
 }
 
+/* --- References ---------------------------------------------------------------------- */
+
+struct store_ref store_ref_get(struct store *store, const struct item *it)
+{
+    uint32_t id = seg_head(&store->segs, seg_of(store, it));
+    store->segs.seg[id].refs++;
+    store->refs++;
+    return (struct store_ref){.seg = id, .gen = store->segs.seg[id].gen};
+}
+
+void store_ref_put(struct store *store, struct store_ref ref)
+{
+    struct seg *s = &store->segs.seg[ref.seg];
+    if (s->refs == 0)
+        return; /* a double put; never below zero */
+    s->refs--;
+    store->refs--;
+    if (s->refs == 0 && (s->state == SEG_CLOSED || s->state == SEG_OPEN))
+        store_seg_maybe_free(store, ref.seg);
+}
+
+void store_ref_release(void *owner, const void *data, size_t len)
+{
+    (void)len;
+    struct store *store = owner;
+    uint32_t id = seg_of(store, (const struct item *)data);
+    store_ref_put(store, (struct store_ref){.seg = id, .gen = store->segs.seg[id].gen});
+}
+
+uint64_t store_refs(const struct store *store)
+{
+    return store->refs;
+}
+
 /* --- Metrics ---------------------------------------------------------------------------- */
 
+/* stats cachedump: segment by segment, newest segment first (SMALL's, then
+ * MAIN's), each segment's items in the order they were written. */
 unsigned store_each_in_class(const struct store *store, unsigned id,
                              bool (*visit)(void *arg, const struct item *it), void *arg)
 {
     unsigned n = 0;
-    if (id == 0 || id >= STORE_CLASSES_MAX || id > slab_class_count(store->slab))
+    if (id != STORE_CLASS)
         return 0;
-    for (uint32_t ref = store->lru_head[id]; ref != 0;) {
-        const struct item *it = item_at(store->base, ref);
-        n++;
-        if (!visit(arg, it))
-            break;
-        ref = it->next;
+    const struct segs *segs = &store->segs;
+    for (unsigned q = 0; q < SEG_QUEUES; q++) {
+        for (uint32_t id2 = segs->qtail[q]; id2 != SEG_NONE; id2 = segs->seg[id2].prev) {
+            const struct seg *s = &segs->seg[id2];
+            const char *p = seg_data(segs, id2);
+            for (size_t off = 0; off < s->write;) {
+                const struct item *it = (const struct item *)(p + off);
+                off += item_footprint(item_total(it));
+                if ((it->iflags & ITEM_LINKED) == 0)
+                    continue;
+                n++;
+                if (!visit(arg, it))
+                    return n;
+            }
+        }
     }
     return n;
 }
 
 unsigned store_class_count(const struct store *store)
 {
-    return slab_class_count(store->slab);
+    (void)store;
+    return 1;
+}
+
+static uint32_t store_segs_used(const struct store *store)
+{
+    return store->segs.nsegs - store->segs.nfree;
 }
 
 void store_metrics(const struct store *store, uint64_t *out)
 {
     struct store_metrics m = store->m;
-    unsigned n = slab_class_count(store->slab);
-    for (unsigned c = 1; c <= n; c++) {
-        const struct store_class_metrics *cm = &store->cm[c];
-        m.cmd_set += cm->cmd_set;
-        m.get_hits += cm->get_hits;
-        m.delete_hits += cm->delete_hits;
-        m.incr_hits += cm->incr_hits;
-        m.decr_hits += cm->decr_hits;
-        m.cas_hits += cm->cas_hits;
-        m.cas_badval += cm->cas_badval;
-        m.touch_hits += cm->touch_hits;
-        m.expired_unfetched += cm->expired_unfetched;
-        m.evicted_unfetched += cm->evicted_unfetched;
-        m.evicted_active += cm->evicted_active;
-        m.evictions += cm->evicted;
-        m.reclaimed += cm->reclaimed;
-        m.crawler_reclaimed += cm->crawler_reclaimed;
-        m.crawler_items_checked += cm->crawler_items_checked;
+    const struct store_class_metrics *cm = &store->cm;
+    const struct segs *segs = &store->segs;
+    m.cmd_set += cm->cmd_set;
+    m.get_hits += cm->get_hits;
+    m.delete_hits += cm->delete_hits;
+    m.incr_hits += cm->incr_hits;
+    m.decr_hits += cm->decr_hits;
+    m.cas_hits += cm->cas_hits;
+    m.cas_badval += cm->cas_badval;
+    m.touch_hits += cm->touch_hits;
+    m.expired_unfetched += cm->expired_unfetched;
+    m.evicted_unfetched += cm->evicted_unfetched;
+    m.evicted_active += cm->evicted_active;
+    m.evictions += cm->evicted;
+    m.reclaimed += cm->reclaimed;
+    m.crawler_reclaimed += cm->crawler_reclaimed;
+    m.crawler_items_checked += cm->crawler_items_checked;
+    m.hash_power_level = segidx_power(store->idx);
+    m.hash_bytes = segidx_bytes(store->idx);
+    m.hash_is_expanding = 0;
+    m.seg_size = segs->seg_size;
+    m.seg_segments = segs->nsegs;
+    m.seg_free = segs->nfree;
+    m.seg_small = segs->qsegs[SEG_SMALL];
+    uint64_t written = 0, live = 0;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        const struct seg *s = &segs->seg[id];
+        if (s->state == SEG_OPEN || s->state == SEG_CLOSED) {
+            written += (uint64_t)s->run * segs->seg_size;
+            live += s->live_bytes;
+        }
     }
-    m.hash_power_level = ht_power(store->ht);
-    m.hash_bytes = ht_bytes(store->ht);
-    m.hash_is_expanding = ht_is_expanding(store->ht);
-    m.total_malloced = slab_total_malloced(store->slab);
+    m.seg_dead_bytes = written - live;
+    m.seg_refs = store->refs;
+    m.total_malloced = (uint64_t)store_segs_used(store) * segs->seg_size;
     memcpy(out, m.v, sizeof(m.v));
 }
 
 void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
 {
     struct store_class_metrics m = {0};
-    if (id >= 1 && id <= slab_class_count(store->slab)) {
-        m = store->cm[id];
-        struct slab_class_stats s;
-        slab_class_stats(store->slab, id, &s);
-        m.chunk_size = s.chunk_size;
-        m.chunks_per_page = s.chunks_per_page;
-        m.total_pages = s.total_pages;
-        m.total_chunks = s.total_chunks;
-        m.used_chunks = s.used_chunks;
-        m.free_chunks = s.free_chunks;
-        m.free_chunks_end = s.free_chunks_end;
-        uint32_t tail = store->lru_tail[id];
-        if (tail != 0) {
-            mc_time_t atime = item_at(store->base, tail)->atime;
-            m.age = store->now > atime ? store->now - atime : 0;
+    if (id == STORE_CLASS) {
+        const struct segs *segs = &store->segs;
+        m = store->cm;
+        uint32_t used = store_segs_used(store);
+        m.chunk_size = segs->seg_size;
+        m.chunks_per_page = 1;
+        m.total_pages = used;
+        m.total_chunks = used;
+        m.used_chunks = used;
+        m.free_chunks = segs->nfree;
+        m.free_chunks_end = 0;
+        m.number = store->m.curr_items;
+        m.mem_requested = store->m.bytes;
+        mc_time_t oldest = store->now;
+        for (unsigned q = 0; q < SEG_QUEUES; q++) {
+            uint32_t head = segs->qhead[q];
+            if (head != SEG_NONE && segs->seg[head].created < oldest)
+                oldest = segs->seg[head].created;
         }
-        /* memcached's segmented-LRU view of the one LRU (see the table) */
+        m.age = store->now - oldest;
+        /* memcached's segmented-LRU view of the one pseudo-class */
         m.number_cold = m.number;
         m.hits_to_cold = m.get_hits;
         m.direct_reclaims = m.reclaimed + m.evicted;
@@ -1259,6 +1768,58 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
 void store_reset_metrics(struct store *store)
 {
     metrics_reset(store->m.v, store_metric_desc, store_metric_count);
-    for (unsigned c = 0; c < STORE_CLASSES_MAX; c++)
-        metrics_reset(store->cm[c].v, store_class_metric_desc, store_class_metric_count);
+    metrics_reset(store->cm.v, store_class_metric_desc, store_class_metric_count);
+}
+
+/* --- Self-check ------------------------------------------------------------------------ */
+
+bool store_check(const struct store *store)
+{
+    const struct segs *segs = &store->segs;
+    uint64_t items = 0, bytes = 0;
+    uint32_t nfree = 0, queued = 0;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        const struct seg *s = &segs->seg[id];
+        if (s->state == SEG_FREE) {
+            nfree++;
+            continue;
+        }
+        if (s->state == SEG_CONT) {
+            const struct seg *h = &segs->seg[s->head];
+            if (s->head >= id || h->run <= id - s->head || h->state == SEG_FREE)
+                return false;
+            continue;
+        }
+        queued += s->run;
+        if (s->write > (uint64_t)s->run * segs->seg_size)
+            return false;
+        if (s->state == SEG_OPEN && segs->open[s->queue][s->bucket] != id)
+            return false;
+        uint64_t live = 0, live_bytes = 0;
+        const char *p = seg_data(segs, id);
+        for (size_t off = 0; off < s->write;) {
+            const struct item *it = (const struct item *)(p + off);
+            size_t fp = item_footprint(item_total(it));
+            if (fp == 0 || off + fp > s->write)
+                return false;
+            if ((it->iflags & ITEM_LINKED) != 0) {
+                uint64_t loc;
+                if (!segidx_find(store->idx, it->data, it->nkey, hash_key(it->data, it->nkey), &loc) ||
+                    loc != SEGIDX_LOC(id, off))
+                    return false;
+                live++;
+                live_bytes += fp;
+                bytes += item_total(it);
+            }
+            off += fp;
+        }
+        if (live != s->live_items || live_bytes != s->live_bytes)
+            return false;
+        items += live;
+    }
+    if (nfree != segs->nfree || queued != segs->qsegs[SEG_SMALL] + segs->qsegs[SEG_MAIN])
+        return false;
+    return items == store->m.curr_items && bytes == store->m.bytes &&
+           segidx_count(store->idx) == items && store->pin[0] == SEG_NONE &&
+           store->pin[1] == SEG_NONE && store->evicting == SEG_NONE;
 }

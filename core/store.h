@@ -1,31 +1,32 @@
 /*
  * store.h: one shard's storage engine (the contract; see store.c).
  *
- * A store owns one shard's partition of the key space: a slab arena carved
- * from memory handed in by the caller (numa/ places it on the shard's node),
- * a hash table, per-slab-class LRU lists, lazy and background expiry, and the
- * shard's share of CAS values. It is single-threaded: every function below
- * may be called only by the thread that owns the store (its shard), and no
- * function takes a lock, makes a syscall, or reads a clock. The caller hands
- * time in with store_set_clock() once per loop iteration.
+ * A store owns one shard's partition of the key space: segments carved from
+ * memory handed in by the caller (numa/ places it on the shard's node), a
+ * compact tag hash table, TTL-grouped segments that expire whole, S3-FIFO
+ * eviction at segment granularity, and the shard's share of CAS values. It
+ * is single-threaded: every function below may be called only by the
+ * thread that owns the store (its shard), and no function takes a lock,
+ * makes a syscall, or reads a clock. The caller hands time in with
+ * store_set_clock() once per loop iteration.
  *
  * Keys are byte strings of 1..STORE_KEY_MAX bytes; the protocol layer has
  * already validated them. `hash` is the key's 64-bit xxh3 hash, computed
  * once by the caller (it also picks the owning shard), so the store never
  * hashes a request's key itself. It must be hash_key(key, nkey) (hash.h):
- * items do not store their hash, so evictions, the crawler and hash table
+ * items do not store their hash, so eviction, the crawler and hash table
  * growth recompute it from the key, as memcached does.
  *
  * Memory: the arena is the memory limit. Item headers, keys and values live
- * in it; nothing else does (the hash table and bookkeeping are allocated
- * with malloc, as memcached's are outside -m). When a slab class has no free
- * chunk and no free page is left, the store evicts from that class's LRU
- * tail (expired items first), or moves a page from another class when the
- * class has nothing to evict; it fails with MC_ENOMEM only when nothing can
- * be evicted or evictions are disabled (-M).
+ * in it; nothing else does (the hash table and the segment bookkeeping are
+ * allocated with malloc, as memcached's are outside -m). Memory freed by
+ * expiry, deletion or eviction is whole segments, usable by items of any
+ * size. The store fails with MC_ENOMEM only when nothing can be evicted or
+ * evictions are disabled (-M).
  *
  * Item pointers returned by lookups stay valid until the next call that may
- * allocate, store or delete on the same store: compose the reply at once.
+ * allocate, store or delete on the same store: compose the reply at once,
+ * or pin the item's memory with store_ref_get() to send it later.
  */
 #ifndef CORECACHE_CORE_STORE_H
 #define CORECACHE_CORE_STORE_H
@@ -44,12 +45,16 @@ struct store; /* opaque: one per shard */
 struct item;  /* opaque outside the engine; read through item.h accessors */
 
 struct store_cfg {
-    void *arena;           /* slab memory; page-aligned; owned by the caller */
-    size_t arena_size;     /* bytes; this shard's share of -m */
+    void *arena;           /* item memory; page-aligned; owned by the caller */
+    size_t arena_size;     /* bytes; this shard's share of -m; >= item_size_max */
     size_t item_size_max;  /* -I: largest item (header + key + value) */
-    size_t slab_page_size; /* bytes per slab page; >= item_size_max */
-    double growth_factor;  /* -f: chunk size ratio between classes, > 1 */
-    uint32_t chunk_min;    /* -n: minimum space for key + value + flags */
+    size_t seg_size;       /* bytes per segment, a multiple of 8; 0: chosen from
+                            * arena_size (store.c: STORE_SEG_*) */
+    /* The slab engine's -f, -n and page size: accepted, and unused by the
+     * segment engine (no size classes); kept so configurations still load. */
+    size_t slab_page_size;
+    double growth_factor;
+    uint32_t chunk_min;
     bool evictions;        /* false under -M: fail instead of evicting */
     bool cas_enabled;      /* false under -C: every CAS value is 0 */
     uint32_t cas_offset;   /* this store issues CAS values offset + k * stride, */
@@ -67,11 +72,10 @@ enum store_op {
 
 /*
  * Creates a store over cfg->arena. Fails with MC_EINVAL on an inconsistent
- * configuration (factor <= 1, page smaller than item_size_max, arena smaller
- * than one page or above 32 GiB (items link by 32-bit refs in 8-byte units),
- * arena not 8-byte aligned, cas_stride 0 with CAS on, ...) and MC_ENOMEM
- * when bookkeeping cannot be allocated. The arena is not written until
- * items need it.
+ * configuration (arena smaller than item_size_max or than one segment,
+ * more than 2^23 segments, segment size not a multiple of 8, cas_stride 0
+ * with CAS on, ...) and MC_ENOMEM when bookkeeping cannot be allocated.
+ * The arena is not written until items need it.
  */
 enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_MUST_CHECK;
 void store_destroy(struct store **store);
@@ -92,8 +96,9 @@ bool store_item_fits(const struct store *store, size_t nkey, size_t nbytes);
  * hits, and so on) so that `stats` needs no help from the caller.
  */
 
-/* get/gets: the live item or NULL. A hit marks the item fetched and bumps it
- * in the LRU (at most once per MC_ITEM_UPDATE_INTERVAL). */
+/* get/gets: the live item or NULL. A hit marks the item fetched, counts a
+ * read for eviction and refreshes its atime (at most once per
+ * MC_ITEM_UPDATE_INTERVAL). */
 const struct item *store_get(struct store *store, const char *key, size_t nkey, uint64_t hash);
 
 /* gat/gats: like store_get, then sets the item's exptime; counted as touch. */
@@ -266,11 +271,68 @@ const struct item *store_meta_debug(struct store *store, const char *key, size_t
 void store_flush(struct store *store, mc_time_t when);
 
 /*
- * Background reclaim: examines up to `budget` items (resuming where the last
- * call stopped, so repeated calls visit every item) and frees those expired
- * or flushed. Returns the number freed. Call it from the shard's timer.
+ * Background reclaim: walks the segments (resuming where the last call
+ * stopped; one call makes at most one lap), frees whole segments whose
+ * items are all dead, expired or flushed, and examines the items of
+ * segments that may hold some dead ones (an exptime passed, a flush took
+ * effect), up to about `budget` items. Segments holding nothing dead are
+ * skipped without reading an item. Returns the number of items freed.
+ * Call it from the shard's timer.
  */
 unsigned store_crawl(struct store *store, unsigned budget);
+
+/*
+ * --- References (zero-copy replies) ----------------------------------------
+ * A reply that sends an item's bytes in place (an iovec into the arena)
+ * pins the item's segment until the send completed: the segment is then
+ * neither evicted, expired, flushed away nor reused, whatever commands run
+ * meanwhile. The item itself may be unlinked (overwritten, deleted) while
+ * pinned; its bytes stay as they were (items are immutable), so the reply
+ * sends the value that was current when it was read, as memcached does with
+ * its item refcounts. Pins are cheap (a counter per segment) and must be
+ * few and short: a pinned segment is memory eviction cannot use, and a
+ * store whose every segment is pinned fails sets with MC_ENOMEM.
+ */
+struct store_ref {
+    uint32_t seg; /* segment id */
+    uint32_t gen; /* its generation when pinned */
+};
+
+/* Pins the segment holding `it` (an item just returned by a lookup). */
+struct store_ref store_ref_get(struct store *store, const struct item *it);
+
+/* Drops a pin taken by store_ref_get(); the segment may be reclaimed from
+ * the next allocation on. */
+void store_ref_put(struct store *store, struct store_ref ref);
+
+/*
+ * The same as store_ref_put() for the segment holding `data` (bytes of an
+ * item pinned by store_ref_get()), in the shape of io/outq.h's
+ * outq_release_fn, so that an output queue can release a zero-copy reply
+ * segment itself: outq_ref(q, item_value(it), item_nbytes(it),
+ * store_ref_release, store) after store_ref_get(store, it). `owner` is the
+ * store; `len` is unused. Called by the store's thread only.
+ */
+void store_ref_release(void *owner, const void *data, size_t len);
+
+/* Segment pins held now (for tests and for stats). */
+uint64_t store_refs(const struct store *store);
+
+/*
+ * For a reader that is not the store's thread (a later step: a shard
+ * reading another shard's partition without a message): the generation of
+ * segment `seg`. Protocol, seqlock-style: read the index entry, read
+ * gen, check the item's key, copy or send its bytes, read gen again; equal
+ * generations (and a segment not free) mean the bytes were not reused
+ * meanwhile, because the owner bumps gen before it rewrites a segment and
+ * items never change in place. Needs acquire/release ordering on gen,
+ * which is io/'s business; the store only bumps it.
+ */
+uint32_t store_seg_gen(const struct store *store, uint32_t seg);
+
+/* The segment size the store chose, and its segment count. */
+size_t store_seg_size(const struct store *store);
+uint32_t store_seg_count(const struct store *store);
 
 /* --- Metrics -------------------------------------------------------------
  * store-wide metrics (memcached's `stats` names) and per-slab-class metrics
@@ -287,15 +349,17 @@ extern const size_t store_class_metric_count;
  * `stats items` fields. */
 extern const size_t store_class_metric_items_first;
 
-/* Largest number of slab classes a store can have (memcached's 63 + 1). */
+/* Largest number of slab classes a store can report (memcached's 63 + 1). */
 #define STORE_CLASSES_MAX 64
 
-/* Number of slab classes in use (ids 1..n; 0 is unused, as in memcached). */
+/* Number of "slab classes" reported: always 1. The segment engine has no
+ * size classes; class 1 stands for all segments (store.c maps the fields). */
 unsigned store_class_count(const struct store *store);
 
 /*
- * Calls visit(arg, it) for the items of class `id`'s LRU, newest first (the
- * order memcached's `stats cachedump` walks), until visit returns false or
+ * Calls visit(arg, it) for the linked items of class `id` (only 1 exists),
+ * newest segment first, each segment's items in the order written (about
+ * the order memcached's `stats cachedump` walks), until visit returns false or
  * the list ends; items are not checked for expiry (memcached shows them as
  * they lie). Returns the number of calls. The store must not change during
  * the walk (the owning shard's thread, no command in between). An id out of
@@ -312,5 +376,13 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out);
 
 /* stats reset: zeroes counters, keeps gauges (curr_items, bytes, pages, ...). */
 void store_reset_metrics(struct store *store);
+
+/*
+ * Verifies the engine's invariants (store.c's file comment): every linked
+ * item is found by the table at its own location, segment and store
+ * counters match their items, queues and free list account for every
+ * segment. O(items): for tests, never on the request path.
+ */
+bool store_check(const struct store *store);
 
 #endif

@@ -28,6 +28,7 @@
 #include "../numa/place.h"
 #include "../numa/topo.h"
 #include "app.h"
+#include "guard.h"
 #include "log.h"
 #include "login.h"
 #include "scrape.h"
@@ -258,9 +259,13 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
     srv.limits.strict_keys = srv.cfg.strict_keys;
-    srv.out_cap = 4 * srv.cfg.item_size_max;
-    if (srv.out_cap < 4u * 1024 * 1024)
-        srv.out_cap = 4u * 1024 * 1024;
+    /* Unsent replies a connection may hold before its reading pauses; one
+     * reply may pass it (the check is before each request), so a value of
+     * any size still goes through. 1 MiB keeps a slow reader's cost small
+     * (issue 15: a reader of 100k pipelined gets held 4 MiB of copies). */
+    srv.out_cap = srv.cfg.item_size_max;
+    if (srv.out_cap < 1024u * 1024)
+        srv.out_cap = 1024u * 1024;
 
     /* Signals are taken synchronously by this thread; shards never see
      * them (the mask is inherited by the threads created below). */
@@ -283,6 +288,15 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
         return ret == -EADDRINUSE ? EX_OSERR : 1; /* memcached's exit for a port in use */
     }
+    /* Descriptors for -c connections and our own: like memcached, take
+     * them at start; unlike it, run on with fewer (accepting then pauses
+     * when they run out, see io/guard.c) after saying so once. */
+    uint64_t nofile_need = guard_nofile_need(&srv), nofile_have = 0;
+    if (guard_raise_nofile(nofile_need, &nofile_have) < 0)
+        fprintf(stderr,
+                "corecache: -c %u needs %llu open files but the limit is %llu: past it, accepting pauses "
+                "until connections close (raise `ulimit -n`, LimitNOFILE= in a systemd unit, or lower -c)\n",
+                srv.cfg.conn_limit, (unsigned long long)nofile_need, (unsigned long long)nofile_have);
     if (srv.cfg.user != NULL && (getuid() == 0 || geteuid() == 0) &&
         !drop_privileges(srv.cfg.user, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);

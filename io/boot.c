@@ -48,11 +48,12 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
     if (srv->shards == NULL || srv->chans == NULL)
         goto nomem;
 
-    /* A channel must hold the largest request (a set of item_size_max)
-     * twice over; 4 MiB keeps small-request batches flowing. */
-    size_t chan_size = 4u * 1024 * 1024;
-    while (chan_size < 4 * (srv->cfg.item_size_max + 4096))
-        chan_size *= 2;
+    /* 512 KiB keeps small-request batches flowing; records over 64 KiB
+     * (a large set, a large reply) travel by pointer (xchan.c), so the
+     * size does not follow -I. A ring cycles through all of its pages, so
+     * all of it is resident: it stays small (issue 15; it was 8 MiB per
+     * direction at -I 1m). */
+    size_t chan_size = 512u * 1024;
     for (unsigned from = 0; from < n; from++) {
         for (unsigned to = 0; to < n; to++) {
             if (from == to)

@@ -21,8 +21,8 @@
  * budget again. So the listing is each shard's newest-first run in turn,
  * not one global recency order (which no shard knows). memcached with its
  * segmented LRU (the 1.6 default) dumps only the COLD segment of a class,
- * so it lists items only once they have aged out of HOT; corecache has one
- * LRU per class and lists every item.
+ * so it lists items only once they have aged out of HOT; corecache's
+ * segment engine has one pseudo-class and lists every item in it.
  *
  * The gather's `kind` carries the class (6 bits) and the limit (24 bits):
  * a limit above 2^24 - 1 is capped, which changes nothing, because the

@@ -39,9 +39,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "log.h"
 #include "shard.h"
 #include "uring.h"
+
+/* The per-connection budget the README's RSS formula counts on: an idle
+ * connection is one struct conn, in jemalloc's 256-byte class. A field
+ * added past it costs every idle connection 64 bytes more (the next
+ * class): say so in README's Reliability section if it must grow. */
+_Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per-connection budget");
 
 /* More forwarded requests than this in flight pause a connection's input. */
 #define CONN_PENDING_MAX 1024
@@ -96,6 +103,57 @@ struct conn *conn_lookup(struct shard *shard, uint32_t index, uint32_t gen)
         return NULL;
     return conn;
 }
+
+_Static_assert(GUARD_SEND_IOV_MAX == CONN_IOV_MAX, "a send buffer holds a connection's iovecs");
+
+/* The shard-wide output backlog (guard.h's cap): this connection's part
+ * of shard_out_bytes follows its unsent output. */
+static void conn_out_sync(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes += conn->out.bytes - conn->out_counted;
+    conn->out_counted = (uint32_t)conn->out.bytes;
+}
+
+static void conn_out_forget(struct conn *conn)
+{
+    conn->shard->m.shard_out_bytes -= conn->out_counted;
+    conn->out_counted = 0;
+}
+
+/* Past the shard's cap, a connection with unsent output of its own
+ * pauses too (counted in shard_out_yields). */
+static bool conn_shard_out_full(struct conn *conn)
+{
+    struct shard *shard = conn->shard;
+    conn_out_sync(conn);
+    if (conn->out.bytes == 0 || shard->m.shard_out_bytes <= GUARD_SHARD_OUT_CAPS * shard->srv->out_cap)
+        return false;
+    shard->m.shard_out_yields++;
+    return true;
+}
+
+/* Input buffer memory under --conn-memory: past the shard's share the
+ * request is refused with memcached's error and the connection closes
+ * once it is sent. */
+static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
+{
+    struct shard *shard = conn->shard;
+    const struct server *srv = shard->srv;
+    uint64_t share = srv->cfg.conn_memory / srv->nshards;
+    if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
+        shard->m.conn_mem_refused++;
+        conn->closing = true;
+        conn->close_after_write = true;
+        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
+            conn_want_flush(conn);
+        else
+            conn_close(conn, "out of memory refusing a request");
+        return false;
+    }
+    shard->m.conn_input_bytes += bytes;
+    return true;
+}
+
 
 /* --- lists of the shard loop ------------------------------------------- */
 
@@ -179,7 +237,7 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
     /* Until replies show otherwise, a forwarded reply may be an item of the
      * largest size: a new connection starts with few requests in flight. */
     conn->reply_est = (uint32_t)shard->srv->cfg.item_size_max;
-    proto_parser_init(&conn->parser, &shard->srv->limits);
+    conn->swallow = 0; /* the parser is the shard's (serve.c) */
     socklen_t plen = sizeof(conn->peer);
     if (getpeername(fd, (struct sockaddr *)&conn->peer, &plen) != 0)
         memset(&conn->peer, 0, sizeof(conn->peer));
@@ -203,6 +261,9 @@ static void conn_free(struct conn *conn)
     close(conn->fd);
     conn->fd = -1;
     outq_clear(&conn->out);
+    conn_out_forget(conn); /* guard.h: the shard's totals */
+    guard_input_release(shard, conn->rcap);
+    conn->rcap = 0;
     free(conn->rbuf);
     conn->rbuf = NULL;
     if (conn->transport != NULL)
@@ -252,6 +313,9 @@ void conn_drain(struct conn *conn)
 
 void conn_destroy(struct conn *conn)
 {
+    guard_send_put(conn->shard, conn->send_buf);
+    conn->send_buf = NULL;
+    conn->iov = NULL;
     if (conn->fd >= 0) {
         close(conn->fd);
         conn->fd = -1;
@@ -292,8 +356,8 @@ static bool conn_may_parse(struct conn *conn)
         return false;
     }
     outq_sync(&conn->out);
-    if (conn->out.bytes > conn->shard->srv->out_cap) {
-        conn_pause(conn);
+    if (conn->out.bytes > conn->shard->srv->out_cap || conn_shard_out_full(conn)) {
+        conn_pause(conn); /* its own cap, or its shard's (guard.h) */
         return false;
     }
     return true;
@@ -335,9 +399,13 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         size_t cap = conn->rcap ? conn->rcap : 4096;
         while (cap < conn->rlen + len)
             cap *= 2;
+        if (!conn_input_reserve(conn, cap - conn->rcap))
+            return false; /* past --conn-memory: answered, closing (guard.h) */
         char *rbuf = realloc(conn->rbuf, cap);
-        if (rbuf == NULL)
+        if (rbuf == NULL) {
+            guard_input_release(conn->shard, cap - conn->rcap);
             return false;
+        }
         conn->rbuf = rbuf;
         conn->rcap = cap;
     }
@@ -358,6 +426,7 @@ static void conn_parse_rbuf(struct conn *conn)
     if (conn->rlen > 0 && used > 0)
         memmove(conn->rbuf, conn->rbuf + used, conn->rlen);
     if (conn->rlen == 0 && conn->rcap > CONN_RBUF_KEEP) {
+        guard_input_release(conn->shard, conn->rcap);
         free(conn->rbuf);
         conn->rbuf = NULL;
         conn->rcap = 0;
@@ -370,8 +439,10 @@ void conn_input(struct conn *conn, const char *data, size_t len)
     if (conn->rlen == 0)
         used = conn_parse(conn, data, len);
     if (conn->fd >= 0 && !conn->close_inflight && used < len) {
-        if (!rbuf_append(conn, data + used, len - used))
+        if (!rbuf_append(conn, data + used, len - used) && !conn->close_after_write) {
+            conn->shard->m.malloc_fails++; /* (past --conn-memory it answered and is closing) */
             conn_close(conn, "out of memory buffering input");
+        }
         else if (used == 0)
             conn_parse_rbuf(conn);
     }
@@ -416,7 +487,11 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         conn->closing = true;
         conn->close_after_write = true;
         conn_want_flush(conn);
-    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+    } else if (res == -ENOBUFS) {
+        shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
+        if (!conn->recv_armed && !conn->closing && !conn->paused)
+            conn_want_rearm(conn);
+    } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
         conn_close(conn, "recv error");
@@ -458,6 +533,7 @@ void conn_resume(struct conn *conn)
 static void conn_output_done(struct conn *conn, size_t bytes)
 {
     outq_sent(&conn->out, bytes);
+    conn_out_sync(conn); /* the shard's total (guard.h) */
     if (conn->paused && conn->out.bytes <= conn->shard->srv->out_cap / 2) {
         conn->paused = false;
         conn_want_resume(conn);
@@ -473,18 +549,45 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
+    /* The send's iovecs are borrowed from the shard's pool (guard.h); a
+     * TLS transport seals conn->iov and writes its records' there too. */
+    struct conn_send *sb = guard_send_get(conn->shard);
+    if (sb == NULL) {
+        conn_close(conn, "out of memory sending");
+        conn_maybe_free(conn);
+        return;
+    }
+    conn->iov = sb->iov;
     unsigned n = outq_iov(&conn->out, conn->iov, CONN_IOV_MAX);
     if (conn->transport != NULL) {
         /* TLS: the plaintext iov is sealed into records, and what goes out
          * is the ciphertext */
         size_t sealed = 0;
         if (!conn->transport->seal(conn, n, &sealed)) {
+            guard_send_put(conn->shard, sb);
+            conn->iov = NULL;
             conn_close(conn, "TLS error");
             conn_maybe_free(conn);
             return;
         }
         conn_output_done(conn, sealed);
         n = conn->transport->out_iov(conn, conn->iov);
+    }
+    if (n <= 1) {
+        /* a plain send keeps no iovec: back to the pool once it is read */
+        struct iovec one = n == 1 ? sb->iov[0] : (struct iovec){0};
+        guard_send_put(conn->shard, sb);
+        conn->iov = NULL;
+        sb = NULL;
+        if (n == 1) {
+            struct io_uring_sqe *sqe = shard_sqe(conn->shard);
+            io_uring_prep_send(sqe, conn->fd, one.iov_base, one.iov_len, MSG_NOSIGNAL);
+            io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
+            conn->send_inflight = true;
+            return;
+        }
+    } else {
+        conn->send_buf = sb;
     }
     if (n == 0) {
         if (conn->close_after_write && conn->out.npending == 0)
@@ -493,14 +596,10 @@ void conn_flush(struct conn *conn)
         return;
     }
     struct io_uring_sqe *sqe = shard_sqe(conn->shard);
-    if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, conn->iov[0].iov_base, conn->iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        memset(&conn->msg, 0, sizeof(conn->msg));
-        conn->msg.msg_iov = conn->iov;
-        conn->msg.msg_iovlen = n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &conn->msg, MSG_NOSIGNAL);
-    }
+    memset(&sb->msg, 0, sizeof(sb->msg));
+    sb->msg.msg_iov = sb->iov;
+    sb->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, conn->fd, &sb->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, conn->index, conn->gen));
     conn->send_inflight = true;
 }
@@ -509,6 +608,9 @@ void conn_on_send(struct conn *conn, int res)
 {
     struct shard *shard = conn->shard;
     conn->send_inflight = false;
+    guard_send_put(shard, conn->send_buf);
+    conn->send_buf = NULL;
+    conn->iov = NULL;
     if (res < 0) {
         if (res != -EPIPE && res != -ECONNRESET)
             log_info(shard->srv, "<%d send failed: %s", conn->fd, strerror(-res));

@@ -56,18 +56,24 @@ struct conn {
     int fd;
     uint32_t index;
     uint32_t gen;
+    uint32_t reply_est; /* expected size of a forwarded reply (conn_fill); here, it fills a hole */
 
     /* input */
-    struct proto_parser parser;
+    /* The parser's only state between requests: the rest of a value still
+     * to discard. The parser itself (its 250-byte scratch for meta keys
+     * included) is the shard's, swapped in per request (serve.c): an idle
+     * connection does not carry it (issue 15). */
+    uint64_t swallow;
     char *rbuf;       /* unparsed bytes (a request's beginning) */
     size_t rlen;
     size_t rcap;
     size_t rneed;     /* parsing makes no progress before rlen reaches this */
 
     /* output */
-    uint32_t reply_est; /* expected size of a forwarded reply (conn_fill) */
-    struct msghdr msg;
-    struct iovec iov[CONN_IOV_MAX];
+    /* the msghdr and iovecs of the send in flight, from the shard's pool
+     * (guard.h): an idle connection holds none */
+    struct conn_send *send_buf;
+    struct iovec *iov; /* send_buf's, or the pool's while a send is prepared */
 
     /* list links (each list a singly linked stack in the shard) */
     struct conn *flush_next;
@@ -87,6 +93,7 @@ struct conn {
     bool closing;        /* no more input is processed */
     bool close_after_write; /* quit: close once all output is sent */
     bool eof;            /* the peer closed its side */
+    bool http_in_request; /* metrics endpoint: a request is being read */
 
     /* A transport between the socket and the protocol (TLS, io/tls.c), or
      * NULL for plain TCP; `transport_state` is its per-connection state. */
@@ -94,7 +101,16 @@ struct conn {
     void *transport_state;
 
     mc_time_t last_cmd_time;
-    struct sockaddr_storage peer;
+    /* metrics endpoint (scrape.c, guard.c): accept, or the latest request's
+     * first byte, in the shard's clock (seconds) */
+    mc_time_t http_since;
+    /* out.bytes as last added to the shard's shard_out_bytes (conn.c):
+     * 32 bits, as output pauses at the 1 MiB cap and no reply reaches 4 GiB
+     * (-I is at most 1 GiB); it keeps struct conn in its 256-byte class */
+    uint32_t out_counted;
+    /* AF_INET or AF_INET6 (a sockaddr_in fits; both keep the family first):
+     * not sockaddr_storage, 100 bytes more on every connection (issue 15) */
+    struct sockaddr_in6 peer;
 };
 
 /*

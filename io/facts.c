@@ -11,8 +11,15 @@
 #include <time.h>
 
 #include "server.h"
+#include "shard.h" /* SHARD_TICK_NS, SHARD_CRAWL_BUDGET */
 
 const struct metric_desc facts_desc[] = {FACTS_METRIC(METRIC_DESC)};
+
+#define FACTS_LRU_VALUE(name, format, value, help) (uint64_t)(value),
+#define FACTS_LRU_FORMAT(name, format, value, help) FACTS_FORMAT_##format,
+const struct metric_desc facts_lru_desc[] = {FACTS_LRU_SETTINGS(FACTS_LRU_DESC)};
+const uint64_t facts_lru_values[] = {FACTS_LRU_SETTINGS(FACTS_LRU_VALUE)};
+const enum facts_format facts_lru_format[] = {FACTS_LRU_SETTINGS(FACTS_LRU_FORMAT)};
 
 static uint64_t usec(struct timeval tv)
 {

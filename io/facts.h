@@ -43,6 +43,37 @@ struct server;
 
 #define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)
 
+/*
+ * The LRU and crawler settings that `stats settings` reports under
+ * memcached's names and memcached_exporter turns into its
+ * memcached_lru_crawler_* gauges (core/prom.c reads them from this table),
+ * for corecache's engine: whole segments evicted inline, no LRU (no
+ * maintainer thread, no HOT/WARM segments), and a crawler that runs
+ * continuously, SHARD_CRAWL_BUDGET items per SHARD_TICK_NS tick.
+ *
+ * ACTION(name, FORMAT, value, help): FORMAT is how `stats settings` writes
+ * the value: YESNO (1 "yes", 0 "no"), UINT, or FACTOR (with two decimals,
+ * as memcached writes its factors).
+ */
+#define FACTS_LRU_SETTINGS(ACTION)                                                               \
+    ACTION(lru_crawler, YESNO, 1, "1: the crawler runs (always, a slice per tick)")             \
+    ACTION(lru_crawler_sleep, UINT, SHARD_TICK_NS / 1000 / SHARD_CRAWL_BUDGET,                   \
+           "microseconds per item crawled, on average")                                          \
+    ACTION(lru_crawler_tocrawl, UINT, 0, "items crawled per class per run: 0, no limit")        \
+    ACTION(lru_maintainer_thread, YESNO, 0, "0: no background LRU maintainer, evictions inline") \
+    ACTION(hot_lru_pct, UINT, 0, "0: no HOT segment")                                            \
+    ACTION(warm_lru_pct, UINT, 0, "0: no WARM segment")                                          \
+    ACTION(hot_max_factor, FACTOR, 0, "0: no HOT segment")                                       \
+    ACTION(warm_max_factor, FACTOR, 0, "0: no WARM segment")
+
+enum facts_format { FACTS_FORMAT_YESNO, FACTS_FORMAT_UINT, FACTS_FORMAT_FACTOR };
+#define FACTS_LRU_DESC(name, format, value, help) {#name, METRIC_GAUGE, help},
+#define FACTS_LRU_ONE(name, format, value, help) +1
+#define FACTS_LRU_COUNT (0 FACTS_LRU_SETTINGS(FACTS_LRU_ONE))
+extern const struct metric_desc facts_lru_desc[];
+extern const uint64_t facts_lru_values[];
+extern const enum facts_format facts_lru_format[];
+
 struct facts {
     METRIC_STRUCT(FACTS_METRIC)
 };

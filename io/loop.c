@@ -42,6 +42,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "conn.h"
+#include "guard.h"
 #include "log.h"
 #include "route.h"
 #include "shard.h"
@@ -49,8 +50,6 @@
 #include "uring.h"
 
 #define SHARD_DRAIN_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
-/* Open connections to the metrics endpoint per shard; more get a 503. */
-#define SHARD_HTTP_CONNS_MAX 64
 
 /* --- completions ------------------------------------------------------- */
 
@@ -73,6 +72,80 @@ static void arm_tick(struct shard *shard)
 }
 
 
+/* A scraper with nothing in progress: no request bytes held, no gather
+ * out, no reply unsent. */
+static bool http_idle(const struct conn *conn)
+{
+    return conn->rlen == 0 && conn->out.npending == 0 && conn->out.bytes == 0 && !conn->send_inflight &&
+           !conn->http_in_request;
+}
+
+static bool http_open(const struct conn *conn)
+{
+    return conn != NULL && conn->fd >= 0 && !conn->close_inflight && conn->ops->metrics_endpoint;
+}
+
+/* A scraper's connection, within guard.h's slots: when they are full the
+ * oldest idle scraper is closed to make room, or the newcomer gets a 503. */
+static struct conn *accept_http(struct shard *shard, int fd, const struct conn_ops *ops)
+{
+    if (shard->m.http_connections >= GUARD_HTTP_SLOTS) {
+        struct conn *oldest = NULL;
+        for (uint32_t i = 0; i < shard->nconns; i++) {
+            struct conn *conn = shard->conns[i];
+            if (http_open(conn) && http_idle(conn) &&
+                (oldest == NULL || conn->http_since < oldest->http_since))
+                oldest = conn;
+        }
+        if (oldest == NULL) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n";
+            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void)ignored;
+            close(fd);
+            return NULL;
+        }
+        shard->m.http_evicted++;
+        /* Its slot frees when the kernel lets go of it, a completion or two
+         * later; the count may pass the bound by the closing ones meanwhile. */
+        conn_close(oldest, "metrics slots full: the oldest idle scraper makes room");
+    }
+    struct conn *conn = conn_create(shard, fd, ops);
+    if (conn == NULL) {
+        close(fd);
+        shard->m.malloc_fails++;
+        log_error(shard->srv, "shard %u: out of memory accepting a metrics connection", shard->id);
+        return NULL;
+    }
+    conn->http_since = shard->now;
+    return conn;
+}
+
+static void sweep_http(struct shard *shard)
+{
+    mc_time_t now = shard->now; /* seconds: enough for timeouts of seconds */
+    uint32_t idle_s = shard->srv->cfg.metrics_idle_timeout;
+    for (uint32_t i = 0; i < shard->nconns && shard->m.http_connections > 0; i++) {
+        struct conn *conn = shard->conns[i];
+        if (!http_open(conn))
+            continue;
+        uint32_t age = now - conn->http_since;
+        bool idle = http_idle(conn);
+        if ((idle && age >= idle_s) || (!idle && age >= GUARD_HTTP_DEADLINE_S)) {
+            shard->m.http_timeouts++;
+            conn_close(conn, idle ? "metrics connection idle" : "metrics request past its deadline");
+        }
+    }
+}
+
+/* Every GUARD_SWEEP_TICKS ticks: metrics connections past their idle
+ * timeout or request deadline are closed. */
+static void http_tick(struct shard *shard)
+{
+    if (++shard->guard_ticks % GUARD_SWEEP_TICKS == 0 && shard->m.http_connections > 0)
+        sweep_http(shard);
+}
+
 static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t flags)
 {
     struct server *srv = shard->srv;
@@ -81,15 +154,16 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (!(flags & IORING_CQE_F_MORE))
         shard->accept_armed[listener] = false;
     if (res < 0) {
+        if (!shard->stopping && guard_accept_failed(shard, listener, res))
+            return; /* out of descriptors: a backoff timer re-arms it */
         if (res != -ECANCELED && res != -EBADF && res != -EINVAL)
             log_info(srv, "shard %u: accept failed: %s", shard->id, strerror(-res));
-        if (res == -EMFILE || res == -ENFILE) /* rare: an atomic is fine */
-            atomic_fetch_add(&srv->listen_disabled_num, 1);
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
         return;
     }
     int fd = res;
+    guard_accept_ok(shard);
     if (shard->stopping) {
         close(fd);
         return;
@@ -97,21 +171,9 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
     if (shard->listen_ops[listener]->metrics_endpoint) {
         /* Scrapers are not counted against -c (the endpoint must answer
          * when the cache is full of clients), but their number is bounded. */
-        if (shard->m.http_connections >= SHARD_HTTP_CONNS_MAX) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                       "Connection: close\r\n\r\n";
-            ssize_t ignored = send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-            close(fd);
-        } else {
-            struct conn *conn = conn_create(shard, fd, shard->listen_ops[listener]);
-            if (conn == NULL) {
-                close(fd);
-                log_error(srv, "shard %u: out of memory accepting a metrics connection", shard->id);
-            } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
-                conn_close(conn, "out of memory starting TLS");
-            }
-        }
+        struct conn *conn = accept_http(shard, fd, shard->listen_ops[listener]);
+        if (conn != NULL && shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn))
+            conn_close(conn, "out of memory starting TLS");
         if (!shard->accept_armed[listener] && !shard->stopping)
             arm_accept(shard, listener);
         return;
@@ -131,6 +193,7 @@ static void on_accept(struct shard *shard, unsigned listener, int res, uint32_t 
         if (conn == NULL) {
             close(fd);
             atomic_fetch_sub_explicit(&srv->curr_conns, 1, memory_order_relaxed);
+            shard->m.malloc_fails++;
             log_error(srv, "shard %u: out of memory accepting a connection", shard->id);
         } else if (shard->listen_tls[listener] && !tls_conn_attach(srv->tls, conn)) {
             conn_close(conn, "out of memory starting TLS");
@@ -164,6 +227,7 @@ static void on_tick(struct shard *shard)
     shard->timer_armed = false;
     shard_clock(shard);
     store_crawl(shard->store, SHARD_CRAWL_BUDGET);
+    http_tick(shard);
     if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
         begin_stop(shard);
     if (shard->stopping && shard_clock_ns() > shard->stop_deadline_ns) {
@@ -211,6 +275,11 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
         break;
     case UD_TIMER:
         on_tick(shard);
+        break;
+    case UD_ACCEPT_RETRY: /* the pause after EMFILE is over (guard.c) */
+        if (ud_index(ud) < shard->nlisten && !shard->stopping && !shard->accept_armed[ud_index(ud)] &&
+            shard->listen_fds[ud_index(ud)] >= 0)
+            arm_accept(shard, ud_index(ud));
         break;
     case UD_WAKE:
     case UD_IGNORE:
@@ -283,6 +352,7 @@ static bool loop_idle_after_stop(struct shard *shard)
 static void loop_run(struct shard *shard)
 {
     for (;;) {
+        guard_check_ring(shard);
         drain_cq(shard);
         route_poll(shard);
         run_lists(shard);
@@ -313,6 +383,7 @@ static void loop_teardown(struct shard *shard)
             conn_destroy(shard->conns[i]);
     }
     route_drop_backlogs(shard);
+    guard_send_pool_fini(shard);
     shard_teardown(shard);
 }
 

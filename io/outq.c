@@ -117,10 +117,18 @@ static bool outq_grow(struct sink *sink, size_t need)
     return true;
 }
 
+/* The sink's zero-copy hook (core/sink.h): a REF segment. */
+static bool outq_sink_ref(struct sink *sink, const void *data, size_t len, outq_release_fn release,
+                          void *owner)
+{
+    return outq_ref((struct outq *)sink, data, len, release, owner);
+}
+
 void outq_init(struct outq *q, struct outq_cache *cache)
 {
     memset(q, 0, sizeof(*q));
     q->sink.grow = outq_grow;
+    q->sink.ref = outq_sink_ref;
     q->cache = cache;
 }
 

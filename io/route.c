@@ -122,6 +122,8 @@ static bool route_send3(struct shard *shard, unsigned dst, uint16_t type, const 
         rec = malloc(sizeof(*rec) + len);
         if (rec == NULL)
             return false;
+        shard->m.xchan_backlogged++; /* guard.h */
+        shard->m.xchan_backlog_bytes += len;
         rec->next = NULL;
         rec->type = type;
         rec->len = len;
@@ -178,6 +180,7 @@ void route_drop_backlogs(struct shard *shard)
         while (bl->head != NULL) {
             struct backlog_rec *rec = bl->head;
             bl->head = rec->next;
+            shard->m.xchan_backlog_bytes -= rec->len;
             free(rec);
         }
         bl->tail = NULL;
@@ -202,6 +205,7 @@ void route_publish(struct shard *shard)
             bl->head = rec->next;
             if (bl->head == NULL)
                 bl->tail = NULL;
+            shard->m.xchan_backlog_bytes -= rec->len;
             free(rec);
         }
         if (xchan_publish(chan)) {

@@ -20,7 +20,8 @@
  * conn_ops flag metrics_endpoint): they do not count against -c nor in the
  * cache's connection and request counters, so the endpoint still answers
  * when the cache is at its connection limit; each connection touches
- * nothing but its own buffers and the gather.
+ * nothing but its own buffers and the gather. Their number, idle time and
+ * each request's time are bounded by guard.c.
  */
 #include "scrape.h"
 
@@ -87,6 +88,7 @@ size_t scrape_tables(struct prom_table *tables, size_t cap)
         {facts_desc, FACTS_COUNT, NULL},
         {shard_metric_desc, SHARD_METRIC_COUNT, NULL},
         {store_metric_desc, store_metric_count, NULL},
+        {facts_lru_desc, FACTS_LRU_COUNT, facts_lru_values},
     };
     size_t n = sizeof(all) / sizeof(all[0]);
     if (n > cap)
@@ -124,8 +126,8 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     }
     struct facts facts;
     facts_read(shard->srv, &facts);
-    struct prom_table tables[3];
-    scrape_tables(tables, 3);
+    struct prom_table tables[4];
+    scrape_tables(tables, 4);
     tables[0].values = facts.v;
     tables[1].values = shard_sum;
     tables[2].values = store_sum;
@@ -141,7 +143,7 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     char latency_name[128];
     snprintf(latency_name, sizeof(latency_name), "%s%s", SCRAPE_PREFIX, latency_desc.name);
 
-    ok = prom_render_exporter(body, tables, 3, &classes, SERVER_VERSION_STRING) &&
+    ok = prom_render_exporter(body, tables, 4, &classes, SERVER_VERSION_STRING) &&
          prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
@@ -208,8 +210,14 @@ static size_t scrape_step(struct conn *conn, const char *buf, size_t len, size_t
     struct http_req req;
     size_t used = http_parse(buf, len, SCRAPE_PATH, &req);
     *need = 0;
+    if (!conn->http_in_request) {
+        /* the request's first bytes: its deadline runs from here (guard.c) */
+        conn->http_in_request = true;
+        conn->http_since = conn->shard->now;
+    }
     if (used == 0)
         return 0;
+    conn->http_in_request = false;
     conn->last_cmd_time = conn->shard->now;
     if (req.status == 200 && !scrape_authorized(conn, &req))
         req.status = 401; /* --metrics-auth-file */
@@ -249,6 +257,7 @@ bool scrape_describe(struct sink *out)
     snprintf(name, sizeof(name), "%s%s{shard,le}", SCRAPE_PREFIX, hist.name);
     return sink_puts(out, "source\ttype\tSTAT name\tPrometheus family\thelp\n") &&
            prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT) &&
+           prom_describe_table(out, "settings", "", NULL, facts_lru_desc, FACTS_LRU_COUNT) &&
            prom_describe_table(out, "shard", "", SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT) &&
            prom_describe_table(out, "store", "", SCRAPE_PREFIX, store_metric_desc, store_metric_count) &&
            prom_describe_table(out, "slabs", "<class>:", NULL, store_class_metric_desc, first_items) &&

@@ -84,7 +84,13 @@ typedef size_t (*serve_parse_fn)(struct proto_parser *parser, const char *buf, s
 static size_t serve_step(struct conn *conn, serve_parse_fn parse, const char *buf, size_t len, size_t *need)
 {
     struct proto_req req;
-    size_t used = parse(&conn->parser, buf, len, &req, need);
+    /* One parser per shard: a request is executed, or copied to its owner,
+     * before the next is parsed, so its meta-key scratch is free again; the
+     * connection keeps only what must outlive the request (swallow). */
+    struct proto_parser *parser = &conn->shard->parser;
+    parser->swallow = conn->swallow;
+    size_t used = parse(parser, buf, len, &req, need);
+    conn->swallow = parser->swallow;
     if (used > 0)
         serve_request(conn, &req);
     return used;

@@ -34,14 +34,12 @@ const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
  * so the rings are no bigger than a loop iteration needs: shard_sqe()
  * submits early when the SQ fills, and the CQ is larger because completions
  * (one recv per busy connection) can outnumber what one iteration queued. */
-#define SHARD_RING_ENTRIES 512
-#define SHARD_CQ_ENTRIES 4096
+#define SHARD_RING_ENTRIES 512 /* the CQ: --uring-cq-entries (4096) */
 /* Receive buffers: a buffer goes back to the ring as soon as its completion
  * is handled, so a few hundred cover any one loop iteration; when a burst
  * empties the ring, the recv ends with ENOBUFS and is re-armed. The ring
  * cycles through every buffer (FIFO), so all of them become resident: more
- * would be memory no item can use (4 MiB per shard here). */
-#define SHARD_NBUFS 256
+ * would be memory no item can use (--recv-buffers, 256: 4 MiB per shard). */
 #define SHARD_BUF_SIZE (16 * 1024)
 #define SHARD_SCRATCH_SIZE (64 * 1024)
 
@@ -58,8 +56,10 @@ struct io_uring_sqe *shard_sqe(struct shard *shard)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&shard->ring);
     while (sqe == NULL) {
+        /* the SQ is full: submit what it holds early (guard.h counts it) */
         io_uring_submit(&shard->ring);
         shard->m.uring_submits++;
+        shard->m.uring_sq_full++;
         sqe = io_uring_get_sqe(&shard->ring);
     }
     return sqe;
@@ -90,14 +90,16 @@ static int setup_ring(struct shard *shard)
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
               IORING_SETUP_CQSIZE;
-    p.cq_entries = SHARD_CQ_ENTRIES;
-    int ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
+    unsigned cq = shard->srv->cfg.uring_cq_entries;
+    unsigned sq = cq < SHARD_RING_ENTRIES ? cq : SHARD_RING_ENTRIES;
+    p.cq_entries = cq;
+    int ret = io_uring_queue_init_params(sq, &shard->ring, &p);
     if (ret == -EINVAL) {
         /* An older kernel without these flags: run without them. */
         memset(&p, 0, sizeof(p));
         p.flags = IORING_SETUP_CQSIZE;
-        p.cq_entries = SHARD_CQ_ENTRIES;
-        ret = io_uring_queue_init_params(SHARD_RING_ENTRIES, &shard->ring, &p);
+        p.cq_entries = cq;
+        ret = io_uring_queue_init_params(sq, &shard->ring, &p);
     }
     if (ret < 0)
         return ret;
@@ -108,7 +110,7 @@ static int setup_ring(struct shard *shard)
 
 static int setup_buffers(struct shard *shard)
 {
-    shard->nbufs = SHARD_NBUFS;
+    shard->nbufs = shard->srv->cfg.recv_buffers;
     shard->buf_size = SHARD_BUF_SIZE;
     shard->bgid = 0;
     shard->br_size = shard->nbufs * sizeof(struct io_uring_buf);
@@ -139,11 +141,14 @@ static int setup_store(struct shard *shard)
 {
     struct server *srv = shard->srv;
     const struct cfg *cfg = &srv->cfg;
-    size_t page = cfg->item_size_max > 1024 * 1024 ? cfg->item_size_max : 1024 * 1024;
+    proto_parser_init(&shard->parser, &srv->limits);
+    /* The store cuts its share into segments (store.c); a share must hold
+     * the largest item, so a tiny -m with a large -I grows it to -I. */
+    size_t grain = 64 * 1024;
     size_t share = cfg->memory_limit / srv->nshards;
-    share -= share % page;
-    if (share < page)
-        share = page; /* one page per shard at least: -m is tiny */
+    share -= share % grain;
+    if (share < cfg->item_size_max)
+        share = (cfg->item_size_max + grain - 1) / grain * grain;
     shard->arena_size = share;
     shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)
@@ -152,7 +157,7 @@ static int setup_store(struct shard *shard)
         .arena = shard->arena,
         .arena_size = share,
         .item_size_max = cfg->item_size_max,
-        .slab_page_size = page,
+        .slab_page_size = 0,
         .growth_factor = cfg->growth_factor,
         .chunk_min = cfg->slab_min_size,
         .evictions = !cfg->disable_evictions,

@@ -42,7 +42,7 @@
 #define SHARD_CRAWL_BUDGET 2000
 
 /* A shard's own metrics (memcached's names where memcached has them). */
-#define SHARD_METRIC(ACTION)                                                                   \
+#define SHARD_METRIC(ACTION) \
     ACTION(curr_connections, GAUGE, "Number of open connections")                             \
     ACTION(total_connections, COUNTER, "Total number of connections opened since start")      \
     ACTION(rejected_connections, COUNTER, "Connections rejected because of the -c limit")     \
@@ -60,7 +60,28 @@
     ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \
     ACTION(ssl_new_sessions, COUNTER, "TLS sessions created (with -o ssl_session_cache)")    \
     ACTION(auth_cmds, COUNTER, "Authentication attempts (-Y and -S)")                        \
-    ACTION(auth_errors, COUNTER, "Failed authentication attempts")
+    ACTION(auth_errors, COUNTER, "Failed authentication attempts")                                 \
+    /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \
+    ACTION(uring_sq_full, COUNTER,                                                            \
+           "Times the io_uring submission queue was full and was submitted early")           \
+    ACTION(uring_cq_overflows, COUNTER,                                                       \
+           "Loop iterations that found the io_uring completion queue overflowed")            \
+    ACTION(recv_nobufs, COUNTER, "Receives that found every provided buffer taken (ENOBUFS)") \
+    ACTION(shard_out_yields, COUNTER,                                                         \
+           "Times a connection's reading paused because its shard's unsent output passed the cap") \
+    ACTION(shard_out_bytes, GAUGE, "Unsent reply bytes held by the shard's connections")     \
+    ACTION(xchan_backlogged, COUNTER,                                                         \
+           "Cross-shard records that found their channel full and waited in the backlog")    \
+    ACTION(xchan_backlog_bytes, GAUGE, "Bytes of cross-shard records waiting in the backlog") \
+    ACTION(conn_input_bytes, GAUGE, "Bytes of input buffers held by connections (--conn-memory)") \
+    ACTION(conn_mem_refused, COUNTER,                                                         \
+           "Requests refused because connections' input buffers reached --conn-memory")      \
+    ACTION(malloc_fails, COUNTER,                                                             \
+           "Allocations for a connection that failed (it was refused or closed)")            \
+    ACTION(http_evicted, COUNTER,                                                             \
+           "Idle metrics connections closed to give a new scraper a slot")                   \
+    ACTION(http_timeouts, COUNTER,                                                            \
+           "Metrics connections closed idle, or past their request's deadline")
 
 struct shard_metrics {
     METRIC_STRUCT(SHARD_METRIC)
@@ -97,6 +118,12 @@ struct shard {
     bool listen_tls[SHARD_LISTENERS_MAX]; /* accepted sockets start TLS (-Z, not notls:) */
     unsigned nlisten;
     bool timer_armed;
+    /* accept paused after EMFILE/ENFILE (io/guard.c) */
+    unsigned accept_backoff_ms;
+    struct __kernel_timespec accept_retry_ts[SHARD_LISTENERS_MAX];
+    unsigned guard_ticks;
+    struct conn_send *send_pool; /* free send buffers (io/guard.h) */
+    unsigned send_pool_len;
     unsigned sqes_pending; /* prepared since the last submit */
 
     /* storage */
@@ -135,6 +162,8 @@ struct shard {
     char *scratch;           /* reply composition for forwarded requests */
     size_t scratch_cap;
     struct sink scratch_sink;
+
+    struct proto_parser parser; /* every connection's, one request at a time (serve.c) */
 
     void *handler_state; /* srv->handler->shard_state_size bytes, zeroed */
 

@@ -133,7 +133,7 @@ static bool collect_conn_lines(struct shard *shard, int kind, struct sink *out)
                 return false;
             continue;
         }
-        if (conn->peer.ss_family == AF_INET6) {
+        if (conn->peer.sin6_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&conn->peer;
             addr[0] = '[';
             inet_ntop(AF_INET6, &a->sin6_addr, addr + 1, INET6_ADDRSTRLEN);
@@ -245,6 +245,32 @@ static bool render_classes(const struct stats_sum *sum, bool slabs, struct sink 
 
 /* --- settings (local: the configuration is the same on every shard) ----- */
 
+/* The LRU and crawler settings of facts.h's table, as memcached writes them. */
+static bool render_lru_settings(struct sink *out)
+{
+    for (size_t i = 0; i < FACTS_LRU_COUNT; i++) {
+        const char *name = facts_lru_desc[i].name;
+        uint64_t v = facts_lru_values[i];
+        char factor[32];
+        bool ok;
+        switch (facts_lru_format[i]) {
+        case FACTS_FORMAT_YESNO:
+            ok = metrics_stat_str(out, name, v != 0 ? "yes" : "no");
+            break;
+        case FACTS_FORMAT_FACTOR:
+            snprintf(factor, sizeof(factor), "%.2f", (double)v);
+            ok = metrics_stat_str(out, name, factor);
+            break;
+        default:
+            ok = metrics_stat_u64(out, name, v);
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static bool render_settings(struct shard *shard, struct sink *out)
 {
     const struct server *srv = shard->srv;
@@ -262,17 +288,10 @@ static bool render_settings(struct shard *shard, struct sink *out)
                             strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", "yes") &&
-           metrics_stat_str(out, "lru_crawler", "yes") &&
-           metrics_stat_u64(out, "lru_crawler_sleep", SHARD_TICK_NS / 1000 / SHARD_CRAWL_BUDGET) &&
-           metrics_stat_u64(out, "lru_crawler_tocrawl", 0) && /* every lap covers every item */
+           render_lru_settings(out) &&
            metrics_stat_str(out, "dump_enabled", cfg.disable_dumping ? "no" : "yes") &&
-           /* one LRU per class, evicting inline: no maintainer, no segments */
-           metrics_stat_str(out, "lru_maintainer_thread", "no") &&
+           /* segment queues, not memcached's LRU segments: no TEMP LRU */
            metrics_stat_str(out, "lru_segmented", "no") &&
-           metrics_stat_u64(out, "hot_lru_pct", 0) &&
-           metrics_stat_u64(out, "warm_lru_pct", 0) &&
-           metrics_stat_str(out, "hot_max_factor", "0.00") &&
-           metrics_stat_str(out, "warm_max_factor", "0.00") &&
            metrics_stat_str(out, "temp_lru", "no") &&
            metrics_stat_str(out, "flush_enabled", cfg.disable_flush_all ? "no" : "yes") &&
            metrics_stat_str(out, "hash_algorithm", "xxh3") &&

@@ -27,6 +27,7 @@ enum ud_type {
     UD_TIMER,   /* the shard's periodic tick */
     UD_WAKE,    /* MSG_RING from another shard: records are waiting */
     UD_IGNORE,  /* completions nobody waits for */
+    UD_ACCEPT_RETRY, /* the backoff after EMFILE/ENFILE on a listener (index) */
 };
 
 #define UD_GEN_MASK 0xffffffu

@@ -22,16 +22,35 @@
  * finds the new records before it sleeps, or the producer finds that the
  * consumer had drained everything and sends it a wakeup. No record is ever
  * left unseen by a sleeping consumer, and a busy consumer gets no wakeups.
+ *
+ * Large records travel by pointer (issue 15): a payload over capacity/8 is
+ * written into a block of its own, and the ring carries an 8-byte record
+ * pointing to it (spare = XCHAN_INDIRECT). The consumer peeks the block's
+ * header as if it were in the ring, and frees the blocks it has peeked at
+ * its next release. So a ring needs no room for the largest item (-I): it
+ * stays small, and since a ring cycles through all of its pages, small is
+ * what stays resident.
+ *
+ *   ring: | hdr payload | hdr(INDIRECT) ptr | hdr payload |
+ *                                      └──> [next | hdr | payload of 1 MiB]
  */
 #include "xchan.h"
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define XCHAN_ALIGN 8
 #define XREC_HDR sizeof(struct xrec)
+#define XCHAN_INDIRECT 1 /* xrec.spare: the payload is a pointer to a struct xbig */
+
+/* A large record's own block. */
+struct xbig {
+    struct xbig *next; /* the consumer's list of blocks to free at release */
+    struct xrec hdr;   /* what xchan_peek returns; the payload follows */
+};
 
 struct xchan {
     /* producer's cache line */
@@ -39,6 +58,7 @@ struct xchan {
     uint64_t prod_published;        /* last tail stored to `tail` */
     uint64_t prod_head_cache;       /* producer's view of head */
     uint64_t prod_reserved_at;      /* position of the reserved record */
+    struct xbig *prod_big;          /* the reserved record's block, if large */
 
     alignas(64) _Atomic uint64_t tail;
     alignas(64) _Atomic uint64_t head;
@@ -46,6 +66,7 @@ struct xchan {
     /* consumer's cache line */
     alignas(64) uint64_t cons_head;  /* next record to read */
     uint64_t cons_tail_cache;        /* consumer's view of tail */
+    struct xbig *cons_peeked;        /* large blocks peeked, freed at release */
 
     alignas(64) size_t capacity;
     size_t mask;
@@ -78,10 +99,33 @@ struct xchan *xchan_create(size_t min_capacity)
     return chan;
 }
 
+static void free_bigs(struct xbig *big)
+{
+    while (big != NULL) {
+        struct xbig *next = big->next;
+        free(big);
+        big = next;
+    }
+}
+
 void xchan_destroy(struct xchan **chan)
 {
     if (*chan == NULL)
         return;
+    struct xchan *c = *chan;
+    /* large blocks peeked but not released, reserved but not committed, or
+     * committed and never read (a shard stopped first) */
+    free_bigs(c->cons_peeked);
+    free(c->prod_big);
+    for (uint64_t pos = c->cons_head; pos < c->prod_tail;) {
+        const struct xrec *rec = (const struct xrec *)(c->buf + (pos & c->mask));
+        if (rec->type != 0 && rec->spare == XCHAN_INDIRECT) {
+            struct xbig *big;
+            memcpy(&big, rec + 1, sizeof(big));
+            free(big);
+        }
+        pos += rec_size(rec->len);
+    }
     free((*chan)->buf);
     free(*chan);
     *chan = NULL;
@@ -89,14 +133,21 @@ void xchan_destroy(struct xchan **chan)
 
 size_t xchan_max_payload(const struct xchan *chan)
 {
-    /* Worst case a record needs padding to the end first, so only half the
-     * ring can be promised to one record. */
-    return chan->capacity / 2 - XREC_HDR;
+    (void)chan; /* large ones go by pointer */
+    return UINT32_MAX - sizeof(struct xbig);
+}
+
+static size_t inline_max(const struct xchan *chan)
+{
+    return chan->capacity / 8;
 }
 
 void *xchan_reserve(struct xchan *chan, size_t len)
 {
-    size_t need = rec_size(len);
+    bool big = len > inline_max(chan);
+    if (big && len > xchan_max_payload(chan))
+        return NULL;
+    size_t need = rec_size(big ? sizeof(struct xbig *) : len);
     uint64_t pos = chan->prod_tail;
     size_t to_end = chan->capacity - (size_t)(pos & chan->mask);
     size_t total = to_end < need ? to_end + need : need;
@@ -114,15 +165,31 @@ void *xchan_reserve(struct xchan *chan, size_t len)
         chan->prod_tail = pos;
     }
     chan->prod_reserved_at = pos;
+    if (big) {
+        /* the padding written above stays: it is a valid record */
+        free(chan->prod_big);
+        chan->prod_big = malloc(sizeof(struct xbig) + len);
+        if (chan->prod_big == NULL)
+            return NULL;
+        return chan->prod_big + 1;
+    }
     return chan->buf + (pos & chan->mask) + XREC_HDR;
 }
 
 void xchan_commit(struct xchan *chan, uint16_t type, size_t len)
 {
     struct xrec *rec = (struct xrec *)(chan->buf + (chan->prod_reserved_at & chan->mask));
+    struct xbig *big = chan->prod_big;
+    if (big != NULL) {
+        big->next = NULL;
+        big->hdr = (struct xrec){.len = (uint32_t)len, .type = type, .spare = 0};
+        memcpy(rec + 1, &big, sizeof(big));
+        len = sizeof(big);
+        chan->prod_big = NULL;
+    }
     rec->len = (uint32_t)len;
     rec->type = type;
-    rec->spare = 0;
+    rec->spare = big != NULL ? XCHAN_INDIRECT : 0;
     chan->prod_tail = chan->prod_reserved_at + rec_size(len);
 }
 
@@ -155,6 +222,13 @@ const struct xrec *xchan_peek(struct xchan *chan)
         }
         const struct xrec *rec = (const struct xrec *)(chan->buf + (chan->cons_head & chan->mask));
         chan->cons_head += rec_size(rec->len);
+        if (rec->type != 0 && rec->spare == XCHAN_INDIRECT) {
+            struct xbig *big;
+            memcpy(&big, rec + 1, sizeof(big));
+            big->next = chan->cons_peeked;
+            chan->cons_peeked = big;
+            return &big->hdr;
+        }
         if (rec->type != 0)
             return rec;
     }
@@ -162,6 +236,8 @@ const struct xrec *xchan_peek(struct xchan *chan)
 
 bool xchan_release(struct xchan *chan)
 {
+    free_bigs(chan->cons_peeked);
+    chan->cons_peeked = NULL;
     atomic_store_explicit(&chan->head, chan->cons_head, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     chan->cons_tail_cache = atomic_load_explicit(&chan->tail, memory_order_acquire);

@@ -116,6 +116,12 @@ class ContainerTest(unittest.TestCase):
             raise AssertionError("build.sh failed (%d):\n%s" % (code, (out + err)[-3000:]))
         cls.rootfs_tar = os.path.join(OUT, "rootfs.tar")
 
+    @classmethod
+    def tearDownClass(cls):
+        # the image this test built (by its own tag), so runs do not pile up images
+        if shutil.which("podman"):
+            deploylib.run(["podman", "rmi", "-f", TAG], timeout=120)
+
     def test_rootfs_holds_corecache_and_its_user(self):
         with tarfile.open(self.rootfs_tar) as tar:
             names = set(n.lstrip("./") for n in tar.getnames())

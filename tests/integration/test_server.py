@@ -204,7 +204,9 @@ class StatsTest(unittest.TestCase):
 
     def test_stats_slabs_format(self):
         s = self.check_format("slabs")
-        self.assertGreaterEqual(int(s["active_slabs"]), 2)
+        # the segment engine reports one pseudo-class (core/store.c)
+        self.assertEqual(int(s["active_slabs"]), 1)
+        self.assertGreater(int(s["1:chunk_size"]), 0)
         self.assertIn("total_malloced", s)
         for name in s:
             self.assertRegex(name, r"^(\d+:\w+|active_slabs|total_malloced)$")

@@ -182,6 +182,10 @@ static void want_sasl(struct cfg *c) { c->enable_sasl = true; }
 static void want_pwdb(struct cfg *c) { c->sasl_pwdb = "pw"; }
 static void want_metrics_listen(struct cfg *c) { c->metrics_listen = "127.0.0.2"; }
 static void want_metrics_auth(struct cfg *c) { c->metrics_auth_file = "http-users"; }
+static void want_conn_memory(struct cfg *c) { c->conn_memory = 100 * MB; }
+static void want_metrics_idle(struct cfg *c) { c->metrics_idle_timeout = 5; }
+static void want_recv_buffers(struct cfg *c) { c->recv_buffers = 64; }
+static void want_cq_entries(struct cfg *c) { c->uring_cq_entries = 1024; }
 
 static void want12_unix_socket(struct cfg *c) { c->unix_socket = "/tmp/mc.sock"; }
 static void want12_unix_mask(struct cfg *c) { c->unix_mask = "755"; }
@@ -280,6 +284,10 @@ static const struct option_case option_cases[] = {
     {0, "sasl-pwdb", "pw", want_pwdb},
     {0, "metrics-listen", "127.0.0.2", want_metrics_listen},
     {0, "metrics-auth-file", "http-users", want_metrics_auth},
+    {0, "conn-memory", "100", want_conn_memory},
+    {0, "metrics-idle-timeout", "5", want_metrics_idle},
+    {0, "recv-buffers", "64", want_recv_buffers},
+    {0, "uring-cq-entries", "1024", want_cq_entries},
     /* the rest of memcached's command line (issue 12) */
     {'s', "unix-socket", "/tmp/mc.sock", want12_unix_socket},
     {'a', "unix-mask", "755", want12_unix_mask},
@@ -666,6 +674,14 @@ static const struct error_case error_cases[] = {
     {{"-b", "2147483648"}, "corecache: -b 2147483648: listen backlog must be at most 2147483647\n"},
     {{"-n", "0"}, "corecache: -n 0: slab minimum size must be at least 1 (bytes)\n"},
     {{"-n", "4294967296"}, "corecache: -n 4294967296: slab minimum size must be at most 4294967295 (bytes)\n"},
+    /* resource knobs (issue 15) */
+    {{"--recv-buffers", "100"}, "corecache: --recv-buffers 100: must be a power of two (e.g. 256)\n"},
+    {{"--recv-buffers", "0"}, "corecache: --recv-buffers 0: receive buffers must be between 1 and 32768\n"},
+    {{"--uring-cq-entries", "8"},
+     "corecache: --uring-cq-entries 8: completion queue entries must be between 16 and 65536\n"},
+    {{"--uring-cq-entries", "3000"}, "corecache: --uring-cq-entries 3000: must be a power of two (e.g. 256)\n"},
+    {{"--metrics-idle-timeout", "0"},
+     "corecache: --metrics-idle-timeout 0: the idle timeout must be at least 1 (seconds)\n"},
     /* growth factor */
     {{"-f", "1.0"}, "corecache: -f 1.0: growth factor must be greater than 1\n"},
     {{"-f", "1"}, "corecache: -f 1: growth factor must be greater than 1\n"},

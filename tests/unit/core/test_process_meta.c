@@ -271,12 +271,12 @@ static void test_process_meta_me(void **state)
     EXPECT(f, "ms k 2 T100\r\nhi\r\n", "HD\r\n");
     fixture_advance(f, 4);
     /* exp is 1.6.18's: now - exptime */
-    EXPECT(f, "me k\r\n", "ME k exp=-96 la=4 cas=1 fetch=no cls=1 size=43\r\n");
-    EXPECT(f, "mg k\r\nme k\r\n", "HD\r\nME k exp=-96 la=4 cas=1 fetch=yes cls=1 size=43\r\n");
-    EXPECT(f, "ms Zm9v 1\r\nx\r\nme Zm9v\r\n", "HD\r\nME Zm9v exp=-1 la=0 cas=2 fetch=no cls=1 size=45\r\n");
+    EXPECT(f, "me k\r\n", "ME k exp=-96 la=4 cas=1 fetch=no cls=1 size=31\r\n");
+    EXPECT(f, "mg k\r\nme k\r\n", "HD\r\nME k exp=-96 la=4 cas=1 fetch=yes cls=1 size=31\r\n");
+    EXPECT(f, "ms Zm9v 1\r\nx\r\nme Zm9v\r\n", "HD\r\nME Zm9v exp=-1 la=0 cas=2 fetch=no cls=1 size=33\r\n");
     EXPECT(f, "ms Zm9vYmFy 2 b\r\nhi\r\nme Zm9vYmFy b\r\nme foobar\r\n",
-           "HD\r\nME Zm9vYmFy exp=-1 la=0 cas=3 fetch=no cls=1 size=48\r\n"
-           "ME Zm9vYmFy exp=-1 la=0 cas=3 fetch=no cls=1 size=48\r\n");
+           "HD\r\nME Zm9vYmFy exp=-1 la=0 cas=3 fetch=no cls=1 size=36\r\n"
+           "ME Zm9vYmFy exp=-1 la=0 cas=3 fetch=no cls=1 size=36\r\n");
 }
 
 /* --- the TTL policy --------------------------------------------------------- */

@@ -156,6 +156,14 @@ static void test_prom_renders_store_tables_in_both_formats(void **state)
     ACTION(limit_maxbytes, GAUGE, "-m")                                                    \
     ACTION(accepting_conns, GAUGE, "accepting")                                            \
     ACTION(listen_disabled_num, COUNTER, "listen disabled")                                \
+    ACTION(lru_crawler, GAUGE, "crawler on")                                               \
+    ACTION(lru_crawler_sleep, GAUGE, "us per item")                                        \
+    ACTION(lru_crawler_tocrawl, GAUGE, "per run")                                          \
+    ACTION(lru_maintainer_thread, GAUGE, "maintainer")                                     \
+    ACTION(hot_lru_pct, GAUGE, "hot pct")                                                  \
+    ACTION(warm_lru_pct, GAUGE, "warm pct")                                                \
+    ACTION(hot_max_factor, GAUGE, "hot factor")                                            \
+    ACTION(warm_max_factor, GAUGE, "warm factor")                                          \
     ACTION(curr_connections, GAUGE, "conns")                                               \
     ACTION(total_connections, COUNTER, "conns ever")                                       \
     ACTION(rejected_connections, COUNTER, "rejected")                                      \

@@ -114,13 +114,14 @@ static void test_store_create_rejects_bad_config(void **state)
     good.arena = f->arena;
     struct store *s = NULL;
     struct store_cfg bad = good;
-    bad.growth_factor = 1.0;
+    bad.seg_size = 1000; /* not a multiple of 8 */
     assert_int_equal(store_create(&bad, &s), MC_EINVAL);
     bad = good;
-    bad.slab_page_size = MIB / 2; /* below item_size_max */
+    bad.arena_size = MIB / 2; /* below item_size_max */
     assert_int_equal(store_create(&bad, &s), MC_EINVAL);
     bad = good;
-    bad.arena_size = MIB / 2; /* below one page */
+    bad.seg_size = 1024;
+    bad.arena_size = (size_t)1 << 34; /* 2^24 segments: over 2^23 */
     assert_int_equal(store_create(&bad, &s), MC_EINVAL);
     bad = good;
     bad.cas_stride = 0;
@@ -175,48 +176,6 @@ static void test_store_get_miss_counts(void **state)
     assert_int_equal(stat(f, "get_hits"), 0);
 }
 
-/* item_total == chunk size goes to that class, one byte more to the next. */
-static void test_store_class_choice_at_boundaries(void **state)
-{
-    struct fixture *f = *state;
-    char value[2000];
-    memset(value, 'v', sizeof(value));
-    static const struct {
-        size_t chunk;
-        unsigned id;
-    } classes[] = {{88, 1}, {96, 2}, {152, 9}, {256, 22}, {320, 23}, {400, 24}, {504, 25}};
-    for (unsigned i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
-        size_t nbytes = classes[i].chunk - store_item_total(1, 0);
-        assert_int_equal(store_set(f->store, STORE_SET, "a", 1, h("a"), 0, 0, value, nbytes, 0, NULL),
-                         MC_OK);
-        assert_int_equal(item_clsid(get(f, "a")), classes[i].id);
-        assert_int_equal(store_set(f->store, STORE_SET, "b", 1, h("b"), 0, 0, value, nbytes + 1, 0,
-                                   NULL),
-                         MC_OK);
-        assert_int_equal(item_clsid(get(f, "b")), classes[i].id + 1);
-        assert_int_equal(cstat(f, classes[i].id, "chunk_size"), classes[i].chunk);
-    }
-    assert_int_equal(store_class_count(f->store), 59);
-}
-
-static void test_store_class_choice_follows_n_and_f(void **state)
-{
-    struct fixture *f = *state;
-    struct store_cfg cfg = fixture_cfg(4 * MIB);
-    cfg.chunk_min = 100;
-    cfg.growth_factor = 2.0;
-    fixture_remake(f, cfg);
-    assert_int_equal(store_class_count(f->store), 26);
-    char value[300];
-    memset(value, 'x', sizeof(value));
-    /* 144 = 40 + 1 + 103 */
-    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, 103, 0, NULL), MC_OK);
-    assert_int_equal(item_clsid(get(f, "k")), 1);
-    assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, 104, 0, NULL), MC_OK);
-    assert_int_equal(item_clsid(get(f, "k")), 2);
-    assert_int_equal(cstat(f, 2, "chunk_size"), 152); /* 8-byte steps up to 256 */
-}
-
 static void test_store_add_outcomes(void **state)
 {
     struct fixture *f = *state;
@@ -228,19 +187,20 @@ static void test_store_add_outcomes(void **state)
     assert_int_equal(stat(f, "curr_items"), 1);
 }
 
-/* add on an existing key refreshes its LRU position (do_item_update). */
+/* add on an existing key refreshes its atime (do_item_update), at most once
+ * per interval. */
 static void test_store_add_existing_bumps_lru(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(set(f, "old", "v"), MC_OK);
-    assert_int_equal(set(f, "new", "v"), MC_OK);
-    fixture_advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
-    assert_int_equal(cstat(f, 1, "age"), MC_ITEM_UPDATE_INTERVAL + 1);
+    mc_time_t t0 = f->env.now;
+    fixture_advance(f, 5);
     assert_int_equal(op(f, STORE_ADD, "old", "x"), MC_NOT_STORED);
-    /* "new" is the tail now; its age is unchanged */
-    assert_int_equal(cstat(f, 1, "age"), MC_ITEM_UPDATE_INTERVAL + 1);
-    assert_int_equal(op(f, STORE_ADD, "new", "x"), MC_NOT_STORED);
-    assert_int_equal(cstat(f, 1, "age"), 0);
+    assert_int_equal(item_atime(store_peek(f->store, "old", 3, h("old"))), t0); /* too soon */
+    fixture_advance(f, MC_ITEM_UPDATE_INTERVAL);
+    assert_int_equal(op(f, STORE_ADD, "old", "x"), MC_NOT_STORED);
+    assert_int_equal(item_atime(store_peek(f->store, "old", 3, h("old"))), f->env.now);
+    assert_value(f, "old", "v");
 }
 
 static void test_store_replace_outcomes(void **state)
@@ -296,17 +256,15 @@ static void test_store_append_prepend(void **state)
     assert_int_equal(item_exptime(it), exptime); /* kept */
     assert_int_equal(stat(f, "curr_items"), 1);
     assert_int_equal(stat(f, "bytes"), store_item_total(1, 13));
-    /* growing past a class boundary moves the item to a bigger class */
+    /* a bigger value is a new copy; the old ones are dead bytes */
     char big[200];
     memset(big, 'b', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(op(f, STORE_APPEND, "k", big), MC_OK);
     assert_int_equal(item_nbytes(get(f, "k")), 13 + 199);
-    assert_int_equal(item_clsid(get(f, "k")), 22); /* 253 bytes: 248 < 253 <= 256 */
-    assert_int_equal(cstat(f, 1, "number"), 0);
-    assert_int_equal(cstat(f, 22, "number"), 1);
-    assert_int_equal(cstat(f, 1, "used_chunks"), 0);
-    assert_int_equal(cstat(f, 22, "used_chunks"), 1); /* the 88-byte piece was freed */
+    assert_int_equal(cstat(f, 1, "number"), 1);
+    assert_int_equal(stat(f, "bytes"), store_item_total(1, 13 + 199));
+    assert_true(store_check(f->store));
 }
 
 static void test_store_append_beyond_item_max_not_stored(void **state)
@@ -334,7 +292,7 @@ static void test_store_too_large(void **state)
     size_t max_value = MIB - store_item_total(1, 0);
     assert_true(store_item_fits(f->store, 1, max_value));
     assert_false(store_item_fits(f->store, 1, max_value + 1));
-    assert_int_equal(store_item_total(10, 100), 150);
+    assert_int_equal(store_item_total(10, 100), 138);
 
     assert_int_equal(set(f, "k", "old"), MC_OK);
     /* add/replace/append too large: refused, old item stays */
@@ -357,7 +315,7 @@ static void test_store_too_large(void **state)
     memset(value, 'z', max_value);
     assert_int_equal(store_set(f->store, STORE_SET, "k", 1, h("k"), 0, 0, value, max_value, 0, NULL),
                      MC_OK);
-    assert_int_equal(item_clsid(get(f, "k")), store_class_count(f->store));
+    assert_int_equal(item_nbytes(get(f, "k")), max_value);
     free(value);
 }
 
@@ -374,8 +332,7 @@ static void test_store_delete(void **state)
     assert_int_equal(stat(f, "delete_misses"), 2);
     assert_int_equal(stat(f, "curr_items"), 0);
     assert_int_equal(stat(f, "bytes"), 0);
-    assert_int_equal(cstat(f, 1, "used_chunks"), 0);
-    assert_int_equal(cstat(f, 1, "free_chunks"), 1);
+    assert_int_equal(stat(f, "seg_free"), stat(f, "seg_segments")); /* its segment was freed */
 }
 
 static void test_store_touch_and_gat(void **state)
@@ -585,7 +542,7 @@ static void test_store_crawler_reclaims_expired(void **state)
     snprintf(key, sizeof(key), "k%u", 2);
     assert_non_null(get(f, key));
     assert_int_equal(store_crawl(f->store, 100000), 0); /* nothing expired yet */
-    assert_int_equal(stat(f, "crawler_items_checked"), n);
+    assert_int_equal(stat(f, "crawler_items_checked"), 0); /* so no item was read */
     fixture_advance(f, 5);
     unsigned freed = 0;
     for (int calls = 0; calls < 1000 && freed < n / 2; calls++)
@@ -603,40 +560,6 @@ static void test_store_crawler_reclaims_expired(void **state)
             assert_non_null(get(f, key));
     }
     assert_int_equal(stat(f, "get_expired"), 0); /* the crawler got them all */
-}
-
-/* A full store reuses expired memory at the LRU tail before evicting. */
-static void test_store_tail_reclaim_before_eviction(void **state)
-{
-    struct fixture *f = *state;
-    struct store_cfg cfg = fixture_cfg(64 * 1024);
-    cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
-    fixture_remake(f, cfg);
-    char key[16];
-    unsigned per = 0;
-    for (unsigned i = 0;; i++) {
-        snprintf(key, sizeof(key), "k%u", i);
-        if (i >= 1 && cstat(f, 1, "free_chunks_end") == 0 && cstat(f, 1, "total_pages") == 1) {
-            per = i;
-            break;
-        }
-        assert_int_equal(op_exp(f, STORE_SET, key, "v", 0, i < 3 ? f->env.now + 1 : 0, 0, NULL), MC_OK);
-    }
-    assert_int_equal(per, 64 * 1024 / 88);
-    fixture_advance(f, 1);
-    /* one pull frees every expired item among the last five, then stops
-     * at the first live one (memcached's lru_pull_tail) */
-    assert_int_equal(set(f, "x", "v"), MC_OK);
-    assert_int_equal(stat(f, "reclaimed"), 3);
-    assert_int_equal(cstat(f, 1, "reclaimed"), 3);
-    assert_int_equal(stat(f, "expired_unfetched"), 3);
-    assert_int_equal(set(f, "y", "v"), MC_OK);
-    assert_int_equal(set(f, "z", "v"), MC_OK);
-    assert_int_equal(stat(f, "evictions"), 0);
-    assert_int_equal(set(f, "w", "v"), MC_OK);
-    assert_int_equal(stat(f, "evictions"), 1);
-    assert_missing(f, "k3"); /* the oldest live item */
-    assert_value(f, "k4", "v");
 }
 
 /* --- Flush --------------------------------------------------------------------------- */
@@ -772,23 +695,31 @@ static void test_store_cas_disabled_is_zero(void **state)
 
 /* --- Memory pressure ------------------------------------------------------------------- */
 
-/* A store of `pages` 64 KiB pages whose items of "k<i>" + 10-byte values
- * are all in class 1 (88-byte chunks). */
-static unsigned small_store(struct fixture *f, unsigned pages, bool evictions)
+#define SEG (32 * 1024)
+
+/* A store of `segs` segments of 32 KiB, items up to one segment. */
+static void small_store(struct fixture *f, unsigned segs, bool evictions)
 {
-    struct store_cfg cfg = fixture_cfg((size_t)pages * 64 * 1024);
-    cfg.item_size_max = cfg.slab_page_size = 64 * 1024;
+    struct store_cfg cfg = fixture_cfg((size_t)segs * SEG);
+    cfg.item_size_max = SEG;
+    cfg.seg_size = SEG;
     cfg.evictions = evictions;
     fixture_remake(f, cfg);
-    return 64 * 1024 / 88;
+}
+
+static enum mc_status set_n_exp(struct fixture *f, unsigned i, size_t nbytes, mc_time_t exptime)
+{
+    char key[16];
+    static char value[256 * 1024];
+    snprintf(key, sizeof(key), "k%u", i);
+    memset(value, 'a' + (char)(i % 26), nbytes);
+    return store_set(f->store, STORE_SET, key, strlen(key), h(key), 0, exptime, value, nbytes, 0,
+                     NULL);
 }
 
 static enum mc_status set_n(struct fixture *f, unsigned i, size_t nbytes)
 {
-    char key[16], value[64 * 1024];
-    snprintf(key, sizeof(key), "k%u", i);
-    memset(value, 'a' + (char)(i % 26), nbytes);
-    return store_set(f->store, STORE_SET, key, strlen(key), h(key), 0, 0, value, nbytes, 0, NULL);
+    return set_n_exp(f, i, nbytes, 0);
 }
 
 static const struct item *get_n(struct fixture *f, unsigned i)
@@ -798,187 +729,336 @@ static const struct item *get_n(struct fixture *f, unsigned i)
     return get(f, key);
 }
 
-static void test_store_eviction_keeps_recently_read(void **state)
+static const struct item *peek_n(struct fixture *f, unsigned i)
 {
-    struct fixture *f = *state;
-    unsigned per = small_store(f, 4, true);
-    unsigned cap = 4 * per;
-    for (unsigned i = 0; i < cap; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    assert_int_equal(stat(f, "evictions"), 0);
-    assert_int_equal(cstat(f, 1, "free_chunks_end"), 0);
-    fixture_advance(f, MC_ITEM_UPDATE_INTERVAL + 1);
-    for (unsigned i = 0; i < 10; i++)
-        assert_non_null(get_n(f, i)); /* bumped to the head */
-    for (unsigned i = cap; i < cap + 20; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    assert_int_equal(stat(f, "evictions"), 20);
-    assert_int_equal(cstat(f, 1, "evicted"), 20);
-    assert_int_equal(stat(f, "evicted_unfetched"), 20);
-    assert_int_equal(cstat(f, 1, "evicted_time"), MC_ITEM_UPDATE_INTERVAL + 1);
-    for (unsigned i = 0; i < 10; i++)
-        assert_non_null(get_n(f, i));
-    for (unsigned i = 10; i < 30; i++)
-        assert_null(get_n(f, i));
-    for (unsigned i = 30; i < cap + 20; i++)
-        assert_non_null(get_n(f, i));
-    assert_int_equal(stat(f, "curr_items"), cap);
+    char key[16];
+    snprintf(key, sizeof(key), "k%u", i);
+    return store_peek(f->store, key, strlen(key), h(key));
 }
 
-/* A hit inside the update interval does not move the item; evicting it
- * counts as evicted_active. */
-static void test_store_eviction_counts_active(void **state)
+/* S3-FIFO: items read again survive any amount of one-time traffic, which
+ * leaves through the small queue. */
+static void test_store_eviction_keeps_read_items(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 1, true);
-    for (unsigned i = 0; i < per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    assert_non_null(get_n(f, 0)); /* within the interval: no move */
-    assert_int_equal(set_n(f, per, 10), MC_OK);
-    assert_null(get_n(f, 0));
-    assert_int_equal(stat(f, "evicted_active"), 1);
+    small_store(f, 64, true);
+    unsigned hot = 300, next = hot;
+    for (unsigned i = 0; i < hot; i++)
+        assert_int_equal(set_n(f, i, 100), MC_OK);
+    for (unsigned round = 0; round < 40; round++) {
+        for (unsigned i = 0; i < hot; i++)
+            assert_non_null(get_n(f, i)); /* never missed */
+        for (unsigned n = 0; n < 2000; n++)
+            assert_int_equal(set_n(f, next++, 100), MC_OK); /* read never */
+        assert_true(store_check(f->store));
+    }
+    /* the one-time items: 80,000 x 136 bytes through 2 MiB */
+    assert_true(stat(f, "evictions") > 60000);
+    assert_true(stat(f, "evict_kept") >= hot);
+    assert_int_equal(stat(f, "evicted_unfetched"), stat(f, "evictions"));
+    assert_true(stat(f, "bytes") >= 64 * SEG * 8 / 10);
+    for (unsigned i = 0; i < hot; i++)
+        assert_non_null(get_n(f, i));
+}
+
+/* Evicted items are counted as memcached counts them. */
+static void test_store_eviction_counts(void **state)
+{
+    struct fixture *f = *state;
+    small_store(f, 4, true);
+    unsigned n = 0;
+    for (; stat(f, "evictions") == 0; n++)
+        assert_int_equal(set_n_exp(f, n, 100, n == 0 ? f->env.now + 100000 : 0), MC_OK);
+    /* k0 (exptime set, never read) went with the first segment */
+    assert_null(peek_n(f, 0));
+    assert_true(cstat(f, 1, "evicted_nonzero") == 1);
+    assert_int_equal(stat(f, "evicted_unfetched"), stat(f, "evictions"));
+    assert_int_equal(stat(f, "seg_evicted"), 1);
+    /* items read once: kept out of SMALL into MAIN, then evicted from MAIN
+     * fetched and active (hit within the update interval) */
+    small_store(f, 8, true);
+    for (n = 0; stat(f, "evictions") < 100; n++) {
+        assert_int_equal(set_n(f, n, 100), MC_OK);
+        assert_non_null(get_n(f, n));
+        if (n % 1000 == 0)
+            fixture_advance(f, 1);
+    }
+    assert_true(stat(f, "evict_kept") > 100);
+    assert_int_equal(stat(f, "evicted_active"), stat(f, "evictions"));
     assert_int_equal(stat(f, "evicted_unfetched"), 0);
+    assert_true(cstat(f, 1, "evicted_time") >= 1);
+    assert_true(store_check(f->store));
+}
+
+static void fill(struct fixture *f, unsigned *n, size_t nbytes)
+{
+    while (set_n(f, *n, nbytes) == MC_OK)
+        (*n)++;
 }
 
 static void test_store_no_evictions_enomem(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 2, false);
-    for (unsigned i = 0; i < 2 * per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    assert_int_equal(set_n(f, 0, 10), MC_ENOMEM); /* set: the old value goes */
+    small_store(f, 2, false);
+    unsigned n = 0;
+    fill(f, &n, 100);
+    assert_true(n > 400);
+    assert_null(peek_n(f, n)); /* the refused set left nothing */
+    assert_int_equal(stat(f, "store_no_memory"), 1);
+    assert_int_equal(set_n(f, 0, 100), MC_ENOMEM); /* set: the old value goes */
     assert_null(get_n(f, 0));
-    assert_int_equal(set_n(f, 5000, 10), MC_OK); /* into the chunk freed above */
-    assert_int_equal(set_n(f, 5001, 10), MC_ENOMEM);
-    char key[] = "k1";
-    assert_int_equal(store_set(f->store, STORE_ADD, key, 2, h(key), 0, 0, "x", 1, 0, NULL),
+    /* its bytes are reused: the segment is compacted, nothing evicted */
+    assert_int_equal(set_n(f, n, 100), MC_OK);
+    assert_int_equal(stat(f, "seg_compacted"), 1);
+    n++;
+    char key[] = "k1", value[100] = {0};
+    assert_int_equal(store_set(f->store, STORE_ADD, key, 2, h(key), 0, 0, value, 100, 0, NULL),
                      MC_ENOMEM);
     assert_non_null(get(f, key)); /* add: the old value stays */
-    assert_int_equal(set_n(f, 5002, 1000), MC_ENOMEM); /* no page for another class */
-    assert_int_equal(stat(f, "store_no_memory"), 4);
     assert_int_equal(stat(f, "evictions"), 0);
-    assert_int_equal(cstat(f, 1, "outofmemory"), 3);
-    assert_int_equal(stat(f, "curr_items"), 2 * per);
+    assert_int_equal(stat(f, "curr_items"), n - 1);
+    assert_true(cstat(f, 1, "outofmemory") >= 3);
+    assert_true(store_check(f->store));
 
-    /* expired items are still reclaimed under -M: expire the tail, k1 */
-    assert_int_equal(store_touch(f->store, key, 2, h(key), 1), MC_OK);
-    assert_int_equal(set_n(f, 5003, 10), MC_OK);
-    assert_int_equal(stat(f, "reclaimed"), 1);
+    /* deleting every item of a segment frees it whole, for any size */
+    for (unsigned i = 0; i < n; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%u", i);
+        const struct item *it = store_peek(f->store, k, strlen(k), h(k));
+        if (it != NULL && (const char *)it < (const char *)f->arena + SEG)
+            assert_int_equal(store_delete(f->store, k, strlen(k), h(k)), MC_OK);
+    }
+    assert_int_equal(stat(f, "seg_free"), 1);
+    assert_int_equal(set_n(f, 100000, 30000), MC_OK);
+    assert_non_null(get_n(f, 100000));
+
+    /* expired segments are reclaimed whole under -M too */
+    small_store(f, 2, false);
+    n = 0;
+    while (set_n_exp(f, n, 100, f->env.now + 10) == MC_OK)
+        n++;
+    fixture_advance(f, 10);
+    assert_int_equal(set_n(f, 100000, 100), MC_OK);
+    assert_true(stat(f, "reclaimed") > 0);
     assert_int_equal(stat(f, "evictions"), 0);
 }
 
+/* incr writes a new copy (items are immutable): with -M and no room, it
+ * fails and the old value stays. */
 static void test_store_incr_enomem(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 1, false);
+    small_store(f, 1, false);
     char key[] = "k0";
     assert_int_equal(store_set(f->store, STORE_SET, key, 2, h(key), 0, 0, "9", 1, 0, NULL), MC_OK);
-    for (unsigned i = 1; i < per; i++)
-        assert_int_equal(set_n(f, i, 1), MC_OK);
+    unsigned n = 1;
+    fill(f, &n, 1);
     uint64_t r = 0;
-    assert_int_equal(arith(f, key, true, 1, &r), MC_ENOMEM); /* "10" needs a new item */
+    assert_int_equal(arith(f, key, true, 1, &r), MC_ENOMEM);
     assert_value(f, key, "9");
 }
 
-/* One class holds every page; a value of another class takes the page of
- * that class's LRU tail, evicting its items. */
-static void test_store_page_move_when_class_starved(void **state)
+/* TTL reclaim with a hand-driven clock: items of one TTL share segments,
+ * which are freed whole once the TTL passed, by the crawler or by the
+ * next allocation, before anything live is evicted. */
+static void test_store_ttl_segments_reclaimed_whole(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 4, true);
-    for (unsigned i = 0; i < 4 * per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    assert_int_equal(stat(f, "total_malloced"), 4 * 64 * 1024);
-    assert_int_equal(set_n(f, 100000, 20000), MC_OK);
-    assert_non_null(get_n(f, 100000));
-    assert_int_equal(stat(f, "slabs_moved"), 1);
-    assert_int_equal(stat(f, "slab_reassign_evictions_nomem"), per);
+    small_store(f, 16, true);
+    unsigned n = 0;
+    for (; n < 800; n++) /* ~4 segments of TTL 100 */
+        assert_int_equal(set_n_exp(f, n, 120, f->env.now + 100), MC_OK);
+    for (; n < 1200; n++) /* never expire: other segments */
+        assert_int_equal(set_n(f, n, 120), MC_OK);
+    uint64_t free_before = stat(f, "seg_free");
+    assert_int_equal(store_crawl(f->store, 100000), 0);
+    assert_int_equal(stat(f, "crawler_items_checked"), 0); /* nothing dead: no item read */
+    fixture_advance(f, 99);
+    assert_int_equal(store_crawl(f->store, 100000), 0);
+    fixture_advance(f, 1);
+    assert_int_equal(store_crawl(f->store, 100000), 800);
+    assert_int_equal(stat(f, "crawler_reclaimed"), 800);
+    assert_int_equal(stat(f, "expired_unfetched"), 800);
+    assert_true(stat(f, "seg_expired") >= 4);
+    assert_true(stat(f, "seg_free") >= free_before + 4);
+    assert_int_equal(stat(f, "curr_items"), 400);
+    assert_true(store_check(f->store));
+
+    /* without the crawler: a full store frees expired segments first */
+    small_store(f, 8, true);
+    n = 0;
+    for (; n < 600; n++)
+        assert_int_equal(set_n_exp(f, n, 120, f->env.now + 5), MC_OK);
+    while (stat(f, "seg_free") > 1)
+        assert_int_equal(set_n(f, n++, 120), MC_OK);
+    fixture_advance(f, 5);
+    for (unsigned i = 0; i < 600; i++)
+        assert_int_equal(set_n(f, n++, 120), MC_OK);
     assert_int_equal(stat(f, "evictions"), 0);
-    assert_int_equal(cstat(f, 1, "total_pages"), 3);
-    unsigned big = item_clsid(get_n(f, 100000));
-    assert_int_equal(cstat(f, big, "total_pages"), 1);
-    for (unsigned i = 0; i < per; i++)
-        assert_null(get_n(f, i)); /* page 0's items */
-    for (unsigned i = per; i < 4 * per; i++)
-        assert_non_null(get_n(f, i));
-    assert_int_equal(stat(f, "curr_items"), 3 * per + 1);
-    /* the big class can now evict its own items: no second move needed */
-    unsigned big_per = (unsigned)cstat(f, big, "chunks_per_page");
-    for (unsigned i = 1; i <= big_per; i++)
-        assert_int_equal(set_n(f, 100000 + i, 20000), MC_OK);
-    assert_int_equal(stat(f, "slabs_moved"), 1);
-    assert_int_equal(stat(f, "evictions"), 1);
+    assert_int_equal(stat(f, "reclaimed"), 600);
+    assert_true(store_check(f->store));
 }
 
-/* An emptied page of another class is taken before anything is evicted,
- * even under -M. */
-static void test_store_page_move_of_empty_page(void **state)
+/* Memory freed by any size serves any size: segments have no class. */
+static void test_store_segment_reuse_any_size(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 2, false);
-    for (unsigned i = 0; i < 2 * per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    for (unsigned i = per; i < 2 * per; i++) { /* empty page 1 */
-        char key[16];
-        snprintf(key, sizeof(key), "k%u", i);
-        assert_int_equal(store_delete(f->store, key, strlen(key), h(key)), MC_OK);
-    }
-    assert_int_equal(set_n(f, 100000, 20000), MC_OK);
-    assert_int_equal(stat(f, "slabs_moved"), 1);
-    assert_int_equal(stat(f, "evictions") + stat(f, "slab_reassign_evictions_nomem"), 0);
-    assert_int_equal(cstat(f, 1, "total_pages"), 1);
-    assert_int_equal(cstat(f, 1, "free_chunks"), 0);
-    for (unsigned i = 0; i < per; i++)
+    small_store(f, 32, true);
+    unsigned n = 0;
+    for (unsigned i = 0; i < 20000; i++)
+        assert_int_equal(set_n(f, n++, 50), MC_OK);
+    for (unsigned i = 0; i < 2000; i++)
+        assert_int_equal(set_n(f, n++, 9000), MC_OK);
+    for (unsigned i = 0; i < 20000; i++)
+        assert_int_equal(set_n(f, n++, 700), MC_OK);
+    assert_int_equal(stat(f, "slabs_moved"), 0);
+    assert_true(stat(f, "bytes") >= 32 * SEG * 9 / 10);
+    for (unsigned i = n - 1000; i < n; i++)
         assert_non_null(get_n(f, i));
+    uint64_t gen0 = store_seg_gen(f->store, 0);
+    assert_true(gen0 > 10); /* segment 0 was reused many times */
+    assert_true(store_check(f->store));
+}
+
+/* Items larger than a segment take a run of adjacent segments. */
+static void test_store_large_items_take_runs(void **state)
+{
+    struct fixture *f = *state;
+    struct store_cfg cfg = fixture_cfg(16 * SEG);
+    cfg.seg_size = SEG;
+    cfg.item_size_max = 4 * SEG;
+    fixture_remake(f, cfg);
+    size_t big = 3 * SEG + 100;
+    assert_int_equal(set_n(f, 0, 1000), MC_OK);
+    assert_int_equal(set_n(f, 1, big), MC_OK);
+    const struct item *it = get_n(f, 1);
+    assert_non_null(it);
+    assert_int_equal(item_nbytes(it), big);
+    assert_int_equal(item_value(it)[big - 1], 'b');
+    assert_int_equal(stat(f, "seg_free"), 16 - 1 - 4);
+    assert_int_equal(set_n(f, 1, big), MC_OK); /* overwrite: the old run is freed */
+    assert_int_equal(stat(f, "seg_free"), 16 - 1 - 4);
+    assert_int_equal(store_delete(f->store, "k1", 2, h("k1")), MC_OK);
+    assert_int_equal(stat(f, "seg_free"), 16 - 1);
+    /* many large items: runs evict runs and small segments alike */
+    for (unsigned i = 10; i < 100; i++) {
+        assert_int_equal(set_n(f, i, big - i), MC_OK);
+        assert_true(store_check(f->store));
+    }
+    assert_non_null(get_n(f, 99));
+    assert_true(stat(f, "evictions") > 50);
+    /* -m 8 with -t 2 and 100 KiB values (a 4 MiB shard of 32 KiB
+     * segments): the newest items are always there */
+    cfg = fixture_cfg(4 * MIB);
+    cfg.item_size_max = MIB;
+    fixture_remake(f, cfg);
+    assert_int_equal(stat(f, "seg_size"), SEG);
+    for (unsigned i = 0; i < 300; i++) {
+        assert_int_equal(set_n(f, i, 100 * 1024), MC_OK);
+        for (unsigned j = i > 5 ? i - 5 : 0; j <= i; j++)
+            assert_non_null(peek_n(f, j));
+    }
+    assert_true(store_check(f->store));
+    /* a run's last segment keeps ~28 KiB no 100 KiB item fits in: 78% */
+    assert_true(stat(f, "bytes") >= 4 * MIB * 3 / 4);
+    /* an item within -I but above the arena cannot exist */
+    cfg = fixture_cfg(16 * SEG);
+    cfg.seg_size = SEG;
+    cfg.item_size_max = 4 * SEG;
+    fixture_remake(f, cfg);
+    assert_false(store_item_fits(f->store, 2, 4 * SEG));
+}
+
+/* A reference pins its segment: the bytes a pending reply points at stay
+ * until the reference is dropped, whatever happens to the item. */
+static void test_store_ref_pins_segment(void **state)
+{
+    struct fixture *f = *state;
+    small_store(f, 8, true);
+    assert_int_equal(set_n(f, 0, 200), MC_OK);
+    const struct item *it = get_n(f, 0);
+    struct store_ref ref = store_ref_get(f->store, it);
+    const char *value = item_value(it);
+    assert_int_equal(stat(f, "seg_refs"), 1);
+    assert_int_equal(store_delete(f->store, "k0", 2, h("k0")), MC_OK);
+    for (unsigned i = 1; i < 5000; i++)
+        assert_int_equal(set_n(f, i, 200), MC_OK);
+    assert_true(stat(f, "seg_evicted") > 20);
+    assert_int_equal(store_seg_gen(f->store, ref.seg), ref.gen); /* never reused */
+    for (unsigned i = 0; i < 200; i++)
+        assert_int_equal(value[i], 'a');
+    struct store_ref again = store_ref_get(f->store, it); /* a second pin, released by address */
+    assert_int_equal(store_refs(f->store), 2);
+    store_ref_release(f->store, value + 100, 100);
+    assert_int_equal(store_refs(f->store), 1);
+    assert_int_equal(again.seg, ref.seg);
+    store_ref_put(f->store, ref);
+    assert_int_equal(store_refs(f->store), 0);
+    for (unsigned i = 5000; i < 10000; i++)
+        assert_int_equal(set_n(f, i, 200), MC_OK);
+    assert_true(store_seg_gen(f->store, ref.seg) != ref.gen); /* reused once released */
+    assert_true(store_check(f->store));
+
+    /* every segment pinned: sets fail cleanly */
+    small_store(f, 2, true);
+    struct store_ref refs[2];
+    assert_int_equal(set_n(f, 0, 30000), MC_OK);
+    refs[0] = store_ref_get(f->store, get_n(f, 0));
+    assert_int_equal(set_n(f, 1, 30000), MC_OK);
+    refs[1] = store_ref_get(f->store, get_n(f, 1));
+    assert_int_equal(set_n(f, 2, 30000), MC_ENOMEM);
+    store_ref_put(f->store, refs[0]);
+    store_ref_put(f->store, refs[1]);
+    assert_int_equal(set_n(f, 2, 30000), MC_OK);
 }
 
 /* The item an append reads from is pinned while the joined item is
- * allocated: at the LRU tail it is skipped and the next item evicted. */
-static void test_store_append_pins_old_item_at_tail(void **state)
+ * allocated, even when its segment is the next victim. */
+static void test_store_append_pins_old_item(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 1, true);
-    for (unsigned i = 0; i < per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK);
-    char last[16], key[] = "k0"; /* k0 is the tail */
-    snprintf(last, sizeof(last), "k%u", per - 1);
-    assert_int_equal(store_delete(f->store, last, strlen(last), h(last)), MC_OK); /* room for the piece */
+    small_store(f, 2, true);
+    assert_int_equal(set_n(f, 0, 10), MC_OK);
+    unsigned n = 1;
+    while (stat(f, "seg_free") > 0)
+        assert_int_equal(set_n(f, n++, 3000), MC_OK);
+    char key[] = "k0";
     assert_int_equal(store_set(f->store, STORE_APPEND, key, 2, h(key), 0, 0, "0123456789", 10, 0,
                                NULL),
                      MC_OK);
     assert_value(f, key, "aaaaaaaaaa0123456789");
-    assert_int_equal(stat(f, "evictions"), 1);
-    assert_null(get_n(f, 1)); /* the next one up the LRU paid */
-    assert_non_null(get_n(f, 2));
+    assert_true(store_check(f->store));
 }
 
-/* A page move never takes a page holding a chunk a command holds: here the
- * only donor page holds the append's new data, so the append fails
- * cleanly and nothing is evicted. */
-static void test_store_append_page_move_spares_pinned_page(void **state)
+/* flush_all: the crawler frees every flushed segment whole. */
+static void test_store_flush_frees_segments(void **state)
 {
     struct fixture *f = *state;
-    unsigned per = small_store(f, 2, true);
-    static char big[30000];
-    memset(big, 'B', sizeof(big));
-    char bkey[] = "big";
-    assert_int_equal(store_set(f->store, STORE_SET, bkey, 3, h(bkey), 0, 0, big, sizeof(big), 0,
-                               NULL),
-                     MC_OK); /* page 0: one chunk per page */
-    for (unsigned i = 0; i < per; i++)
-        assert_int_equal(set_n(f, i, 10), MC_OK); /* page 1 */
-    assert_int_equal(store_delete(f->store, "k5", 2, h("k5")), MC_OK);
-    assert_int_equal(store_set(f->store, STORE_APPEND, bkey, 3, h(bkey), 0, 0, "tail", 4, 0, NULL),
-                     MC_NOT_STORED);
-    const struct item *it = get(f, bkey);
-    assert_non_null(it);
-    assert_int_equal(item_nbytes(it), sizeof(big));
-    assert_int_equal(stat(f, "slab_reassign_evictions_nomem"), 0);
-    assert_int_equal(stat(f, "evictions"), 0);
-    assert_int_equal(stat(f, "slabs_moved"), 0);
-    assert_int_equal(cstat(f, item_clsid(it), "outofmemory"), 1);
-    assert_int_equal(cstat(f, 1, "number"), per - 1);
-    assert_int_equal(cstat(f, 1, "used_chunks"), per - 1); /* the piece was freed */
+    small_store(f, 16, true);
+    for (unsigned i = 0; i < 2000; i++)
+        assert_int_equal(set_n(f, i, 100), MC_OK);
+    assert_true(stat(f, "seg_free") < 16);
+    store_flush(f->store, f->env.now);
+    assert_int_equal(set_n(f, 5000, 100), MC_OK); /* after the flush: kept */
+    assert_int_equal(store_crawl(f->store, 100000), 2000);
+    assert_int_equal(stat(f, "seg_free"), 15);
+    assert_non_null(get_n(f, 5000));
+    assert_true(store_check(f->store));
+}
+
+/* Two immediate flushes in one second: the crawler, which walked the
+ * segments after the first, walks them again after the second. */
+static void test_store_flush_twice_in_a_second_crawled(void **state)
+{
+    struct fixture *f = *state;
+    store_flush(f->store, f->env.now);
+    for (unsigned i = 0; i < 500; i++)
+        assert_int_equal(set_n(f, i, 10), MC_OK);
+    assert_int_equal(store_crawl(f->store, 100000), 0); /* all stored after it */
+    store_flush(f->store, f->env.now);
+    assert_int_equal(store_crawl(f->store, 100000), 500);
+    assert_int_equal(stat(f, "curr_items"), 0);
+    assert_true(store_check(f->store));
 }
 
 /* --- Hash table through the store ------------------------------------------------------ */
@@ -987,20 +1067,16 @@ static void test_store_hash_table_grows(void **state)
 {
     struct fixture *f = *state;
     fixture_remake(f, fixture_cfg(16 * MIB));
-    assert_int_equal(stat(f, "hash_power_level"), 16);
-    assert_int_equal(stat(f, "hash_bytes"), 65536 * 4);
-    unsigned n = 65536 * 3 / 2 + 1;
+    assert_int_equal(stat(f, "hash_power_level"), 10);
+    assert_int_equal(stat(f, "hash_bytes"), 1024 * 64);
+    unsigned n = 100000;
     for (unsigned i = 0; i < n; i++)
         assert_int_equal(set_n(f, i, 1), MC_OK);
-    assert_int_equal(stat(f, "hash_power_level"), 17);
-    assert_int_equal(stat(f, "hash_is_expanding"), 1);
-    for (unsigned i = 0; i < n; i += 97)
-        assert_non_null(get_n(f, i)); /* mid-migration */
-    store_crawl(f->store, 100000); /* the crawler moves buckets too */
+    assert_true(stat(f, "hash_power_level") >= 14);
     assert_int_equal(stat(f, "hash_is_expanding"), 0);
-    assert_int_equal(stat(f, "hash_bytes"), 131072 * 4);
     for (unsigned i = 0; i < n; i++)
         assert_non_null(get_n(f, i));
+    assert_true(store_check(f->store));
 }
 
 /* --- Metrics ------------------------------------------------------------------------------ */
@@ -1016,7 +1092,9 @@ static void test_store_metric_tables_follow_memcached(void **state)
         "slab_reassign_evictions_nomem", "slabs_moved", "lru_crawler_starts", "bytes", "curr_items",
         "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
         "reclaimed", "crawler_reclaimed", "crawler_items_checked", "moves_to_cold", "moves_to_warm",
-        "moves_within_lru", "total_malloced"};
+        "moves_within_lru", "seg_size", "seg_segments", "seg_free",
+        "seg_small", "seg_dead_bytes", "seg_evicted", "seg_expired", "evict_kept", "seg_compacted", "ghost_hits", "seg_refs",
+        "total_malloced"};
     assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));
     for (size_t i = 0; i < store_metric_count; i++)
         assert_string_equal(store_metric_desc[i].name, global[i]);
@@ -1062,12 +1140,14 @@ static void test_store_metrics_and_reset(void **state)
     assert_int_equal(cstat(f, 1, "number"), 2);
     assert_int_equal(cstat(f, 1, "age"), 3);
     assert_int_equal(cstat(f, 1, "mem_requested"), store_item_total(1, 1) + store_item_total(1, 2));
-    assert_int_equal(cstat(f, 1, "used_chunks"), 2);
+    assert_int_equal(stat(f, "seg_size"), 64 * 1024); /* 8 MiB: 128 segments */
+    assert_int_equal(cstat(f, 1, "chunk_size"), 64 * 1024);
+    assert_int_equal(cstat(f, 1, "used_chunks"), 1);
     assert_int_equal(cstat(f, 1, "total_pages"), 1);
     assert_int_equal(cstat(f, 1, "cmd_set"), 2);
     assert_int_equal(cstat(f, 1, "get_hits"), 1);
     assert_int_equal(stat(f, "get_misses"), 1);
-    assert_int_equal(stat(f, "total_malloced"), MIB);
+    assert_int_equal(stat(f, "total_malloced"), 64 * 1024);
     assert_int_equal(cstat(f, 0, "number"), 0); /* no class 0 */
     assert_int_equal(cstat(f, 99, "number"), 0);
 
@@ -1081,9 +1161,9 @@ static void test_store_metrics_and_reset(void **state)
     assert_int_equal(stat(f, "curr_items"), 2);
     assert_int_equal(stat(f, "bytes"), store_item_total(1, 1) + store_item_total(1, 2));
     assert_int_equal(cstat(f, 1, "number"), 2);
-    assert_int_equal(cstat(f, 1, "used_chunks"), 2);
-    assert_int_equal(stat(f, "total_malloced"), MIB);
-    assert_int_equal(stat(f, "hash_power_level"), 16);
+    assert_int_equal(cstat(f, 1, "used_chunks"), 1);
+    assert_int_equal(stat(f, "total_malloced"), 64 * 1024);
+    assert_int_equal(stat(f, "hash_power_level"), 10);
 }
 
 /* --- Randomized model test -------------------------------------------------------------------
@@ -1431,19 +1511,11 @@ static void model_step(struct model *m)
 
 static void check_invariants(struct fixture *f)
 {
-    uint64_t number = 0, requested = 0, used = 0;
-    for (unsigned id = 1; id <= store_class_count(f->store); id++) {
-        uint64_t total = cstat(f, id, "total_chunks");
-        uint64_t u = cstat(f, id, "used_chunks");
-        assert_int_equal(total, u + cstat(f, id, "free_chunks") + cstat(f, id, "free_chunks_end"));
-        number += cstat(f, id, "number");
-        requested += cstat(f, id, "mem_requested");
-        used += u;
-    }
-    assert_int_equal(number, stat(f, "curr_items"));
-    assert_int_equal(used, number); /* no chunk leaks between commands */
-    assert_int_equal(requested, stat(f, "bytes"));
+    assert_true(store_check(f->store)); /* table, segments and counters agree */
+    assert_int_equal(cstat(f, 1, "number"), stat(f, "curr_items"));
+    assert_int_equal(cstat(f, 1, "mem_requested"), stat(f, "bytes"));
     assert_true(stat(f, "total_malloced") <= f->cfg.arena_size);
+    assert_true(stat(f, "bytes") <= stat(f, "total_malloced"));
 }
 
 static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nkeys)
@@ -1469,15 +1541,19 @@ static struct model *model_run(struct fixture *f, size_t arena_size, unsigned nk
         model_key(k, key);
         model_check_item(m, k, store_get(f->store, key, strlen(key), h(key)));
     }
-    print_message("model: %llu evictions, %llu pages moved (%llu items), %llu reclaimed, "
+    print_message("model: %llu evictions, %llu segments evicted (%llu items kept), %llu reclaimed, "
                   "%llu crawled, %llu expired, %llu too large\n",
                   (unsigned long long)stat(f, "evictions"),
-                  (unsigned long long)stat(f, "slabs_moved"),
-                  (unsigned long long)stat(f, "slab_reassign_evictions_nomem"),
+                  (unsigned long long)stat(f, "seg_evicted"),
+                  (unsigned long long)stat(f, "evict_kept"),
                   (unsigned long long)stat(f, "reclaimed"),
                   (unsigned long long)stat(f, "crawler_reclaimed"),
                   (unsigned long long)stat(f, "get_expired"),
                   (unsigned long long)stat(f, "store_too_large"));
+    print_message("model: %llu items, %llu bytes, %llu free segments of %llu, %llu dead bytes\n",
+                  (unsigned long long)stat(f, "curr_items"), (unsigned long long)stat(f, "bytes"),
+                  (unsigned long long)stat(f, "seg_free"), (unsigned long long)stat(f, "seg_segments"),
+                  (unsigned long long)stat(f, "seg_dead_bytes"));
     assert_true(stat(f, "get_expired") > 0);
     assert_true(stat(f, "crawler_reclaimed") > 0);
     assert_true(stat(f, "store_too_large") > 0);
@@ -1491,22 +1567,26 @@ static void model_free(struct model *m)
     free(m);
 }
 
-/* More keys than fit: the LRU evicts, pages rarely move. */
+/* More keys than fit: segments are evicted, read items kept by S3-FIFO. */
 static void test_store_randomized_against_model(void **state)
 {
-    struct model *m = model_run(*state, 3 * MIB, 32000);
+    struct model *m = model_run(*state, MIB, 32000);
     assert_true(stat(m->f, "evictions") > 500);
-    assert_true(stat(m->f, "reclaimed") > 0);
+    assert_true(stat(m->f, "evict_kept") > 0);
     model_free(m);
 }
 
-/* More active slab classes than pages: classes keep taking pages from
- * each other, the worst case for page moves. */
-static void test_store_randomized_page_thrash(void **state)
+/* A tiny arena (16 segments of 32 KiB, items up to half a segment): every
+ * segment is reused many times over, under items of every size, and
+ * overwrites leave segments half dead, which compaction reuses. */
+static void test_store_randomized_segment_thrash(void **state)
 {
-    struct model *m = model_run(*state, MIB, 3000);
-    assert_true(stat(m->f, "slabs_moved") > 1000);
+    struct model *m = model_run(*state, MIB / 2, 3000);
+    assert_int_equal(stat(m->f, "seg_size"), 32 * 1024);
+    assert_true(stat(m->f, "seg_evicted") > 200);
+    assert_true(stat(m->f, "seg_compacted") > 50);
     assert_true(stat(m->f, "evictions") > 0);
+    assert_int_equal(stat(m->f, "slabs_moved"), 0);
     model_free(m);
 }
 
@@ -1841,8 +1921,6 @@ int main(void)
         T(test_store_create_rejects_bad_config),
         T(test_store_set_get_roundtrip),
         T(test_store_get_miss_counts),
-        T(test_store_class_choice_at_boundaries),
-        T(test_store_class_choice_follows_n_and_f),
         T(test_store_add_outcomes),
         T(test_store_add_existing_bumps_lru),
         T(test_store_replace_outcomes),
@@ -1861,26 +1939,28 @@ int main(void)
         T(test_store_expiry_relative_absolute_negative),
         T(test_store_lazy_expiry_on_any_lookup),
         T(test_store_crawler_reclaims_expired),
-        T(test_store_tail_reclaim_before_eviction),
         T(test_store_flush_now),
         T(test_store_flush_delayed),
         T(test_store_flush_crawled_and_reclaimed),
         T(test_store_flush_without_cas),
         T(test_store_cas_unique_across_stores),
         T(test_store_cas_disabled_is_zero),
-        T(test_store_eviction_keeps_recently_read),
-        T(test_store_eviction_counts_active),
         T(test_store_no_evictions_enomem),
         T(test_store_incr_enomem),
-        T(test_store_page_move_when_class_starved),
-        T(test_store_page_move_of_empty_page),
-        T(test_store_append_pins_old_item_at_tail),
-        T(test_store_append_page_move_spares_pinned_page),
         T(test_store_hash_table_grows),
+        T(test_store_eviction_keeps_read_items),
+        T(test_store_eviction_counts),
+        T(test_store_ttl_segments_reclaimed_whole),
+        T(test_store_segment_reuse_any_size),
+        T(test_store_large_items_take_runs),
+        T(test_store_ref_pins_segment),
+        T(test_store_append_pins_old_item),
+        T(test_store_flush_frees_segments),
+        T(test_store_flush_twice_in_a_second_crawled),
         T(test_store_metric_tables_follow_memcached),
         T(test_store_metrics_and_reset),
         T(test_store_randomized_against_model),
-        T(test_store_randomized_page_thrash),
+        T(test_store_randomized_segment_thrash),
         T(test_store_meta_get_vivifies_once),
         T(test_store_meta_get_counts_and_bump),
         T(test_store_meta_vivify_key_binary_and_cas),

@@ -28,7 +28,7 @@ static void test_scrape_exporter_rows_name_existing_metrics(void **state)
     (void)state;
     struct prom_table tables[8];
     size_t n = scrape_tables(tables, 8);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     const char *missing = NULL;
     if (!prom_exporter_check(tables, n, store_class_metric_desc, store_class_metric_count, &missing))
         fail_msg("exporter row source or family at fault: %s", missing);
@@ -39,8 +39,8 @@ static void test_scrape_exporter_rows_name_existing_metrics(void **state)
 static void test_scrape_exposition_from_real_tables_is_well_formed(void **state)
 {
     (void)state;
-    struct prom_table tables[3];
-    scrape_tables(tables, 3);
+    struct prom_table tables[4];
+    scrape_tables(tables, 4); /* the fourth, the LRU settings, has its values */
     uint64_t facts[FACTS_COUNT], shard[SHARD_METRIC_COUNT];
     uint64_t *store = calloc(store_metric_count, sizeof(uint64_t));
     uint64_t *classes = calloc((size_t)STORE_CLASSES_MAX * store_class_metric_count, sizeof(uint64_t));
@@ -64,7 +64,7 @@ static void test_scrape_exposition_from_real_tables_is_well_formed(void **state)
 
     struct test_sink ts;
     test_sink_init(&ts, 4096);
-    assert_true(prom_render_exporter(&ts.sink, tables, 3, &cls, "1.6.18-corecache-test"));
+    assert_true(prom_render_exporter(&ts.sink, tables, 4, &cls, "1.6.18-corecache-test"));
     assert_true(prom_render_shards(&ts.sink, "corecache_", shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, 2));
     assert_true(prom_render_shards(&ts.sink, "corecache_", store_metric_desc, store_metric_count, store_rows, 2));
     assert_true(prom_render_latency(&ts.sink, "corecache_request_duration_seconds", "h", lat, 2));
@@ -74,6 +74,8 @@ static void test_scrape_exposition_from_real_tables_is_well_formed(void **state)
     /* the series operators rely on */
     static const char *const want[] = {
         "\nmemcached_up 1\n",
+        "\nmemcached_lru_crawler_enabled 1\n", /* io/facts.h's LRU settings */
+        "\nmemcached_lru_crawler_sleep 50\n",
         "\nmemcached_uptime_seconds 1001\n",
         "\nmemcached_current_connections 2000\n",
         "\nmemcached_slab_current_items{slab=\"63\"} ",

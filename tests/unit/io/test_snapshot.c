@@ -95,7 +95,7 @@ static void test_snapshot_round_trip_per_shard(void **state)
      * beyond a shard's count reads zero */
     uint32_t nclasses = store_class_count(sf->shard[1].store);
     uint32_t nclasses0 = store_class_count(sf->shard[0].store);
-    assert_true(nclasses >= 2);
+    assert_true(nclasses >= 1); /* the segment engine reports one pseudo-class (store.c) */
     assert_int_equal(snaps->nclasses, nclasses > nclasses0 ? nclasses : nclasses0);
     uint64_t *row = calloc(store_class_metric_count, sizeof(uint64_t));
     for (unsigned id = 1; id <= snaps->nclasses; id++) {

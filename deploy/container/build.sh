@@ -7,7 +7,8 @@
 # 1. builds corecache (Release) from this checkout with cmake;
 # 2. makes a Debian 12 (bookworm) root file system with mmdebstrap, from the
 #    mirrors apt is configured with on this machine: the "essential" set plus
-#    corecache's run-time libraries (liburing2, libnuma1, libjemalloc2), the
+#    the packages of the shared libraries the built binary loads (read from
+#    ldd and dpkg, so a new dependency such as libssl3 comes along), the
 #    binary copied in, a non-root user `corecache` (uid 11211) and an entry
 #    point, /usr/local/bin/corecache-entrypoint;
 # 3. commits that tree as image NAME (default "corecache") with buildah (into
@@ -60,6 +61,14 @@ echo "== building corecache (Release) in $out/build"
 cmake -S . -B "$out/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$out/build" -j "$(nproc)" --target corecache >/dev/null
 
+# The packages that hold the libraries the binary loads (liburing2, libnuma1,
+# libjemalloc2, libssl3, ...): whatever the build links, the image carries.
+libs=$(ldd "$out/build/corecache" | awk '$3 ~ /^\// {print $3}')
+runtime_pkgs=$(for lib in $libs; do dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib"; done |
+    cut -d: -f1 | sort -u | paste -sd, -)
+[ -n "$runtime_pkgs" ] || { echo "build.sh: cannot tell which packages hold corecache's libraries" >&2; exit 1; }
+echo "== run-time packages: $runtime_pkgs"
+
 # apt's own sources (deb822 or one-line): the mirrors this machine trusts.
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
@@ -76,7 +85,7 @@ exec /usr/bin/corecache -l 0.0.0.0 "$@"
 # The hooks' $1 is mmdebstrap's root directory, expanded by mmdebstrap's shell:
 # shellcheck disable=SC2016
 mmdebstrap --quiet --variant=essential --format=tar \
-    --include=liburing2,libnuma1,libjemalloc2,libstdc++6 \
+    --include="$runtime_pkgs" \
     --customize-hook="copy-in $out/build/corecache /usr/bin" \
     --customize-hook='chmod 0755 "$1/usr/bin/corecache"' \
     --customize-hook="printf '%s' '$entrypoint' > \"\$1/usr/local/bin/corecache-entrypoint\"" \

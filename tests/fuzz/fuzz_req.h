@@ -50,4 +50,45 @@ static inline void fz_parser_init(struct proto_parser *parser)
     proto_parser_init(parser, &limits);
 }
 
+/* A parser on the heap: the state of the two parser targets. */
+static inline void *fz_parser_create(void)
+{
+    struct proto_parser *parser = malloc(sizeof(*parser));
+    if (parser == NULL)
+        abort();
+    fz_parser_init(parser);
+    return parser;
+}
+
+static inline void fz_parser_destroy(void *state)
+{
+    free(state);
+}
+
+typedef size_t (*fz_parse_fn)(struct proto_parser *parser, const char *buf, size_t len, struct proto_req *req,
+                              size_t *need);
+
+/*
+ * One step of a parser target: parse one request with `parse` and trace it.
+ * Swallowed bytes (a value too large, an unknown command's data) go as they
+ * arrive, so their pieces differ split; what follows shows the swallow
+ * ended in the same place. A closing request may take whatever was
+ * buffered: its length is not compared either. With `early_close` (the
+ * text protocol), a close without a reply (a line too long) may come
+ * earlier split than whole, as in memcached.
+ */
+static inline size_t fz_parse_step(fz_parse_fn parse, bool early_close, void *state, const char *buf, size_t len,
+                                   size_t *need, struct fz_buf *trace, enum fz_verdict *verdict)
+{
+    struct proto_req req;
+    size_t used = parse(state, buf, len, &req, need);
+    if (used == 0)
+        return 0;
+    if (req.cmd != PROTO_NONE || req.close)
+        fz_req(trace, &req, req.close && req.cmd == PROTO_NONE ? 0 : used);
+    if (req.close)
+        *verdict = early_close && req.cmd == PROTO_NONE && req.error == NULL ? FZ_CLOSED_EARLY : FZ_CLOSED;
+    return used;
+}
+
 #endif

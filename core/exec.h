@@ -100,8 +100,9 @@ typedef bool (*exec_local_fn)(void *state, const struct proto_req *req, const ch
 
 /*
  * Sends the keyed part of `req` for one key to shard `owner`, reserving the
- * place of its reply in the connection's output now (unless req->noreply:
- * then nothing comes back). False when memory ran out.
+ * place of its reply in the connection's output now, under noreply too (an
+ * empty reply then comes back), so that what the connection answers next
+ * waits until the key was executed. False when memory ran out.
  */
 typedef bool (*exec_forward_fn)(void *router, unsigned owner, const struct proto_req *req,
                                 const char *key, uint32_t nkey, uint64_t hash);

@@ -6,10 +6,12 @@
  * the connection's output (no lock, no allocation, no message); or exec
  * calls route_forward(), this file's half of the hop.
  *
- * Forwarding: the connection reserves a placeholder for the reply
- * (unless the request is noreply: then nothing can ever come back, not even
- * an error, as memcached suppresses all replies under noreply), and the
- * request is copied, key and value included, into the channel to its owner:
+ * Forwarding: the connection reserves a placeholder for the reply, and the
+ * request is copied, key and value included, into the channel to its owner.
+ * A noreply request reserves one too, which its owner fills with nothing
+ * (memcached suppresses every reply under noreply): what the connection
+ * answers after it (an mn, a get, stats) waits until the write is applied,
+ * as on memcached, whose connection runs one command after the other.
  *
  *   shard A (connection)                  shard B (owner of the key)
  *   route_forward ── X_REQ {cmd, key, value} ──> route_poll: exec_forwarded()
@@ -54,7 +56,7 @@ enum xtype {
 
 struct x_req {
     uint64_t hash;
-    struct oseg *seg; /* NULL: noreply, nothing comes back */
+    struct oseg *seg; /* the placeholder the reply fills (empty under noreply) */
     uint32_t conn_index;
     uint32_t conn_gen;
     uint32_t nvalue; /* value bytes carried (0 when too large: swallowed) */
@@ -237,12 +239,9 @@ static bool route_forward(void *router, unsigned owner, const struct proto_req *
 {
     struct shard *shard = router;
     struct conn *conn = shard->serving;
-    struct oseg *seg = NULL;
-    if (!req->noreply) {
-        seg = conn_reserve(conn);
-        if (seg == NULL)
-            return false;
-    }
+    struct oseg *seg = conn_reserve(conn);
+    if (seg == NULL)
+        return false;
     struct x_req x = {
         .hash = hash,
         .seg = seg,
@@ -304,8 +303,6 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
         bool ok = exec_reply_nomem(&req, &shard->scratch_sink);
         (void)ok; /* the scratch buffer always holds this much */
     }
-    if (x->seg == NULL)
-        return;
     struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen};
     if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
                     scratch_len(shard), NULL, 0))

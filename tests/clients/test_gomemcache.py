@@ -51,11 +51,18 @@ class GomemcacheTest(unittest.TestCase):
                        GOCACHE=os.path.join(WORK, "cache"),
                        GOMEMCACHE_SERVER="127.0.0.1:%d" % servers[0].port,
                        GOMEMCACHE_CLUSTER=",".join("127.0.0.1:%d" % s.port for s in servers))
-            code, out = clientlib.run([GO, "test", "-count=1", "-v", "-run", "TestLocalhost|TestCluster",
-                                       "github.com/bradfitz/gomemcache/memcache"],
-                                      env=env, timeout=240, cwd=WORK)
-            sys.stdout.write(out)
-            self.assertEqual(code, 0, out[-3000:])
+            # gomemcache's own test first: the cluster tests begin with
+            # flush_all, and memcached's flush has one-second granularity, so
+            # an item set in the same second after it may count as flushed
+            # (seen on memcached itself: GetMulti missed "foo").
+            out = ""
+            for tests in ("TestLocalhost", "TestCluster"):
+                code, part = clientlib.run([GO, "test", "-count=1", "-v", "-run", tests,
+                                            "github.com/bradfitz/gomemcache/memcache"],
+                                           env=env, timeout=240, cwd=WORK)
+                sys.stdout.write(part)
+                self.assertEqual(code, 0, part[-3000:])
+                out += part
             for test in ("TestLocalhost", "TestClusterSpreadAndGetMulti", "TestClusterCasTouchIncr"):
                 self.assertIn("--- PASS: %s " % test, out)
             self.assertNotIn("SKIP", out)

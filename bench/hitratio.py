@@ -38,23 +38,9 @@ import subprocess
 import sys
 import time
 
+from benchlib import free_port, rss_kb  # noqa: E402,F401 (rss_per_item.py imports rss_kb from here)
+
 MEMCACHED = "/usr/bin/memcached"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Server:

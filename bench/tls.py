@@ -41,15 +41,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port  # noqa: E402
+
 MEMCACHED = "/usr/bin/memcached"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def cpu_ticks(pid):

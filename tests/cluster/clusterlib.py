@@ -161,8 +161,19 @@ class Cluster:
         self.sh("start-node", str(i))
 
     def freeze(self, i):
-        """SIGSTOP node i: it accepts (the kernel does) but never answers."""
-        os.kill(self.pid(i), signal.SIGSTOP)
+        """SIGSTOP node i: it accepts (the kernel does) but never answers.
+
+        kill() returns before the signal reaches every thread: a shard
+        still running on the other core could answer one more request.
+        Return only once every thread of the node reads as stopped."""
+        pid = self.pid(i)
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            if all(state in ("T", "t", "Z", "X") for state in thread_states(pid)):
+                return
+            time.sleep(0.005)
+        raise AssertionError("node %d (pid %d) did not stop within 5 s" % (i, pid))
 
     def thaw(self, i):
         try:
@@ -266,6 +277,18 @@ def check_ring_spread(test, cluster, counts, ring):
     if cluster.mode == "netns":
         for d in spread(shares):
             test.assertLessEqual(abs(d), 0.05, "the ring over 10.77.0.10-12 is documented within 5%")
+
+
+def thread_states(pid):
+    """The scheduler state letter of every thread of pid (R, S, T, ...)."""
+    states = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:
+            pass
+    return states
 
 
 def timed(fn, *args, **kwargs):

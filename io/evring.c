@@ -166,23 +166,41 @@ static void end_stale(struct evring *ev, struct evfd *rec)
     rec->want = 0;
 }
 
-/* Makes fd's epoll registration match its pending operations. */
+/* Makes fd's epoll registration match its pending operations. Callers
+ * made room for three completions: where epoll refuses the descriptor,
+ * its operations end with epoll's error rather than wait forever. */
 static void update_interest(struct evring *ev, int fd, struct evfd *rec)
 {
     uint32_t want = ((rec->accept || rec->recv) ? EPOLLIN | EPOLLRDHUP : 0) | (rec->send ? EPOLLOUT : 0);
     if (want == rec->want)
         return;
     struct epoll_event e = {.events = want, .data.fd = fd};
+    int ret = 0;
     if (want == 0) {
         epoll_ctl(ev->epfd, EPOLL_CTL_DEL, fd, &e); /* ENOENT: closed already */
     } else if (rec->want == 0) {
-        if (epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e) != 0 && errno == EEXIST)
-            epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &e);
-    } else if (epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &e) != 0 && errno == ENOENT) {
-        /* Registered, yet unknown to epoll: the file this number named was
-         * closed (which left the epoll set) and the number reused; perform()
-         * ended the closed file's operations (end_stale). */
-        epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e);
+        ret = epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e);
+        if (ret != 0 && errno == EEXIST)
+            ret = epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &e);
+    } else {
+        ret = epoll_ctl(ev->epfd, EPOLL_CTL_MOD, fd, &e);
+        if (ret != 0 && errno == ENOENT) {
+            /* Registered, yet unknown to epoll: the file this number named
+             * was closed (which left the epoll set) and the number reused;
+             * perform() ended the closed file's operations (end_stale). */
+            ret = epoll_ctl(ev->epfd, EPOLL_CTL_ADD, fd, &e);
+        }
+    }
+    if (ret != 0) {
+        int err = -errno;
+        if (rec->accept)
+            post(ev, rec->accept_ud, err, 0);
+        if (rec->recv)
+            post(ev, rec->recv_ud, err, 0);
+        if (rec->send)
+            post(ev, rec->send_ud, err, 0);
+        rec->accept = rec->recv = rec->send = false;
+        want = 0;
     }
     rec->want = want;
 }
@@ -294,7 +312,7 @@ static void cancel(struct evring *ev, const struct io_uring_sqe *sqe)
         if (found) {
             post(ev, target, -ECANCELED, 0);
             post(ev, sqe->user_data, 0, 0);
-            update_interest(ev, (int)fd, rec);
+            update_interest(ev, (int)fd, rec); /* removes interest: no post */
             return;
         }
     }
@@ -309,7 +327,7 @@ static void cancel(struct evring *ev, const struct io_uring_sqe *sqe)
     post(ev, sqe->user_data, -ENOENT, 0);
 }
 
-/* Starts one queued operation. Callers made room for four completions. */
+/* Starts one queued operation. Callers made room for six completions. */
 static void perform(struct evring *ev, const struct io_uring_sqe *sqe)
 {
     bool skip = (sqe->flags & IOSQE_CQE_SKIP_SUCCESS) != 0;
@@ -404,7 +422,7 @@ static void submit(struct evring *ev)
 {
     unsigned i = 0;
     for (; i < ev->sq_len; i++) {
-        if (!cq_room(ev, 4))
+        if (!cq_room(ev, 6))
             break;
         perform(ev, &ev->sq[i]);
     }
@@ -442,7 +460,8 @@ static void on_ready(struct evring *ev, int fd, uint32_t events)
         rec->send = false;
     if (rec->recv && (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)))
         do_recvs(ev, fd, rec);
-    update_interest(ev, fd, rec);
+    if (cq_room(ev, 3))
+        update_interest(ev, fd, rec); /* else the next wait reports it again */
 }
 
 static void expire_timers(struct evring *ev)

@@ -109,8 +109,9 @@ static enum uring_check check_uring(char *err, size_t errlen)
                      strerror(-ret));
         else if (ret == -ENOSYS)
             snprintf(err, errlen,
-                     "corecache: io_uring is unavailable (io_uring_setup: %s): the kernel was built "
-                     "without CONFIG_IO_URING, or a seccomp profile hides it; corecache needs Linux 6.0 or later with io_uring",
+                     "corecache: io_uring is unavailable (io_uring_setup: %s): a seccomp profile hides it "
+                     "(a container runtime's default: allow io_uring_setup, io_uring_enter and "
+                     "io_uring_register), or the kernel was built without CONFIG_IO_URING",
                      strerror(-ret));
         else
             snprintf(err, errlen, "corecache: io_uring is unavailable (io_uring_setup: %s)",
@@ -129,11 +130,11 @@ static enum uring_check check_uring(char *err, size_t errlen)
     };
     bool ok = probe != NULL;
     if (!ok)
-        snprintf(err, errlen, "corecache: io_uring cannot be probed: corecache needs Linux 6.0 or later");
+        snprintf(err, errlen, "corecache: io_uring cannot be probed (Linux 6.0 or later can)");
     for (size_t i = 0; ok && i < sizeof(need) / sizeof(need[0]); i++) {
         if (!io_uring_opcode_supported(probe, need[i].op)) {
             snprintf(err, errlen,
-                     "corecache: this kernel's io_uring lacks IORING_OP_%s: corecache needs Linux 6.0 or later",
+                     "corecache: this kernel's io_uring lacks IORING_OP_%s (Linux 6.0 or later has it)",
                      need[i].name);
             ok = false;
         }
@@ -146,7 +147,7 @@ static enum uring_check check_uring(char *err, size_t errlen)
     unsigned major = 0, minor = 0;
     if (ok && uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 && major < 6) {
         snprintf(err, errlen,
-                 "corecache: kernel %s lacks io_uring multishot recv with provided buffers: corecache needs Linux 6.0 or later",
+                 "corecache: kernel %s lacks io_uring multishot recv with provided buffers (Linux 6.0 or later has it)",
                  u.release);
         ok = false;
     }

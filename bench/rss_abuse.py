@@ -109,7 +109,22 @@ def flood(server, bench, seconds):
         subprocess.run([bench, "-p", str(server.port), "-c", "16", "-t", "2", "-P", "16", "-d", str(seconds),
                         "--ratio", "0:1", "--keys", "1000000", "--value-size", "100-4000", "-q"],
                        stdout=subprocess.DEVNULL, timeout=seconds + 60)
-    return {"start": start, "peak": s.peak, "end": rss_mib(server.pid)}
+    stats = server_stats(server.port)
+    return {"start": start, "peak": s.peak, "end": rss_mib(server.pid),
+            "recv_nobufs": stats.get("recv_nobufs"), "sets": stats.get("cmd_set")}
+
+
+def server_stats(port):
+    """The server's `stats` as a dict of strings."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return {f[1]: f[2] for f in (line.split() for line in data.decode().splitlines()) if len(f) == 3}
 
 
 def idle(server, count):
@@ -173,6 +188,8 @@ def main():
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--slow-gets", type=int, default=100000)
     ap.add_argument("--slow-wait", type=float, default=5.0)
+    ap.add_argument("--corecache-args", default="", help="extra corecache flags, e.g. '--recv-buffers 64'")
+    ap.add_argument("--skip-memcached", action="store_true", help="run corecache only (a quick look)")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--results", help="put the table in its section of this Markdown file (bench/RESULTS.md)")
     args = ap.parse_args()
@@ -187,8 +204,10 @@ def main():
 
     bench = os.path.join(args.build, "bench", "corecache-bench")
     common = ["-t", "2", "-m", "64", "-c", str(args.idle_conns + 100)]
-    servers = [("corecache", [os.path.join(args.build, "corecache")] + common),
+    servers = [("corecache", [os.path.join(args.build, "corecache")] + common + args.corecache_args.split()),
                ("memcached 1.6.18", [args.memcached, "-U", "0"] + common)]
+    if args.skip_memcached:
+        servers = servers[:1]
     results = {}
     for name, argv in servers:
         r = {}
@@ -274,6 +293,9 @@ def render(names, results, args):
         "%.0f" % results[n]["idle"]["per_conn_bytes"] for n in names))
     out.append("| slow reader: every reply arrived | %s |" % " | ".join(
         "yes" if results[n]["slow"]["replies_complete"] else "NO" for n in names))
+    out.append("| set flood: sets done / receives that found no buffer (recv_nobufs) | %s |" % " | ".join(
+        "%s / %s" % (results[n]["flood"]["sets"] or "-", results[n]["flood"]["recv_nobufs"] or "-")
+        for n in names))
     return "\n".join(out)
 
 

@@ -83,7 +83,7 @@
            "request gets SERVER_ERROR out of memory reading request; 0: no limit")            \
     ACTION(metrics_idle_timeout, 0, "metrics-idle-timeout", UINT, 30, "seconds",             \
            "close a metrics-endpoint connection idle this long")                              \
-    ACTION(recv_buffers, 0, "recv-buffers", UINT, 256, "num",                                \
+    ACTION(recv_buffers, 0, "recv-buffers", UINT, 32, "num",                                 \
            "16 KiB receive buffers per shard, shared by its connections (a power of two)")    \
     ACTION(uring_cq_entries, 0, "uring-cq-entries", UINT, 4096, "num",                       \
            "io_uring completion queue entries per shard (a power of two)") \

@@ -450,8 +450,21 @@ void conn_input(struct conn *conn, const char *data, size_t len)
 
 /* --- completions ------------------------------------------------------- */
 
-void conn_recycle_buffer(struct shard *shard, unsigned bid)
+/* Consumed incrementally (shard.c), a buffer the kernel has not finished
+ * carries IORING_CQE_F_BUF_MORE and stays in the ring; the next receive
+ * into it continues at buf_off[bid]. Only a finished one goes back. */
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4) /* linux 6.12; not in Debian 12's liburing */
+#endif
+
+void conn_recycle_buffer(struct shard *shard, unsigned bid, int res, uint32_t cqe_flags)
 {
+    if (cqe_flags & IORING_CQE_F_BUF_MORE) {
+        if (res > 0)
+            shard->buf_off[bid] += (uint32_t)res;
+        return;
+    }
+    shard->buf_off[bid] = 0;
     io_uring_buf_ring_add(shard->br, shard->bufs + (size_t)bid * shard->buf_size, shard->buf_size,
                           (unsigned short)bid, io_uring_buf_ring_mask(shard->nbufs), 0);
     io_uring_buf_ring_advance(shard->br, 1);
@@ -465,7 +478,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
     if (cqe_flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
         if (res > 0 && !conn->closing) {
-            const char *data = shard->bufs + (size_t)bid * shard->buf_size;
+            const char *data = shard->bufs + (size_t)bid * shard->buf_size + shard->buf_off[bid];
             shard->m.bytes_read += (uint64_t)res;
             if (conn->transport == NULL)
                 conn_input(conn, data, (size_t)res);
@@ -473,7 +486,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
                 conn->transport->on_recv(conn, data, (size_t)res);
             conn_want_flush(conn);
         }
-        conn_recycle_buffer(shard, bid);
+        conn_recycle_buffer(shard, bid, res, cqe_flags);
     }
     if (conn->fd < 0)
         return;

@@ -154,8 +154,10 @@ void conn_on_cancel(struct conn *conn, int res);
  * incomplete). The recv path calls it, or io/tls.c after decrypting. */
 void conn_input(struct conn *conn, const char *data, size_t len);
 
-/* Returns a provided buffer to the shard's ring. Shard thread only. */
-void conn_recycle_buffer(struct shard *shard, unsigned bid);
+/* Returns a provided buffer to the shard's ring unless its completion (res,
+ * cqe_flags) says the kernel keeps filling it (IORING_CQE_F_BUF_MORE).
+ * Shard thread only. */
+void conn_recycle_buffer(struct shard *shard, unsigned bid, int res, uint32_t cqe_flags);
 
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */

@@ -261,7 +261,7 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
         } else if (cqe->flags & IORING_CQE_F_BUFFER) {
             /* Never expected (a connection is freed only after its recv
              * ended), but a buffer must never leak from the ring. */
-            conn_recycle_buffer(shard, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+            conn_recycle_buffer(shard, cqe->flags >> IORING_CQE_BUFFER_SHIFT, cqe->res, cqe->flags);
         }
         break;
     case UD_SEND:

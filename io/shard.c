@@ -9,6 +9,11 @@
  * Receive buffers: a ring of `nbufs` provided buffers of `buf_size` bytes,
  * shared by all connections of the shard; a buffer goes back to the ring as
  * soon as its completion is handled (conn.c copies what it must keep).
+ * They are consumed incrementally where the kernel can (IOU_PBUF_RING_INC,
+ * 6.12): a 100-byte receive takes 100 bytes of the buffer at the ring's
+ * head, not all 16 KiB, so a few buffers serve many connections. The ring
+ * cycles through every buffer, so all of them become resident: they are
+ * few (--recv-buffers) and made of small pages, never THP (issue 15).
  *
  */
 #include "shard.h"
@@ -43,6 +48,8 @@ const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
  * cycles through every buffer (FIFO), so all of them become resident: more
  * would be memory no item can use (--recv-buffers, 256: 4 MiB per shard). */
 #define SHARD_BUF_SIZE (16 * 1024)
+/* IOU_PBUF_RING_INC (linux 6.12); Debian 12's liburing headers predate it */
+#define SHARD_PBUF_RING_INC 2
 #define SHARD_SCRATCH_SIZE (64 * 1024)
 
 void shard_clock(struct shard *shard)
@@ -141,15 +148,25 @@ static int setup_buffers(struct shard *shard)
         .bgid = shard->bgid,
     };
     int ret = 0;
-    if (shard->evring != NULL)
+    if (shard->evring != NULL) {
         evring_provide_buffers(shard->evring, shard->br, shard->nbufs, shard->bgid);
-    else
+    } else {
+        reg.pad = SHARD_PBUF_RING_INC; /* the kernel's `flags` (liburing 2.3 calls it pad) */
         ret = io_uring_register_buf_ring(&shard->ring, &reg, 0);
+        if (ret == -EINVAL) { /* a kernel before 6.12: whole buffers */
+            reg.pad = 0;
+            ret = io_uring_register_buf_ring(&shard->ring, &reg, 0);
+        }
+    }
     if (ret < 0)
         return ret;
+    shard->buf_off = calloc(shard->nbufs, sizeof(*shard->buf_off));
     shard->bufs = place_alloc_on_node((size_t)shard->nbufs * shard->buf_size, shard->node);
-    if (shard->bufs == NULL)
+    if (shard->bufs == NULL || shard->buf_off == NULL)
         return -ENOMEM;
+    /* small pages: a 2 MiB huge page would make all of it resident at the
+     * first receive (issue 15) */
+    (void)madvise(shard->bufs, (size_t)shard->nbufs * shard->buf_size, MADV_NOHUGEPAGE);
     for (unsigned i = 0; i < shard->nbufs; i++)
         io_uring_buf_ring_add(shard->br, shard->bufs + (size_t)i * shard->buf_size, shard->buf_size,
                               (unsigned short)i, io_uring_buf_ring_mask(shard->nbufs), (int)i);
@@ -226,6 +243,8 @@ void shard_teardown(struct shard *shard)
         munmap(shard->br, shard->br_size);
     if (shard->bufs != NULL)
         place_free(shard->bufs, (size_t)shard->nbufs * shard->buf_size);
+    free(shard->buf_off);
+    shard->buf_off = NULL;
     store_destroy(&shard->store);
     if (shard->arena != NULL)
         place_free(shard->arena, shard->arena_size);

@@ -144,6 +144,7 @@ struct shard {
     unsigned nbufs;
     unsigned buf_size;
     uint16_t bgid;
+    uint32_t *buf_off; /* issue 15: bytes the kernel has filled of each buffer (IOU_PBUF_RING_INC) */
 
     /* connections: a table indexed by the low bits of user_data */
     struct conn **conns;

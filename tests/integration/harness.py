@@ -307,12 +307,28 @@ class ServerCase(unittest.TestCase):
         cls.server.stop()
 
 
+def listeners(port):
+    """`ss -ltnp` for one local port, as one line (diagnostics only)."""
+    try:
+        out = subprocess.run(["ss", "-Hltnp", "sport = :%d" % port], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return "ss failed: %s" % e
+    return " | ".join(line.split(None, 3)[-1] for line in out.splitlines()) or "nothing"
+
+
 class Conn:
     """A raw TCP connection with bounded reads."""
 
     def __init__(self, port, timeout=5.0, nodelay=False, host="127.0.0.1"):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except ConnectionRefusedError as e:
+            # Seen rarely under a loaded CI run, not reproduced: say who
+            # listens on that port at the moment, so the next one tells.
+            raise ConnectionRefusedError(e.errno, "%s (%s:%d; listening there now: %s)"
+                                         % (e.strerror, host, port, listeners(port))) from e
         if nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""

@@ -7,7 +7,9 @@ time, in one run; VmRSS of the server process is sampled every 0.2 s:
 
   flood   a set flood for --flood-seconds (default 60) by corecache-bench
           (16 connections, 16 requests in flight each, 1,000,000 keys,
-          values 100..4000 bytes): RSS at start, peak, and at the end
+          values 100..4000 bytes): RSS at start, peak, and at the end;
+          also the sets done, recv_nobufs (receives that found no
+          provided buffer) and the server's CPU time per set
   idle    --idle-conns (default 10000) connections opened and left idle
           (the script raises its own descriptor limit; both servers get
           -c idle+100): RSS before, with them open, and the growth per
@@ -103,15 +105,26 @@ class Server:
         return self.proc.pid
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process so far (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def flood(server, bench, seconds):
     start = rss_mib(server.pid)
+    cpu0 = cpu_seconds(server.pid)
     with Sampler(server.pid) as s:
         subprocess.run([bench, "-p", str(server.port), "-c", "16", "-t", "2", "-P", "16", "-d", str(seconds),
                         "--ratio", "0:1", "--keys", "1000000", "--value-size", "100-4000", "-q"],
                        stdout=subprocess.DEVNULL, timeout=seconds + 60)
+    cpu = cpu_seconds(server.pid) - cpu0
     stats = server_stats(server.port)
+    sets = int(stats.get("cmd_set", 0))
     return {"start": start, "peak": s.peak, "end": rss_mib(server.pid),
-            "recv_nobufs": stats.get("recv_nobufs"), "sets": stats.get("cmd_set")}
+            "recv_nobufs": stats.get("recv_nobufs"), "sets": sets,
+            "cpu_us_per_set": cpu * 1e6 / sets if sets else None}
 
 
 def server_stats(port):
@@ -295,6 +308,9 @@ def render(names, results, args):
         "yes" if results[n]["slow"]["replies_complete"] else "NO" for n in names))
     out.append("| set flood: sets done / receives that found no buffer (recv_nobufs) | %s |" % " | ".join(
         "%s / %s" % (results[n]["flood"]["sets"] or "-", results[n]["flood"]["recv_nobufs"] or "-")
+        for n in names))
+    out.append("| set flood: server CPU (user+system) per set, us | %s |" % " | ".join(
+        "%.2f" % results[n]["flood"]["cpu_us_per_set"] if results[n]["flood"]["cpu_us_per_set"] else "-"
         for n in names))
     return "\n".join(out)
 

@@ -64,10 +64,18 @@ struct oseg *conn_reserve(struct conn *conn)
 
 /* Could the replies this connection is waiting for, at their estimated
  * size, take its output past the cap? */
+/* The cap on the shard's cross-shard backlog (guard.h, issue 15). */
+static bool conn_xchan_backlog_full(const struct conn *conn)
+{
+    const struct shard *shard = conn->shard;
+    return conn->out.npending > 0 &&
+           shard->m.xchan_backlog_bytes > GUARD_XCHAN_BACKLOG_CAPS * (uint64_t)shard->srv->out_cap;
+}
+
 static bool conn_pending_too_large(const struct conn *conn)
 {
     uint32_t npending = conn->out.npending;
-    return npending >= CONN_PENDING_MAX ||
+    return npending >= CONN_PENDING_MAX || conn_xchan_backlog_full(conn) ||
            (npending > 0 &&
             conn->out.bytes + (uint64_t)npending * conn->reply_est > conn->shard->srv->out_cap);
 }
@@ -352,6 +360,8 @@ static bool conn_may_parse(struct conn *conn)
     if (conn->closing || conn->paused)
         return false;
     if (conn_pending_too_large(conn)) {
+        if (conn_xchan_backlog_full(conn))
+            conn->shard->m.xchan_backlog_yields++;
         conn->blocked = true; /* conn_fill resumes it */
         return false;
     }

@@ -98,6 +98,18 @@ void guard_accept_ok(struct shard *shard);
  */
 #define GUARD_SHARD_OUT_CAPS 4
 
+/*
+ * The shard's cap on its cross-shard backlog (records that found their
+ * channel full, xchan_backlog_bytes): 4 times the per-connection cap. Past
+ * it, a connection with requests out at other shards parses nothing more
+ * (xchan_backlog_yields) until one of its replies arrives and the backlog
+ * is back under the cap; a connection with none out always proceeds, and
+ * forwarded requests and their replies are never held, so every backlog
+ * keeps draining. What passes the cap is at most one request per
+ * connection that was under it. Shard thread (conn.c).
+ */
+#define GUARD_XCHAN_BACKLOG_CAPS 4
+
 /* The shard's shard_out_bytes follows each connection's out.bytes when
  * asked: before a request (guard_shard_out_full), after a send
  * (guard_out_sync), and at its end (guard_out_forget). Between, replies

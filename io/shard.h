@@ -73,6 +73,8 @@
     ACTION(xchan_backlogged, COUNTER,                                                         \
            "Cross-shard records that found their channel full and waited in the backlog")    \
     ACTION(xchan_backlog_bytes, GAUGE, "Bytes of cross-shard records waiting in the backlog") \
+    ACTION(xchan_backlog_yields, COUNTER,                                                     \
+           "Times a connection waited for its cross-shard replies because the backlog passed its cap") \
     ACTION(conn_input_bytes, GAUGE, "Bytes of input buffers held by connections (--conn-memory)") \
     ACTION(conn_mem_refused, COUNTER,                                                         \
            "Requests refused because connections' input buffers reached --conn-memory")      \

@@ -23,7 +23,9 @@ reply that was owed arrives and is right, and new clients are served.
     a pipeline of large gets: conn_yields and shard_out_yields count, RSS
     stays within the caps, and reading afterwards gets every reply in order;
   - cross-shard channel: pipelined large sets to keys of both shards:
-    xchan_backlogged counts, every value reads back intact;
+    xchan_backlogged counts, every value reads back intact; sets of 100 kB
+    (by pointer) pile up past the backlog's cap: xchan_backlog_yields
+    counts, the backlog empties, every value reads back;
   - metrics endpoint: 130 idle connections, then a scrape is answered (the
     oldest idle connections make room: http_evicted); an idle connection is
     closed after --metrics-idle-timeout and a request that never finishes
@@ -302,6 +304,61 @@ class BacklogTest(unittest.TestCase):
                     break
             self.assertGreater(stat(server, "xchan_backlogged"), 0)
             self.assertEqual(server.stats()["xchan_backlog_bytes"], "0")
+
+    def test_issue15_cross_shard_backlog_cap(self):
+        # Pipelined sets of 32 kB (inline in the 512 KiB channels) fill the
+        # channel to the other shard; the records that wait pile up in the
+        # backlog until its cap (4 x 1 MiB, io/guard.h) makes connections
+        # with sets out wait for their replies before parsing more.
+        with MetricsServer(["-t", "2", "-m", "1024"]) as server:
+            nconns, per, size = 8, 400, 32 * 1024
+            values = {}
+            peak, done = [0], threading.Event()
+
+            def sample():  # the backlog of both shards, while the sets pour in
+                with server.conn(timeout=60) as probe:
+                    while not done.is_set():
+                        probe.send(b"stats\r\n")
+                        stats = probe.recv_until(b"END\r\n", timeout=60)
+                        for line in stats.split(b"\r\n"):
+                            if line.startswith(b"STAT xchan_backlog_bytes "):
+                                peak[0] = max(peak[0], int(line.split()[2]))
+                        time.sleep(0.01)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            for attempt in range(4):
+                conns = [server.conn(timeout=120) for _ in range(nconns)]
+                threads = []
+                for i, c in enumerate(conns):
+                    batch = []
+                    for j in range(per):
+                        key = "bk%d_%d_%d" % (attempt, i, j)
+                        values[key] = (key.encode() + b":") * (size // (len(key) + 1))
+                        batch.append(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(values[key]), values[key]))
+                    threads.append(threading.Thread(target=c.send, args=(b"".join(batch),)))
+                for t in threads:
+                    t.start()
+                for c in conns:
+                    want = b"STORED\r\n" * per
+                    self.assertEqual(c.recv_exact(len(want), timeout=120), want)
+                    c.close()
+                for t in threads:
+                    t.join()
+                if stat(server, "xchan_backlog_yields") > 0:
+                    break
+            done.set()
+            sampler.join()
+            self.assertGreater(stat(server, "xchan_backlog_yields"), 0)
+            # two shards' caps, plus what passed each cap: one set per connection
+            print("peak backlog", peak[0], file=sys.stderr)
+            self.assertLess(peak[0], 2 * 4 * 1048576 + 2 * nconns * (size + 200))
+            wait_until(lambda: server.stats()["xchan_backlog_bytes"] == "0", 30)
+            with server.conn(timeout=60) as c:  # recovered: every value intact
+                for key, value in values.items():
+                    c.send("get %s\r\n" % key)
+                    want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), len(value), value)
+                    self.assertEqual(c.recv_exact(len(want)), want, key)
 
 
 class MetricsEndpointTest(unittest.TestCase):

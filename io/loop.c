@@ -360,7 +360,10 @@ static void loop_run(struct shard *shard)
         if (loop_idle_after_stop(shard))
             break;
         int ret;
-        if (shard->resume_list != NULL || route_backlogged(shard)) {
+        /* issue 17: peers wake this shard only while it may block */
+        if (!route_sleep(shard)) {
+            ret = io_uring_submit(&shard->ring); /* records wait: no blocking */
+        } else if (shard->resume_list != NULL || route_backlogged(shard)) {
             /* Work is waiting on others: look again soon even if nothing
              * completes. */
             struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};
@@ -369,6 +372,7 @@ static void loop_run(struct shard *shard)
         } else {
             ret = io_uring_submit_and_wait(&shard->ring, 1);
         }
+        route_awake(shard);
         shard->m.uring_submits++;
         if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EAGAIN && ret != -EBUSY)
             log_error(shard->srv, "shard %u: io_uring_enter failed: %s", shard->id, strerror(-ret));

@@ -213,6 +213,41 @@ bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn rele
     return true;
 }
 
+void outq_compact(struct outq *q)
+{
+    outq_sync(q);
+    if (q->npending != 0 || q->head == NULL || q->head == q->tail)
+        return;
+    size_t total = 0;
+    unsigned n = 0;
+    for (const struct oseg *seg = q->head; seg != NULL; seg = seg->next) {
+        if (seg->kind != OSEG_DATA)
+            return; /* REF bytes stay where they are */
+        total += seg->len - seg->sent;
+        n++;
+    }
+    if (n < OUTQ_COMPACT_MIN || total > OUTQ_SEG_SIZE)
+        return;
+    /* Taken before the old ones go back: it must not be one of them. */
+    struct oseg *one = seg_get(q->cache, OUTQ_SEG_SIZE);
+    if (one == NULL)
+        return;
+    char *p = one->data;
+    struct oseg *seg = q->head;
+    while (seg != NULL) {
+        struct oseg *next = seg->next;
+        memcpy(p, seg->data + seg->sent, seg->len - seg->sent);
+        p += seg->len - seg->sent;
+        seg_put(q->cache, seg);
+        seg = next;
+    }
+    one->len = (uint32_t)total;
+    q->head = q->tail = one;
+    /* The sink goes on writing after the copied bytes; bytes is unchanged. */
+    q->sink.pos = one->data + total;
+    q->sink.end = one->data + one->cap;
+}
+
 /* Returns fully sent segments to the cache. */
 static void reclaim(struct outq *q)
 {

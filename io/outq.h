@@ -114,6 +114,15 @@ bool outq_fill(struct outq *q, struct oseg *seg, const void *data, size_t len) M
  * ran out (release is not called then: the caller still owns them). */
 bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn release, void *owner) MC_MUST_CHECK;
 
+/* issue 17: when no placeholder is pending and the unsent bytes are spread
+ * over at least OUTQ_COMPACT_MIN segments (a pipelined batch whose
+ * forwarded replies were filled in between local ones) and fit in one
+ * segment, copies them into one, so that the send takes one iovec and the
+ * queue one segment to walk. Leaves the queue as it was when it cannot
+ * (a REF segment, too many bytes, no memory). */
+#define OUTQ_COMPACT_MIN 4
+void outq_compact(struct outq *q);
+
 /* True when the head of the queue has bytes that may be sent now. */
 bool outq_ready(const struct outq *q);
 

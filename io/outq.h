@@ -60,6 +60,16 @@ struct oseg {
     uint8_t ext_data; /* data was malloc'ed separately (a large fill) */
     outq_release_fn release; /* REF only */
     void *owner;             /* REF only */
+    /* issue 17 (see outq.c): a continuation writes into the rest of
+     * `base`'s buffer; a placeholder or REF segment that closed the sink's
+     * region holds that rest as `spare` (from base's spare_off) for the
+     * next write. Each is one borrow of the base, which goes back to the
+     * cache with the last of them if it left the queue before (detached). */
+    struct oseg *base;
+    struct oseg *spare;
+    uint32_t borrows;
+    uint32_t spare_off;
+    uint8_t detached;
 };
 
 /* A shard's free segments, shared by all its queues. */

@@ -17,8 +17,9 @@ thread count:
 Workloads: 90% get / 10% set of 100-byte values at pipeline 16 and 1 with uniform keys,
 the same with Zipf 0.99 keys at pipeline 16, and reads only at pipeline 16 of uniform keys
 against one hot key read by every connection. With memtier_benchmark on PATH, the issue's
-memtier recipe (25 clients x 2 threads, 1:9 set:get, 100 keys loaded first) runs too,
-for uniform keys and for one hot key.
+memtier recipe (25 clients x 2 threads, pipeline 16, 100-byte values, keys loaded first) runs
+too: 1:9 set:get over 100k uniform keys and Zipf 0.99 keys, and reads only of 100k uniform
+keys against one hot key. memtier's requests are its ops/s times the test time.
 
 --baseline BINARY measures another build of corecache in the same run, interleaved (each
 configuration: baseline, then this build), so a change shows beside what it changed.
@@ -149,18 +150,28 @@ def bench_point(args, binary, threads, w, log_dir, name):
         s.stop()
 
 
-def memtier_point(args, binary, threads, hot, log_dir, name):
-    """The issue's memtier recipe: 100k keys loaded, then 1:9 set:get (hot: one key)."""
+# name, key pattern, keys, set:get (memtier's order)
+MEMTIER = [
+    ("memtier-p16", ["--key-pattern=R:R"], 100_000, "1:9"),
+    ("memtier-zipf-p16", ["--key-pattern=Z:Z", "--key-zipf-exp=0.99"], 100_000, "1:9"),
+    ("memtier-reads-p16", ["--key-pattern=R:R"], 100_000, "0:1"),
+    ("memtier-hot-p16", ["--key-pattern=R:R"], 1, "0:1"),
+]
+
+
+def memtier_point(args, binary, threads, mw, log_dir, name):
+    """The issue's memtier recipe (25 clients x 2 threads, pipeline 16, 100-byte values), keys
+    loaded first; mw is a MEMTIER row."""
+    wname, pattern, keys, ratio = mw
     s = Server(binary, threads, args.memory, log_dir, name)
     try:
-        keys = 1 if hot else 100_000
         base = [args.memtier, "-s", "127.0.0.1", "-p", str(s.port), "--protocol=memcache_text",
-                "--hide-histogram", f"--key-minimum=1", f"--key-maximum={keys}", "--data-size=100"]
+                "--hide-histogram", "--key-minimum=1", f"--key-maximum={keys}", "--data-size=100"]
         subprocess.run(base + ["--key-pattern=P:P", "--ratio=1:0", "--requests=allkeys", "--clients=1",
                                "--threads=1"], capture_output=True, timeout=120, check=True)
-        out = os.path.join(log_dir, f"memtier-{name}-t{threads}-{'hot' if hot else 'uniform'}.json")
-        cmd = base + ["--key-pattern=R:R", "--clients=25", "--threads=2", "--ratio=1:9", "--pipeline=16",
-                      f"--test-time={args.duration}", f"--json-out-file={out}"]
+        out = os.path.join(log_dir, f"{wname}-{name}-t{threads}.json")
+        cmd = base + pattern + ["--clients=25", "--threads=2", f"--ratio={ratio}", "--pipeline=16",
+                                f"--test-time={args.duration}", f"--json-out-file={out}"]
 
         def go():
             subprocess.run(cmd, capture_output=True, timeout=args.duration + 60, check=True)
@@ -207,11 +218,11 @@ def run(args):
                         print(f"round {rnd + 1} {w[0]:12} {name:9} -t {threads}: {fmt_ops(p['ops'])} ops/s, "
                               f"{p['cpu_us']:.2f} us/req, shards {split(p)}", file=sys.stderr)
             if args.memtier:
-                for hot in (False, True):
+                for mw in MEMTIER:
                     for threads in args.threads:
                         for name, binary in builds:
-                            p = memtier_point(args, binary, threads, hot, log_dir, name)
-                            wname = "memtier-hot-p16" if hot else "memtier-p16"
+                            p = memtier_point(args, binary, threads, mw, log_dir, name)
+                            wname = mw[0]
                             rows.setdefault(("memtier", wname, name, threads), []).append(p)
                             print(f"round {rnd + 1} {wname:12} {name:9} -t {threads}: {fmt_ops(p['ops'])} ops/s, "
                                   f"{p['cpu_us']:.2f} us/req, shards {split(p)}", file=sys.stderr)
@@ -221,30 +232,33 @@ def run(args):
 
 
 def targets(res, build, t1, tn):
-    """The issue's four targets, for one build, as (target, figure, met)."""
+    """The issue's four targets, for one build, per tool, as (target, figure, met)."""
     out = []
-    g = lambda w, t: res.get(("corecache-bench", w, build, t))
-    a, b = g("uniform-p16", t1), g("uniform-p16", tn)
-    if a and b:
-        r = b["cpu_us"] / a["cpu_us"]
-        out.append((f"-t {tn} CPU/request at p16 <= 1.2x -t {t1}'s", f"{r:.2f}x", r <= 1.2))
-        r = b["ops"] / a["ops"]
-        out.append((f"-t {tn} ops/s at p16 >= -t {t1}'s", f"{r:.2f}x", r >= 1.0))
-    u, h = g("reads-p16", tn), g("hot-p16", tn)
-    if u and h:
-        r = h["ops"] / u["ops"]
-        out.append((f"-t {tn} hot key ops/s within 10% of uniform reads", f"{r:.2f}x", r >= 0.9))
-        sh = h["shards"]
-        if len(sh) >= 2 and min(sh) > 0:
-            r = max(sh) / min(sh)
-            out.append((f"-t {tn} hot key: shards' CPU within 1.5x", f"{r:.2f}x", r <= 1.5))
+    for tool, mixed, reads, hot in (("corecache-bench", "uniform-p16", "reads-p16", "hot-p16"),
+                                    ("memtier", "memtier-p16", "memtier-reads-p16", "memtier-hot-p16")):
+        g = lambda w, t: res.get((tool, w, build, t))
+        a, b = g(mixed, t1), g(mixed, tn)
+        if a and b:
+            r = b["cpu_us"] / a["cpu_us"]
+            out.append((f"{tool}: -t {tn} CPU/request at p16 <= 1.2x -t {t1}'s", f"{r:.2f}x", r <= 1.2))
+            r = b["ops"] / a["ops"]
+            out.append((f"{tool}: -t {tn} ops/s at p16 >= -t {t1}'s", f"{r:.2f}x", r >= 1.0))
+        u, h = g(reads, tn), g(hot, tn)
+        if u and h:
+            r = h["ops"] / u["ops"]
+            out.append((f"{tool}: -t {tn} hot key ops/s within 10% of uniform reads", f"{r:.2f}x", r >= 0.9))
+            sh = h["shards"]
+            if len(sh) >= 2 and min(sh) > 0:
+                r = max(sh) / min(sh)
+                out.append((f"{tool}: -t {tn} hot key, shards' CPU within 1.5x", f"{r:.2f}x", r <= 1.5))
     return out
 
 
 def markdown(res, builds, args):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=REPO).stdout.strip() or "unknown"
-    argv = ["bench/hop.py"] + [a for a in sys.argv[1:] if not a.startswith("/")]
+    # no path of this machine in the report: a baseline binary is named by its role
+    argv = ["bench/hop.py"] + ["BASELINE" if a.startswith("/") else a for a in sys.argv[1:]]
     lines = [BEGIN, "## The cross-shard hop: -t 1 against -t 2 (issue 17)", "",
              f"`{' '.join(argv)}` (commit {commit}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
              f"kernel {os.uname().release}). Each point a fresh server (`-m {args.memory}`, unpinned), "

@@ -137,8 +137,8 @@ def bench_point(args, binary, threads, w, log_dir, name):
     _, _, pipeline, dist, keys, ratio = w
     s = Server(binary, threads, args.memory, log_dir, name)
     try:
-        load = ["-c", str(args.connections), "-P", str(pipeline), "--ratio", ratio, "-k", str(keys),
-                "--key-dist", dist, "--value-size", "100"]
+        load = ["-c", str(args.connections), "-t", str(args.client_threads), "-P", str(pipeline),
+                "--ratio", ratio, "-k", str(keys), "--key-dist", dist, "--value-size", "100"]
         run_bench(args, s.port, load + ["--prefill-only"], 120)
         report, cpu, shards = measured(s, threads, lambda: run_bench(
             args, s.port, load + ["-d", str(args.duration)], args.duration + 60))
@@ -263,7 +263,7 @@ def markdown(res, builds, args):
              f"`{' '.join(argv)}` (commit {commit}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
              f"kernel {os.uname().release}). Each point a fresh server (`-m {args.memory}`, unpinned), "
              f"{args.duration} s of load, median of {args.rounds} round(s); corecache-bench with "
-             f"{args.connections} connections, 100-byte values. CPU/request: the server's utime+stime "
+             f"{args.connections} connections over {args.client_threads} threads, 100-byte values. CPU/request: the server's utime+stime "
              "over the run divided by the requests answered; shards: the busiest thread's CPU over "
              "the least busy shard's.", "",
              "| tool | workload | build | -t | ops/s | CPU µs/request | shards' CPU max/min |",
@@ -303,6 +303,10 @@ def parse_args(argv):
     p.add_argument("--duration", type=int, default=5, help="seconds of load per point (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, the median reported (default 3)")
     p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--client-threads", type=int, default=2,
+                   help="corecache-bench threads (default 2, as memtier's recipe: a connection is "
+                        "served by the shard of the CPU its packets arrive on, so one client thread "
+                        "on one CPU would put most connections on one shard)")
     p.add_argument("--memory", type=int, default=1024, help="server -m (default 1024)")
     p.add_argument("--workloads", help="comma-separated subset of: " + ", ".join(w[0] for w in WORKLOADS))
     p.add_argument("--no-memtier", action="store_true", help="skip memtier_benchmark even when on PATH")

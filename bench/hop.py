@@ -124,13 +124,39 @@ def run_bench(args, port, extra, timeout):
     return json.loads(r.stdout)
 
 
+# The server's own counters that say where a forwarded request's cost goes, per request:
+# keys sent to their owner, loop iterations (one io_uring_enter each), completions handled,
+# and wakeups of a sleeping shard (MSG_RING).
+COUNTERS = ("forwarded_out", "uring_submits", "uring_completions", "xchan_wakeups")
+
+
+def server_stats(port):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"stats\r\n")
+        buf = b""
+        while not buf.endswith(b"END\r\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    out = {}
+    for line in buf.decode().split("\r\n"):
+        f = line.split()
+        if len(f) == 3 and f[0] == "STAT" and f[1] in COUNTERS + ("cmd_get", "cmd_set"):
+            out[f[1]] = int(f[2])
+    return out
+
+
 def measured(server, threads, fn):
-    """Runs fn() and returns (its result, process CPU s, per-shard CPU s, sorted)."""
+    """Runs fn() and returns (its result, process CPU s, per-shard CPU s sorted, counter deltas)."""
+    s0 = server_stats(server.port)
     before = thread_ticks(server.pid)
     result = fn()
     after = thread_ticks(server.pid)
+    s1 = server_stats(server.port)
     deltas = sorted(((after.get(t, 0) - before.get(t, 0)) / TICK for t in after), reverse=True)
-    return result, sum(deltas), deltas[:threads]
+    return result, sum(deltas), deltas[:threads], {k: s1.get(k, 0) - s0.get(k, 0) for k in s1}
 
 
 def bench_point(args, binary, threads, w, log_dir, name):
@@ -140,12 +166,12 @@ def bench_point(args, binary, threads, w, log_dir, name):
         load = ["-c", str(args.connections), "-t", str(args.client_threads), "-P", str(pipeline),
                 "--ratio", ratio, "-k", str(keys), "--key-dist", dist, "--value-size", "100"]
         run_bench(args, s.port, load + ["--prefill-only"], 120)
-        report, cpu, shards = measured(s, threads, lambda: run_bench(
+        report, cpu, shards, counts = measured(s, threads, lambda: run_bench(
             args, s.port, load + ["-d", str(args.duration)], args.duration + 60))
         if report.get("requests", 0) <= 0:
             raise HopError(f"{name} -t {threads} {w[0]}: no requests answered")
         return {"ops": report["ops_per_sec"], "requests": report["requests"],
-                "cpu_us": cpu * 1e6 / report["requests"], "shards": shards}
+                "cpu_us": cpu * 1e6 / report["requests"], "shards": shards, "counts": counts}
     finally:
         s.stop()
 
@@ -178,11 +204,11 @@ def memtier_point(args, binary, threads, mw, log_dir, name):
             with open(out) as f:
                 return json.load(f)["ALL STATS"]["Totals"]
 
-        totals, cpu, shards = measured(s, threads, go)
+        totals, cpu, shards, counts = measured(s, threads, go)
         ops = totals["Ops/sec"]
         requests = ops * args.duration
         return {"ops": ops, "requests": requests, "cpu_us": cpu * 1e6 / requests if requests else 0,
-                "shards": shards}
+                "shards": shards, "counts": counts}
     finally:
         s.stop()
 
@@ -203,6 +229,13 @@ def fmt_ops(v):
     return f"{v / 1000:.0f}K"
 
 
+def per_request(p, key):
+    """A counter per request the server counted (gets + sets), or '-'."""
+    c = p.get("counts", {})
+    n = c.get("cmd_get", 0) + c.get("cmd_set", 0)
+    return f"{c[key] / n:.3f}" if n > 0 and key in c else "-"
+
+
 def run(args):
     log_dir = tempfile.mkdtemp(prefix="hop-")
     builds = ([("baseline", args.baseline)] if args.baseline else []) + [("corecache", args.binary)]
@@ -216,7 +249,8 @@ def run(args):
                         p = bench_point(args, binary, threads, w, log_dir, name)
                         rows.setdefault(("corecache-bench", w[0], name, threads), []).append(p)
                         print(f"round {rnd + 1} {w[0]:12} {name:9} -t {threads}: {fmt_ops(p['ops'])} ops/s, "
-                              f"{p['cpu_us']:.2f} us/req, shards {split(p)}", file=sys.stderr)
+                              f"{p['cpu_us']:.2f} us/req, shards {split(p)}, iterations/req "
+                              f"{per_request(p, 'uring_submits')}", file=sys.stderr)
             if args.memtier:
                 for mw in MEMTIER:
                     for threads in args.threads:
@@ -266,11 +300,16 @@ def markdown(res, builds, args):
              f"{args.connections} connections over {args.client_threads} threads, 100-byte values. CPU/request: the server's utime+stime "
              "over the run divided by the requests answered; shards: the busiest thread's CPU over "
              "the least busy shard's.", "",
-             "| tool | workload | build | -t | ops/s | CPU µs/request | shards' CPU max/min |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "Per request (the server's `stats` over the run): keys forwarded to their owner, loop "
+             "iterations (one io_uring_enter each), completions handled, wakeups sent to a sleeping shard.",
+             "",
+             "| tool | workload | build | -t | ops/s | CPU µs/request | shards' CPU max/min "
+             "| forwarded | iterations | completions | wakeups |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (tool, w, name, threads), p in sorted(res.items(), key=lambda kv: (kv[0][0] != "corecache-bench",
                                                                           kv[0][1], kv[0][2], kv[0][3])):
-        lines.append(f"| {tool} | {w} | {name} | {threads} | {fmt_ops(p['ops'])} | {p['cpu_us']:.2f} | {split(p)} |")
+        lines.append(f"| {tool} | {w} | {name} | {threads} | {fmt_ops(p['ops'])} | {p['cpu_us']:.2f} | {split(p)} "
+                     f"| {' | '.join(per_request(p, k) for k in COUNTERS)} |")
     t1, tn = min(args.threads), max(args.threads)
     for name, _ in builds:
         tg = targets(res, name, t1, tn)

@@ -42,6 +42,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "conn.h"
+#include "evring.h"
 #include "guard.h"
 #include "log.h"
 #include "route.h"
@@ -289,8 +290,18 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
     }
 }
 
+static void handle_evring_cqe(void *shard, const struct io_uring_cqe *cqe)
+{
+    handle_cqe(shard, cqe);
+}
+
 static unsigned drain_cq(struct shard *shard)
 {
+    if (shard->evring != NULL) { /* the epoll backend: the same records */
+        unsigned done = evring_drain(shard->evring, handle_evring_cqe, shard);
+        shard->m.uring_completions += done;
+        return done;
+    }
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&shard->ring, head, cqe)
@@ -361,9 +372,14 @@ static void loop_run(struct shard *shard)
         if (loop_idle_after_stop(shard))
             break;
         int ret;
-        /* issue 17: peers wake this shard only while it may block */
-        if (!route_sleep(shard)) {
-            ret = io_uring_submit(&shard->ring); /* records wait: no blocking */
+        /* issue 17: peers wake this shard only while it may block; when
+         * their records already wait, it does not block at all */
+        bool may_block = route_sleep(shard);
+        if (shard->evring != NULL) {
+            bool soon = shard->resume_list != NULL || route_backlogged(shard);
+            ret = evring_submit_and_wait(shard->evring, !may_block ? 0 : soon ? 1000 * 1000 : -1);
+        } else if (!may_block) {
+            ret = io_uring_submit(&shard->ring);
         } else if (shard->resume_list != NULL || route_backlogged(shard)) {
             /* Work is waiting on others: look again soon even if nothing
              * completes. */

@@ -56,6 +56,10 @@ _Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per
 #define CONN_REPLY_EST_MIN 64
 /* A read buffer larger than this is freed once empty. */
 #define CONN_RBUF_KEEP (64 * 1024)
+/* issue 17: while forwarded replies are pending, what is ready before them
+ * waits for them up to this many bytes, so a pipelined batch leaves in one
+ * send, not one up to each placeholder and one after it. */
+#define CONN_HOLD_BYTES (16 * 1024)
 
 struct oseg *conn_reserve(struct conn *conn)
 {
@@ -572,6 +576,10 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
+    outq_sync(&conn->out);
+    if (conn->out.npending > 0 && conn->out.bytes < CONN_HOLD_BYTES)
+        return; /* issue 17: the last conn_fill flushes it */
+    outq_compact(&conn->out); /* issue 17: one iovec, not one per reply */
     /* The send's iovecs are borrowed from the shard's pool (guard.h); a
      * TLS transport seals conn->iov and writes its records' there too. */
     struct conn_send *sb = guard_send_get(conn->shard);

@@ -55,6 +55,7 @@
     ACTION(requests, COUNTER, "Requests parsed and served on this shard's connections")      \
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
+    ACTION(xchan_wakeups, COUNTER, "Wakeups sent to other shards that said they may block")   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
     ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
     ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \

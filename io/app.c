@@ -31,6 +31,7 @@
 #include "guard.h"
 #include "log.h"
 #include "login.h"
+#include "memfile.h"
 #include "scrape.h"
 #include "boot.h"
 #include "proc.h"
@@ -274,6 +275,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1); /* memcached's graceful stop (issue 14: saves -e's items) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -325,7 +327,8 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
              srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+    memfile_report(&srv); /* issue 14: what -e reattached, or why not */
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT && sig != SIGUSR1)) {
         if (sig == SIGHUP) /* memcached rereads -Y's file; we also reload certificates */
             reload_secrets(&srv);
         sig = 0;

@@ -281,8 +281,8 @@ void memfile_report(struct server *srv)
             refused = srv->shards[i];
     }
     if (refused == NULL)
-        log_write("corecache: warm restart from %s: reattached %llu items in %u shards (%.0f ms)",
-                  srv->cfg.memory_file, items, srv->nshards, ms);
+        log_write("corecache: warm restart from %s: reattached %llu items in %u shard%s (%.0f ms)",
+                  srv->cfg.memory_file, items, srv->nshards, srv->nshards == 1 ? "" : "s", ms);
     else if (attached == 0)
         log_write("corecache: warm restart from %s: starting empty: %s", srv->cfg.memory_file,
                   refused->memfile->why);

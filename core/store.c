@@ -1838,7 +1838,7 @@ void store_warm_state(const struct store *store, struct store_warm *out)
     *out = (struct store_warm){
         .now = store->now, .oldest_live = store->oldest_live, .flushes = store->flushes,
         .flush_epoch = store->flush_epoch, .flush_this_second = store->flush_this_second,
-        .cas_issued = store->cas_issued,
+        .cas_issued = store->cas_issued, .items = store->m.curr_items,
     };
 }
 
@@ -1986,6 +1986,16 @@ enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st
     segs->base = base;
     if ((*why = warm_check_table(segs)) != NULL)
         return MC_EINVAL;
+    /* an index already large enough for what was saved: no doubling and
+     * rehash of millions of entries during the scan */
+    unsigned power = STORE_INDEX_POWER;
+    while (power < 30 && ((uint64_t)7 << power) <= st->items)
+        power++;
+    struct segidx *idx = NULL;
+    if (power > STORE_INDEX_POWER && segidx_create(power, resolve, store, &idx) == MC_OK) {
+        segidx_destroy(&store->idx);
+        store->idx = idx;
+    }
 
     /* judge items by the saved clock, as if the store had never stopped */
     store->now = (mc_time_t)((int64_t)now + shift > UINT32_MAX ? UINT32_MAX : (int64_t)now + shift);

@@ -396,6 +396,7 @@ struct store_warm {
     uint8_t flush_epoch;
     uint8_t flush_this_second;
     uint64_t cas_issued;
+    uint64_t items;         /* linked items when saved: sizes the rebuilt index */
 };
 
 /* The store's scalars and its segment table (read-only; valid until the

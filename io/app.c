@@ -37,6 +37,7 @@
 #include "proc.h"
 #include "detail.h"
 #include "server.h"
+#include "shard.h"
 #include "tls.h"
 
 #define EXIT_USAGE 2
@@ -327,7 +328,12 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
              srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
 
     int sig = 0;
-    memfile_report(&srv); /* issue 14: what -e reattached, or why not */
+    if (srv.cfg.memory_file != NULL) { /* issue 14: what -e reattached, or why not */
+        struct memfile *mfs[TOPO_CPUS_MAX];
+        for (unsigned i = 0; i < srv.nshards && i < TOPO_CPUS_MAX; i++)
+            mfs[i] = srv.shards[i]->memfile;
+        memfile_report(&srv, mfs, srv.nshards < TOPO_CPUS_MAX ? srv.nshards : TOPO_CPUS_MAX);
+    }
     while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT && sig != SIGUSR1)) {
         if (sig == SIGHUP) /* memcached rereads -Y's file; we also reload certificates */
             reload_secrets(&srv);

@@ -43,7 +43,6 @@
 #include "../core/warm.h"
 #include "log.h"
 #include "server.h"
-#include "shard.h"
 
 #define MEMFILE_MAGIC 0x454c49464d454d43ull /* "CMEMFILE" */
 #define MEMFILE_HDR 4096
@@ -57,6 +56,8 @@ struct memfile_hdr {
 };
 
 struct memfile {
+    unsigned shard;
+    size_t arena_size;
     char path[4096];
     char meta[4096 + 8];
     int fd;
@@ -70,28 +71,31 @@ struct memfile {
     char why[320];
 };
 
-static struct warm_params params_of(const struct shard *shard)
+static struct warm_params params_of(const struct memfile *mf, const struct server *srv)
 {
-    const struct server *srv = shard->srv;
     return (struct warm_params){
-        .arena_size = shard->arena_size,
+        .arena_size = mf->arena_size,
         .item_size_max = srv->cfg.item_size_max,
         .shards = srv->nshards,
-        .shard = shard->id,
+        .shard = mf->shard,
         .cas_enabled = !srv->cfg.disable_cas,
         .engine = CORECACHE_VERSION,
     };
 }
 
-void *memfile_map(struct shard *shard, size_t arena_size, int *err)
+void *memfile_map(struct server *srv, unsigned shard, size_t arena_size, struct memfile **out,
+                  int *err)
 {
+    *out = NULL;
     struct memfile *mf = calloc(1, sizeof(*mf));
     if (mf == NULL) {
         *err = -ENOMEM;
         return NULL;
     }
     mf->fd = -1;
-    snprintf(mf->path, sizeof(mf->path), "%s.%u", shard->srv->cfg.memory_file, shard->id);
+    mf->shard = shard;
+    mf->arena_size = arena_size;
+    snprintf(mf->path, sizeof(mf->path), "%s.%u", srv->cfg.memory_file, shard);
     snprintf(mf->meta, sizeof(mf->meta), "%s.meta", mf->path);
     mf->map_size = MEMFILE_HDR + arena_size;
     mf->fd = open(mf->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -107,12 +111,12 @@ void *memfile_map(struct shard *shard, size_t arena_size, int *err)
         goto fail;
     }
     mf->hdr = (struct memfile_hdr *)mf->map;
-    shard->memfile = mf;
+    *out = mf;
     return mf->map + MEMFILE_HDR;
 
 fail:
     *err = -errno;
-    log_error(shard->srv, "corecache: -e %s: %s: %s", shard->srv->cfg.memory_file, mf->path,
+    log_error(srv, "corecache: -e %s: %s: %s", srv->cfg.memory_file, mf->path,
               strerror(errno));
     if (mf->fd >= 0)
         close(mf->fd);
@@ -149,10 +153,9 @@ static double ms_since(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-int memfile_attach(struct shard *shard, const struct store_cfg *scfg)
+int memfile_attach(struct memfile *mf, struct server *srv, const struct store_cfg *scfg,
+                   struct store **store)
 {
-    struct memfile *mf = shard->memfile;
-    struct server *srv = shard->srv;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     bool touched = false;
@@ -168,12 +171,12 @@ int memfile_attach(struct shard *shard, const struct store_cfg *scfg)
             snprintf(mf->why, sizeof(mf->why), "its saved state %.200s cannot be read: %s", mf->meta,
                      strerror(errno));
         } else {
-            struct warm_params p = params_of(shard);
+            struct warm_params p = params_of(mf, srv);
             struct timespec now;
             clock_gettime(CLOCK_REALTIME, &now);
             mc_time_t t = mc_clock_now(&srv->clock, now.tv_sec);
-            store_set_clock(shard->store, t);
-            if (warm_attach(shard->store, &p, mf->hdr->generation, srv->clock.started, t, image, len,
+            store_set_clock(*store, t);
+            if (warm_attach(*store, &p, mf->hdr->generation, srv->clock.started, t, image, len,
                             &mf->items, mf->why, sizeof(mf->why)) == MC_OK)
                 mf->attached = 1;
             else
@@ -185,13 +188,13 @@ int memfile_attach(struct shard *shard, const struct store_cfg *scfg)
     mf->hdr->magic = MEMFILE_MAGIC;
     mf->hdr->generation++;
     mf->hdr->clean = 0;
-    mf->hdr->arena_size = shard->arena_size;
+    mf->hdr->arena_size = mf->arena_size;
     (void)msync(mf->map, MEMFILE_HDR, MS_SYNC);
     if (unlink(mf->meta) != 0 && errno != ENOENT)
         log_error(srv, "corecache: -e: cannot remove %s: %s", mf->meta, strerror(errno));
     if (touched) {
-        store_destroy(&shard->store);
-        if (store_create(scfg, &shard->store) != MC_OK)
+        store_destroy(store);
+        if (store_create(scfg, store) != MC_OK)
             return -ENOMEM;
         mf->items = 0;
     }
@@ -214,14 +217,14 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* Writes the image and marks the file clean; false (errno) if any step failed. */
-static bool save(struct shard *shard, struct memfile *mf)
+static bool save(struct memfile *mf, const struct server *srv, const struct store *store)
 {
-    struct warm_params p = params_of(shard);
-    size_t len = warm_image_size(shard->store);
+    struct warm_params p = params_of(mf, srv);
+    size_t len = warm_image_size(store);
     char *image = malloc(len);
     if (image == NULL)
         return false;
-    warm_save(shard->store, &p, mf->hdr->generation, shard->srv->clock.started, image);
+    warm_save(store, &p, mf->hdr->generation, srv->clock.started, image);
     char tmp[sizeof(mf->meta) + 8];
     snprintf(tmp, sizeof(tmp), "%s.tmp", mf->meta);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -240,37 +243,36 @@ static bool save(struct shard *shard, struct memfile *mf)
     return msync(mf->map, MEMFILE_HDR, MS_SYNC) == 0;
 }
 
-void memfile_close(struct shard *shard, int do_save)
+void memfile_close(struct memfile **mfp, struct server *srv, const struct store *save_from)
 {
-    struct memfile *mf = shard->memfile;
+    struct memfile *mf = *mfp;
     if (mf == NULL)
         return;
-    if (do_save && shard->store != NULL) {
+    if (save_from != NULL) {
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         errno = 0;
-        if (save(shard, mf))
-            log_info(shard->srv, "corecache: shard %u: saved its items to %s for a warm restart (%.1f ms)",
-                     shard->id, mf->path, ms_since(&t0));
+        if (save(mf, srv, save_from))
+            log_info(srv, "corecache: shard %u: saved its items to %s for a warm restart (%.1f ms)",
+                     mf->shard, mf->path, ms_since(&t0));
         else
-            log_error(shard->srv, "corecache: shard %u: cannot save %s for a warm restart: %s",
-                      shard->id, mf->meta, strerror(errno));
+            log_error(srv, "corecache: shard %u: cannot save %s for a warm restart: %s", mf->shard,
+                      mf->meta, strerror(errno));
     }
     munmap(mf->map, mf->map_size);
     close(mf->fd);
     free(mf);
-    shard->memfile = NULL;
-    shard->arena = NULL; /* it was the mapping */
+    *mfp = NULL;
 }
 
-void memfile_report(struct server *srv)
+void memfile_report(const struct server *srv, struct memfile *const *mfs, unsigned n)
 {
     unsigned long long items = 0;
     unsigned attached = 0;
     double ms = 0;
-    const struct shard *refused = NULL;
-    for (unsigned i = 0; i < srv->nshards; i++) {
-        const struct memfile *mf = srv->shards[i]->memfile;
+    const struct memfile *refused = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        const struct memfile *mf = mfs[i];
         if (mf == NULL)
             return;
         items += (unsigned long long)mf->items;
@@ -278,16 +280,16 @@ void memfile_report(struct server *srv)
         if (mf->attach_ms > ms)
             ms = mf->attach_ms;
         if (!mf->attached && refused == NULL)
-            refused = srv->shards[i];
+            refused = mf;
     }
     if (refused == NULL)
         log_write("corecache: warm restart from %s: reattached %llu items in %u shard%s (%.0f ms)",
-                  srv->cfg.memory_file, items, srv->nshards, srv->nshards == 1 ? "" : "s", ms);
+                  srv->cfg.memory_file, items, n, n == 1 ? "" : "s", ms);
     else if (attached == 0)
         log_write("corecache: warm restart from %s: starting empty: %s", srv->cfg.memory_file,
-                  refused->memfile->why);
+                  refused->why);
     else
         log_write("corecache: warm restart from %s: reattached %llu items in %u of %u shards; shard %u "
                   "starts empty: %s",
-                  srv->cfg.memory_file, items, attached, srv->nshards, refused->id, refused->memfile->why);
+                  srv->cfg.memory_file, items, attached, n, refused->shard, refused->why);
 }

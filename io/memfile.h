@@ -14,26 +14,31 @@
 
 #include <stddef.h>
 
-struct shard;
+struct memfile;
 struct server;
+struct store;
 struct store_cfg;
 
-/* Maps the shard's memory file and sets shard->memfile; returns the item
- * memory (arena_size bytes) or NULL with -errno in *err. */
-void *memfile_map(struct shard *shard, size_t arena_size, int *err);
+/* Maps shard `shard`'s memory file (srv->cfg.memory_file + ".<shard>")
+ * with room for `arena_size` bytes of items; returns that memory, with
+ * *out set, or NULL with -errno in *err (said on the log). */
+void *memfile_map(struct server *srv, unsigned shard, size_t arena_size, struct memfile **out,
+                  int *err);
 
-/* After shard->store was created over the mapping: reattaches the saved
- * items if the file was left clean by a compatible run, else leaves the
- * store empty (recreating it from `scfg` if a half-done attach touched it)
- * and records why; then marks the file in use (not clean). -errno only if
- * the store cannot be recreated. */
-int memfile_attach(struct shard *shard, const struct store_cfg *scfg);
+/* After *store was created over the mapping (from `scfg`): reattaches the
+ * saved items if the file was left clean by a compatible run, else leaves
+ * the store empty (recreating it if a half-done attach touched it) and
+ * records why; then marks the file in use (not clean). -errno only if the
+ * store cannot be recreated. */
+int memfile_attach(struct memfile *mf, struct server *srv, const struct store_cfg *scfg,
+                   struct store **store);
 
-/* Teardown: if `save` (the shard drained after a graceful stop), writes the
- * image and marks the file clean; then unmaps it. Sets shard->memfile NULL. */
-void memfile_close(struct shard *shard, int save);
+/* Teardown: with `save_from` (the shard drained after a graceful stop),
+ * writes its image and marks the file clean; then unmaps the file (the
+ * arena is gone) and sets *mf NULL. */
+void memfile_close(struct memfile **mf, struct server *srv, const struct store *save_from);
 
-/* One line to the log saying what the start made of the memory files. */
-void memfile_report(struct server *srv);
+/* One line to the log saying what the start made of the shards' files. */
+void memfile_report(const struct server *srv, struct memfile *const *mfs, unsigned n);
 
 #endif

@@ -153,7 +153,7 @@ static int setup_store(struct shard *shard)
     shard->arena_size = share;
     int err = -ENOMEM;
     if (cfg->memory_file != NULL) /* issue 14: -e, a file that outlives us */
-        shard->arena = memfile_map(shard, share, &err);
+        shard->arena = memfile_map(srv, shard->id, share, &shard->memfile, &err);
     else
         shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)
@@ -172,7 +172,7 @@ static int setup_store(struct shard *shard)
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;
-    if (shard->memfile != NULL && (err = memfile_attach(shard, &scfg)) < 0) /* issue 14 */
+    if (shard->memfile != NULL && (err = memfile_attach(shard->memfile, srv, &scfg, &shard->store)) < 0)
         return err;
     shard->sample_countdown = 1;
     shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
@@ -212,7 +212,10 @@ void shard_teardown(struct shard *shard)
         munmap(shard->br, shard->br_size);
     if (shard->bufs != NULL)
         place_free(shard->bufs, (size_t)shard->nbufs * shard->buf_size);
-    memfile_close(shard, shard->drained); /* issue 14: saved only after a full drain */
+    if (shard->memfile != NULL) { /* issue 14: saved only after a full drain */
+        memfile_close(&shard->memfile, shard->srv, shard->drained ? shard->store : NULL);
+        shard->arena = NULL; /* it was the file's mapping */
+    }
     store_destroy(&shard->store);
     if (shard->arena != NULL)
         place_free(shard->arena, shard->arena_size);

@@ -25,6 +25,8 @@
 #   --name NAME   the namespaces are NAME-c and NAME-n0, NAME-n1, ... (default
 #                 ccl followed by a random hex tag)
 #   --state DIR   where the cluster's state lives (default /tmp/corecache-cluster-UID)
+#   --stop-signal SIG  what stops a node (default TERM; memcached saves its -e
+#                 memory only on USR1)
 #   --warm        every node keeps its items across restarts: -e on a tmpfs
 #                 directory of its own (/dev/shm/corecache-cluster-TAG/nodeI),
 #                 removed by stop (README "Warm restart")
@@ -65,6 +67,7 @@ arg=""
 extra=()
 warm=0
 memdir=""
+stop_signal=TERM
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,6 +76,7 @@ while [ $# -gt 0 ]; do
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --netns) netns=1; shift ;;
     --warm) warm=1; shift ;;
+    --stop-signal) stop_signal=${2:?--stop-signal needs a signal name}; shift 2 ;;
     --subnet) subnet=${2:?--subnet needs A.B.C}; shift 2 ;;
     --name) name=${2:?--name needs a name}; shift 2 ;;
     --state) state=${2:?--state needs a directory}; shift 2 ;;
@@ -224,7 +228,7 @@ stop_node() { # I [signal]
         rm -f "$state/node$i.pid"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -"$stop_signal" "$pid" 2>/dev/null || true
     # a warm node saves its items after draining: give it longer
     for _ in $(seq $((warm ? 600 : 100))); do
         [ -e "/proc/$pid" ] || break
@@ -234,7 +238,7 @@ stop_node() { # I [signal]
         sleep 0.1
     done
     if [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-        say "node $i (pid $pid) ignored SIGTERM for $((warm ? 60 : 10)) s; killing it"
+        say "node $i (pid $pid) ignored SIG$stop_signal for $((warm ? 60 : 10)) s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$state/node$i.pid"
@@ -286,6 +290,7 @@ teardown() {
 cmd_start() {
     if ! [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || [ "$nodes" -gt 200 ]; then die "-n $nodes: want 1 to 200 nodes"; fi
     [[ "$subnet" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--subnet $subnet: want A.B.C (a /24)"
+    [[ "$stop_signal" =~ ^(TERM|INT|USR1)$ ]] || die "--stop-signal $stop_signal: want TERM, INT or USR1"
     if [ -f "$state/cluster.env" ]; then
         die "a cluster is already recorded in $state: stop it first ($prog --state $state stop)"
     fi
@@ -333,6 +338,7 @@ cmd_start() {
         printf 'nodes=%q\nnode_ports=%q\nbinary=%q\nnetns=%q\nsubnet=%q\ntag=%q\n' \
             "$nodes" "$node_ports" "$binary" "$netns" "$subnet" "$tag"
         [ "$warm" = 0 ] || printf 'warm=1\nmemdir=%q\n' "/dev/shm/corecache-cluster-$tag"
+        printf 'stop_signal=%q\n' "$stop_signal"
         printf 'node_flags=(%s)\n' "$(printf '%q ' "${node_flags[@]}")"
     } >"$state/cluster.env"
 
@@ -399,9 +405,9 @@ cmd_rolling_restart() {
         stop_node "$i"
         start_node "$i" || die "node $i did not come back (log: $state/node$i.log); the rest were left alone"
         t1=$(date +%s.%N)
-        # the node logs what it reattached once all its shards are up
+        # corecache logs what it reattached once all its shards are up
         for _ in $(seq 50); do
-            [ "$warm" = 0 ] || ! grep -q 'warm restart' "$state/node$i.log" || break
+            [ "$warm" = 0 ] || [ "$(basename "$binary")" != corecache ] || ! grep -q 'warm restart' "$state/node$i.log" || break
             sleep 0.1
         done
         say "node $i: serving again after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s$(

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -102,6 +103,13 @@ void *memfile_map(struct server *srv, unsigned shard, size_t arena_size, struct 
     struct stat st;
     if (mf->fd < 0 || fstat(mf->fd, &st) != 0)
         goto fail;
+    /* two servers on one file would write each other's items: the lock
+     * dies with the process, however it ends */
+    if (flock(mf->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            errno = EBUSY;
+        goto fail;
+    }
     /* another -m: the file is resized (its image will be refused) */
     if ((size_t)st.st_size != mf->map_size && ftruncate(mf->fd, (off_t)mf->map_size) != 0)
         goto fail;
@@ -116,8 +124,8 @@ void *memfile_map(struct server *srv, unsigned shard, size_t arena_size, struct 
 
 fail:
     *err = -errno;
-    log_error(srv, "corecache: -e %s: %s: %s", srv->cfg.memory_file, mf->path,
-              strerror(errno));
+    log_error(srv, "corecache: -e %s: %s: %s%s", srv->cfg.memory_file, mf->path, strerror(errno),
+              errno == EBUSY ? " (another corecache uses this memory file)" : "");
     if (mf->fd >= 0)
         close(mf->fd);
     free(mf);

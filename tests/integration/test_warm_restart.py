@@ -246,6 +246,23 @@ class WarmRestartTest(unittest.TestCase):
         self.assertEqual(sorted(read_all(srv.port, [1, 2, 3])), [1, 2, 3])
         srv.stop()
 
+    def test_warm_restart_refuses_a_memory_file_in_use(self):
+        if not CORECACHE:
+            self.skipTest("corecache's per-shard files and lock")
+        node = Node(self.memdir, ["-t", "2", "-m", "64"])
+        srv = node.start()
+        other = harness.Server(["-e", os.path.join(self.memdir, "mem"), "-t", "2", "-m", "64"])
+        try:  # its listener may take a connection before its shards fail
+            other.start(attempts=1)
+        except harness.ServerStartError:
+            pass
+        rc = other.wait(30)
+        self.assertNotIn(rc, (None, 0), "a second server ran on a memory file in use")
+        self.assertIn("another corecache uses this memory file", other.stderr_text())
+        load(srv.port, [1])
+        self.assertEqual(sorted(read_all(srv.port, [1])), [1])
+        srv.stop()
+
     def test_warm_restart_shutdown_graceful(self):
         if not CORECACHE:
             self.skipTest("corecache's log lines")

@@ -132,6 +132,7 @@ struct shard {
     /* storage */
     void *arena;
     size_t arena_size;
+    struct memfile *memfile; /* -e: the arena is this file's mapping (io/memfile.c) */
     struct store *store;
     struct process_env env;
     struct exec_ctx exec;  /* how this shard executes requests (route_setup) */

@@ -1,15 +1,15 @@
 /*
- * tls.c: TLS for cache connections with OpenSSL 3, driven through
- * in-memory BIOs so that the io_uring runtime keeps doing all the socket
- * I/O. It is a connection transport (conn.h): conn.c calls it on recv,
- * before a send and after one.
+ * tls.c: TLS for cache connections with OpenSSL 3, driven through a BIO
+ * of our own over memory so that the io_uring runtime keeps doing all the
+ * socket I/O. It is a connection transport (conn.h): conn.c calls it on
+ * recv, before a send and after one.
  *
- *   recv CQE (provided buffer) --BIO_write--> rbio --SSL_read--> plaintext
- *        --> conn_input (parse, execute, replies into the output chain)
- *   output chain --gathered into 16 KiB--> SSL_write --> wbio (appends to
- *        wbuf) --swap--> cbuf --> one send SQE
+ *   recv CQE (provided buffer) --in place--> BIO read --SSL_read-->
+ *        plaintext --> conn_input (parse, execute, replies into the output)
+ *   output chain --gathered into 16 KiB--> SSL_write --> BIO write (appends
+ *        to wbuf) --swap--> cbuf --> one send SQE
  *
- * Why memory BIOs and not SSL_set_fd: the socket belongs to the ring (a
+ * Why a memory BIO and not SSL_set_fd: the socket belongs to the ring (a
  * multishot recv is armed on it at all times), and SSL_read/SSL_write on
  * the fd would each be a syscall of their own. Replies are many small
  * iov entries (a header, an item's value sent in place, "END"), so they are
@@ -18,10 +18,18 @@
  * call. This file is in io/, not
  * core/, because it owns per-connection buffers tied to the ring's
  * lifetime rules and reads the clock and files; the OpenSSL calls
- * themselves make no syscalls here (the BIOs are memory).
+ * themselves make no syscalls here (the BIO is memory).
  *
- * Ciphertext buffers. The write BIO is ours (out_bio_write): OpenSSL's
- * records are appended straight to the connection's wbuf, with none of a
+ * Where the per-request cost goes (bench/profile.sh with TLS=1, p16): the
+ * cipher itself and OpenSSL's per-record work (one record each way per
+ * pipelined batch); what is ours is kept to the copies OpenSSL's API needs.
+ * The BIO reads the receive buffer in place (OpenSSL copies it once into its
+ * record buffer; a memory BIO would copy it before that and zero what it
+ * grows), SSL_read is not called again once nothing is left (no "want read"
+ * call per receive), and replies are gathered once, into whole records.
+ *
+ * Ciphertext buffers. The BIO's write side (out_bio_write) appends
+ * OpenSSL's records straight to the connection's wbuf, with none of a
  * memory BIO's zeroing and second copy. A send in flight reads from the
  * other buffer, cbuf, which therefore must not move; tls_seal swaps the two
  * only when cbuf is all sent and no send is in flight (it runs from
@@ -83,7 +91,7 @@
 
 struct tls_server {
     const struct cfg *cfg;
-    BIO_METHOD *out_method; /* the write BIO of every connection */
+    BIO_METHOD *bio_method; /* the ciphertext BIO of every connection */
     pthread_mutex_t lock; /* guards ctx (accept and reload only) */
     SSL_CTX *ctx;
     atomic_int_fast64_t refreshed_unix; /* last successful (re)load */
@@ -94,8 +102,12 @@ struct tls_server {
 
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio; /* ciphertext in (owned by ssl) */
-    BIO *wbio; /* ciphertext out (owned by ssl) */
+    BIO *bio; /* ciphertext in and out (ours, owned by ssl) */
+    /* What OpenSSL has yet to read of the receive buffer being handled:
+     * set by tls_on_recv, empty again before it returns (the provided
+     * buffer goes back to the kernel then). */
+    const char *in;
+    size_t inlen;
     bool handshaken;
     char *cbuf; /* ciphertext being sent */
     size_t coff, clen, ccap;
@@ -104,7 +116,27 @@ struct tls_conn {
     bool wfail; /* wbuf could not grow */
 };
 
-/* The write BIO: appends to the connection's wbuf. */
+/* The BIO's read side: hands OpenSSL the ciphertext of the receive
+ * buffer in place (a memory BIO would copy it first and zero what it
+ * grows), and "retry" once it is all taken. */
+static int in_bio_read(BIO *bio, char *out, int outl)
+{
+    struct tls_conn *t = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (t->inlen == 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    if (outl <= 0)
+        return 0;
+    size_t n = (size_t)outl < t->inlen ? (size_t)outl : t->inlen;
+    memcpy(out, t->in, n);
+    t->in += n;
+    t->inlen -= n;
+    return (int)n;
+}
+
+/* The BIO's write side: appends to the connection's wbuf. */
 static int out_bio_write(BIO *bio, const char *data, int len)
 {
     struct tls_conn *t = BIO_get_data(bio);
@@ -128,15 +160,23 @@ static int out_bio_write(BIO *bio, const char *data, int len)
     return len;
 }
 
-static long out_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    (void)bio;
     (void)num;
     (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING: {
+        const struct tls_conn *t = BIO_get_data(bio);
+        return t != NULL ? (long)t->inlen : 0;
+    }
+    default:
+        return 0;
+    }
 }
 
-static int out_bio_create(BIO *bio)
+static int bio_create(BIO *bio)
 {
     BIO_set_init(bio, 1);
     return 1;
@@ -294,11 +334,11 @@ int tls_server_create(struct tls_server **out, const struct cfg *cfg, char *err,
         return -ENOMEM;
     }
     tls->cfg = cfg;
-    tls->out_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "corecache ciphertext out");
-    if (tls->out_method == NULL || !BIO_meth_set_write(tls->out_method, out_bio_write) ||
-        !BIO_meth_set_ctrl(tls->out_method, out_bio_ctrl) ||
-        !BIO_meth_set_create(tls->out_method, out_bio_create)) {
-        BIO_meth_free(tls->out_method);
+    tls->bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "corecache ciphertext");
+    if (tls->bio_method == NULL || !BIO_meth_set_write(tls->bio_method, out_bio_write) ||
+        !BIO_meth_set_read(tls->bio_method, in_bio_read) || !BIO_meth_set_ctrl(tls->bio_method, bio_ctrl) ||
+        !BIO_meth_set_create(tls->bio_method, bio_create)) {
+        BIO_meth_free(tls->bio_method);
         free(tls);
         snprintf(err, errlen, "corecache: out of memory setting up TLS");
         return -ENOMEM;
@@ -311,7 +351,7 @@ int tls_server_create(struct tls_server **out, const struct cfg *cfg, char *err,
     if (tls->ctx == NULL) {
         snprintf(err, errlen, "corecache: %s", msg);
         pthread_mutex_destroy(&tls->lock);
-        BIO_meth_free(tls->out_method);
+        BIO_meth_free(tls->bio_method);
         free(tls);
         return -EINVAL;
     }
@@ -326,7 +366,7 @@ void tls_server_destroy(struct tls_server **tls)
     if (*tls == NULL)
         return;
     SSL_CTX_free((*tls)->ctx);
-    BIO_meth_free((*tls)->out_method);
+    BIO_meth_free((*tls)->bio_method);
     pthread_mutex_destroy(&(*tls)->lock);
     free(*tls);
     *tls = NULL;
@@ -396,20 +436,16 @@ bool tls_conn_attach(struct tls_server *tls, struct conn *conn)
     pthread_mutex_lock(&tls->lock);
     t->ssl = SSL_new(tls->ctx);
     pthread_mutex_unlock(&tls->lock);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(tls->out_method);
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    t->bio = BIO_new(tls->bio_method);
+    if (t->ssl == NULL || t->bio == NULL) {
+        BIO_free(t->bio);
         SSL_free(t->ssl);
         free(t);
         ERR_clear_error();
         return false;
     }
-    /* an empty rbio reads as "retry", not as end of file */
-    BIO_set_mem_eof_return(t->rbio, -1);
-    BIO_set_data(t->wbio, t);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(t->bio, t);
+    SSL_set_bio(t->ssl, t->bio, t->bio); /* one BIO both ways: one reference, the SSL's */
     SSL_set_accept_state(t->ssl);
     SSL_set_app_data(t->ssl, conn);
     conn->transport = &tls_transport;
@@ -442,20 +478,17 @@ static void tls_fail(struct conn *conn, const char *what)
 static void tls_on_recv(struct conn *conn, const char *data, size_t len)
 {
     struct tls_conn *t = conn->transport_state;
-    if (BIO_write(t->rbio, data, (int)len) != (int)len) {
-        ERR_clear_error();
-        conn_close(conn, "out of memory buffering TLS input");
-        return;
-    }
+    t->in = data;
+    t->inlen = len;
     if (!t->handshaken) {
         int r = SSL_do_handshake(t->ssl);
         if (r != 1) {
             int e = SSL_get_error(t->ssl, r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                return; /* its records go out with the next flush */
-            conn->shard->m.ssl_handshake_errors++;
-            tls_fail(conn, "handshake failed");
-            return;
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                conn->shard->m.ssl_handshake_errors++;
+                tls_fail(conn, "handshake failed");
+            } /* else its records go out with the next flush */
+            goto done;
         }
         t->handshaken = true;
     }
@@ -464,6 +497,11 @@ static void tls_on_recv(struct conn *conn, const char *data, size_t len)
         int r = SSL_read(t->ssl, plain, (int)sizeof(plain));
         if (r > 0) {
             conn_input(conn, plain, (size_t)r);
+            /* Nothing left, in the buffer or held by OpenSSL (a record
+             * decrypted in part, bytes read ahead): the SSL_read that
+             * would say "want read" is skipped, one per receive. */
+            if (t->inlen == 0 && !SSL_has_pending(t->ssl))
+                break;
             continue;
         }
         int e = SSL_get_error(t->ssl, r);
@@ -477,6 +515,10 @@ static void tls_on_recv(struct conn *conn, const char *data, size_t len)
         tls_fail(conn, "read failed");
         break;
     }
+done:
+    /* the receive buffer goes back to the kernel: nothing may point into it */
+    t->in = NULL;
+    t->inlen = 0;
 }
 
 /* One TLS record (or more, for more than TLS_RECORD_MAX) into wbio. */

@@ -45,17 +45,23 @@
  * request; each SSL holds a reference to the context it was made from, so
  * the old one is freed when its last connection ends.
  *
- * Kernel TLS. With TCP_ULP "tls" the kernel could take over the record
- * layer after the handshake. The server probes for it at start (a loopback
- * socket pair and setsockopt(TCP_ULP)) and reports the outcome in `stats`
- * (ssl_kernel_tls_available); the record layer used is always this
- * user-space one (ssl_record_layer user): handing keys to the kernel
- * under memory BIOs is not implemented, and the kernels of this project's
- * machines have no kTLS to test it on.
+ * Kernel TLS. With TCP_ULP "tls" the kernel can seal what a socket sends.
+ * The server probes for it at start (a loopback socket pair and
+ * setsockopt(TCP_ULP)) and reports the outcome in `stats`
+ * (ssl_kernel_tls_available). With -o ssl_kernel_tls and a kernel that has
+ * it, a connection on the own record layer (below) hands its sealing to
+ * the kernel (TLS_TX) once the session tickets are sent: replies then go
+ * out as plaintext copies and the kernel makes the records. Received
+ * records stay with the own layer (the ring's multishot recv cannot carry
+ * the record type kTLS reports for a KeyUpdate or an alert). That path is
+ * untested: this project's machines have no kTLS, so the tests see the
+ * fallback only. `stats` counts the open connections of each record layer
+ * (ssl_record_layer_openssl, _corecache, _kernel).
  */
 #include "tls.h"
 
 #include <errno.h>
+#include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/core_names.h>
@@ -79,6 +85,9 @@
 
 #ifndef TCP_ULP
 #define TCP_ULP 31
+#endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
 #endif
 
 /* Seal more plaintext only while less ciphertext than this waits. */
@@ -115,6 +124,7 @@ struct tls_server {
 enum tls_layer {
     TLS_LAYER_OPENSSL, /* SSL_read/SSL_write: the handshake, TLS 1.2, other ciphers */
     TLS_LAYER_OWN,     /* TLS 1.3 records sealed and opened here with OpenSSL's AEAD */
+    TLS_LAYER_KERNEL,  /* as OWN, but the kernel seals what is sent (kTLS TLS_TX) */
 };
 
 /* One direction of the own record layer: the traffic secret (for a
@@ -148,6 +158,7 @@ struct tls_conn {
     struct tls_dir rx, tx;
     unsigned char *rec; /* a record received in part, TLS_CIPHERTEXT_MAX + 5 */
     size_t rec_len;
+    bool ktls_due; /* hand sealing to the kernel once no ciphertext waits */
     char *cbuf; /* ciphertext being sent */
     size_t coff, clen, ccap;
     char *wbuf; /* ciphertext written by OpenSSL, not yet handed to a send */
@@ -510,7 +521,8 @@ bool tls_render_stats(const struct tls_server *tls, int64_t now, struct sink *ou
         return true;
     int64_t since = now - atomic_load(&tls->refreshed_unix);
     return metrics_stat_u64(out, "time_since_server_cert_refresh", since > 0 ? (uint64_t)since : 0) &&
-           metrics_stat_str(out, "ssl_record_layer", "user") &&
+           metrics_stat_str(out, "ssl_record_layer",
+                            tls->ktls_available && tls->cfg->ssl_kernel_tls ? "kernel" : "user") &&
            metrics_stat_str(out, "ssl_kernel_tls_available", tls->ktls_available ? "yes" : "no");
 }
 
@@ -570,7 +582,9 @@ static void tls_destroy(struct conn *conn)
     conn->transport_state = NULL;
     if (t == NULL)
         return;
-    if (t->layer == TLS_LAYER_OWN)
+    if (t->layer == TLS_LAYER_KERNEL)
+        conn->shard->m.ssl_record_layer_kernel--;
+    else if (t->layer == TLS_LAYER_OWN)
         conn->shard->m.ssl_record_layer_corecache--;
     else
         conn->shard->m.ssl_record_layer_openssl--;
@@ -763,8 +777,12 @@ static bool own_open(struct conn *conn, struct tls_conn *t, const unsigned char 
             if (!dir_update(t, &t->rx, false))
                 goto unexpected;
             static const unsigned char key_update[5] = {24, 0, 0, 1, 0}; /* update_not_requested */
+            /* Under kTLS the answer would need a handshake record and a
+             * rekey of the kernel's side: not done, the connection closes
+             * (the client asked for a new key and would not get it). */
             if (plain[off + 4] == 1 &&
-                (!own_seal(t, 22, key_update, sizeof(key_update)) || !dir_update(t, &t->tx, true)))
+                (t->layer == TLS_LAYER_KERNEL || t->ktls_due || !own_seal(t, 22, key_update, sizeof(key_update)) ||
+                 !dir_update(t, &t->tx, true)))
                 goto unexpected;
             off += 5;
         }
@@ -881,6 +899,7 @@ static void own_start(struct conn *conn, struct tls_conn *t, size_t written)
     conn->shard->m.ssl_record_layer_openssl--;
     conn->shard->m.ssl_record_layer_corecache++;
     SSL_free_buffers(t->ssl); /* its record buffers are not used again */
+    t->ktls_due = tls->ktls_available && tls->cfg->ssl_kernel_tls;
     return;
 keep:
     OPENSSL_cleanse(t->client_secret, sizeof(t->client_secret));
@@ -888,10 +907,73 @@ keep:
     t->client_secret_len = t->server_secret_len = 0;
 }
 
+/* kTLS: hands the sealing of what is sent to the kernel (TLS_TX) with
+ * the own layer's key, IV and next sequence number. Only once nothing
+ * sealed here waits or is in flight (the kernel would seal it again).
+ * Received records stay with the own layer: the ring's multishot recv
+ * has no room for the record type the kernel reports for records that
+ * are not application data (a KeyUpdate, an alert), so TLS_RX is not
+ * used. On any failure the connection goes on with the own layer.
+ * UNTESTED on a kernel with kTLS: this project's machines have none;
+ * there only the fallback runs. */
+static void ktls_start(struct conn *conn, struct tls_conn *t)
+{
+    t->ktls_due = false;
+    union {
+        struct tls12_crypto_info_aes_gcm_128 aes128;
+        struct tls12_crypto_info_aes_gcm_256 aes256;
+        struct tls12_crypto_info_chacha20_poly1305 chacha;
+    } info;
+    unsigned char key[32], seq[8];
+    size_t size;
+    memset(&info, 0, sizeof(info));
+    for (int i = 0; i < 8; i++)
+        seq[i] = (unsigned char)(t->tx.seq >> (56 - 8 * i));
+    if (!expand_label(t, t->tx.secret, "key", key, t->key_len)) {
+        ERR_clear_error();
+        return;
+    }
+    if (t->cipher == t->server->aes128gcm) {
+        info.aes128.info.version = TLS_1_3_VERSION;
+        info.aes128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+        memcpy(info.aes128.salt, t->tx.iv, 4);
+        memcpy(info.aes128.iv, t->tx.iv + 4, 8);
+        memcpy(info.aes128.key, key, 16);
+        memcpy(info.aes128.rec_seq, seq, 8);
+        size = sizeof(info.aes128);
+    } else if (t->cipher == t->server->aes256gcm) {
+        info.aes256.info.version = TLS_1_3_VERSION;
+        info.aes256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+        memcpy(info.aes256.salt, t->tx.iv, 4);
+        memcpy(info.aes256.iv, t->tx.iv + 4, 8);
+        memcpy(info.aes256.key, key, 32);
+        memcpy(info.aes256.rec_seq, seq, 8);
+        size = sizeof(info.aes256);
+    } else {
+        info.chacha.info.version = TLS_1_3_VERSION;
+        info.chacha.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+        memcpy(info.chacha.iv, t->tx.iv, 12);
+        memcpy(info.chacha.key, key, 32);
+        memcpy(info.chacha.rec_seq, seq, 8);
+        size = sizeof(info.chacha);
+    }
+    bool ok = setsockopt(conn->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0 &&
+              setsockopt(conn->fd, SOL_TLS, TLS_TX, &info, (socklen_t)size) == 0;
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(&info, sizeof(info));
+    if (!ok) { /* the ULP alone leaves the socket a plain one: sealing stays here */
+        log_debug(conn->shard->srv, "<%d kTLS not taken: %s", conn->fd, strerror(errno));
+        return;
+    }
+    t->layer = TLS_LAYER_KERNEL;
+    conn->shard->m.ssl_record_layer_corecache--;
+    conn->shard->m.ssl_record_layer_kernel++;
+}
+
 static void tls_on_recv(struct conn *conn, const char *data, size_t len)
 {
     struct tls_conn *t = conn->transport_state;
-    if (t->layer == TLS_LAYER_OWN) {
+    if (t->layer != TLS_LAYER_OPENSSL) { /* received records are opened here with kTLS too */
         own_recv(conn, t, (const unsigned char *)data, len);
         return;
     }
@@ -910,7 +992,7 @@ static void tls_on_recv(struct conn *conn, const char *data, size_t len)
         }
         t->handshaken = true;
         own_start(conn, t, written);
-        if (t->layer == TLS_LAYER_OWN) {
+        if (t->layer != TLS_LAYER_OPENSSL) {
             const char *rest = t->in;
             size_t rest_len = t->inlen;
             t->in = NULL;
@@ -954,6 +1036,13 @@ done:
 static bool seal_write(struct conn *conn, const char *data, size_t len)
 {
     struct tls_conn *t = conn->transport_state;
+    if (t->layer == TLS_LAYER_KERNEL) { /* the kernel seals what is sent */
+        if (!wbuf_reserve(t, len))
+            return false;
+        memcpy(t->wbuf + t->wlen, data, len);
+        t->wlen += len;
+        return true;
+    }
     if (t->layer == TLS_LAYER_OWN) {
         if (own_seal(t, 23, data, len))
             return true;
@@ -974,7 +1063,17 @@ static bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
 {
     struct tls_conn *t = conn->transport_state;
     *sealed = 0;
-    if (t->handshaken && !conn->close_inflight && t->wlen < TLS_SEAL_LOW) {
+    /* kTLS waits until the ciphertext sealed here (the session tickets)
+     * is all sent; replies wait for it meanwhile, so that they are the
+     * kernel's first records */
+    bool hold = false;
+    if (t->ktls_due && !conn->close_inflight) {
+        if (t->coff == t->clen && t->wlen == 0)
+            ktls_start(conn, t);
+        else
+            hold = true;
+    }
+    if (t->handshaken && !hold && !conn->close_inflight && t->wlen < TLS_SEAL_LOW) {
         /* Replies are many small iov entries (a header, an item's value in
          * place, "END"): gathered into full records, not one record each,
          * since every record costs a header, a tag and a cipher call. */

@@ -608,6 +608,33 @@ class TlsRecordLayer(unittest.TestCase):
             p.kill()
             p.wait()
 
+    def test_kernel_tls_detected_or_fallback(self):
+        """-o ssl_kernel_tls: where the kernel has kTLS (TCP_ULP "tls") the
+        sealing of replies goes to it after the handshake; where it has not
+        (this project's machines), stats say so and the own layer serves."""
+        with Server(flags=tls_flags("ssl_kernel_tls")) as srv:
+            ctx = client_ctx()
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            with TlsConn(srv.port, ctx) as c:
+                value = b"k" * 70000
+                c.send(b"set kt 0 0 %d\r\n%s\r\nget kt\r\n" % (len(value), value))
+                self.assertEqual(c.recv_until(b"END\r\n"),
+                                 b"STORED\r\nVALUE kt 0 %d\r\n%s\r\nEND\r\n" % (len(value), value))
+                deadline = time.monotonic() + 10
+                while True:  # the harness's start-up probes may still be closing
+                    st = stat_lines(c.send, c.recv_until)
+                    if st["ssl_record_layer_openssl"] == "0":
+                        break
+                    self.assertLess(time.monotonic(), deadline, st)
+                    time.sleep(0.05)
+            if st["ssl_kernel_tls_available"] == "yes":
+                self.assertEqual(st["ssl_record_layer"], "kernel")
+                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("1", "0"))
+            else:
+                self.assertEqual(st["ssl_kernel_tls_available"], "no")
+                self.assertEqual(st["ssl_record_layer"], "user")
+                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("0", "1"))
+
     def test_records_split_anywhere(self):
         c = RawTls(self.srv.port)
         try:

@@ -196,7 +196,11 @@ def handshakes(args, srv, certs):
 def write_section(args, lines):
     """The report as RESULTS.md's trailing "## TLS" section (one per mode)."""
     mode = "capped" if args.server_cpu_quota > 0 else "uncapped"
-    cmd = " ".join(["/usr/bin/python3", "bench/tls.py"] + sys.argv[1:])
+    argv = sys.argv[1:]
+    if "--json" in argv:  # a scratch file of the runner's, not part of the command to rerun
+        i = argv.index("--json")
+        argv = argv[:i] + argv[i + 2:]
+    cmd = " ".join(["/usr/bin/python3", "bench/tls.py"] + argv)
     commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=os.path.dirname(os.path.abspath(__file__))).stdout
     block = [f"### {mode}", "", f"- Command: `{cmd}`",

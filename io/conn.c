@@ -475,6 +475,17 @@ void conn_input(struct conn *conn, const char *data, size_t len)
     }
 }
 
+void conn_input_end(struct conn *conn)
+{
+    /* `echo stats | nc` shuts down its write side; a client pipelines
+     * writes and closes: what it sent runs and is answered, as on
+     * memcached, then the connection closes (conn_flush). */
+    conn->eof = true;
+    conn->close_after_write = true;
+    conn_stop_recv(conn); /* TLS: a close_notify may come before the FIN */
+    conn_want_flush(conn);
+}
+
 /* After the peer's end of stream: is there input left that will run once
  * the connection may parse again (not an incomplete request)? */
 static bool conn_input_left(const struct conn *conn)
@@ -498,7 +509,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
 
     if (cqe_flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && !conn->closing) {
+        if (res > 0 && !conn->closing && !conn->eof) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size;
             shard->m.bytes_read += (uint64_t)res;
             if (conn->transport == NULL)
@@ -515,12 +526,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         conn->recv_armed = false;
 
     if (res == 0) {
-        /* The peer finished sending (`echo stats | nc` shuts down its write
-         * side, or a client pipelines writes and closes): run and answer
-         * everything it sent, as memcached does, then close. */
-        conn->eof = true;
-        conn->close_after_write = true;
-        conn_want_flush(conn);
+        conn_input_end(conn);
     } else if (res == -ENOBUFS) {
         shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
         if (conn_may_read(conn))

@@ -155,6 +155,10 @@ void conn_on_cancel(struct conn *conn, int res);
  * incomplete). The recv path calls it, or io/tls.c after decrypting. */
 void conn_input(struct conn *conn, const char *data, size_t len);
 
+/* The peer's end of stream (a FIN, or TLS's close_notify): the input
+ * received before it still runs, then the connection closes. */
+void conn_input_end(struct conn *conn);
+
 /* Returns a provided buffer to the shard's ring. Shard thread only. */
 void conn_recycle_buffer(struct shard *shard, unsigned bid);
 

@@ -765,8 +765,7 @@ static bool own_open(struct conn *conn, struct tls_conn *t, const unsigned char 
         return true;
     }
     if (type == 21 && len == 2 && plain[1] == 0) { /* close_notify: as a plain EOF */
-        conn->eof = true;
-        conn_close_after_write(conn);
+        conn_input_end(conn);
         return false;
     }
     if (type == 22) { /* post-handshake messages: only KeyUpdate is expected of a client */
@@ -1019,8 +1018,7 @@ static void tls_on_recv(struct conn *conn, const char *data, size_t len)
         if (e == SSL_ERROR_WANT_READ)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: as a plain EOF */
-            conn->eof = true;
-            conn_close_after_write(conn);
+            conn_input_end(conn);
             break;
         }
         tls_fail(conn, "read failed");

@@ -207,15 +207,12 @@ def render(rows):
     return "\n".join(out)
 
 
-KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
-BEGIN, END = "<!-- bench/restart.py begin -->", "<!-- bench/restart.py end -->"
 
 
 def write_section(path, table):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=REPO).stdout.strip() or "unknown"
     section = "\n".join([
-        BEGIN,
         "## Warm restart time (issue 14)",
         "",
         "`%s` (commit %s, %s, kernel %s, load average %.1f at the end). Each server freshly started "
@@ -226,24 +223,8 @@ def write_section(path, table):
            os.uname().release, os.getloadavg()[0]),
         "",
         table,
-        "",
-        END,
     ])
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        tls = text.find("\n## TLS")
-        head, tail = (text[:tls], text[tls:]) if tls >= 0 else (text, "")
-        if KEEP_BEGIN not in head:
-            head = head.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
-        text = head.rstrip("\n") + "\n\n" + section + "\n" + tail
-    with open(path, "w") as f:
-        f.write(text)
+    benchlib.write_section(path, "restart.py", section)
 
 
 def main():

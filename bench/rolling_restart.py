@@ -30,6 +30,9 @@ import time
 from pymemcache.client.base import Client
 from pymemcache.client.rendezvous import RendezvousHash
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER_SH = os.path.join(REPO, "deploy", "cluster.sh")
 NKEYS = 20_000
@@ -114,14 +117,10 @@ def run(name, binary, signal_name):
         shutil.rmtree(tmp, True)
 
 
-KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
-BEGIN, END = "<!-- bench/rolling_restart.py begin -->", "<!-- bench/rolling_restart.py end -->"
-
-
 def write_section(path, rows):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=REPO).stdout.strip() or "unknown"
-    lines = [BEGIN, "## Hit ratio through a rolling restart (issue 14)", "",
+    lines = ["## Hit ratio through a rolling restart (issue 14)", "",
              "`%s` (commit %s, %s, load average %.1f at the end). 3 nodes `-t 1 -m 64 -e` on tmpfs, "
              "20000 keys of 100 bytes, a cache-aside client (rendezvous hash, no rehashing: a down "
              "node's keys miss); stops by SIGTERM (corecache) or SIGUSR1 (memcached)."
@@ -138,23 +137,7 @@ def write_section(path, rows):
     for r in rows:
         lines.append("- %s: %s" % (r["server"], ", ".join("%.1f: %.2f" % (t, hh / nn)
                                                           for t, nn, hh in r["trace"] if nn)))
-    lines += ["", END]
-    section = "\n".join(lines)
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        tls = text.find("\n## TLS")
-        head, tail = (text[:tls], text[tls:]) if tls >= 0 else (text, "")
-        if KEEP_BEGIN not in head:
-            head = head.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
-        text = head.rstrip("\n") + "\n\n" + section + "\n" + tail
-    with open(path, "w") as f:
-        f.write(text)
+    benchlib.write_section(path, "rolling_restart.py", "\n".join(lines))
 
 
 def main():

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 
+import benchlib  # noqa: E402
 from benchlib import free_port  # noqa: E402
 
 MEMCACHED = "/usr/bin/memcached"
@@ -194,7 +195,7 @@ def handshakes(args, srv, certs):
 
 
 def write_section(args, lines):
-    """The report as RESULTS.md's trailing "## TLS" section (one per mode)."""
+    """The report as tls.py's "## TLS" section of RESULTS.md (a block per mode)."""
     mode = "capped" if args.server_cpu_quota > 0 else "uncapped"
     argv = sys.argv[1:]
     if "--json" in argv:  # a scratch file of the runner's, not part of the command to rerun
@@ -208,10 +209,7 @@ def write_section(args, lines):
              f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}",
              f"- Load average at the end: {open('/proc/loadavg').read().split()[0]}",
              ""] + lines + [""]
-    with open(args.write_results) as f:
-        text = f.read()
-    head, sep, section = text.partition("\n## TLS")
-    section = (sep + section) if sep else "\n## TLS\n\n"
+    section = benchlib.read_section(args.write_results, "tls.py") or "## TLS"
     # replace this mode's block, keep the other's
     marker = f"\n### {mode}\n"
     if marker in section:
@@ -219,8 +217,7 @@ def write_section(args, lines):
         nxt = rest.find("\n### ")
         section = before + ("\n" + rest[nxt + 1:] if nxt >= 0 else "\n")
     section = section.rstrip("\n") + "\n\n" + "\n".join(block)
-    with open(args.write_results, "w") as f:
-        f.write(head.rstrip("\n") + "\n" + section)
+    benchlib.write_section(args.write_results, "tls.py", section)
 
 
 def main():
@@ -239,7 +236,7 @@ def main():
                     help="cap each server at this fraction of one CPU (cgroup; 0: no cap)")
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--write-results", metavar="MD",
-                    help="also replace the trailing '## TLS' section of this file (bench/RESULTS.md) "
+                    help="also replace tls.py's '## TLS' section of this file (bench/RESULTS.md) "
                          "with the report (compare.py --render keeps that section)")
     args = ap.parse_args()
     args.bench = os.path.join(args.build_dir, "bench", "corecache-bench")

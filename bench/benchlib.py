@@ -1,6 +1,7 @@
-"""benchlib.py: what bench/'s Python scripts (hitratio.py, rss_abuse.py,
-rss_per_item.py, tls.py) share: a free loopback port and a process's
-resident memory read from /proc."""
+"""benchlib.py: what bench/'s Python scripts share: a free loopback port, a
+process's resident memory read from /proc, and each script's own section
+of bench/RESULTS.md (write_section), kept when compare.py rewrites the
+rest."""
 
 import socket
 
@@ -21,3 +22,47 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+# RESULTS.md from this marker on holds the sections of the scripts other
+# than compare.py (which rewrites what comes before it and keeps the rest).
+KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
+
+
+def _markers(name):
+    return "<!-- bench/%s begin -->" % name, "<!-- bench/%s end -->" % name
+
+
+def read_section(path, name):
+    """The text of script `name`'s section of a Markdown file (between its
+    markers, without them), or None when the file has none."""
+    begin, end = _markers(name)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    if begin not in text or end not in text:
+        return None
+    return text[text.index(begin) + len(begin):text.index(end)].strip("\n")
+
+
+def write_section(path, name, section):
+    """Puts `section` (Markdown, from its "## " heading on) between script
+    `name`'s markers in path: in place of its previous section, or at the
+    end, after compare.py's KEEP_BEGIN marker (added when missing)."""
+    begin, end = _markers(name)
+    block = "%s\n%s\n%s" % (begin, section.strip("\n"), end)
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        if KEEP_BEGIN not in text:
+            text = text.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)

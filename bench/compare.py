@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SKIP = 77  # CTest's skip code, for --check when a server binary is missing
-# RESULTS.md from this marker on is written by other scripts and kept.
-KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import KEEP_BEGIN  # noqa: E402  (RESULTS.md from it on: other scripts' sections, kept)
 
 
 @dataclass(frozen=True)
@@ -658,15 +658,14 @@ def write_markdown(c: Compare, path: str, meta: dict) -> None:
                 continue
             lines.append(shlex.join(c.memtier_cmd(0, w, c.args.duration)).replace("-p 0", "-p PORT"))
         lines += ["```", ""]
-    # Trailing sections other scripts own are kept: from bench/rss_abuse.py's
-    # marker, or bench/tls.py's "## TLS", whichever comes first.
+    # The sections other scripts own (benchlib.write_section) are kept:
+    # everything from the KEEP_BEGIN marker on.
     kept = ""
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
-        starts = [i for i in (old.find(KEEP_BEGIN), old.find("\n## TLS")) if i >= 0]
-        if starts:
-            kept = old[min(starts):]
+        if KEEP_BEGIN in old:
+            kept = old[old.index(KEEP_BEGIN):]
     text = "\n".join(lines)
     with open(path, "w") as f:
         f.write(text.rstrip("\n") + "\n\n" + kept.lstrip("\n") if kept else text)

@@ -45,11 +45,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 from benchlib import free_port  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BEGIN, END = "<!-- bench/hop.py begin -->", "<!-- bench/hop.py end -->"
-KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
 TICK = os.sysconf("SC_CLK_TCK")
 
 # name, title, pipeline, key distribution, keys, get:set
@@ -293,7 +292,7 @@ def markdown(res, builds, args):
                             cwd=REPO).stdout.strip() or "unknown"
     # no path of this machine in the report: a baseline binary is named by its role
     argv = ["bench/hop.py"] + ["BASELINE" if a.startswith("/") else a for a in sys.argv[1:]]
-    lines = [BEGIN, "## The cross-shard hop: -t 1 against -t 2 (issue 17)", "",
+    lines = ["## The cross-shard hop: -t 1 against -t 2 (issue 17)", "",
              f"`{' '.join(argv)}` (commit {commit}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
              f"kernel {os.uname().release}). Each point a fresh server (`-m {args.memory}`, unpinned), "
              f"{args.duration} s of load, median of {args.rounds} round(s); corecache-bench with "
@@ -316,22 +315,9 @@ def markdown(res, builds, args):
         if tg and t1 != tn:
             lines += ["", f"Targets, {name}:", "", "| target | this run | met |", "| --- | --- | --- |"]
             lines += [f"| {t} | {f} | {'yes' if ok else 'no'} |" for t, f, ok in tg]
-    lines += ["", END]
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    text = open(path).read() if os.path.exists(path) else ""
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        if KEEP_BEGIN not in text:
-            text = text.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def parse_args(argv):
@@ -378,7 +364,7 @@ def main(argv):
     section = markdown(res, builds, args)
     print(section)
     if not args.no_write:
-        write_section(args.results, section)
+        benchlib.write_section(args.results, "hop.py", section)
     return 0
 
 

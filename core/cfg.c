@@ -239,7 +239,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define CFG_INERT(ACTION)                                                                        \
     ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
     ACTION(disable_watch, NO_WATCH)                                                              \
-    ACTION(memory_file, "corecache has no restartable cache (warm restart)")                    \
     ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \
     ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
     ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \

@@ -341,19 +341,35 @@ void conn_destroy(struct conn *conn)
 
 /* --- requests ---------------------------------------------------------- */
 
-/* Stops reading a connection whose unsent output passed the cap: parsing
- * stops, and its recv is cancelled so the kernel's socket buffer, not our
- * memory, holds what the client keeps sending. Resumed by conn_on_send. */
-static void conn_pause(struct conn *conn)
+/* May the connection's receive be (re-)armed? Not while it is closing,
+ * after the peer's end of stream, or while its input is held back (paused:
+ * its output is over the cap; blocked: too many requests out at other
+ * shards); conn_resume re-arms it when that ends. */
+static bool conn_may_read(const struct conn *conn)
 {
-    conn->paused = true;
-    conn->shard->m.conn_yields++;
+    return conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->eof && !conn->paused &&
+           !conn->blocked;
+}
+
+/* Cancels the connection's multishot receive, so the kernel's socket
+ * buffer, not our memory, holds what the client keeps sending. */
+static void conn_stop_recv(struct conn *conn)
+{
     if (conn->recv_armed && !conn->cancel_inflight) {
         struct io_uring_sqe *sqe = shard_sqe(conn->shard);
         io_uring_prep_cancel64(sqe, ud_make(UD_RECV, conn->index, conn->gen), 0);
         io_uring_sqe_set_data64(sqe, ud_make(UD_CANCEL, conn->index, conn->gen));
         conn->cancel_inflight = true;
     }
+}
+
+/* Stops reading a connection whose unsent output passed the cap: parsing
+ * stops, and so does its receive. Resumed by conn_on_send. */
+static void conn_pause(struct conn *conn)
+{
+    conn->paused = true;
+    conn->shard->m.conn_yields++;
+    conn_stop_recv(conn);
 }
 
 /* Checked before every request, so one receive buffer full of pipelined
@@ -388,6 +404,7 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
     conn->rneed = 0;
+    conn->starved = false;
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
         /* requests counted, a sample of them timed (shard.h) */
@@ -398,6 +415,7 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
         if (used == 0) {
             shard_request_none(conn->shard, timed);
             conn->rneed = need;
+            conn->starved = true;
             break;
         }
         off += used;
@@ -459,7 +477,30 @@ void conn_input(struct conn *conn, const char *data, size_t len)
         }
         else if (used == 0)
             conn_parse_rbuf(conn);
+        /* Held back by replies still to come from other shards (a deep
+         * pipeline of forwarded writes, noreply ones too): past one
+         * buffer's worth, the rest waits in the kernel, not in rbuf. */
+        if (conn->blocked && conn->rlen > CONN_RBUF_KEEP)
+            conn_stop_recv(conn);
     }
+}
+
+void conn_input_end(struct conn *conn)
+{
+    /* `echo stats | nc` shuts down its write side; a client pipelines
+     * writes and closes: what it sent runs and is answered, as on
+     * memcached, then the connection closes (conn_flush). */
+    conn->eof = true;
+    conn->close_after_write = true;
+    conn_stop_recv(conn); /* TLS: a close_notify may come before the FIN */
+    conn_want_flush(conn);
+}
+
+/* After the peer's end of stream: is there input left that will run once
+ * the connection may parse again (not an incomplete request)? */
+static bool conn_input_left(const struct conn *conn)
+{
+    return conn->eof && !conn->closing && conn->rlen > 0 && !conn->starved;
 }
 
 /* --- completions ------------------------------------------------------- */
@@ -491,7 +532,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
 
     if (cqe_flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-        if (res > 0 && !conn->closing) {
+        if (res > 0 && !conn->closing && !conn->eof) {
             const char *data = shard->bufs + (size_t)bid * shard->buf_size + shard->buf_off[bid];
             shard->m.bytes_read += (uint64_t)res;
             if (conn->transport == NULL)
@@ -508,21 +549,16 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         conn->recv_armed = false;
 
     if (res == 0) {
-        /* The peer finished sending (`echo stats | nc` shuts down its write
-         * side): answer what it sent, then close. */
-        conn->eof = true;
-        conn->closing = true;
-        conn->close_after_write = true;
-        conn_want_flush(conn);
+        conn_input_end(conn);
     } else if (res == -ENOBUFS) {
         shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
-        if (!conn->recv_armed && !conn->closing && !conn->paused)
+        if (conn_may_read(conn))
             conn_want_rearm(conn);
     } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
         conn_close(conn, "recv error");
-    } else if (!conn->recv_armed && !conn->closing && !conn->paused) {
+    } else if (conn_may_read(conn)) {
         conn_want_rearm(conn);
     }
     conn_maybe_free(conn);
@@ -531,7 +567,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
 void conn_rearm(struct conn *conn)
 {
     conn->on_rearm_list = false;
-    if (conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->paused && !conn->cancel_inflight)
+    if (conn_may_read(conn) && !conn->cancel_inflight)
         conn_arm_recv(conn);
     conn_maybe_free(conn);
 }
@@ -539,7 +575,7 @@ void conn_rearm(struct conn *conn)
 void conn_on_cancel(struct conn *conn, int res)
 {
     conn->cancel_inflight = false;
-    if (conn->fd >= 0 && !conn->paused && !conn->recv_armed && !conn->closing)
+    if (conn_may_read(conn))
         conn_want_rearm(conn);
     conn_maybe_free(conn);
 }
@@ -549,7 +585,7 @@ void conn_resume(struct conn *conn)
     conn->on_resume_list = false;
     if (conn->fd >= 0 && !conn->close_inflight) {
         conn_parse_rbuf(conn);
-        if (conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->paused)
+        if (conn_may_read(conn))
             conn_want_rearm(conn);
         conn_want_flush(conn);
     }
@@ -621,7 +657,7 @@ void conn_flush(struct conn *conn)
         conn->send_buf = sb;
     }
     if (n == 0) {
-        if (conn->close_after_write && conn->out.npending == 0)
+        if (conn->close_after_write && conn->out.npending == 0 && !conn_input_left(conn))
             conn_close(conn, conn->eof ? "end of stream" : "quit");
         conn_maybe_free(conn);
         return;

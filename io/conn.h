@@ -92,7 +92,8 @@ struct conn {
     bool blocked;        /* too many requests out at other shards */
     bool closing;        /* no more input is processed */
     bool close_after_write; /* quit: close once all output is sent */
-    bool eof;            /* the peer closed its side */
+    bool eof;            /* the peer closed its side: what it sent is still run */
+    bool starved;        /* the last parse stopped at an incomplete request */
     bool http_in_request; /* metrics endpoint: a request is being read */
 
     /* A transport between the socket and the protocol (TLS, io/tls.c), or
@@ -153,6 +154,10 @@ void conn_on_cancel(struct conn *conn, int res);
 /* Parses and executes received plaintext (copied if a request is left
  * incomplete). The recv path calls it, or io/tls.c after decrypting. */
 void conn_input(struct conn *conn, const char *data, size_t len);
+
+/* The peer's end of stream (a FIN, or TLS's close_notify): the input
+ * received before it still runs, then the connection closes. */
+void conn_input_end(struct conn *conn);
 
 /* Returns a provided buffer to the shard's ring unless its completion (res,
  * cqe_flags) says the kernel keeps filling it (IORING_CQE_F_BUF_MORE).

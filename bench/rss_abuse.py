@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 
+import benchlib  # noqa: E402
 from benchlib import free_port, rss_kb  # noqa: E402
 
 
@@ -243,8 +244,6 @@ def main():
         write_section(args.results, table, args)
 
 
-KEEP_BEGIN = "<!-- kept by compare.py: sections of other scripts -->"
-BEGIN, END = "<!-- bench/rss_abuse.py begin -->", "<!-- bench/rss_abuse.py end -->"
 
 
 def write_section(path, table, args):
@@ -259,7 +258,6 @@ def write_section(path, table, args):
             continue
         argv.append(a)
     section = "\n".join([
-        BEGIN,
         "## Resident memory under abuse",
         "",
         "`%s` (commit %s, %s, kernel %s). VmRSS of the server process, sampled every 0.2 s; "
@@ -267,25 +265,8 @@ def write_section(path, table, args):
         % (" ".join(argv), commit, time.strftime("%Y-%m-%d"), os.uname().release, args.idle_conns + 100),
         "",
         table,
-        "",
-        END,
     ])
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        # before bench/tls.py's trailing "## TLS" section, which it rewrites to the end
-        tls = text.find("\n## TLS")
-        head, tail = (text[:tls], text[tls:]) if tls >= 0 else (text, "")
-        if KEEP_BEGIN not in head:
-            head = head.rstrip("\n") + "\n\n" + KEEP_BEGIN + "\n"
-        text = head.rstrip("\n") + "\n\n" + section + "\n" + tail
-    with open(path, "w") as f:
-        f.write(text)
+    benchlib.write_section(path, "rss_abuse.py", section)
 
 
 def render(names, results, args):

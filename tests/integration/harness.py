@@ -100,6 +100,16 @@ def free_port():
             s.close()
 
 
+def sanitizer_build(path=None):
+    """Is the server binary (SERVER by default) built with ASan? Its
+    quarantine holds freed memory, and it runs several times slower."""
+    try:
+        with open(os.path.realpath(path or SERVER), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def user_flags():
     """`-u nobody` when running as root: both servers refuse root without it."""
     return ["-u", "nobody"] if os.geteuid() == 0 else []

@@ -74,14 +74,6 @@ class LimitedServer(MetricsServer):
         return ["prlimit", "--nofile=%d:%d" % self.nofile, "--"] + super().argv(port)
 
 
-def sanitizer_build(path):
-    try:
-        with open(os.path.realpath(path), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 def pipeline_gets(sock, key, count):
     sock.sendall(("get %s\r\n" % key).encode() * count)
 
@@ -94,6 +86,38 @@ def read_gets(conn, key, value, count, timeout=60):
     for i in range(count):
         if got[i * len(one):(i + 1) * len(one)] != one:
             raise AssertionError("reply %d of %d is wrong: %r" % (i, count, got[i * len(one):][:80]))
+
+
+def pipelined_sets(test, server, nconns, per, size, prefix, values, timeout):
+    """nconns connections each send `per` sets of `size`-byte values in one
+    pipeline, all at once (a thread each), and read every STORED; the
+    values go into `values` (key -> bytes)."""
+    conns = [server.conn(timeout=timeout) for _ in range(nconns)]
+    threads = []
+    for i, c in enumerate(conns):
+        batch = []
+        for j in range(per):
+            key = "%s_%d_%d" % (prefix, i, j)
+            values[key] = (key.encode() + b":") * (size // (len(key) + 1))
+            batch.append(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(values[key]), values[key]))
+        threads.append(threading.Thread(target=c.send, args=(b"".join(batch),)))
+    for t in threads:
+        t.start()
+    for c in conns:
+        want = b"STORED\r\n" * per
+        test.assertEqual(c.recv_exact(len(want), timeout=timeout), want)
+        c.close()
+    for t in threads:
+        t.join()
+
+
+def check_values(test, server, values):
+    """Every key of `values` reads back its value, byte for byte."""
+    with server.conn(timeout=60) as c:
+        for key, value in values.items():
+            c.send("get %s\r\n" % key)
+            want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), len(value), value)
+            test.assertEqual(c.recv_exact(len(want)), want, key)
 
 
 class DescriptorTest(unittest.TestCase):
@@ -265,7 +289,7 @@ class BacklogTest(unittest.TestCase):
             held_mb = int(server.stats()["shard_out_bytes"]) / 1048576
             self.assertLess(held_mb, 96, "%.0f MiB of replies held" % held_mb)
             grown_mb = (server.rss_kb() - rss_before) / 1024
-            if not sanitizer_build(harness.SERVER):  # a sanitizer's quarantine holds freed memory
+            if not harness.sanitizer_build():  # a sanitizer's quarantine holds freed memory
                 self.assertLess(grown_mb, 96, "RSS grew %.0f MiB" % grown_mb)
             for c in conns:
                 c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -278,28 +302,8 @@ class BacklogTest(unittest.TestCase):
             nconns, per, size = 8, 200, 32 * 1024  # 50 MB of sets, half to the other shard, inline in the channel
             for attempt in range(3):
                 values = {}
-                conns = [server.conn(timeout=60) for _ in range(nconns)]
-                threads = []
-                for i, c in enumerate(conns):
-                    batch = []
-                    for j in range(per):
-                        key = "xk%d_%d_%d" % (attempt, i, j)
-                        values[key] = (key.encode() + b":") * (size // (len(key) + 1))
-                        batch.append(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(values[key]), values[key]))
-                    threads.append(threading.Thread(target=c.send, args=(b"".join(batch),)))
-                for t in threads:
-                    t.start()
-                for c in conns:
-                    for _ in range(per):
-                        self.assertEqual(c.recv_until(b"\r\n", timeout=60), b"STORED\r\n")
-                    c.close()
-                for t in threads:
-                    t.join()
-                with server.conn(timeout=30) as c:
-                    for key, value in values.items():
-                        c.send("get %s\r\n" % key)
-                        want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), len(value), value)
-                        self.assertEqual(c.recv_exact(len(want)), want, key)
+                pipelined_sets(self, server, nconns, per, size, "xk%d" % attempt, values, timeout=60)
+                check_values(self, server, values)
                 if stat(server, "xchan_backlogged") > 0:
                     break
             self.assertGreater(stat(server, "xchan_backlogged"), 0)
@@ -336,32 +340,12 @@ class BacklogTest(unittest.TestCase):
             # two shards' caps, plus what passed each cap: one set per connection
             self.assertLess(peak[0], 2 * 4 * 1048576 + 2 * nconns * (size + 200), "backlog peaked at %d" % peak[0])
             wait_until(lambda: server.stats()["xchan_backlog_bytes"] == "0", 30)
-            with server.conn(timeout=60) as c:  # recovered: every value intact
-                for key, value in values.items():
-                    c.send("get %s\r\n" % key)
-                    want = b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key.encode(), len(value), value)
-                    self.assertEqual(c.recv_exact(len(want)), want, key)
+            check_values(self, server, values)  # recovered: every value intact
 
     def fill_backlog(self, server, nconns, per, size, values):
         """Pipelined sets from nconns connections until the cap has tripped (4 tries)."""
         for attempt in range(4):
-            conns = [server.conn(timeout=120) for _ in range(nconns)]
-            threads = []
-            for i, c in enumerate(conns):
-                batch = []
-                for j in range(per):
-                    key = "bk%d_%d_%d" % (attempt, i, j)
-                    values[key] = (key.encode() + b":") * (size // (len(key) + 1))
-                    batch.append(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(values[key]), values[key]))
-                threads.append(threading.Thread(target=c.send, args=(b"".join(batch),)))
-            for t in threads:
-                t.start()
-            for c in conns:
-                want = b"STORED\r\n" * per
-                self.assertEqual(c.recv_exact(len(want), timeout=120), want)
-                c.close()
-            for t in threads:
-                t.join()
+            pipelined_sets(self, server, nconns, per, size, "bk%d" % attempt, values, timeout=120)
             if stat(server, "xchan_backlog_yields") > 0:
                 break
 

@@ -408,20 +408,12 @@ class Worker:
         return out, check
 
 
-def sanitizer_build(path):
-    try:
-        with open(path, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 class SoakTest(unittest.TestCase):
     SECONDS = None
 
     def test_issue15_checksummed_soak(self):
         seconds = self.SECONDS or float(os.environ.get("CORECACHE_SOAK_SECONDS", 0)) or (
-            20 if sanitizer_build(os.path.realpath(harness.SERVER)) else 50)
+            20 if harness.sanitizer_build() else 50)
         with harness.Server(["-t", "2", "-m", "8"]) as server:
             nworkers = 4
             workers = [Worker(server.port, w, 1500, seed=1000 + w) for w in range(nworkers)]

@@ -35,15 +35,7 @@ import harness
 CORECACHE = not harness.is_memcached()
 
 
-def sanitizer_build(path):
-    try:
-        with open(os.path.realpath(path), "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
-NITEMS = 200_000 if sanitizer_build(harness.SERVER) else 1_000_000
+NITEMS = 200_000 if harness.sanitizer_build() else 1_000_000
 BATCH = 2000
 
 

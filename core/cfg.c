@@ -236,7 +236,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define NO_WATCH "corecache has no watch command (live logging)"
 #define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
 #define CFG_INERT(ACTION)                                                                        \
-    ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
     ACTION(disable_watch, NO_WATCH)                                                              \
     ACTION(memory_file, "corecache has no restartable cache (warm restart)")                    \
     ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \
@@ -263,7 +262,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(hot_max_factor, NO_SEGMENTED_LRU)                                                     \
     ACTION(warm_max_factor, NO_SEGMENTED_LRU)                                                    \
     ACTION(temporary_ttl, NO_SEGMENTED_LRU)                                                      \
-    ACTION(idle_timeout, "corecache does not close idle connections yet")                       \
     ACTION(watcher_logbuf_size, NO_WATCH)                                                        \
     ACTION(worker_logbuf_size, NO_WATCH)                                                         \
     ACTION(slab_sizes, "corecache's size classes come from -n and -f")                          \

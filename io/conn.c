@@ -369,10 +369,29 @@ void conn_close_after_write(struct conn *conn)
     conn->closing = true;
 }
 
+/*
+ * issue 12: with -R N (memcached's reqs_per_event), a connection that has
+ * run N requests of what one receive delivered yields: the rest waits in
+ * its rbuf while the shard serves its other connections, and the resume
+ * list picks it up in the same loop iteration. memcached counts each such
+ * yield in conn_yields. Without -R there is no cap: one receive is at most
+ * one provided buffer, which already bounds a connection's turn.
+ */
+static bool conn_yield(struct conn *conn, uint32_t served)
+{
+    uint32_t cap = conn->shard->srv->cfg.reqs_per_event;
+    if (cap == 0 || served < cap)
+        return false;
+    conn->shard->m.conn_yields++;
+    conn_want_resume(conn);
+    return true;
+}
+
 /* Parses and executes requests from buf; returns the bytes consumed. */
 static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
+    uint32_t served = 0; /* issue 12: -R, see conn_yield */
     conn->rneed = 0;
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
@@ -389,6 +408,9 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
         off += used;
         if (metered)
             shard_request_end(conn->shard, timed, start);
+        /* issue 12: -R N, memcached's reqs_per_event (conn_yield) */
+        if (off < len && metered && conn_yield(conn, ++served))
+            break;
     }
     return off;
 }

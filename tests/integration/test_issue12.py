@@ -14,6 +14,11 @@ port (or a UNIX socket in a temporary directory):
   test_issue12_unixsocket     t/unixsocket.t: -s serves on a UNIX socket
   test_issue12_command_line   every test's `-o relaxed_privileges -U N`:
                               accepted, each inert option named once
+  test_issue12_issue_61       t/issue_61.t: -R 1 makes a pipelining
+                              connection yield, counted in conn_yields
+  test_issue12_idle_timeout   t/idle-timeout.t: -o idle_timeout closes a
+                              connection waiting for a command, counted in
+                              idle_kicks; one reading a value stays open
 
 Against memcached (CORECACHE_SERVER=/usr/bin/memcached) the tests that
 use only memcached's behaviour run too; the start-up report is ours.
@@ -243,8 +248,9 @@ class Issue12Test(unittest.TestCase):
             u.bind(("127.0.0.1", udp_port))
             u.close()
         for name in ("-o slab_reassign", "-o lru_crawler", "-o lru_maintainer", "-o slab_chunk_max",
-                     "-o relaxed_privileges", "-R"):
+                     "-o relaxed_privileges"):
             self.assertEqual(text.count("corecache: %s: accepted, no effect: " % name), 1, text)
+        self.assertNotIn("-R: accepted, no effect", text)  # -R works (test_issue12_issue_61)
         self.assertEqual(text.count("corecache: -U %d: no UDP port is opened" % udp_port), 1, text)
         bad = subprocess.run([harness.SERVER, "-o", "hashpower=5"], capture_output=True, text=True)
         self.assertEqual(bad.returncode, 2)
@@ -253,6 +259,50 @@ class Issue12Test(unittest.TestCase):
         for word in ("--unix-socket", "--daemon", "--pidfile", "--max-reqs-per-event", "--hashpower",
                      "--slab-automove", "--lru-crawler", "--relaxed-privileges", "--watcher-logbuf-size"):
             self.assertIn(word, usage)
+
+    def test_issue12_issue_61(self):
+        # six sets in one send: with -R 1 the connection yields after each
+        with harness.Server(["-t", "2", "-R", "1"]) as server:
+            s, f = conn(server)
+            s.sendall(b"set foobar 0 0 5\r\nBubba\r\n" * 6)
+            for _ in range(6):
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertGreaterEqual(int(stats(s, f)["conn_yields"]), 5)
+        # without -R there is no cap: the same pipeline never yields
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            s.sendall(b"set foobar 0 0 5\r\nBubba\r\n" * 6)
+            for _ in range(6):
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertEqual(stats(s, f)["conn_yields"], "0")
+
+    def test_issue12_idle_timeout(self):
+        with harness.Server(["-t", "2", "-o", "idle_timeout=1"]) as server:
+            # opened first: a value half sent (memcached's conn_nread) is not idle
+            busy, busy_f = conn(server)
+            busy.sendall(b"set half 0 0 10\r\nabc")
+            s, f = conn(server)
+            self.assertEqual(stats(s, f)["idle_kicks"], "0")
+            # the server closes it by itself: the read ends (EOF), well
+            # before the socket's own 30 s timeout
+            s.settimeout(30)
+            self.assertEqual(s.recv(1), b"")
+            busy.sendall(b"defghij\r\n")
+            self.assertEqual(busy_f.readline(), b"STORED\r\n")
+            s2, f2 = conn(server)
+            self.assertGreaterEqual(int(stats(s2, f2)["idle_kicks"]), 1)
+
+
+def stats(s, f, group=b""):
+    s.sendall(b"stats " + group + b"\r\n" if group else b"stats\r\n")
+    out = {}
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line == b"END\r\n":
+            return out
+        _, name, value = line.decode().rstrip("\r\n").split(" ", 2)
+        out[name] = value
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "shard.h"
 #include "uring.h"
+#include "watch.h"
 
 /* The per-connection budget the README's RSS formula counts on: an idle
  * connection is one struct conn, in jemalloc's 256-byte class. A field
@@ -249,6 +250,8 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
         shard->m.total_connections++;
     }
     conn_arm_recv(conn);
+    if (!ops->metrics_endpoint) /* issue 12: watch connevents */
+        watch_conn_event(&shard->srv->watch, fd, &conn->peer, NULL);
     log_debug(shard->srv, "<%d new client connection on shard %u", fd, shard->id);
     return conn;
 }
@@ -292,6 +295,8 @@ void conn_close(struct conn *conn, const char *reason)
     if (conn->fd < 0 || conn->close_inflight)
         return;
     log_debug(conn->shard->srv, "<%d closing: %s", conn->fd, reason);
+    if (!conn->ops->metrics_endpoint && !conn->ops->log_stream) /* issue 12: watch connevents */
+        watch_conn_event(&conn->shard->srv->watch, conn->fd, &conn->peer, reason);
     conn->closing = true;
     conn->close_inflight = true;
     /* Wakes any recv or send the kernel holds for this socket; their

@@ -26,6 +26,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "uring.h"
+#include "watch.h"
 
 const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
 
@@ -167,6 +168,7 @@ static int setup_store(struct shard *shard)
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;
+    store_set_evict_hook(shard->store, watch_evicted, &srv->watch); /* issue 12: watch evictions */
     shard->sample_countdown = 1;
     shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;

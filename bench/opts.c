@@ -13,7 +13,6 @@
 #include "opts.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +76,6 @@ size_t opts_count(void)
 const char *opts_name(size_t i)
 {
     return i < NDESCS ? descs[i].long_name : NULL;
-}
-
-__attribute__((format(printf, 2, 3))) static bool say(struct sink *out, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return false;
-    return sink_put(out, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 /* Strict unsigned decimal: digits only, no sign, no blanks, no overflow. */
@@ -281,7 +268,7 @@ void opts_defaults(struct opts *opts)
 static bool check(struct opts *opts, struct sink *err)
 {
     if (opts->threads > opts->connections)
-        return say(err, PROGRAM ": --threads %u: more threads than --connections (%u); "
+        return sink_printf(err, PROGRAM ": --threads %u: more threads than --connections (%u); "
                         "give at least one connection per thread\n",
                    opts->threads, opts->connections),
                false;
@@ -290,13 +277,13 @@ static bool check(struct opts *opts, struct sink *err)
     size_t ndigits = (size_t)snprintf(digits, sizeof(digits), "%llu",
                                       (unsigned long long)(opts->keys - 1));
     if (prefix_len + ndigits > REQ_KEY_MAX)
-        return say(err, PROGRAM ": --key-prefix: keys would be %zu bytes, longer than memcached's "
+        return sink_printf(err, PROGRAM ": --key-prefix: keys would be %zu bytes, longer than memcached's "
                         "%d; use a shorter prefix\n",
                    prefix_len + ndigits, REQ_KEY_MAX),
                false;
     for (const char *p = opts->key_prefix; *p != '\0'; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return say(err, PROGRAM ": --key-prefix '%s': keys may not hold spaces or control "
+            return sink_printf(err, PROGRAM ": --key-prefix '%s': keys may not hold spaces or control "
                             "characters\n",
                        opts->key_prefix),
                    false;
@@ -304,11 +291,11 @@ static bool check(struct opts *opts, struct sink *err)
     if (opts->prefill_only)
         opts->prefill = true;
     if (opts->duration == 0 && !opts->prefill_only)
-        return say(err, PROGRAM ": --duration 0: nothing would be measured; give a duration in "
+        return sink_printf(err, PROGRAM ": --duration 0: nothing would be measured; give a duration in "
                         "seconds (with --requests, the most the run may take)\n"),
                false;
     if (opts->server[0] == '\0')
-        return say(err, PROGRAM ": --server '': give a host name or address\n"), false;
+        return sink_printf(err, PROGRAM ": --server '': give a host name or address\n"), false;
     return true;
 }
 
@@ -317,7 +304,7 @@ static bool bad_value(struct sink *err, const struct opt_desc *d, const char *sp
 {
     char allowed[160];
     describe_allowed(d, allowed, sizeof(allowed));
-    return say(err, PROGRAM ": %s %s: invalid value; expected %s\n", spelled, value, allowed);
+    return sink_printf(err, PROGRAM ": %s %s: invalid value; expected %s\n", spelled, value, allowed);
 }
 
 bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *err)
@@ -325,7 +312,7 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--") == 0) {
-            say(err, PROGRAM ": %s: unexpected argument; every setting is an option (see --help)\n",
+            sink_printf(err, PROGRAM ": %s: unexpected argument; every setting is an option (see --help)\n",
                 arg);
             return false;
         }
@@ -342,13 +329,13 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
             char spelled[80];
             snprintf(spelled, sizeof(spelled), "--%.*s", (int)name_len, name);
             if (d == NULL) {
-                say(err, PROGRAM ": %s: unknown option (see --help)\n", spelled);
+                sink_printf(err, PROGRAM ": %s: unknown option (see --help)\n", spelled);
                 return false;
             }
             const char *value;
             if (d->type == TYPE_FLAG) {
                 if (eq != NULL) {
-                    say(err, PROGRAM ": %s: takes no value\n", spelled);
+                    sink_printf(err, PROGRAM ": %s: takes no value\n", spelled);
                     return false;
                 }
                 value = "1";
@@ -357,7 +344,7 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
-                say(err, PROGRAM ": %s: missing value; expected %s\n", spelled,
+                sink_printf(err, PROGRAM ": %s: missing value; expected %s\n", spelled,
                     d->metavar ? d->metavar : "a value");
                 return false;
             }
@@ -374,7 +361,7 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
             }
             char spelled[4] = {'-', *p, '\0', '\0'};
             if (d == NULL) {
-                say(err, PROGRAM ": %s: unknown option (see --help)\n", spelled);
+                sink_printf(err, PROGRAM ": %s: unknown option (see --help)\n", spelled);
                 return false;
             }
             if (d->type == TYPE_FLAG) {
@@ -387,7 +374,7 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
-                say(err, PROGRAM ": %s: missing value; expected %s\n", spelled,
+                sink_printf(err, PROGRAM ": %s: missing value; expected %s\n", spelled,
                     d->metavar ? d->metavar : "a value");
                 return false;
             }
@@ -401,7 +388,7 @@ bool opts_parse(struct opts *opts, int argc, char *const argv[], struct sink *er
 
 bool opts_usage(struct sink *out)
 {
-    if (!say(out, "usage: " PROGRAM " [options]\n"
+    if (!sink_printf(out, "usage: " PROGRAM " [options]\n"
                   "A load generator for memcached-compatible servers: closed loop (keep\n"
                   "--pipeline requests in flight on each connection) or open loop (--rate).\n\n"))
         return false;
@@ -416,7 +403,7 @@ bool opts_usage(struct sink *out)
         if (d->type != TYPE_FLAG && n > 0 && (size_t)n < sizeof(left))
             snprintf(left + n, sizeof(left) - (size_t)n, "=%s", d->metavar);
         bool has_default = d->type != TYPE_FLAG && d->def[0] != '\0';
-        if (!say(out, "%-34s %s%s%s%s\n", left, d->help, has_default ? " (default: " : "",
+        if (!sink_printf(out, "%-34s %s%s%s%s\n", left, d->help, has_default ? " (default: " : "",
                  has_default ? d->def : "", has_default ? ")" : ""))
             return false;
     }
@@ -431,9 +418,9 @@ static bool json_string(struct sink *out, const char *s)
         unsigned char c = (unsigned char)*s;
         bool ok;
         if (c == '"' || c == '\\')
-            ok = say(out, "\\%c", c);
+            ok = sink_printf(out, "\\%c", c);
         else if (c < 0x20)
-            ok = say(out, "\\u%04x", c);
+            ok = sink_printf(out, "\\u%04x", c);
         else
             ok = sink_put(out, s, 1);
         if (!ok)
@@ -450,29 +437,29 @@ bool opts_value_json(const struct opts *opts, size_t i, struct sink *out)
     const void *field = (const char *)opts + d->offset;
     switch (d->type) {
     case TYPE_UINT:
-        return say(out, "%u", *(const uint32_t *)field);
+        return sink_printf(out, "%u", *(const uint32_t *)field);
     case TYPE_U64:
-        return say(out, "%llu", (unsigned long long)*(const uint64_t *)field);
+        return sink_printf(out, "%llu", (unsigned long long)*(const uint64_t *)field);
     case TYPE_DOUBLE:
-        return say(out, "%.17g", *(const double *)field);
+        return sink_printf(out, "%.17g", *(const double *)field);
     case TYPE_STR:
         return json_string(out, *(const char *const *)field);
     case TYPE_FLAG:
-        return say(out, "%s", *(const bool *)field ? "true" : "false");
+        return sink_printf(out, "%s", *(const bool *)field ? "true" : "false");
     case TYPE_RATIO: {
         const struct opts_ratio *r = field;
-        return say(out, "\"%u:%u\"", r->get, r->set);
+        return sink_printf(out, "\"%u:%u\"", r->get, r->set);
     }
     case TYPE_RANGE: {
         const struct opts_range *r = field;
-        return say(out, "[%llu, %llu]", (unsigned long long)r->min, (unsigned long long)r->max);
+        return sink_printf(out, "[%llu, %llu]", (unsigned long long)r->min, (unsigned long long)r->max);
     }
     case TYPE_CPUS: {
         const struct opts_cpus *c = field;
         if (!sink_puts(out, "["))
             return false;
         for (uint32_t k = 0; k < c->count; k++) {
-            if (!say(out, "%s%u", k ? ", " : "", c->cpu[k]))
+            if (!sink_printf(out, "%s%u", k ? ", " : "", c->cpu[k]))
                 return false;
         }
         return sink_puts(out, "]");

@@ -20,8 +20,10 @@
 #ifndef CORECACHE_CORE_SINK_H
 #define CORECACHE_CORE_SINK_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 struct sink {
@@ -66,5 +68,30 @@ static inline bool sink_put(struct sink *sink, const void *data, size_t len)
 
 /* Appends a string literal (its length is taken at compile time). */
 #define sink_puts(sink, literal) sink_put((sink), (literal), sizeof(literal) - 1)
+
+/* Appends printf-formatted text; false when no memory can be had or the
+ * format fails. Not for the request path: text longer than the first
+ * reservation is formatted twice. */
+__attribute__((format(printf, 2, 3))) static inline bool sink_printf(struct sink *sink, const char *fmt, ...)
+{
+    size_t room = 256;
+    for (int pass = 0; pass < 2; pass++) {
+        char *p = sink_reserve(sink, room);
+        if (p == NULL)
+            return false;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(p, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return false;
+        if ((size_t)n < room) {
+            sink_commit(sink, (size_t)n);
+            return true;
+        }
+        room = (size_t)n + 1;
+    }
+    return false;
+}
 
 #endif

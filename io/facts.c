@@ -41,7 +41,9 @@ void facts_read(const struct server *srv, struct facts *out)
     out->rusage_system = usec(ru.ru_stime);
     out->max_connections = srv->cfg.conn_limit;
     out->limit_maxbytes = srv->cfg.memory_limit;
-    out->accepting_conns = atomic_load(&srv->stopping) ? 0 : 1;
+    /* 0 while stopping or while any listener waits out an EMFILE backoff,
+     * as memcached's is 0 while its listener is disabled */
+    out->accepting_conns = atomic_load(&srv->stopping) || atomic_load(&srv->accept_paused) > 0 ? 0 : 1;
     out->listen_disabled_num = atomic_load(&srv->listen_disabled_num);
     out->threads = srv->nshards;
     /* the watch table's lock is the only thing written here: the server's

@@ -80,6 +80,7 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res)
         return false;
     /* the server-wide fact (io/facts.h); rare: an atomic is fine */
     uint64_t paused = atomic_fetch_add(&shard->srv->listen_disabled_num, 1) + 1;
+    atomic_fetch_add(&shard->srv->accept_paused, 1); /* until guard_accept_resumed */
     unsigned ms = shard->accept_backoff_ms;
     ms = ms == 0 ? GUARD_ACCEPT_BACKOFF_MIN_MS : ms * 2;
     if (ms > GUARD_ACCEPT_BACKOFF_MAX_MS)
@@ -104,6 +105,11 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res)
 void guard_accept_ok(struct shard *shard)
 {
     shard->accept_backoff_ms = 0;
+}
+
+void guard_accept_resumed(struct shard *shard)
+{
+    atomic_fetch_sub(&shard->srv->accept_paused, 1);
 }
 
 /* --- connection memory ---------------------------------------------------- */

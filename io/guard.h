@@ -64,10 +64,15 @@ int guard_raise_nofile(uint64_t need, uint64_t *have);
  * The shard's multishot accept on `listener` failed with `res` (-errno).
  * For a shortage of descriptors or memory it counts listen_disabled_num,
  * arms a backoff timer (UD_ACCEPT_RETRY) and returns true: the caller must
- * not re-arm the accept, the timer's completion does (guard_accept_retry).
+ * not re-arm the accept, the timer's completion does, after calling
+ * guard_accept_resumed. Until then `accepting_conns` reads 0.
  * Otherwise returns false. Shard thread.
  */
 bool guard_accept_failed(struct shard *shard, unsigned listener, int res);
+
+/* The backoff timer of a pause begun by guard_accept_failed completed:
+ * the listener accepts again. Shard thread. */
+void guard_accept_resumed(struct shard *shard);
 
 /* A connection was accepted: the next pause starts from the shortest
  * backoff again. Shard thread. */

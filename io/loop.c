@@ -281,6 +281,7 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
         on_tick(shard);
         break;
     case UD_ACCEPT_RETRY: /* the pause after EMFILE is over (guard.c) */
+        guard_accept_resumed(shard);
         if (ud_index(ud) < shard->nlisten && !shard->stopping && !shard->accept_armed[ud_index(ud)] &&
             shard->listen_fds[ud_index(ud)] >= 0)
             arm_accept(shard, ud_index(ud));

@@ -90,6 +90,7 @@ struct server {
     atomic_uint verbosity;       /* -v level, changed by `verbosity` */
     atomic_uint curr_conns;      /* open connections, for -c */
     atomic_uint_least64_t listen_disabled_num; /* accepts failed with EMFILE/ENFILE */
+    atomic_uint accept_paused;   /* listeners waiting out an accept backoff (guard.c) */
 };
 
 /* The shared channel from shard `from` to shard `to`. */

@@ -254,6 +254,21 @@ class Server:
             self.name, self.port, self.proc.pid if self.proc else None)
 
 
+class ServerCase(unittest.TestCase):
+    """A test class sharing one corecache, started with SERVER_FLAGS before
+    its first test and stopped after its last (`self.server`)."""
+
+    SERVER_FLAGS = ["-t", "2"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(cls.SERVER_FLAGS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+
 class Conn:
     """A raw TCP connection with bounded reads."""
 

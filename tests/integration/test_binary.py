@@ -17,7 +17,6 @@ built) the corecache-only checks are skipped.
 """
 
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -81,15 +80,7 @@ def binary_stats(server, group=b""):
             out[r.key.decode()] = r.value.decode()
 
 
-class BinaryTest(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class BinaryTest(harness.ServerCase):
 
     def setUp(self):
         with self.server.conn() as c:

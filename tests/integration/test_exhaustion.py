@@ -109,6 +109,18 @@ class DescriptorTest(unittest.TestCase):
             # Re-arming the accept at once spun both cores (~4 s of CPU in 2 s).
             self.assertLess(spent, 0.5, "the server burned %.2f s of CPU in 2 s while out of descriptors"
                             % spent)
+            # The first client was accepted: it sees the listener paused, as
+            # memcached's accepting_conns reads 0 while its listener is off.
+            first = clients[0]
+            first.settimeout(10)
+
+            def accepting():
+                first.sendall(b"stats\r\n")
+                raw = b""
+                while not raw.endswith(b"END\r\n"):
+                    raw += first.recv(65536)
+                return int(raw.split(b"STAT accepting_conns ")[1].split(b"\r\n")[0])
+            self.assertTrue(wait_until(lambda: accepting() == 0, 5), "accepting_conns never read 0 while paused")
             for sock in clients[:150]:
                 sock.close()
             clients = clients[150:]
@@ -120,6 +132,8 @@ class DescriptorTest(unittest.TestCase):
             for sock in clients:
                 self.assertTrue(sock.recv(100).startswith(b"VERSION "))
             self.assertGreater(stat(server, "listen_disabled_num"), 0)
+            self.assertTrue(wait_until(lambda: stat(server, "accepting_conns") == 1, 10),
+                            "accepting_conns stayed 0 once descriptors were back")
             metrics = samples(server.scrape())
             self.assertGreater(metrics["memcached_connections_listener_disabled_total"], 0)
             for sock in clients:

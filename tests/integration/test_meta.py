@@ -17,23 +17,13 @@ memcached 1.6.27, and corecache's stats).
 
 import os
 import sys
-import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from metaclient import MetaClient  # noqa: E402
 
 
-class MetaTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-
+class MetaTest(harness.ServerCase):
     def setUp(self):
         self.c = MetaClient(self.server.port)
         self.c.send(b"flush_all\r\n")
@@ -304,20 +294,12 @@ class MetaTest(unittest.TestCase):
         self.assertEqual((r.value, r.flag("f"), r.flag("t")), (b"", "9", "-1"))
 
 
-class MetaCrossShardTest(unittest.TestCase):
+class MetaCrossShardTest(harness.ServerCase):
     """Two shards: every key is owned by one of them and each connection
     lives on one, so about half of all requests are forwarded. Replies must
     still come back in request order with opaques and quiet mode kept."""
 
     N = 400
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def test_meta_pipeline_order_across_shards(self):
         n = self.N

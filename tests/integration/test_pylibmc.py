@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -26,15 +25,7 @@ except ImportError:
     harness.skip_process("pylibmc not found (apt-get install python3-pylibmc)")
 
 
-class PylibmcBinaryTest(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class PylibmcBinaryTest(harness.ServerCase):
 
     def setUp(self):
         self.mc = self.client()

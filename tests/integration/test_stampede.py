@@ -25,7 +25,6 @@ import os
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -74,14 +73,8 @@ def poll_value(c, key, want_value=None, deadline=DEADLINE):
         time.sleep(0.01)
 
 
-class StampedeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2", "-c", "1024"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class StampedeTest(harness.ServerCase):
+    SERVER_FLAGS = ["-t", "2", "-c", "1024"]
 
     def clients(self):
         return [MetaClient(self.server.port, timeout=DEADLINE) for _ in range(CLIENTS)]

@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -27,14 +26,8 @@ if harness.is_memcached():
     harness.skip_process("memcached has no --default-ttl/--max-ttl")
 
 
-class TtlPolicyTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(["-t", "2", "--default-ttl", "2", "--max-ttl=4"]).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class TtlPolicyTest(harness.ServerCase):
+    SERVER_FLAGS = ["-t", "2", "--default-ttl", "2", "--max-ttl=4"]
 
     def test_ttl_settings_shown(self):
         s = self.server.stats("settings")

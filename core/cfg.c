@@ -208,7 +208,8 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(default_ttl, "default_ttl", NULL, NULL) \
     ACTION(max_ttl, "max_ttl", NULL, NULL) \
     ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
-    ACTION(auth_file, "auth_enabled_ascii", NULL, "no")
+    ACTION(auth_file, "auth_enabled_ascii", NULL, "no") \
+    ACTION(io_backend, "io_backend", NULL, NULL) /* corecache's: the backend that runs */
 
 struct cfg_setting {
     enum cfg_option_id id;
@@ -468,6 +469,11 @@ static bool set_option(struct cfg *cfg, enum cfg_option_id id, const char *flag,
         if (id == CFG_OPT_protocol && strcmp(value, "auto") != 0 && strcmp(value, "ascii") != 0 &&
             strcmp(value, "binary") != 0) {
             err_flag_value(err, flag, value, "protocol must be auto, ascii or binary");
+            return false;
+        }
+        if (id == CFG_OPT_io_backend && strcmp(value, "auto") != 0 && strcmp(value, "io_uring") != 0 &&
+            strcmp(value, "epoll") != 0) {
+            err_flag_value(err, flag, value, "the I/O backend must be auto, io_uring or epoll");
             return false;
         }
         if (id == CFG_OPT_hash_algorithm && strcmp(value, "jenkins") != 0 &&

@@ -87,6 +87,8 @@
            "16 KiB receive buffers per shard, shared by its connections (a power of two)")    \
     ACTION(uring_cq_entries, 0, "uring-cq-entries", UINT, 4096, "num",                       \
            "io_uring completion queue entries per shard (a power of two)") \
+    ACTION(io_backend, 0, "io-backend", STR, "auto", "name",                                 \
+           "I/O backend: auto (io_uring, else epoll where io_uring is refused), io_uring, epoll") \
     CFG_SECURITY_OPTIONS(ACTION)                                                             \
     CFG_MEMCACHED_OPTIONS(ACTION)
 

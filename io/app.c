@@ -79,11 +79,19 @@ static const char *text_str(struct text *t)
     return t->buf;
 }
 
+/* What check_uring found. */
+enum uring_check {
+    URING_OK,
+    URING_REFUSED, /* refused (seccomp, io_uring_disabled, no CONFIG_IO_URING) or
+                    * lacking an operation: the epoll backend serves instead */
+    URING_FAILED,  /* available but failing (the locked-memory limit): fix that */
+};
+
 /*
  * Checks that io_uring and the operations the runtime needs are available,
  * and says precisely what is missing and how to get it otherwise.
  */
-static bool check_uring(char *err, size_t errlen)
+static enum uring_check check_uring(char *err, size_t errlen)
 {
     struct io_uring ring;
     int ret = io_uring_queue_init(8, &ring, 0);
@@ -102,13 +110,14 @@ static bool check_uring(char *err, size_t errlen)
                      strerror(-ret));
         else if (ret == -ENOSYS)
             snprintf(err, errlen,
-                     "corecache: io_uring is unavailable (io_uring_setup: %s): the kernel was built "
-                     "without CONFIG_IO_URING, or a seccomp profile hides it; corecache needs Linux 6.0 or later with io_uring",
+                     "corecache: io_uring is unavailable (io_uring_setup: %s): a seccomp profile hides it "
+                     "(a container runtime's default: allow io_uring_setup, io_uring_enter and "
+                     "io_uring_register), or the kernel was built without CONFIG_IO_URING",
                      strerror(-ret));
         else
             snprintf(err, errlen, "corecache: io_uring is unavailable (io_uring_setup: %s)",
                      strerror(-ret));
-        return false;
+        return ret == -EPERM || ret == -EACCES || ret == -ENOSYS ? URING_REFUSED : URING_FAILED;
     }
     struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
     static const struct {
@@ -122,11 +131,11 @@ static bool check_uring(char *err, size_t errlen)
     };
     bool ok = probe != NULL;
     if (!ok)
-        snprintf(err, errlen, "corecache: io_uring cannot be probed: corecache needs Linux 6.0 or later");
+        snprintf(err, errlen, "corecache: io_uring cannot be probed (Linux 6.0 or later can)");
     for (size_t i = 0; ok && i < sizeof(need) / sizeof(need[0]); i++) {
         if (!io_uring_opcode_supported(probe, need[i].op)) {
             snprintf(err, errlen,
-                     "corecache: this kernel's io_uring lacks IORING_OP_%s: corecache needs Linux 6.0 or later",
+                     "corecache: this kernel's io_uring lacks IORING_OP_%s (Linux 6.0 or later has it)",
                      need[i].name);
             ok = false;
         }
@@ -139,12 +148,41 @@ static bool check_uring(char *err, size_t errlen)
     unsigned major = 0, minor = 0;
     if (ok && uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 && major < 6) {
         snprintf(err, errlen,
-                 "corecache: kernel %s lacks io_uring multishot recv with provided buffers: corecache needs Linux 6.0 or later",
+                 "corecache: kernel %s lacks io_uring multishot recv with provided buffers (Linux 6.0 or later has it)",
                  u.release);
         ok = false;
     }
     io_uring_queue_exit(&ring);
-    return ok;
+    return ok ? URING_OK : URING_REFUSED;
+}
+
+/*
+ * Chooses the shards' I/O backend (-o io_backend): io_uring where the
+ * kernel gives it, else the epoll backend (io/evring.h), which serves the
+ * same protocol with more system calls per request. One line on stderr says
+ * when epoll runs, and why; -v says so for io_uring too. False (with the
+ * reason in err) when the server cannot start.
+ */
+static bool choose_backend(struct server *srv, char *err, size_t errlen)
+{
+    const char *want = srv->cfg.io_backend;
+    if (strcmp(want, "epoll") == 0) {
+        srv->io_epoll = true;
+        fprintf(stderr, "corecache: I/O backend: epoll (-o io_backend=epoll)\n");
+        return true;
+    }
+    enum uring_check found = check_uring(err, errlen);
+    if (found == URING_OK) {
+        if (srv->cfg.verbose > 0)
+            fprintf(stderr, "corecache: I/O backend: io_uring\n");
+        return true;
+    }
+    if (found == URING_FAILED || strcmp(want, "io_uring") == 0)
+        return false;
+    srv->io_epoll = true;
+    fprintf(stderr, "%s; I/O backend: epoll instead (-o io_backend=io_uring refuses to start without io_uring)\n",
+            err);
+    return true;
 }
 
 static bool drop_privileges(const char *user, char *err, size_t errlen)
@@ -230,7 +268,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         setrlimit(RLIMIT_MEMLOCK, &lim);
     }
 
-    if (!check_uring(err, sizeof(err))) {
+    if (!choose_backend(&srv, err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

@@ -160,6 +160,6 @@ void guard_input_release(struct shard *shard, uint64_t bytes)
 
 void guard_check_ring(struct shard *shard)
 {
-    if (IO_URING_READ_ONCE(*shard->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+    if (shard->evring == NULL && IO_URING_READ_ONCE(*shard->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
         shard->m.uring_cq_overflows++;
 }

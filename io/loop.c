@@ -42,6 +42,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "conn.h"
+#include "evring.h"
 #include "guard.h"
 #include "idle.h"
 #include "watchconn.h"
@@ -293,8 +294,18 @@ static void handle_cqe(struct shard *shard, const struct io_uring_cqe *cqe)
     }
 }
 
+static void handle_evring_cqe(void *shard, const struct io_uring_cqe *cqe)
+{
+    handle_cqe(shard, cqe);
+}
+
 static unsigned drain_cq(struct shard *shard)
 {
+    if (shard->evring != NULL) { /* the epoll backend: the same records */
+        unsigned done = evring_drain(shard->evring, handle_evring_cqe, shard);
+        shard->m.uring_completions += done;
+        return done;
+    }
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     io_uring_for_each_cqe(&shard->ring, head, cqe)
@@ -365,7 +376,10 @@ static void loop_run(struct shard *shard)
         if (loop_idle_after_stop(shard))
             break;
         int ret;
-        if (shard->resume_list != NULL || route_backlogged(shard)) {
+        if (shard->evring != NULL) {
+            bool soon = shard->resume_list != NULL || route_backlogged(shard);
+            ret = evring_submit_and_wait(shard->evring, soon ? 1000 * 1000 : -1);
+        } else if (shard->resume_list != NULL || route_backlogged(shard)) {
             /* Work is waiting on others: look again soon even if nothing
              * completes. */
             struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 1000 * 1000};

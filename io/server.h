@@ -74,6 +74,7 @@ struct server {
     struct login *login;    /* -Y, -S, --metrics-auth-file (io/login.c); NULL without */
     struct detail detail;   /* `stats detail`: per-prefix counts (detail.c) */
     struct watch watch;     /* `watch`: log streams (watch.c, issue 12) */
+    bool io_epoll;          /* shards run the epoll backend, not io_uring (evring.h; app.c) */
 
     /* Startup gate: shards count themselves ready, main opens the gate once
      * every started shard has its ring (so every ring_fd is known). */

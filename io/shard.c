@@ -14,6 +14,7 @@
 #include "shard.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include "../core/store.h"
 #include "../numa/place.h"
+#include "evring.h"
 #include "uring.h"
 #include "watch.h"
 
@@ -55,6 +57,13 @@ void shard_clock(struct shard *shard)
 
 struct io_uring_sqe *shard_sqe(struct shard *shard)
 {
+    if (shard->evring != NULL) {
+        /* the epoll backend's queue grows; NULL only without memory */
+        struct io_uring_sqe *sqe;
+        while ((sqe = evring_sqe(shard->evring)) == NULL)
+            sched_yield();
+        return sqe;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&shard->ring);
     while (sqe == NULL) {
         /* the SQ is full: submit what it holds early (guard.h counts it) */
@@ -87,6 +96,13 @@ static bool scratch_grow(struct sink *sink, size_t need)
 
 static int setup_ring(struct shard *shard)
 {
+    if (shard->srv->io_epoll) {
+        /* io_uring refused or unwanted (app.c): the epoll backend */
+        int ret = evring_create(&shard->evring);
+        if (ret == 0)
+            shard->ring_fd = evring_wake_fd(shard->evring);
+        return ret;
+    }
     struct io_uring_params p;
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL |
@@ -125,7 +141,11 @@ static int setup_buffers(struct shard *shard)
         .ring_entries = shard->nbufs,
         .bgid = shard->bgid,
     };
-    int ret = io_uring_register_buf_ring(&shard->ring, &reg, 0);
+    int ret = 0;
+    if (shard->evring != NULL)
+        evring_provide_buffers(shard->evring, shard->br, shard->nbufs, shard->bgid);
+    else
+        ret = io_uring_register_buf_ring(&shard->ring, &reg, 0);
     if (ret < 0)
         return ret;
     shard->bufs = place_alloc_on_node((size_t)shard->nbufs * shard->buf_size, shard->node);
@@ -203,6 +223,7 @@ void shard_teardown(struct shard *shard)
     outq_cache_fini(&shard->outq_cache);
     if (shard->ring_ready)
         io_uring_queue_exit(&shard->ring);
+    evring_destroy(&shard->evring);
     if (shard->br != NULL)
         munmap(shard->br, shard->br_size);
     if (shard->bufs != NULL)

@@ -94,6 +94,7 @@ extern const struct metric_desc shard_metric_desc[];
 struct conn;
 struct conn_ops;
 struct backlog_rec;
+struct evring;
 
 /* Listening sockets per shard: the cache's (-l) and the metrics endpoint's
  * (--metrics-port) on the same addresses. */
@@ -113,6 +114,7 @@ struct shard {
 
     struct io_uring ring;
     bool ring_ready;
+    struct evring *evring; /* the epoll backend instead of `ring` (evring.h); NULL: io_uring */
     int ring_fd; /* read by other shards to wake this one (MSG_RING) */
     int listen_fds[SHARD_LISTENERS_MAX];
     bool accept_armed[SHARD_LISTENERS_MAX];

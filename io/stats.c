@@ -279,6 +279,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
     struct cfg cfg = srv->cfg;
     cfg.threads = srv->nshards;
     cfg.verbose = atomic_load(&srv->verbosity);
+    cfg.io_backend = srv->io_epoll ? "epoll" : "io_uring"; /* what runs, not what was asked */
     return cfg_render_settings(&cfg, out) &&
            metrics_stat_str(out, "domain_socket", cfg.unix_socket != NULL ? cfg.unix_socket : "NULL") &&
            metrics_stat_str(out, "umask", cfg.unix_mask) &&

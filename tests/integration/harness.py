@@ -29,6 +29,12 @@ Running one file by hand, against any binary:
         DifferentialTest.test_differential_case_incr_basic
 
 CORECACHE_ITEST_VERBOSE=0 makes unittest's output terse.
+
+CORECACHE_ITEST_NO_URING=<the no_uring wrapper> runs every corecache the
+harness starts without io_uring (a seccomp filter, as a container's default
+profile does), so it serves through its epoll backend (io/evring.h); start()
+then requires the server's line saying so. The integration.*_epoll entries of
+tests/integration/CMakeLists.txt run suites that way.
 """
 
 import errno
@@ -55,6 +61,29 @@ def is_memcached(path=None):
     """True when the binary under test is memcached itself (not corecache)."""
     path = os.path.realpath(path or SERVER)
     return os.path.basename(path).startswith("memcached")
+
+
+NO_URING = os.environ.get("CORECACHE_ITEST_NO_URING") or None
+EPOLL_LINE = "I/O backend: epoll"
+
+
+def _check_no_uring():
+    """The wrapper must work here, or the run is skipped (77), never passed."""
+    if is_memcached():
+        sys.stdout.write("SKIP: CORECACHE_ITEST_NO_URING applies to corecache, not memcached\n")
+        sys.exit(SKIP)
+    check = subprocess.run([NO_URING, "--check"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+    if check.returncode == SKIP:
+        sys.stdout.write("SKIP: seccomp filters unavailable: %s\n" % check.stdout.decode(errors="replace"))
+        sys.exit(SKIP)
+    if check.returncode != 0:
+        sys.stderr.write("no_uring --check failed:\n" + check.stdout.decode(errors="replace"))
+        sys.exit(1)
+
+
+if NO_URING:
+    _check_no_uring()
 
 
 def free_port():
@@ -105,8 +134,13 @@ class Server:
 
     # -- lifecycle -------------------------------------------------------
 
+    def wrapped(self):
+        """True when this server runs under CORECACHE_ITEST_NO_URING."""
+        return NO_URING is not None and not is_memcached(self.binary)
+
     def argv(self, port):
-        return ([self.binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
+        return (([NO_URING] if self.wrapped() else [])
+                + [self.binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0"]
                 + user_flags() + self.flags)
 
     def start(self, attempts=5):
@@ -127,6 +161,10 @@ class Server:
             self.started_at = time.monotonic()
             _all_servers.append(self)
             if self._wait_accepting():
+                if self.wrapped() and EPOLL_LINE not in self.stderr_text():
+                    self.kill()
+                    raise ServerStartError("server %s runs without io_uring but did not say %r: %s"
+                                           % (self.argv(self.port), EPOLL_LINE, self.stderr_text()))
                 return self
             # It exited: a lost port race is retried, anything else fails.
             last = self.stderr_text()

@@ -106,8 +106,17 @@ class BinaryTest(harness.ServerCase):
             binary = binary_stats(self.server, group.encode())
             self.assertIsInstance(binary, dict, group)
             self.assertEqual(sorted(binary), sorted(text), group)
-            if group in ("settings", "sizes", "items"):
+            if group in ("settings", "sizes"):
                 self.assertEqual(binary, text, group)
+            if group == "items":
+                # the crawler examines items every 100 ms tick, and the
+                # clock's second may turn, between the two requests too:
+                # its counters and the ages may move, nothing else
+                def still(d):
+                    return {k: v for k, v in d.items()
+                            if not k.endswith(("crawler_items_checked", "crawler_reclaimed", ":age",
+                                               ":age_hot", ":age_warm"))}
+                self.assertEqual(still(binary), still(text), group)
             if group == "":
                 for name in ("curr_items", "total_items", "threads", "limit_maxbytes", "version"):
                     self.assertEqual(binary[name], text[name], name)

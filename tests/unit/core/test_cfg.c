@@ -186,6 +186,7 @@ static void want_conn_memory(struct cfg *c) { c->conn_memory = 100 * MB; }
 static void want_metrics_idle(struct cfg *c) { c->metrics_idle_timeout = 5; }
 static void want_recv_buffers(struct cfg *c) { c->recv_buffers = 64; }
 static void want_cq_entries(struct cfg *c) { c->uring_cq_entries = 1024; }
+static void want_io_backend(struct cfg *c) { c->io_backend = "epoll"; }
 
 static void want12_unix_socket(struct cfg *c) { c->unix_socket = "/tmp/mc.sock"; }
 static void want12_unix_mask(struct cfg *c) { c->unix_mask = "755"; }
@@ -288,6 +289,7 @@ static const struct option_case option_cases[] = {
     {0, "metrics-idle-timeout", "5", want_metrics_idle},
     {0, "recv-buffers", "64", want_recv_buffers},
     {0, "uring-cq-entries", "1024", want_cq_entries},
+    {0, "io-backend", "epoll", want_io_backend},
     /* the rest of memcached's command line (issue 12) */
     {'s', "unix-socket", "/tmp/mc.sock", want12_unix_socket},
     {'a', "unix-mask", "755", want12_unix_mask},
@@ -680,6 +682,7 @@ static const struct error_case error_cases[] = {
     {{"--uring-cq-entries", "8"},
      "corecache: --uring-cq-entries 8: completion queue entries must be between 16 and 65536\n"},
     {{"--uring-cq-entries", "3000"}, "corecache: --uring-cq-entries 3000: must be a power of two (e.g. 256)\n"},
+    {{"--io-backend", "kqueue"}, "corecache: --io-backend kqueue: the I/O backend must be auto, io_uring or epoll\n"},
     {{"--metrics-idle-timeout", "0"},
      "corecache: --metrics-idle-timeout 0: the idle timeout must be at least 1 (seconds)\n"},
     /* growth factor */
@@ -867,8 +870,9 @@ static void test_cfg_settings_render_memcached_names(void **state)
         "STAT tcp_backlog 1024\r\n",   "STAT item_size_max 1048576\r\n",
         "STAT default_ttl 0\r\n",       "STAT max_ttl 0\r\n",
         "STAT auth_enabled_sasl no\r\n", "STAT auth_enabled_ascii no\r\n",
+        "STAT io_backend auto\r\n", /* corecache's; io/stats.c puts the one that runs */
     };
-    /* in memcached's order, and nothing else */
+    /* in memcached's order, then corecache's, and nothing else */
     const char *p = text;
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         assert_memory_equal(p, lines[i], strlen(lines[i]));

@@ -301,9 +301,9 @@ class Issue12Test(unittest.TestCase):
         line = r"ts=\d+\.\d+ gid=\d+ "
         with harness.Server(["-t", "4", "-m", "8", "-o", "watcher_logbuf_size=8"]) as server:
             c, cf = conn(server)
-            # the client's fd as stats conns names it: the newest connection's
-            # is the last descriptor listed (sorted, as memcached lists them)
-            cfd = int(stats_conns_last_fd(c, cf))
+            # the client's fd as stats conns names it (by its address: the
+            # harness's probe connection may still be listed, closing)
+            cfd = int(stats_conns_fd_of(c, cf))
             w, wf = conn(server)
             w.sendall(b"watch fetchers mutations\n")
             self.assertEqual(wf.readline(), b"OK\r\n")
@@ -411,15 +411,24 @@ class Issue12Test(unittest.TestCase):
             self.assertEqual(cf.readline(), b"ERROR\r\n")
 
 
-def stats_conns_last_fd(s, f):
+def stats_conns_fd_of(s, f):
+    """The descriptor `stats conns` lists for this client, found by its
+    address; the listing must be in descriptor order, as memcached's."""
+    me = ("tcp:127.0.0.1:%d" % s.getsockname()[1]).encode()
     s.sendall(b"stats conns\r\n")
-    last = None
+    fds, mine = [], None
     while True:
         line = f.readline()
         assert line, "connection closed"
         if line == b"END\r\n":
-            return last
-        last = line.split(b" ")[1].split(b":")[0].decode()
+            assert fds == sorted(fds), fds
+            return mine
+        _, name, value = line.rstrip(b"\r\n").split(b" ", 2)
+        fd = int(name.split(b":")[0])
+        if not fds or fds[-1] != fd:
+            fds.append(fd)
+        if name.endswith(b":addr") and value == me:
+            mine = fd
 
 
 def stats(s, f, group=b""):

@@ -236,7 +236,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define NO_SEGMENTED_LRU "corecache's eviction has no hot/warm/cold segmented LRU to tune"
 #define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
 #define CFG_INERT(ACTION)                                                                        \
-    ACTION(memory_file, "corecache has no restartable cache (warm restart)")                    \
     ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \
     ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
     ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \

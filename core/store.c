@@ -1833,3 +1833,222 @@ bool store_check(const struct store *store)
            segidx_count(store->idx) == items && store->pin[0] == SEG_NONE &&
            store->pin[1] == SEG_NONE && store->evicting == SEG_NONE;
 }
+
+/* --- Warm restart (issue 14) -------------------------------------------------
+ * core/warm.c saves the segment table and these scalars beside the arena
+ * and checks them on the next start; store_warm_adopt() then takes the
+ * table over and rebuilds what was not saved: the index (by scanning every
+ * queued segment's items), the live counters and each segment's time
+ * bounds. Nothing is trusted before it is checked: a link or an item
+ * header out of range refuses the whole image, so a corrupt one can only
+ * ever start the store empty. */
+
+void store_warm_state(const struct store *store, struct store_warm *out)
+{
+    *out = (struct store_warm){
+        .now = store->now, .oldest_live = store->oldest_live, .flushes = store->flushes,
+        .flush_epoch = store->flush_epoch, .flush_this_second = store->flush_this_second,
+        .cas_issued = store->cas_issued, .items = store->m.curr_items,
+    };
+}
+
+const struct segs *store_warm_segs(const struct store *store)
+{
+    return &store->segs;
+}
+
+/* A time of the saved clock on this one (0 stays "never"; never below 1). */
+static mc_time_t warm_time(mc_time_t t, int64_t shift)
+{
+    if (t == 0)
+        return 0;
+    int64_t v = (int64_t)t - shift;
+    return v < 1 ? 1 : v > (int64_t)UINT32_MAX ? UINT32_MAX : (mc_time_t)v;
+}
+
+static bool warm_link_ok(const struct segs *segs, uint32_t id)
+{
+    return id == SEG_NONE || id < segs->nsegs;
+}
+
+/* Walks one list (the free list: q == SEG_QUEUES) from head: bounded, each
+ * member in the right state, back links consistent. Returns the members
+ * (runs counted whole for a queue), or UINT32_MAX if broken. */
+static uint32_t warm_walk(const struct segs *segs, uint32_t head, uint32_t tail, unsigned q)
+{
+    uint32_t n = 0, steps = 0, prev = SEG_NONE;
+    for (uint32_t id = head; id != SEG_NONE; prev = id, id = segs->seg[id].next) {
+        const struct seg *s = &segs->seg[id];
+        if (id >= segs->nsegs || ++steps > segs->nsegs || s->prev != prev)
+            return UINT32_MAX;
+        if (q == SEG_QUEUES ? s->state != SEG_FREE
+                            : (s->state != SEG_OPEN && s->state != SEG_CLOSED) || s->queue != q)
+            return UINT32_MAX;
+        n += q == SEG_QUEUES ? 1 : s->run;
+    }
+    if (q != SEG_QUEUES && prev != tail)
+        return UINT32_MAX;
+    return n;
+}
+
+static const char *warm_check_table(const struct segs *segs)
+{
+    uint32_t nfree = 0, queued = 0;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        const struct seg *s = &segs->seg[id];
+        if (!warm_link_ok(segs, s->prev) || !warm_link_ok(segs, s->next) || s->state > SEG_CONT)
+            return "a segment link is out of range";
+        if (s->state == SEG_FREE) {
+            nfree++;
+        } else if (s->state == SEG_CONT) {
+            if (s->head >= id || segs->seg[s->head].state == SEG_FREE ||
+                segs->seg[s->head].state == SEG_CONT || segs->seg[s->head].run <= id - s->head)
+                return "a segment run is inconsistent";
+        } else {
+            if (s->queue >= SEG_QUEUES || s->bucket >= SEG_TTL_BUCKETS || s->run == 0 ||
+                s->run > segs->nsegs - id || s->write > (uint64_t)s->run * segs->seg_size)
+                return "a segment header is out of range";
+            if (s->state == SEG_OPEN && segs->open[s->queue][s->bucket] != id)
+                return "an open segment is not its bucket's";
+            queued += s->run;
+        }
+    }
+    for (unsigned q = 0; q < SEG_QUEUES; q++) {
+        for (unsigned b = 0; b < SEG_TTL_BUCKETS; b++) {
+            uint32_t id = segs->open[q][b];
+            if (id != SEG_NONE && (id >= segs->nsegs || segs->seg[id].state != SEG_OPEN))
+                return "an open segment is out of range";
+        }
+    }
+    if (warm_walk(segs, segs->free_head, SEG_NONE, SEG_QUEUES) != nfree || nfree != segs->nfree)
+        return "the free list is inconsistent";
+    uint32_t inq = 0;
+    for (unsigned q = 0; q < SEG_QUEUES; q++) {
+        uint32_t n = warm_walk(segs, segs->qhead[q], segs->qtail[q], q);
+        if (n == UINT32_MAX || n != segs->qsegs[q])
+            return "a queue is inconsistent";
+        inq += n;
+    }
+    return inq == queued ? NULL : "a segment is in no list";
+}
+
+/* Reattaches the items of queued segment `id`; false on a bad header. */
+static bool warm_scan_seg(struct store *store, uint32_t id, int64_t shift, mc_time_t now,
+                          uint64_t *items, uint64_t *cas_k)
+{
+    struct seg *s = &store->segs.seg[id];
+    char *p = seg_data(&store->segs, id);
+    for (size_t off = 0; off < s->write;) {
+        struct item *it = (struct item *)(p + off);
+        if (off + ITEM_HEADER_SIZE > s->write || it->nkey == 0 || it->nkey > STORE_KEY_MAX)
+            return false;
+        size_t fp = item_footprint(item_total(it));
+        if (fp > s->write - off)
+            return false;
+        off += fp;
+        if ((it->iflags & ITEM_LINKED) == 0)
+            continue;
+        /* dead by the saved clock (store->now holds it during the scan) */
+        if (store_item_dead(store, it) || item_total(it) > store->cfg.item_size_max) {
+            it->iflags &= (uint8_t)~ITEM_LINKED;
+            continue;
+        }
+        uint64_t hash = hash_key(it->data, it->nkey), loc;
+        if (segidx_find(store->idx, it->data, it->nkey, hash, &loc))
+            return false; /* two linked copies of one key */
+        if (segidx_insert(store->idx, hash, loc_of(store, it)) != MC_OK) {
+            it->iflags &= (uint8_t)~ITEM_LINKED;
+            continue;
+        }
+        it->exptime = warm_time(it->exptime, shift);
+        it->atime = warm_time(it->atime, shift);
+        if (it->exptime != 0 && it->exptime <= now)
+            it->exptime = now + 1; /* not dead by the old clock: not by this one */
+        store_count_in(store, it);
+        store->m.total_items++;
+        (*items)++;
+        if (store->cfg.cas_enabled && it->cas > store->cfg.cas_offset) {
+            uint64_t k = (it->cas - store->cfg.cas_offset) / store->cfg.cas_stride;
+            if (k > *cas_k)
+                *cas_k = k;
+        }
+    }
+    return true;
+}
+
+enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st, mc_time_t now,
+                                const struct segs *saved, const void *table, int64_t shift,
+                                uint64_t *items, const char **why)
+{
+    struct segs *segs = &store->segs;
+    *items = 0;
+    *why = NULL;
+    if (saved->nsegs != segs->nsegs || saved->seg_size != segs->seg_size) {
+        *why = "the segment layout differs";
+        return MC_EINVAL;
+    }
+    /* take the table over: this store is fresh, so nothing else refers to it */
+    struct seg *mine = segs->seg;
+    memcpy(mine, table, (size_t)segs->nsegs * sizeof(*mine));
+    char *base = segs->base;
+    *segs = *saved;
+    segs->seg = mine;
+    segs->base = base;
+    if ((*why = warm_check_table(segs)) != NULL)
+        return MC_EINVAL;
+    /* an index already large enough for what was saved: no doubling and
+     * rehash of millions of entries during the scan */
+    unsigned power = STORE_INDEX_POWER;
+    while (power < 30 && ((uint64_t)7 << power) <= st->items)
+        power++;
+    struct segidx *idx = NULL;
+    if (power > STORE_INDEX_POWER && segidx_create(power, resolve, store, &idx) == MC_OK) {
+        segidx_destroy(&store->idx);
+        store->idx = idx;
+    }
+
+    /* judge items by the saved clock, as if the store had never stopped */
+    store->now = (mc_time_t)((int64_t)now + shift > UINT32_MAX ? UINT32_MAX : (int64_t)now + shift);
+    store->oldest_live = st->oldest_live;
+    store->flushes = st->flushes;
+    store->flush_epoch = st->flush_epoch;
+    store->flush_this_second = st->flush_this_second != 0;
+    uint64_t cas_k = st->cas_issued;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        struct seg *s = &segs->seg[id];
+        s->refs = 0; /* pins of replies that died with the old process */
+        s->live_items = 0;
+        s->live_bytes = 0;
+        s->last_link = 0;
+        s->exp_min = SEG_NEVER;
+        s->exp_max = 0;
+        s->created = warm_time(s->created, shift);
+    }
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        struct seg *s = &segs->seg[id];
+        if ((s->state == SEG_OPEN || s->state == SEG_CLOSED) &&
+            !warm_scan_seg(store, id, shift, now, items, &cas_k)) {
+            *why = "an item header is out of range";
+            return MC_EINVAL;
+        }
+    }
+    /* a flush that took effect has dropped its items; a pending one moves
+     * to this clock like every other time */
+    if (store_flush_effective(store)) {
+        store->oldest_live = 0;
+        store->flush_this_second = false;
+    } else {
+        store->oldest_live = warm_time(store->oldest_live, shift);
+    }
+    store->now = now;
+    store->cas_issued = cas_k;
+    for (uint32_t id = 0; id < segs->nsegs; id++) {
+        struct seg *s = &segs->seg[id];
+        if ((s->state == SEG_OPEN || s->state == SEG_CLOSED) && s->live_items == 0)
+            seg_release(segs, id);
+    }
+    /* store_check() would verify all this again, item by item: the unit
+     * tests do (tests/unit/core/test_warm.c); a start does not pay twice */
+    return MC_OK;
+}
+/* --- end warm restart --- */

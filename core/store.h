@@ -391,4 +391,39 @@ void store_reset_metrics(struct store *store);
  */
 bool store_check(const struct store *store);
 
+/* --- Warm restart (issue 14; core/warm.c owns the saved image) ------------
+ * What the engine keeps beside its arena that a restart needs back, for
+ * warm.c to save and to hand to store_warm_adopt(). Only warm.c calls these. */
+struct segs;
+struct store_warm {
+    mc_time_t now;          /* the store's clock when saved */
+    mc_time_t oldest_live;  /* flush_all watermark */
+    uint32_t flushes;
+    uint8_t flush_epoch;
+    uint8_t flush_this_second;
+    uint64_t cas_issued;
+    uint64_t items;         /* linked items when saved: sizes the rebuilt index */
+};
+
+/* The store's scalars and its segment table (read-only; valid until the
+ * next command on the store). */
+void store_warm_state(const struct store *store, struct store_warm *out);
+const struct segs *store_warm_segs(const struct store *store);
+
+/*
+ * Takes over a saved segment table (`saved`: its header, with `table` its
+ * nsegs entries) for a fresh store whose arena holds the saved items, and
+ * rebuilds the index by scanning the segments. `shift` is the seconds
+ * from the saved clock's zero to this one's (item and segment times move
+ * back by it, so a TTL keeps its absolute end); items expired or flushed
+ * by `now` (this clock) are dropped, and the CAS counter continues above
+ * every CAS kept. Every segment, list link and item header is validated:
+ * MC_EINVAL (and *why, a static string) on anything inconsistent, after
+ * which the store must be destroyed. *items gets the items reattached.
+ */
+enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st, mc_time_t now,
+                                const struct segs *saved, const void *table, int64_t shift,
+                                uint64_t *items, const char **why) MC_MUST_CHECK;
+/* --- end warm restart --- */
+
 #endif

@@ -8,6 +8,8 @@
 #   deploy/cluster.sh [options] servers                   print the server list again
 #   deploy/cluster.sh [options] stop-node I               SIGTERM node I (0-based), by its pid
 #   deploy/cluster.sh [options] start-node I              start node I again, same address
+#   deploy/cluster.sh [options] rolling-restart           restart every node in turn (SIGTERM, start),
+#                                                         each answering again before the next stops
 #   deploy/cluster.sh [options] exec -- CMD [ARGS...]     run CMD where the clients are (see --netns)
 #
 # Options (start only, except --state):
@@ -23,6 +25,11 @@
 #   --name NAME   the namespaces are NAME-c and NAME-n0, NAME-n1, ... (default
 #                 ccl followed by a random hex tag)
 #   --state DIR   where the cluster's state lives (default /tmp/corecache-cluster-UID)
+#   --stop-signal SIG  what stops a node (default TERM; memcached saves its -e
+#                 memory only on USR1)
+#   --warm        every node keeps its items across restarts: -e on a tmpfs
+#                 directory of its own (/dev/shm/corecache-cluster-TAG/nodeI),
+#                 removed by stop (README "Warm restart")
 #
 # Design. Everything `start` made is recorded in the state directory before
 # it is made: cluster.env (the layout), nodeI.pid, nodeI.log, and the
@@ -58,6 +65,9 @@ state="/tmp/corecache-cluster-$(id -u)"
 cmd=""
 arg=""
 extra=()
+warm=0
+memdir=""
+stop_signal=TERM
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -65,11 +75,13 @@ while [ $# -gt 0 ]; do
     --ports) ports=${2:?--ports needs a list}; shift 2 ;;
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --netns) netns=1; shift ;;
+    --warm) warm=1; shift ;;
+    --stop-signal) stop_signal=${2:?--stop-signal needs a signal name}; shift 2 ;;
     --subnet) subnet=${2:?--subnet needs A.B.C}; shift 2 ;;
     --name) name=${2:?--name needs a name}; shift 2 ;;
     --state) state=${2:?--state needs a directory}; shift 2 ;;
     -h | --help) usage 0 ;;
-    start | stop | status | servers | exec)
+    start | stop | status | servers | exec | rolling-restart)
         cmd=$1; shift
         if [ $# -gt 0 ] && [ "$1" = "--" ]; then
             shift
@@ -165,6 +177,12 @@ start_node() { # I
     log="$state/node$i.log"
     [ "$(id -u)" -eq 0 ] && user=(-u nobody) # like memcached, corecache refuses root without -u
     [ "$netns" = 1 ] && launch=(ip netns exec "$(node_ns "$i")")
+    local warm_flags=()
+    if [ "$warm" = 1 ]; then
+        mkdir -p "$memdir/node$i"
+        chmod 0777 "$memdir/node$i" # the node may run as nobody
+        warm_flags=(-e "$memdir/node$i/mem")
+    fi
     # setsid: the node outlives this script and the terminal's signals. In a
     # script (no job control) the background child is not a group leader,
     # so setsid does not fork, and with exec $! is the server's own pid.
@@ -174,12 +192,14 @@ start_node() { # I
     # systemd unit does (LimitMEMLOCK=infinity), where allowed.
     (
         ulimit -l unlimited 2>/dev/null || ulimit -l "$(ulimit -H -l)" 2>/dev/null || true
-        exec setsid "${launch[@]}" "$binary" -p "$port" -l "$addr" -U 0 "${user[@]}" "${node_flags[@]}" \
+        exec setsid "${launch[@]}" "$binary" -p "$port" -l "$addr" -U 0 "${user[@]}" "${node_flags[@]}" "${warm_flags[@]}" \
             </dev/null >"$log" 2>&1
     ) &
     pid=$!
     echo "$pid" >"$state/node$i.pid"
-    for _ in $(seq 100); do
+    # answering `version` means the shards are up (the kernel queues
+    # connections before that); a warm node first reattaches its items
+    for _ in $(seq $((warm ? 600 : 100))); do
         if ! kill -0 "$pid" 2>/dev/null; then
             wait "$pid" 2>/dev/null || true
             if grep -qi "in use" "$log"; then
@@ -208,8 +228,9 @@ stop_node() { # I [signal]
         rm -f "$state/node$i.pid"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
+    kill -"$stop_signal" "$pid" 2>/dev/null || true
+    # a warm node saves its items after draining: give it longer
+    for _ in $(seq $((warm ? 600 : 100))); do
         [ -e "/proc/$pid" ] || break
         # Reap it if it is our child (start-node in this same shell); a
         # zombie still has a /proc entry.
@@ -217,7 +238,7 @@ stop_node() { # I [signal]
         sleep 0.1
     done
     if [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-        say "node $i (pid $pid) ignored SIGTERM for 10 s; killing it"
+        say "node $i (pid $pid) ignored SIG$stop_signal for $((warm ? 60 : 10)) s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$state/node$i.pid"
@@ -269,6 +290,7 @@ teardown() {
 cmd_start() {
     if ! [[ "$nodes" =~ ^[1-9][0-9]*$ ]] || [ "$nodes" -gt 200 ]; then die "-n $nodes: want 1 to 200 nodes"; fi
     [[ "$subnet" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--subnet $subnet: want A.B.C (a /24)"
+    [[ "$stop_signal" =~ ^(TERM|INT|USR1)$ ]] || die "--stop-signal $stop_signal: want TERM, INT or USR1"
     if [ -f "$state/cluster.env" ]; then
         die "a cluster is already recorded in $state: stop it first ($prog --state $state stop)"
     fi
@@ -315,9 +337,12 @@ cmd_start() {
     {
         printf 'nodes=%q\nnode_ports=%q\nbinary=%q\nnetns=%q\nsubnet=%q\ntag=%q\n' \
             "$nodes" "$node_ports" "$binary" "$netns" "$subnet" "$tag"
+        [ "$warm" = 0 ] || printf 'warm=1\nmemdir=%q\n' "/dev/shm/corecache-cluster-$tag"
+        printf 'stop_signal=%q\n' "$stop_signal"
         printf 'node_flags=(%s)\n' "$(printf '%q ' "${node_flags[@]}")"
     } >"$state/cluster.env"
 
+    [ "$warm" = 0 ] || memdir=/dev/shm/corecache-cluster-$tag
     trap 'say "start failed; undoing it"; teardown; rm -rf "$state"' ERR
     [ "$netns" = 0 ] || ns_up
     for ((i = 0; i < nodes; i++)); do
@@ -346,6 +371,7 @@ cmd_start() {
 cmd_stop() {
     load_state
     teardown
+    if [ "$warm" = 1 ] && [ -n "$memdir" ]; then rm -rf "$memdir"; fi
     rm -f "$state"/node*.log "$state/cluster.env"
     rmdir "$state" 2>/dev/null || true
     say "stopped"
@@ -368,6 +394,27 @@ cmd_status() {
     [ "$up" -eq "$nodes" ]
 }
 
+# One node at a time: SIGTERM (it drains and, with --warm, saves its
+# items), start it again, and wait until it answers before the next, so
+# at most one node's keys are away at any moment.
+cmd_rolling_restart() {
+    load_state
+    local i t0 t1
+    for ((i = 0; i < nodes; i++)); do
+        t0=$(date +%s.%N)
+        stop_node "$i"
+        start_node "$i" || die "node $i did not come back (log: $state/node$i.log); the rest were left alone"
+        t1=$(date +%s.%N)
+        # corecache logs what it reattached once all its shards are up
+        for _ in $(seq 50); do
+            [ "$warm" = 0 ] || [ "$(basename "$binary")" != corecache ] || ! grep -q 'warm restart' "$state/node$i.log" || break
+            sleep 0.1
+        done
+        say "node $i: serving again after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s$(
+            [ "$warm" = 0 ] || { printf ': '; grep -ho 'warm restart.*' "$state/node$i.log" | tail -1; })"
+    done
+}
+
 check_node() {
     if ! [[ "$arg" =~ ^[0-9]+$ ]] || [ "$arg" -ge "$nodes" ]; then die "node $arg: want 0 to $((nodes - 1))"; fi
 }
@@ -376,6 +423,7 @@ case "$cmd" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+rolling-restart) cmd_rolling_restart ;;
 servers) load_state; server_list ;;
 stop-node) load_state; check_node; stop_node "$arg"; say "node $arg stopped" ;;
 start-node)

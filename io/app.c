@@ -31,12 +31,14 @@
 #include "guard.h"
 #include "log.h"
 #include "login.h"
+#include "memfile.h"
 #include "scrape.h"
 #include "boot.h"
 #include "proc.h"
 #include "detail.h"
 #include "watch.h"
 #include "server.h"
+#include "shard.h"
 #include "tls.h"
 
 #define EXIT_USAGE 2
@@ -313,6 +315,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGUSR1); /* memcached's graceful stop (issue 14: saves -e's items) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -369,7 +372,13 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
              srv.cfg.listen, srv.cfg.port, (unsigned long long)(srv.cfg.memory_limit >> 20));
 
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT)) {
+    if (srv.cfg.memory_file != NULL) { /* issue 14: what -e reattached, or why not */
+        struct memfile *mfs[TOPO_CPUS_MAX];
+        for (unsigned i = 0; i < srv.nshards && i < TOPO_CPUS_MAX; i++)
+            mfs[i] = srv.shards[i]->memfile;
+        memfile_report(&srv, mfs, srv.nshards < TOPO_CPUS_MAX ? srv.nshards : TOPO_CPUS_MAX);
+    }
+    while (sigwait(&sigs, &sig) != 0 || (sig != SIGTERM && sig != SIGINT && sig != SIGUSR1)) {
         if (sig == SIGHUP) /* memcached rereads -Y's file; we also reload certificates */
             reload_secrets(&srv);
         sig = 0;

@@ -57,6 +57,10 @@ _Static_assert(sizeof(struct conn) <= 256, "struct conn outgrew the 256-byte per
 #define CONN_REPLY_EST_MIN 64
 /* A read buffer larger than this is freed once empty. */
 #define CONN_RBUF_KEEP (64 * 1024)
+/* issue 17: while forwarded replies are pending, what is ready before them
+ * waits for them up to this many bytes, so a pipelined batch leaves in one
+ * send, not one up to each placeholder and one after it. */
+#define CONN_HOLD_BYTES (16 * 1024)
 
 struct oseg *conn_reserve(struct conn *conn)
 {
@@ -334,19 +338,35 @@ void conn_destroy(struct conn *conn)
 
 /* --- requests ---------------------------------------------------------- */
 
-/* Stops reading a connection whose unsent output passed the cap: parsing
- * stops, and its recv is cancelled so the kernel's socket buffer, not our
- * memory, holds what the client keeps sending. Resumed by conn_on_send. */
-static void conn_pause(struct conn *conn)
+/* May the connection's receive be (re-)armed? Not while it is closing,
+ * after the peer's end of stream, or while its input is held back (paused:
+ * its output is over the cap; blocked: too many requests out at other
+ * shards); conn_resume re-arms it when that ends. */
+static bool conn_may_read(const struct conn *conn)
 {
-    conn->paused = true;
-    conn->shard->m.conn_yields++;
+    return conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->eof && !conn->paused &&
+           !conn->blocked;
+}
+
+/* Cancels the connection's multishot receive, so the kernel's socket
+ * buffer, not our memory, holds what the client keeps sending. */
+static void conn_stop_recv(struct conn *conn)
+{
     if (conn->recv_armed && !conn->cancel_inflight) {
         struct io_uring_sqe *sqe = shard_sqe(conn->shard);
         io_uring_prep_cancel64(sqe, ud_make(UD_RECV, conn->index, conn->gen), 0);
         io_uring_sqe_set_data64(sqe, ud_make(UD_CANCEL, conn->index, conn->gen));
         conn->cancel_inflight = true;
     }
+}
+
+/* Stops reading a connection whose unsent output passed the cap: parsing
+ * stops, and so does its receive. Resumed by conn_on_send. */
+static void conn_pause(struct conn *conn)
+{
+    conn->paused = true;
+    conn->shard->m.conn_yields++;
+    conn_stop_recv(conn);
 }
 
 /* Checked before every request, so one receive buffer full of pipelined
@@ -398,6 +418,7 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
     size_t off = 0;
     uint32_t served = 0; /* issue 12: -R, see conn_yield */
     conn->rneed = 0;
+    conn->starved = false;
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
         /* requests counted, a sample of them timed (shard.h) */
@@ -408,6 +429,7 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
         if (used == 0) {
             shard_request_none(conn->shard, timed);
             conn->rneed = need;
+            conn->starved = true;
             break;
         }
         off += used;
@@ -472,7 +494,19 @@ void conn_input(struct conn *conn, const char *data, size_t len)
         }
         else if (used == 0)
             conn_parse_rbuf(conn);
+        /* Held back by replies still to come from other shards (a deep
+         * pipeline of forwarded writes, noreply ones too): past one
+         * buffer's worth, the rest waits in the kernel, not in rbuf. */
+        if (conn->blocked && conn->rlen > CONN_RBUF_KEEP)
+            conn_stop_recv(conn);
     }
+}
+
+/* After the peer's end of stream: is there input left that will run once
+ * the connection may parse again (not an incomplete request)? */
+static bool conn_input_left(const struct conn *conn)
+{
+    return conn->eof && !conn->closing && conn->rlen > 0 && !conn->starved;
 }
 
 /* --- completions ------------------------------------------------------- */
@@ -509,20 +543,20 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
 
     if (res == 0) {
         /* The peer finished sending (`echo stats | nc` shuts down its write
-         * side): answer what it sent, then close. */
+         * side, or a client pipelines writes and closes): run and answer
+         * everything it sent, as memcached does, then close. */
         conn->eof = true;
-        conn->closing = true;
         conn->close_after_write = true;
         conn_want_flush(conn);
     } else if (res == -ENOBUFS) {
         shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
-        if (!conn->recv_armed && !conn->closing && !conn->paused)
+        if (conn_may_read(conn))
             conn_want_rearm(conn);
     } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
         conn_close(conn, "recv error");
-    } else if (!conn->recv_armed && !conn->closing && !conn->paused) {
+    } else if (conn_may_read(conn)) {
         conn_want_rearm(conn);
     }
     conn_maybe_free(conn);
@@ -531,7 +565,7 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
 void conn_rearm(struct conn *conn)
 {
     conn->on_rearm_list = false;
-    if (conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->paused && !conn->cancel_inflight)
+    if (conn_may_read(conn) && !conn->cancel_inflight)
         conn_arm_recv(conn);
     conn_maybe_free(conn);
 }
@@ -539,7 +573,7 @@ void conn_rearm(struct conn *conn)
 void conn_on_cancel(struct conn *conn, int res)
 {
     conn->cancel_inflight = false;
-    if (conn->fd >= 0 && !conn->paused && !conn->recv_armed && !conn->closing)
+    if (conn_may_read(conn))
         conn_want_rearm(conn);
     conn_maybe_free(conn);
 }
@@ -549,7 +583,7 @@ void conn_resume(struct conn *conn)
     conn->on_resume_list = false;
     if (conn->fd >= 0 && !conn->close_inflight) {
         conn_parse_rbuf(conn);
-        if (conn->fd >= 0 && !conn->recv_armed && !conn->closing && !conn->paused)
+        if (conn_may_read(conn))
             conn_want_rearm(conn);
         conn_want_flush(conn);
     }
@@ -576,6 +610,10 @@ void conn_flush(struct conn *conn)
         conn_maybe_free(conn);
         return;
     }
+    outq_sync(&conn->out);
+    if (conn->out.npending > 0 && conn->out.bytes < CONN_HOLD_BYTES)
+        return; /* issue 17: the last conn_fill flushes it */
+    outq_compact(&conn->out); /* issue 17: one iovec, not one per reply */
     /* The send's iovecs are borrowed from the shard's pool (guard.h); a
      * TLS transport seals conn->iov and writes its records' there too. */
     struct conn_send *sb = guard_send_get(conn->shard);
@@ -617,7 +655,7 @@ void conn_flush(struct conn *conn)
         conn->send_buf = sb;
     }
     if (n == 0) {
-        if (conn->close_after_write && conn->out.npending == 0)
+        if (conn->close_after_write && conn->out.npending == 0 && !conn_input_left(conn))
             conn_close(conn, conn->eof ? "end of stream" : "quit");
         conn_maybe_free(conn);
         return;

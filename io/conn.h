@@ -95,7 +95,8 @@ struct conn {
     bool blocked;        /* too many requests out at other shards */
     bool closing;        /* no more input is processed */
     bool close_after_write; /* quit: close once all output is sent */
-    bool eof;            /* the peer closed its side */
+    bool eof;            /* the peer closed its side: what it sent is still run */
+    bool starved;        /* the last parse stopped at an incomplete request */
     bool http_in_request; /* metrics endpoint: a request is being read */
 
     /* A transport between the socket and the protocol (TLS, io/tls.c), or

@@ -376,9 +376,14 @@ static void loop_run(struct shard *shard)
         if (loop_idle_after_stop(shard))
             break;
         int ret;
+        /* issue 17: peers wake this shard only while it may block; when
+         * their records already wait, it does not block at all */
+        bool may_block = route_sleep(shard);
         if (shard->evring != NULL) {
             bool soon = shard->resume_list != NULL || route_backlogged(shard);
-            ret = evring_submit_and_wait(shard->evring, soon ? 1000 * 1000 : -1);
+            ret = evring_submit_and_wait(shard->evring, !may_block ? 0 : soon ? 1000 * 1000 : -1);
+        } else if (!may_block) {
+            ret = io_uring_submit(&shard->ring);
         } else if (shard->resume_list != NULL || route_backlogged(shard)) {
             /* Work is waiting on others: look again soon even if nothing
              * completes. */
@@ -388,6 +393,7 @@ static void loop_run(struct shard *shard)
         } else {
             ret = io_uring_submit_and_wait(&shard->ring, 1);
         }
+        route_awake(shard);
         shard->m.uring_submits++;
         if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EAGAIN && ret != -EBUSY)
             log_error(shard->srv, "shard %u: io_uring_enter failed: %s", shard->id, strerror(-ret));

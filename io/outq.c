@@ -14,6 +14,20 @@
  *
  * Reclaim: a segment leaves the head once every byte of it was sent. The
  * tail is only let go when the sink is not still writing into it.
+ *
+ * Continuations (issue 17): a placeholder (or a REF segment) closes the
+ * sink's region, but it keeps the rest of that segment's buffer as its
+ * spare, and the next write continues there through a small
+ * segment header (a continuation) instead of taking a fresh 16 KiB
+ * segment: a pipelined batch that alternates local and forwarded keys
+ * stays in one buffer.
+ *
+ *   base [A......|spare..........]      A, B, C in one buffer, in order
+ *   queue: base(A) -> placeholder -> cont(B) -> placeholder -> cont(C)
+ *
+ * The base counts its borrowers (continuations and the spare); if it is
+ * reclaimed while borrowed it is only marked detached, and goes back to
+ * the cache when its last borrower does.
  */
 #include "outq.h"
 
@@ -21,6 +35,9 @@
 #include <string.h>
 
 enum { SEG_FROM_CACHE = 1, SEG_FROM_SMALL = 2, SEG_FROM_MALLOC = 3 };
+
+/* The least room worth continuing in after a placeholder (issue 17). */
+#define OUTQ_SPARE_MIN 256
 
 /* How many free segments a shard keeps: 256 x 16 KiB, 4096 x 512 B. */
 #define OUTQ_CACHE_MAX 256
@@ -38,6 +55,11 @@ static void seg_reset(struct oseg *seg, uint32_t cap, uint8_t kind, uint8_t orig
     seg->ext_data = 0;
     seg->release = NULL;
     seg->owner = NULL;
+    seg->base = NULL;
+    seg->spare = NULL;
+    seg->borrows = 0;
+    seg->spare_off = 0;
+    seg->detached = 0;
 }
 
 /* A DATA segment with room for `need` bytes. */
@@ -76,8 +98,33 @@ static struct oseg *seg_get_small(struct outq_cache *cache, uint8_t kind)
     return seg;
 }
 
+static void seg_put(struct outq_cache *cache, struct oseg *seg);
+
+/* One borrower of base's buffer is done with it. */
+static void base_unborrow(struct outq_cache *cache, struct oseg *base)
+{
+    if (--base->borrows == 0 && base->detached) {
+        base->detached = 0;
+        seg_put(cache, base);
+    }
+}
+
 static void seg_put(struct outq_cache *cache, struct oseg *seg)
 {
+    if (seg->borrows > 0) {
+        seg->detached = 1; /* the last borrower puts it */
+        return;
+    }
+    if (seg->spare != NULL) {
+        struct oseg *base = seg->spare;
+        seg->spare = NULL;
+        base_unborrow(cache, base);
+    }
+    if (seg->base != NULL) {
+        struct oseg *base = seg->base;
+        seg->base = NULL;
+        base_unborrow(cache, base);
+    }
     if (seg->kind == OSEG_REF && seg->release != NULL)
         seg->release(seg->owner, seg->data, seg->len);
     if (seg->ext_data)
@@ -104,11 +151,33 @@ static void append(struct outq *q, struct oseg *seg)
     q->tail = seg;
 }
 
+/* A continuation into the spare of the segment that closed the sink's
+ * region, when `need` fits there (the spare's borrow passes to it). */
+static struct oseg *spare_take(struct outq *q, size_t need)
+{
+    struct oseg *closer = q->tail;
+    if (q->sink.pos != NULL || closer == NULL || closer->spare == NULL)
+        return NULL;
+    struct oseg *base = closer->spare;
+    if (base->cap - base->spare_off < need)
+        return NULL; /* the closer gives it back when it is put */
+    struct oseg *seg = seg_get_small(q->cache, OSEG_DATA);
+    if (seg == NULL)
+        return NULL;
+    seg->data = base->data + base->spare_off;
+    seg->cap = base->cap - base->spare_off;
+    seg->base = base;
+    closer->spare = NULL;
+    return seg;
+}
+
 static bool outq_grow(struct sink *sink, size_t need)
 {
     struct outq *q = (struct outq *)sink;
     outq_sync(q);
-    struct oseg *seg = seg_get(q->cache, need);
+    struct oseg *seg = spare_take(q, need);
+    if (seg == NULL)
+        seg = seg_get(q->cache, need);
     if (seg == NULL)
         return false;
     append(q, seg);
@@ -164,6 +233,17 @@ void outq_cache_fini(struct outq_cache *cache)
  * a new segment after it. */
 static void append_closed(struct outq *q, struct oseg *seg)
 {
+    struct oseg *tail = q->tail;
+    if (q->sink.pos != NULL && tail != NULL && tail->kind == OSEG_DATA &&
+        q->sink.end - q->sink.pos >= OUTQ_SPARE_MIN) {
+        /* issue 17: the rest of the buffer becomes the spare */
+        struct oseg *base = tail->base != NULL ? tail->base : tail;
+        if (base->origin == SEG_FROM_CACHE) {
+            base->borrows++;
+            base->spare_off = (uint32_t)(q->sink.pos - base->data);
+            seg->spare = base;
+        }
+    }
     append(q, seg);
     q->sink.pos = q->sink.end = NULL;
 }
@@ -211,6 +291,41 @@ bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn rele
     append_closed(q, seg);
     q->bytes += len;
     return true;
+}
+
+void outq_compact(struct outq *q)
+{
+    outq_sync(q);
+    if (q->npending != 0 || q->head == NULL || q->head == q->tail)
+        return;
+    size_t total = 0;
+    unsigned n = 0;
+    for (const struct oseg *seg = q->head; seg != NULL; seg = seg->next) {
+        if (seg->kind != OSEG_DATA)
+            return; /* REF bytes stay where they are */
+        total += seg->len - seg->sent;
+        n++;
+    }
+    if (n < OUTQ_COMPACT_MIN || total > OUTQ_SEG_SIZE)
+        return;
+    /* Taken before the old ones go back: it must not be one of them. */
+    struct oseg *one = seg_get(q->cache, OUTQ_SEG_SIZE);
+    if (one == NULL)
+        return;
+    char *p = one->data;
+    struct oseg *seg = q->head;
+    while (seg != NULL) {
+        struct oseg *next = seg->next;
+        memcpy(p, seg->data + seg->sent, seg->len - seg->sent);
+        p += seg->len - seg->sent;
+        seg_put(q->cache, seg);
+        seg = next;
+    }
+    one->len = (uint32_t)total;
+    q->head = q->tail = one;
+    /* The sink goes on writing after the copied bytes; bytes is unchanged. */
+    q->sink.pos = one->data + total;
+    q->sink.end = one->data + one->cap;
 }
 
 /* Returns fully sent segments to the cache. */

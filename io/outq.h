@@ -60,6 +60,16 @@ struct oseg {
     uint8_t ext_data; /* data was malloc'ed separately (a large fill) */
     outq_release_fn release; /* REF only */
     void *owner;             /* REF only */
+    /* issue 17 (see outq.c): a continuation writes into the rest of
+     * `base`'s buffer; a placeholder or REF segment that closed the sink's
+     * region holds that rest as `spare` (from base's spare_off) for the
+     * next write. Each is one borrow of the base, which goes back to the
+     * cache with the last of them if it left the queue before (detached). */
+    struct oseg *base;
+    struct oseg *spare;
+    uint32_t borrows;
+    uint32_t spare_off;
+    uint8_t detached;
 };
 
 /* A shard's free segments, shared by all its queues. */
@@ -113,6 +123,15 @@ bool outq_fill(struct outq *q, struct oseg *seg, const void *data, size_t len) M
  * data, len)` is called once they are sent or dropped. False when memory
  * ran out (release is not called then: the caller still owns them). */
 bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn release, void *owner) MC_MUST_CHECK;
+
+/* issue 17: when no placeholder is pending and the unsent bytes are spread
+ * over at least OUTQ_COMPACT_MIN segments (a pipelined batch whose
+ * forwarded replies were filled in between local ones) and fit in one
+ * segment, copies them into one, so that the send takes one iovec and the
+ * queue one segment to walk. Leaves the queue as it was when it cannot
+ * (a REF segment, too many bytes, no memory). */
+#define OUTQ_COMPACT_MIN 4
+void outq_compact(struct outq *q);
 
 /* True when the head of the queue has bytes that may be sent now. */
 bool outq_ready(const struct outq *q);

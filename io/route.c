@@ -17,8 +17,10 @@
  *   route_forward ── X_REQ {cmd, key, value} ──> route_poll: exec_forwarded()
  *   conn_fill <── X_REPLY {placeholder, bytes} ── reply composed in scratch
  *
- * Records are published and the owner is woken (one MSG_RING) once per loop
- * iteration, so a pipelined batch costs one wakeup per destination. A full
+ * Records are published once per loop iteration, so a batch grows with the
+ * load of the iteration; the owner is woken (one MSG_RING) only if it said
+ * it may block (route_sleep, xchan.c) and nobody woke it since: a busy
+ * owner reads its channels at its next iteration without one. A full
  * channel never blocks a shard: records wait in a per-destination backlog,
  * in order, until the consumer makes room.
  *
@@ -216,6 +218,7 @@ void route_publish(struct shard *shard)
                                    ud_make(UD_WAKE, shard->id, 0), 0);
             io_uring_sqe_set_data64(sqe, ud_make(UD_IGNORE, 0, 0));
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            shard->m.xchan_wakeups++;
         }
     }
 }
@@ -453,6 +456,26 @@ static void route_handle(struct shard *shard, unsigned from, const struct xrec *
         log_error(shard->srv, "shard %u: unknown record type %u from shard %u", shard->id,
                   rec->type, from);
         break;
+    }
+}
+
+bool route_sleep(struct shard *shard)
+{
+    struct server *srv = shard->srv;
+    bool empty = true;
+    for (unsigned from = 0; from < srv->nshards; from++) {
+        if (from != shard->id && !xchan_sleep(server_chan(srv, from, shard->id)))
+            empty = false;
+    }
+    return empty;
+}
+
+void route_awake(struct shard *shard)
+{
+    struct server *srv = shard->srv;
+    for (unsigned from = 0; from < srv->nshards; from++) {
+        if (from != shard->id)
+            xchan_awake(server_chan(srv, from, shard->id));
     }
 }
 

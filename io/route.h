@@ -61,6 +61,14 @@ unsigned route_poll(struct shard *shard);
  * wakeups for shards that may be asleep. Once per loop iteration. */
 void route_publish(struct shard *shard);
 
+/* Around the loop's blocking wait (issue 17): route_sleep tells the other
+ * shards that this one may block, so that they wake it when they publish,
+ * and returns false if records already wait (do not block then);
+ * route_awake, once the wait returned (or was skipped), stops their
+ * wakeups: a shard that runs reads its channels every iteration anyway. */
+bool route_sleep(struct shard *shard);
+void route_awake(struct shard *shard);
+
 /* True if records are waiting in a backlog (the loop must not sleep long). */
 bool route_backlogged(const struct shard *shard);
 

@@ -27,6 +27,7 @@
 #include "../core/store.h"
 #include "../numa/place.h"
 #include "evring.h"
+#include "memfile.h"
 #include "uring.h"
 #include "watch.h"
 
@@ -171,9 +172,13 @@ static int setup_store(struct shard *shard)
     if (share < cfg->item_size_max)
         share = (cfg->item_size_max + grain - 1) / grain * grain;
     shard->arena_size = share;
-    shard->arena = place_alloc_on_node(share, shard->node);
+    int err = -ENOMEM;
+    if (cfg->memory_file != NULL) /* issue 14: -e, a file that outlives us */
+        shard->arena = memfile_map(srv, shard->id, share, &shard->memfile, &err);
+    else
+        shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)
-        return -ENOMEM;
+        return err;
     struct store_cfg scfg = {
         .arena = shard->arena,
         .arena_size = share,
@@ -188,7 +193,10 @@ static int setup_store(struct shard *shard)
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;
-    store_set_evict_hook(shard->store, watch_evicted, &srv->watch); /* issue 12: watch evictions */
+    if (shard->memfile != NULL && (err = memfile_attach(shard->memfile, srv, &scfg, &shard->store)) < 0)
+        return err;
+    /* issue 12: watch evictions (after a warm restart, on the restored store) */
+    store_set_evict_hook(shard->store, watch_evicted, &srv->watch);
     shard->sample_countdown = 1;
     shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;
@@ -228,6 +236,10 @@ void shard_teardown(struct shard *shard)
         munmap(shard->br, shard->br_size);
     if (shard->bufs != NULL)
         place_free(shard->bufs, (size_t)shard->nbufs * shard->buf_size);
+    if (shard->memfile != NULL) { /* issue 14: saved only after a full drain */
+        memfile_close(&shard->memfile, shard->srv, shard->drained ? shard->store : NULL);
+        shard->arena = NULL; /* it was the file's mapping */
+    }
     store_destroy(&shard->store);
     if (shard->arena != NULL)
         place_free(shard->arena, shard->arena_size);

@@ -56,10 +56,16 @@
     ACTION(requests, COUNTER, "Requests parsed and served on this shard's connections")      \
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
+    ACTION(xchan_wakeups, COUNTER, "Wakeups sent to other shards that said they may block")   \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
     ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
     ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \
     ACTION(ssl_new_sessions, COUNTER, "TLS sessions created (with -o ssl_session_cache)")    \
+    /* issue 13: which record layer each open TLS connection uses (io/tls.c) */               \
+    ACTION(ssl_record_layer_openssl, GAUGE, "TLS connections whose records OpenSSL seals and opens") \
+    ACTION(ssl_record_layer_corecache, GAUGE,                                                 \
+           "TLS 1.3 connections whose records corecache seals and opens with OpenSSL's AEAD")  \
+    ACTION(ssl_record_layer_kernel, GAUGE, "TLS connections whose records the kernel (kTLS) seals") \
     ACTION(auth_cmds, COUNTER, "Authentication attempts (-Y and -S)")                        \
     ACTION(auth_errors, COUNTER, "Failed authentication attempts")                                 \
     /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \
@@ -134,6 +140,7 @@ struct shard {
     /* storage */
     void *arena;
     size_t arena_size;
+    struct memfile *memfile; /* -e: the arena is this file's mapping (io/memfile.c) */
     struct store *store;
     struct process_env env;
     struct exec_ctx exec;  /* how this shard executes requests (route_setup) */

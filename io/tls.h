@@ -47,8 +47,10 @@ bool tls_server_reload(struct tls_server *tls, char *err, size_t errlen);
  * (no -Z: memcached's "Error TLS not enabled"). Shard thread. */
 bool tls_refresh_command(struct tls_server *tls, bool noreply, struct sink *out);
 
-/* `stats` lines (time_since_server_cert_refresh, ssl_record_layer,
- * ssl_kernel_tls_available) and `stats settings` lines (memcached's ssl_*).
+/* `stats` lines (time_since_server_cert_refresh, ssl_record_layer: "kernel"
+ * when kTLS is asked for and available, else "user"; ssl_kernel_tls_available)
+ * and `stats settings` lines (memcached's ssl_*). The per-layer connection
+ * counts are shard metrics (shard.h).
  * tls NULL: nothing, and "ssl_enabled no" for settings. Any shard thread. */
 bool tls_render_stats(const struct tls_server *tls, int64_t now_unix, struct sink *out);
 bool tls_render_settings(const struct tls_server *tls, const struct cfg *cfg, struct sink *out);

@@ -16,12 +16,18 @@
  * Each side keeps a private copy of the other's index and reloads it only
  * when its copy says the ring is full (producer) or empty (consumer).
  *
- * Wakeups (Dekker): the producer stores tail, fences, loads head; the
- * consumer stores head, fences, loads tail. With both fences sequentially
- * consistent, at least one side sees the other's store: either the consumer
- * finds the new records before it sleeps, or the producer finds that the
- * consumer had drained everything and sends it a wakeup. No record is ever
- * left unseen by a sleeping consumer, and a busy consumer gets no wakeups.
+ * Wakeups (Dekker, issue 17): a consumer about to sleep says so in `sleep`
+ * (an odd value, new for every sleep), fences, and looks at tail once more;
+ * the producer stores tail, fences, and loads `sleep`. With both fences
+ * sequentially consistent, at least one side sees the other's store: either
+ * the consumer finds the new records and does not sleep, or the producer
+ * finds it asleep and wakes it. A consumer that is busy (between two
+ * sleeps: `sleep` even) gets no wakeup at all, since it looks at its
+ * channels every loop iteration anyway; a sleeping one gets one wakeup per
+ * sleep however many batches reach it meanwhile (the producer remembers
+ * which sleep it woke). Before issue 17 the producer woke the consumer
+ * whenever it had drained the previous batch, which under load is nearly
+ * every batch: a MSG_RING and a CQE per loop iteration of each shard.
  *
  * Large records travel by pointer (issue 15): a payload over capacity/8 is
  * written into a block of its own, and the ring carries an 8-byte record
@@ -59,14 +65,17 @@ struct xchan {
     uint64_t prod_head_cache;       /* producer's view of head */
     uint64_t prod_reserved_at;      /* position of the reserved record */
     struct xbig *prod_big;          /* the reserved record's block, if large */
+    uint64_t prod_woken;            /* the consumer's sleep last woken */
 
     alignas(64) _Atomic uint64_t tail;
     alignas(64) _Atomic uint64_t head;
+    alignas(64) _Atomic uint64_t sleep; /* odd: the consumer may sleep */
 
     /* consumer's cache line */
     alignas(64) uint64_t cons_head;  /* next record to read */
     uint64_t cons_tail_cache;        /* consumer's view of tail */
     struct xbig *cons_peeked;        /* large blocks peeked, freed at release */
+    uint64_t cons_sleep;             /* the consumer's copy of sleep */
 
     alignas(64) size_t capacity;
     size_t mask;
@@ -96,6 +105,7 @@ struct xchan *xchan_create(size_t min_capacity)
     chan->mask = cap - 1;
     atomic_init(&chan->tail, 0);
     atomic_init(&chan->head, 0);
+    atomic_init(&chan->sleep, 0);
     return chan;
 }
 
@@ -206,10 +216,12 @@ bool xchan_publish(struct xchan *chan)
     atomic_store_explicit(&chan->tail, chan->prod_tail, memory_order_release);
     chan->prod_published = chan->prod_tail;
     atomic_thread_fence(memory_order_seq_cst);
-    uint64_t head = atomic_load_explicit(&chan->head, memory_order_relaxed);
-    chan->prod_head_cache = head;
-    /* The consumer had read everything published before: it may sleep. */
-    return head == old;
+    uint64_t sleep = atomic_load_explicit(&chan->sleep, memory_order_relaxed);
+    /* Asleep, or about to, and not yet woken for this sleep. */
+    if ((sleep & 1) == 0 || sleep == chan->prod_woken)
+        return false;
+    chan->prod_woken = sleep;
+    return true;
 }
 
 const struct xrec *xchan_peek(struct xchan *chan)
@@ -239,7 +251,26 @@ bool xchan_release(struct xchan *chan)
     free_bigs(chan->cons_peeked);
     chan->cons_peeked = NULL;
     atomic_store_explicit(&chan->head, chan->cons_head, memory_order_release);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* No fence: a record this misses is found by xchan_sleep's look. */
     chan->cons_tail_cache = atomic_load_explicit(&chan->tail, memory_order_acquire);
     return chan->cons_tail_cache != chan->cons_head;
+}
+
+bool xchan_sleep(struct xchan *chan)
+{
+    /* A new odd value for every sleep, so that a wakeup of an earlier one
+     * never stands for this one. */
+    chan->cons_sleep += (chan->cons_sleep & 1) ? 2 : 1;
+    atomic_store_explicit(&chan->sleep, chan->cons_sleep, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    chan->cons_tail_cache = atomic_load_explicit(&chan->tail, memory_order_acquire);
+    return chan->cons_tail_cache == chan->cons_head;
+}
+
+void xchan_awake(struct xchan *chan)
+{
+    if ((chan->cons_sleep & 1) == 0)
+        return;
+    chan->cons_sleep++;
+    atomic_store_explicit(&chan->sleep, chan->cons_sleep, memory_order_relaxed);
 }

@@ -43,7 +43,8 @@ size_t xchan_max_payload(const struct xchan *chan);
  * xchan_commit: finishes the record reserved last, with its type; `len` may
  * be smaller than reserved (the rest is given back).
  * xchan_publish: makes committed records visible; returns true when the
- * channel had been empty, so the consumer may be asleep and needs a wakeup.
+ * consumer said it sleeps (xchan_sleep) and nobody woke it since: the
+ * caller must wake it (one MSG_RING). A busy consumer is never woken.
  */
 void *xchan_reserve(struct xchan *chan, size_t len);
 void xchan_commit(struct xchan *chan, uint16_t type, size_t len);
@@ -56,10 +57,14 @@ bool xchan_unpublished(const struct xchan *chan);
  * xchan_peek: the oldest unread record, or NULL. Its payload follows the
  * header. Valid until xchan_release.
  * xchan_release: frees every record peeked so far; call once per batch.
- * Returns true if more records were published meanwhile: the caller must
- * peek again before it sleeps. Together with xchan_publish's answer this
- * makes wakeups exact: either the consumer sees the new records before it
- * sleeps, or the producer sees that it must wake it.
+ * Returns true if more records were published meanwhile (peek again).
+ * xchan_sleep: before the consumer's thread may block, on every channel it
+ * consumes: says it sleeps and returns true if the channel is empty, false
+ * if records wait (do not block then). Together with xchan_publish's
+ * answer this makes wakeups exact: either the consumer sees the new records
+ * before it blocks, or the producer sees that it must wake it.
+ * xchan_awake: once the consumer's thread runs again (after the block, or
+ * instead of it): producers stop waking it.
  *
  *     do {
  *         while ((rec = xchan_peek(chan)) != NULL)
@@ -68,6 +73,8 @@ bool xchan_unpublished(const struct xchan *chan);
  */
 const struct xrec *xchan_peek(struct xchan *chan);
 bool xchan_release(struct xchan *chan);
+bool xchan_sleep(struct xchan *chan);
+void xchan_awake(struct xchan *chan);
 
 static inline const void *xrec_payload(const struct xrec *rec)
 {

@@ -67,13 +67,14 @@ def _setns(fd):
 class Cluster:
     """N corecache nodes started by deploy/cluster.sh."""
 
-    def __init__(self, nodes=3, flags=("-t", "1", "-m", "64"), mode=None):
+    def __init__(self, nodes=3, flags=("-t", "1", "-m", "64"), mode=None, warm=False):
         mode = mode or os.environ.get("CORECACHE_CLUSTER_MODE")
         if mode is None:
             mode = "netns" if netns_possible() else "ports"
         self.mode = mode
         self.nodes = nodes
         self.flags = list(flags)
+        self.warm = warm  # cluster.sh --warm: -e on tmpfs, kept across restarts
         self.tmp = tempfile.mkdtemp(prefix="corecache-cluster-")
         self.state = os.path.join(self.tmp, "state")
         self.servers = []  # "host:port" strings, node order
@@ -95,6 +96,8 @@ class Cluster:
         args = ["-n", str(self.nodes), "--binary", harness.SERVER]
         if self.mode == "netns":
             args.append("--netns")
+        if self.warm:
+            args.append("--warm")
         _, out, err = self.sh(*args, "start", "--", *self.flags)
         sys.stdout.write(err)
         self.servers = out.strip().split(",")

@@ -90,6 +90,12 @@ class SystemdUnitsTest(unittest.TestCase):
             text = f.read()
         with open(path, "w") as f:
             f.write(text.replace("ExecStart=/usr/bin/corecache", "ExecStart=/usr/bin/no-such-corecache"))
+        # the warm-restart drop-in sets ExecStart again (with -e): break it too
+        dropin = root + "/etc/systemd/system/corecache.service.d/20-warm-restart.conf"
+        with open(dropin) as f:
+            text = f.read()
+        with open(dropin, "w") as f:
+            f.write(text.replace("ExecStart=/usr/bin/corecache", "ExecStart=/usr/bin/no-such-corecache"))
         rc, text = self.verify(root, UNITS[0])
         self.assertNotEqual(rc, 0)
         self.assertIn("no-such-corecache", text)

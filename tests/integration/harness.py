@@ -174,16 +174,33 @@ class Server:
         raise ServerStartError("server %s failed to start (rc=%s): %s"
                                % (self.argv(self.port), self.returncode, last))
 
+    def ready_ports(self):
+        """The TCP ports this server listens on once it has started: -p's,
+        and --metrics-port's when the flags name one."""
+        argv = self.argv(self.port)
+        ports = [self.port]
+        for i, arg in enumerate(argv[:-1]):
+            if arg == "--metrics-port":
+                ports.append(int(argv[i + 1]))
+        return ports
+
     def _wait_accepting(self):
+        """True once this server's own process listens on every ready port
+        and accepts on -p's. A connect alone is not proof: another server
+        may hold the port (a lost race that our server is about to exit
+        for), and the metrics listener opens a moment after -p's."""
         deadline = time.monotonic() + self.START_TIMEOUT
+        want = set(self.ready_ports())
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.02)
+            if want <= listening_ports(self.proc.pid):
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return True
+                except OSError:
+                    pass
+            time.sleep(0.02)
         self.kill()
         raise ServerStartError("server on port %d did not accept within %.0fs"
                                % (self.port, self.START_TIMEOUT))
@@ -307,12 +324,55 @@ class ServerCase(unittest.TestCase):
         cls.server.stop()
 
 
+def listening_ports(pid):
+    """The TCP ports process pid listens on (its sockets in LISTEN state)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):  # in the process's own network namespace
+        try:
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
+
+
+def listeners(port):
+    """`ss -ltnp` for one local port, as one line (diagnostics only)."""
+    try:
+        out = subprocess.run(["ss", "-Hltnp", "sport = :%d" % port], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        return "ss failed: %s" % e
+    return " | ".join(line.split(None, 3)[-1] for line in out.splitlines()) or "nothing"
+
+
 class Conn:
     """A raw TCP connection with bounded reads."""
 
     def __init__(self, port, timeout=5.0, nodelay=False, host="127.0.0.1"):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except ConnectionRefusedError as e:
+            # Seen rarely under a loaded CI run, not reproduced: say who
+            # listens on that port at the moment, so the next one tells.
+            raise ConnectionRefusedError(e.errno, "%s (%s:%d; listening there now: %s)"
+                                         % (e.strerror, host, port, listeners(port))) from e
         if nodelay:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""

@@ -500,6 +500,32 @@ class NoreplyOrderTest(unittest.TestCase):
                     self.assertEqual(c.recv_until(b"MN\r\n"), b"MN\r\n")
                     self.assertEqual(int(server.stats()["curr_items"]), 0, "round %d" % rnd)
 
+    def test_deep_noreply_pipeline_neither_buffered_nor_cut(self):
+        """200k noreply sets in one pipeline (26 MB), half of them forwarded:
+        the connection is held back by the replies still to come from the
+        other shard, so the input must wait in the kernel, not in the
+        connection's buffer (it grew until --conn-memory closed the
+        connection), and a client that closes right after sending still
+        has every write run, as memcached runs everything received before
+        the end of stream (they were dropped from the buffer at EOF)."""
+        n = 200000
+        value = b"v" * 100
+        with harness.Server(["-t", "2", "--conn-memory", "16"]) as server:
+            payload = b"".join(b"set deep:%d 0 0 100 noreply\r\n%s\r\n" % (i, value) for i in range(n))
+            with server.conn(timeout=60) as c:
+                c.send(payload + b"mn\r\n")
+                self.assertEqual(c.recv_until(b"MN\r\n", timeout=60), b"MN\r\n")
+            self.assertEqual(int(server.stats()["curr_items"]), n)
+            # the same writes again, and the client is gone at once
+            with server.conn(timeout=60) as c:
+                c.send(payload.replace(b"deep:", b"gone:"))
+                c.sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 60
+            while int(server.stats()["curr_items"]) < 2 * n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(int(server.stats()["curr_items"]), 2 * n)
+            self.assertEqual(server.stats()["conn_mem_refused"], "0")
+
 
 if __name__ == "__main__":
     harness.main()

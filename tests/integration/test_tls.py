@@ -16,6 +16,7 @@ Run by hand:
 """
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -446,6 +447,225 @@ class MetricsEndpoint(unittest.TestCase):
             status, _, body = http_get(self.port, auth="prometheus:scrape-secret")
             self.assertEqual(status, b"HTTP/1.1 200 OK")
             self.assertIn(b"memcached_up 1", body)
+
+
+def stat_lines(sock_send, recv_until):
+    sock_send("stats\r\n")
+    raw = recv_until(b"END\r\n").decode()
+    return dict(line.split(" ", 2)[1:] for line in raw.split("\r\n")
+                if line.startswith("STAT ") and len(line.split(" ", 2)) == 3)
+
+
+class RawTls:
+    """A TLS 1.3 client over ssl.MemoryBIO, so that a test can change or
+    split the records it sends."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        ctx = client_ctx()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname="localhost")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise AssertionError("closed during the handshake")
+                self.inc.write(data)
+        self.sock.sendall(self.out.read())
+        self.buf = b""
+
+    def records(self, data):
+        """The ciphertext of data, as the client would send it."""
+        self.obj.write(data)
+        return self.out.read()
+
+    def recv_until(self, terminator, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while terminator not in self.buf:
+            if time.monotonic() > deadline:
+                raise AssertionError("timeout waiting for %r" % terminator)
+            try:
+                self.buf += self.obj.read(1 << 20)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("closed waiting for %r" % terminator)
+            self.inc.write(data)
+        i = self.buf.index(terminator) + len(terminator)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def closed_by_server(self, timeout=5.0):
+        """True once the server has closed the socket (EOF or reset)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except (ConnectionError, socket.timeout):
+            return False if isinstance(sys.exc_info()[1], socket.timeout) else True
+        return True
+
+    def close(self):
+        self.sock.close()
+
+
+class TlsRecordLayer(unittest.TestCase):
+    """Issue 13: after a TLS 1.3 handshake corecache seals and opens the
+    records itself (io/tls.c's own record layer); TLS 1.2 stays with
+    OpenSSL's. stats says which layer the open connections use."""
+
+    @classmethod
+    def setUpClass(cls):
+        if is_memcached():
+            raise unittest.SkipTest("corecache's record layers")
+        cls.srv = Server(flags=tls_flags()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_stats_say_which_layer(self):
+        ctx12 = client_ctx(maximum=ssl.TLSVersion.TLSv1_2)
+        ctx13 = client_ctx()
+        ctx13.minimum_version = ssl.TLSVersion.TLSv1_3
+        with TlsConn(self.srv.port, ctx13) as a, TlsConn(self.srv.port, ctx12) as b:
+            b.send("version\r\n")
+            b.recv_until(b"\r\n")  # b's handshake is done
+            deadline = time.monotonic() + 10
+            while True:  # the harness's start-up probes may still be closing
+                st = stat_lines(a.send, a.recv_until)
+                if (st["ssl_record_layer_corecache"], st["ssl_record_layer_openssl"]) == ("1", "1"):
+                    break
+                self.assertLess(time.monotonic(), deadline, st)
+                time.sleep(0.05)
+            self.assertEqual(st["ssl_record_layer_kernel"], "0")
+        with TlsConn(self.srv.port, ctx13) as a:
+            deadline = time.monotonic() + 10
+            while stat_lines(a.send, a.recv_until)["ssl_record_layer_openssl"] != "0":
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+
+    def test_each_tls13_suite_with_large_values(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("no openssl")
+        value = os.urandom(90 * 1024).hex().encode()[:150 * 1024]
+        for suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"):
+            req = b"set big 0 0 %d\r\n%s\r\nget big\r\nstats\r\nquit\r\n" % (len(value), value)
+            p = subprocess.run(
+                ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.srv.port, "-CAfile",
+                 CERTS.path("ca.pem"), "-tls1_3", "-ciphersuites", suite, "-quiet"],
+                input=req, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            self.assertIn(b"STORED\r\nVALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(value), value), p.stdout,
+                          suite)
+            self.assertIn(b"STAT ssl_record_layer_corecache ", p.stdout, suite)
+            self.assertNotIn(b"STAT ssl_record_layer_corecache 0\r\n", p.stdout, suite)
+
+    def test_key_update_both_ways(self):
+        """openssl s_client's K (update requested: the server rekeys its
+        side too) and k, between requests."""
+        if shutil.which("openssl") is None:
+            self.skipTest("no openssl")
+        p = subprocess.Popen(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.srv.port, "-CAfile",
+             CERTS.path("ca.pem"), "-tls1_3", "-crlf", "-msg"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # KEYUPDATE: stderr
+        got = b""
+
+        def wait_for(what, count):
+            nonlocal got
+            deadline = time.monotonic() + 15
+            while got.count(what) < count:
+                self.assertLess(time.monotonic(), deadline, got[-300:])
+                if not select.select([p.stdout], [], [], 0.5)[0]:
+                    continue
+                chunk = os.read(p.stdout.fileno(), 65536)
+                self.assertTrue(chunk, got[-300:])
+                got += chunk
+
+        try:
+            # each line goes in its own write once the previous answer is
+            # back, so s_client reads it alone (its K and k are whole lines)
+            p.stdin.write(b"set ku 0 0 2\nok\n")
+            p.stdin.flush()
+            wait_for(b"STORED", 1)
+            for i, command in enumerate((b"K\n", b"k\n", b"K\n")):
+                p.stdin.write(command)
+                p.stdin.flush()
+                wait_for(b"KEYUPDATE", i + 1)
+                p.stdin.write(b"get ku\n")
+                p.stdin.flush()
+                wait_for(b"VALUE ku 0 2\r\nok\r\nEND", i + 1)
+            # the server answered each K (update_requested) with a KeyUpdate of its own, not k
+            self.assertEqual(got.count(b"<<< TLS 1.3, Handshake [length 0005], KeyUpdate"), 2, got[-2000:])
+        finally:
+            p.kill()
+            p.wait()
+
+    def test_kernel_tls_detected_or_fallback(self):
+        """-o ssl_kernel_tls: where the kernel has kTLS (TCP_ULP "tls") the
+        sealing of replies goes to it after the handshake; where it has not
+        (this project's machines), stats say so and the own layer serves."""
+        with Server(flags=tls_flags("ssl_kernel_tls")) as srv:
+            ctx = client_ctx()
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            with TlsConn(srv.port, ctx) as c:
+                value = b"k" * 70000
+                c.send(b"set kt 0 0 %d\r\n%s\r\nget kt\r\n" % (len(value), value))
+                self.assertEqual(c.recv_until(b"END\r\n"),
+                                 b"STORED\r\nVALUE kt 0 %d\r\n%s\r\nEND\r\n" % (len(value), value))
+                deadline = time.monotonic() + 10
+                while True:  # the harness's start-up probes may still be closing
+                    st = stat_lines(c.send, c.recv_until)
+                    if st["ssl_record_layer_openssl"] == "0":
+                        break
+                    self.assertLess(time.monotonic(), deadline, st)
+                    time.sleep(0.05)
+            if st["ssl_kernel_tls_available"] == "yes":
+                self.assertEqual(st["ssl_record_layer"], "kernel")
+                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("1", "0"))
+            else:
+                self.assertEqual(st["ssl_kernel_tls_available"], "no")
+                self.assertEqual(st["ssl_record_layer"], "user")
+                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("0", "1"))
+
+    def test_records_split_anywhere(self):
+        c = RawTls(self.srv.port)
+        try:
+            wire = c.records(b"set split 0 0 5000\r\n" + b"s" * 5000 + b"\r\n")
+            wire += c.records(b"get split\r\n")
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for i in range(0, len(wire), 7):  # header and tag cut apart too
+                c.sock.sendall(wire[i:i + 7])
+            self.assertEqual(c.recv_until(b"END\r\n"),
+                             b"STORED\r\nVALUE split 0 5000\r\n" + b"s" * 5000 + b"\r\nEND\r\n")
+        finally:
+            c.close()
+
+    def test_tampered_record_closes_only_that_connection(self):
+        good = RawTls(self.srv.port)
+        bad = RawTls(self.srv.port)
+        try:
+            wire = bytearray(bad.records(b"get x\r\n"))
+            wire[-3] ^= 1  # inside the tag
+            bad.sock.sendall(bytes(wire))
+            self.assertTrue(bad.closed_by_server())
+            wire = bytearray(good.records(b"version\r\n"))
+            good.sock.sendall(bytes(wire))
+            self.assertTrue(good.recv_until(b"\r\n").startswith(b"VERSION "))
+            junk = RawTls(self.srv.port)
+            junk.sock.sendall(b"\x17\x03\x03\xff\xff" + b"\0" * 64)  # longer than a record may be
+            self.assertTrue(junk.closed_by_server())
+            junk.close()
+        finally:
+            good.close()
+            bad.close()
 
 
 class TlsStatsLikeMemcached(unittest.TestCase):

@@ -234,6 +234,101 @@ static void test_outq_placeholder_empty_and_large_fills(void **state)
     free(reply);
 }
 
+/* Issue 17: a batch of replies split by filled placeholders leaves as one
+ * iovec, in order, partly sent head included, and the sink writes on after
+ * it; a REF segment or a pending placeholder leaves the queue as it is. */
+static void test_outq_compact_one_iovec_in_order(void **state)
+{
+    struct fixture *f = *state;
+    put(&f->q, "head");
+    expect_drain(&f->q, 0, "head");
+    put(&f->q, "A");
+    struct oseg *p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = outq_reserve(&f->q);
+        assert_non_null(p[i]);
+        put(&f->q, i % 2 ? "b" : "c");
+    }
+    unsigned niov;
+    outq_compact(&f->q); /* pending: nothing moves */
+    for (int i = 3; i >= 0; i--)
+        assert_true(outq_fill(&f->q, p[i], "xy", 2));
+    free(peek(&f->q, IOV_MAX_TEST, &niov, NULL));
+    assert_true(niov > 1);
+    outq_compact(&f->q);
+    char *got = peek(&f->q, IOV_MAX_TEST, &niov, NULL);
+    assert_int_equal(niov, 1);
+    assert_string_equal(got, "Axycxybxycxyb");
+    free(got);
+    outq_sync(&f->q);
+    assert_int_equal(f->q.bytes, 13);
+    /* a partial send, then more writes after the compacted bytes */
+    outq_sent(&f->q, 3);
+    put(&f->q, "Z");
+    expect_drain(&f->q, 0, "cxybxycxybZ");
+    assert_int_equal(f->q.bytes, 0);
+}
+
+/* Issue 17: the write after a placeholder continues in the same buffer,
+ * right after the bytes before it; the buffer outlives its own segment's
+ * reclaim while a continuation still uses it (ASan reports a use after
+ * free or a leak otherwise), and a spare nobody took is given back. */
+static void test_outq_continuation_shares_the_buffer(void **state)
+{
+    struct fixture *f = *state;
+    put(&f->q, "AAAA");
+    struct oseg *p1 = outq_reserve(&f->q);
+    put(&f->q, "BB");
+    struct oseg *p2 = outq_reserve(&f->q);
+    put(&f->q, "C");
+    struct iovec iov[4];
+    assert_int_equal(outq_iov(&f->q, iov, 4), 1);
+    const char *a = iov[0].iov_base;
+    /* the base is sent and reclaimed; its buffer is still borrowed */
+    outq_sent(&f->q, 4);
+    assert_true(outq_fill(&f->q, p1, "1", 1));
+    assert_int_equal(outq_iov(&f->q, iov, 4), 2);
+    assert_ptr_equal(iov[1].iov_base, a + 4); /* BB right after AAAA */
+    /* writes go on into the buffer; a later placeholder is left unfilled */
+    put(&f->q, "D");
+    expect_drain(&f->q, 0, "1BB");
+    assert_true(outq_fill(&f->q, p2, "2", 1));
+    struct oseg *p3 = outq_reserve(&f->q); /* its spare is never taken */
+    assert_non_null(p3);
+    expect_drain(&f->q, 0, "2CD");
+    assert_true(outq_fill(&f->q, p3, "3", 1));
+    expect_drain(&f->q, 0, "3");
+    put(&f->q, "E");
+    (void)outq_reserve(&f->q); /* dropped pending, spare and all, by teardown */
+    put(&f->q, "F");
+}
+
+static void noop_release(void *owner, const void *data, size_t len)
+{
+    (void)owner;
+    (void)data;
+    (void)len;
+}
+
+static void test_outq_compact_leaves_ref_segments(void **state)
+{
+    struct fixture *f = *state;
+    static const char value[] = "VALUE-BYTES";
+    for (int i = 0; i < 3; i++) {
+        struct oseg *ph = outq_reserve(&f->q);
+        assert_true(outq_fill(&f->q, ph, "r", 1));
+        put(&f->q, "l");
+    }
+    assert_true(outq_ref(&f->q, value, 5, noop_release, NULL));
+    put(&f->q, "!");
+    unsigned before, after;
+    free(peek(&f->q, IOV_MAX_TEST, &before, NULL));
+    outq_compact(&f->q);
+    free(peek(&f->q, IOV_MAX_TEST, &after, NULL));
+    assert_int_equal(before, after);
+    expect_drain(&f->q, 0, "rlrlrlVALUE!");
+}
+
 /* --- partial sends ---------------------------------------------------------------- */
 
 static void test_outq_partial_sends_resume(void **state)
@@ -411,6 +506,9 @@ int main(void)
         T(test_outq_large_reply_is_contiguous),
         T(test_outq_placeholders_filled_out_of_order),
         T(test_outq_placeholder_empty_and_large_fills),
+        T(test_outq_compact_one_iovec_in_order),
+        T(test_outq_compact_leaves_ref_segments),
+        T(test_outq_continuation_shares_the_buffer),
         T(test_outq_partial_sends_resume),
         T(test_outq_sent_segments_return_to_cache),
         T(test_outq_write_after_everything_sent),

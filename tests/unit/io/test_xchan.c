@@ -45,7 +45,7 @@ static void test_xchan_single_thread_fifo_and_types(void **state)
     /* nothing is visible before publishing */
     assert_null(xchan_peek(chan));
     assert_true(xchan_unpublished(chan));
-    assert_true(xchan_publish(chan)); /* the consumer had drained: wake it */
+    assert_false(xchan_publish(chan)); /* a consumer that never slept is not woken */
     for (uint64_t i = 0; i < 10; i++) {
         const struct xrec *rec = xchan_peek(chan);
         assert_non_null(rec);
@@ -125,22 +125,43 @@ static void test_xchan_records_larger_than_the_ring(void **state)
     assert_null(chan);
 }
 
-static void test_xchan_wake_only_when_consumer_drained(void **state)
+static void test_xchan_wake_only_a_sleeping_consumer(void **state)
 {
     struct xchan *chan = xchan_create(4096);
-    assert_non_null(xchan_reserve(chan, 8));
-    xchan_commit(chan, 1, 8);
-    assert_true(xchan_publish(chan));
-    /* the consumer has not read the first batch: no second wakeup needed */
+    /* a consumer that never said it sleeps is busy: no wakeup */
     assert_non_null(xchan_reserve(chan, 8));
     xchan_commit(chan, 1, 8);
     assert_false(xchan_publish(chan));
-    /* publishing nothing never wakes */
-    assert_false(xchan_publish(chan));
+    /* it may not sleep while records wait */
+    assert_false(xchan_sleep(chan));
+    xchan_awake(chan);
     while (xchan_peek(chan) != NULL)
         ;
     assert_false(xchan_release(chan));
-    /* drained: the next publish must wake it */
+    /* drained and asleep: the next publish wakes it, once per sleep */
+    assert_true(xchan_sleep(chan));
+    assert_non_null(xchan_reserve(chan, 8));
+    xchan_commit(chan, 1, 8);
+    assert_true(xchan_publish(chan));
+    assert_non_null(xchan_reserve(chan, 8));
+    xchan_commit(chan, 1, 8);
+    assert_false(xchan_publish(chan)); /* already woken for this sleep */
+    /* publishing nothing never wakes */
+    assert_false(xchan_publish(chan));
+    /* awake again: busy, no wakeup */
+    xchan_awake(chan);
+    while (xchan_peek(chan) != NULL)
+        ;
+    assert_false(xchan_release(chan));
+    assert_non_null(xchan_reserve(chan, 8));
+    xchan_commit(chan, 1, 8);
+    assert_false(xchan_publish(chan));
+    /* a second sleep without an awake in between is a new sleep: woken */
+    while (xchan_peek(chan) != NULL)
+        ;
+    assert_false(xchan_release(chan));
+    assert_true(xchan_sleep(chan));
+    assert_true(xchan_sleep(chan));
     assert_non_null(xchan_reserve(chan, 8));
     xchan_commit(chan, 1, 8);
     assert_true(xchan_publish(chan));
@@ -197,7 +218,7 @@ static void *consumer(void *arg)
         } while (xchan_release(pr->chan));
         /* "Sleep": only a wakeup from the producer may end it. A lost
          * wakeup fails the test after 10 s instead of hanging it. */
-        if (expect < RECORDS) {
+        if (expect < RECORDS && xchan_sleep(pr->chan)) {
             struct timespec t0, t1;
             clock_gettime(CLOCK_MONOTONIC, &t0);
             while (atomic_load(&pr->wakeups) == seen) {
@@ -208,6 +229,7 @@ static void *consumer(void *arg)
                 }
             }
         }
+        xchan_awake(pr->chan); /* running again: the producer stops waking */
     }
     return NULL;
 }
@@ -233,7 +255,7 @@ int main(void)
         cmocka_unit_test(test_xchan_commit_shorter_than_reserved),
         cmocka_unit_test(test_xchan_full_until_released),
         cmocka_unit_test(test_xchan_records_larger_than_the_ring),
-        cmocka_unit_test(test_xchan_wake_only_when_consumer_drained),
+        cmocka_unit_test(test_xchan_wake_only_a_sleeping_consumer),
         cmocka_unit_test(test_xchan_two_threads_order_contents_and_wakeups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

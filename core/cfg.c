@@ -234,11 +234,8 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
 #define NO_SLAB_MOVES "corecache's arena has no slab page reassignment between size classes"
 #define NO_CRAWLER "corecache has no LRU crawler thread; an expired item is reclaimed when it is met"
 #define NO_SEGMENTED_LRU "corecache's eviction has no hot/warm/cold segmented LRU to tune"
-#define NO_WATCH "corecache has no watch command (live logging)"
 #define NO_SANDBOX "corecache has no privilege sandbox; -u alone sets its identity"
 #define CFG_INERT(ACTION)                                                                        \
-    ACTION(reqs_per_event, "corecache has no per-event request cap: a shard executes all that one receive delivered") \
-    ACTION(disable_watch, NO_WATCH)                                                              \
     ACTION(napi_ids, "corecache does not group connections by NAPI id (see --accept-by-cpu)")   \
     ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
     ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \
@@ -263,9 +260,7 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(hot_max_factor, NO_SEGMENTED_LRU)                                                     \
     ACTION(warm_max_factor, NO_SEGMENTED_LRU)                                                    \
     ACTION(temporary_ttl, NO_SEGMENTED_LRU)                                                      \
-    ACTION(idle_timeout, "corecache does not close idle connections yet")                       \
-    ACTION(watcher_logbuf_size, NO_WATCH)                                                        \
-    ACTION(worker_logbuf_size, NO_WATCH)                                                         \
+    ACTION(worker_logbuf_size, "corecache's shards write log lines straight into each watcher's buffer") \
     ACTION(slab_sizes, "corecache's size classes come from -n and -f")                          \
     ACTION(slab_chunk_max, "corecache stores an item in one chunk up to -I; there are no chunked items") \
     ACTION(no_chunked_items, "corecache stores an item in one chunk up to -I; there are no chunked items") \

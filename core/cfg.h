@@ -159,8 +159,8 @@
            "try to use large memory pages (if available)")                                   \
     ACTION(prefix_delimiter, 'D', "prefix-delimiter", STR, NULL, "char",                     \
            "delimiter between key prefixes and IDs, for per-prefix stats")                   \
-    ACTION(reqs_per_event, 'R', "max-reqs-per-event", UINT, 20, "num",                       \
-           "maximum number of requests per event")                                           \
+    ACTION(reqs_per_event, 'R', "max-reqs-per-event", UINT, 0, "num",                        \
+           "maximum number of requests per event (default: no cap; memcached's is 20)")      \
     ACTION(disable_flush_all, 'F', "disable-flush-all", FLAG, false, NULL,                   \
            "disable flush_all command")                                                      \
     ACTION(disable_dumping, 'X', "disable-dumping", FLAG, false, NULL,                       \

@@ -29,6 +29,8 @@
 #include <string.h>
 
 #include "hash.h"
+#include "item.h"
+#include "logline.h"
 #include "process_bin.h"
 #include "process_meta.h"
 #include "proto_bin.h"
@@ -106,11 +108,46 @@ static __attribute__((noinline)) bool exec_detailed(const struct exec_ctx *ctx, 
     return exec_run(ctx, req, key, nkey, hash, out);
 }
 
-/* The key runs here; the detail check is one relaxed load, off by default. */
+/*
+ * issue 12: runs the key while someone watches, giving the watchers
+ * memcached's item_get line (every keyed lookup) and, for a storage
+ * command, its item_store line, both read from the store around the run
+ * (core/logline.c says how). The ceiling's handler has no store: no lines.
+ */
+static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, const struct proto_req *req,
+                                                   const char *key, uint32_t nkey, uint64_t hash,
+                                                   struct sink *out)
+{
+    unsigned kinds = atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed);
+    if (ctx->local != NULL || (kinds & (PROTO_WATCH_FETCHERS | PROTO_WATCH_MUTATIONS)) == 0)
+        return exec_run(ctx, req, key, nkey, hash, out);
+    struct logline_event ev;
+    const struct item *before = store_peek(ctx->env->store, key, nkey, hash);
+    uint64_t before_cas = before != NULL ? item_cas(before) : 0;
+    if (kinds & PROTO_WATCH_FETCHERS) {
+        logline_get_event(before, key, nkey, req->cfd, &ev);
+        ctx->watch->note(ctx->watch->state, &ev);
+    }
+    bool ok = ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)
+                  ? exec_detailed(ctx, req, key, nkey, hash, out)
+                  : exec_run(ctx, req, key, nkey, hash, out);
+    if ((kinds & PROTO_WATCH_MUTATIONS) && logline_is_store(req)) {
+        const struct item *after = store_peek(ctx->env->store, key, nkey, hash);
+        logline_store_event(req, before, before_cas, after, key, nkey, &ev);
+        ctx->watch->note(ctx->watch->state, &ev);
+    }
+    return ok;
+}
+
+/* The key runs here; the detail and watch checks are one relaxed load
+ * each, both off by default. */
 static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
                                                             const struct proto_req *req, const char *key,
                                                             uint32_t nkey, uint64_t hash, struct sink *out)
 {
+    if (__builtin_expect(ctx->watch != NULL &&
+                             atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0, 0))
+        return exec_watched(ctx, req, key, nkey, hash, out);
     if (__builtin_expect(ctx->detail != NULL &&
                              atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed), 0))
         return exec_detailed(ctx, req, key, nkey, hash, out);
@@ -352,6 +389,14 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
     case PROTO_REFRESH_CERTS: /* the TLS context is io/'s */
         r->action = EXEC_REFRESH_CERTS;
         r->noreply = req->noreply;
+        return true;
+    case PROTO_WATCH: /* issue 12: the watchers are io/'s (io/watch.c) */
+        if (ctx->disable_watch)
+            return sink_puts(out, "CLIENT_ERROR watch commands not allowed\r\n");
+        if (req->watch_kinds == 0) /* a word memcached does not know */
+            return sink_puts(out, "ERROR\r\n");
+        r->action = EXEC_WATCH;
+        r->watch_kinds = req->watch_kinds;
         return true;
     case PROTO_NOOP: /* binary only */
     case PROTO_CMD_COUNT:

@@ -78,6 +78,9 @@ enum exec_action {
     /* refresh_certs: reload the TLS certificate and answer (io/tls.c);
      * `noreply` says whether a success is answered. */
     EXEC_REFRESH_CERTS,
+    /* watch: the connection becomes a log stream of `watch_kinds`
+     * (io/watch.c answers OK, or memcached's errors). Issue 12. */
+    EXEC_WATCH,
 };
 
 struct exec_result {
@@ -87,6 +90,7 @@ struct exec_result {
     uint32_t level;        /* EXEC_VERBOSITY */
     const char *reason;    /* EXEC_CLOSE, EXEC_NOMEM: a string literal */
     bool noreply;          /* EXEC_REFRESH_CERTS */
+    uint32_t watch_kinds;  /* EXEC_WATCH: PROTO_WATCH_* */
 };
 
 /*
@@ -121,6 +125,19 @@ struct exec_detail {
     void *state;
 };
 
+/*
+ * memcached's `watch` (issue 12): the server's watchers, owned by io/
+ * (io/watch.c). `kinds` is the union of what every watcher asks for, 0
+ * when none: exec reads it once per key, so with nobody watching a key
+ * costs one relaxed load. note() takes a finished event (core/logline.h).
+ */
+struct logline_event;
+struct exec_watch {
+    atomic_uint *kinds;
+    void (*note)(void *state, const struct logline_event *ev);
+    void *state;
+};
+
 struct exec_ctx {
     const struct process_env *env; /* this shard's store, clock, TTL policy */
     const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
@@ -134,6 +151,8 @@ struct exec_ctx {
     bool disable_flush_all;        /* -F: flush_all is refused, as memcached refuses it */
     bool disable_dumping;          /* -X: stats cachedump is refused */
     const struct exec_detail *detail; /* NULL: `stats detail` is not served */
+    const struct exec_watch *watch; /* NULL: nobody can watch (issue 12) */
+    bool disable_watch;            /* -W: watch is refused, as memcached refuses it */
     uint32_t verbosity_max;        /* verbosity levels above this are capped */
 };
 

@@ -582,6 +582,46 @@ static size_t parse_verbosity(struct cursor *cur, struct token *toks, struct pro
     return consumed;
 }
 
+static const struct {
+    const char *word;
+    uint32_t kind;
+} watch_words[] = {
+    {"rawcmds", PROTO_WATCH_RAWCMDS},         {"evictions", PROTO_WATCH_EVICTIONS},
+    {"fetchers", PROTO_WATCH_FETCHERS},       {"mutations", PROTO_WATCH_MUTATIONS},
+    {"sysevents", PROTO_WATCH_SYSEVENTS},     {"connevents", PROTO_WATCH_CONNEVENTS},
+    {"proxyreqs", PROTO_WATCH_PROXYREQS},     {"proxyevents", PROTO_WATCH_PROXYEVENTS},
+    {"proxyuser", PROTO_WATCH_PROXYUSER},
+};
+
+static uint32_t watch_kind_of(const struct token *tok)
+{
+    for (size_t i = 0; i < sizeof(watch_words) / sizeof(watch_words[0]); i++) {
+        if (strlen(watch_words[i].word) == tok->len && memcmp(watch_words[i].word, tok->p, tok->len) == 0)
+            return watch_words[i].kind;
+    }
+    return 0;
+}
+
+/* watch [kind ...]: memcached's process_watch_command; no kind means
+ * fetchers; an unknown word leaves no kinds, which exec answers "ERROR"
+ * unless -W refuses watch first, as memcached checks -W first (issue 12). */
+static size_t parse_watch(struct cursor *cur, struct token *toks, struct proto_req *req, size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    uint32_t kinds = 0;
+    for (size_t i = 1; i < n; i++) {
+        uint32_t kind = watch_kind_of(&toks[i]);
+        if (kind == 0) {
+            kinds = 0;
+            break;
+        }
+        kinds |= kind;
+    }
+    req->cmd = PROTO_WATCH;
+    req->watch_kinds = n > 1 ? kinds : PROTO_WATCH_FETCHERS;
+    return consumed;
+}
+
 /* stats [args]: the rest of the line, trimmed, for the executor. */
 static size_t parse_stats(struct cursor *cur, struct proto_req *req, size_t consumed)
 {
@@ -1075,6 +1115,10 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
         if (token_is(cmd, LIT("verbosity")))
             return parse_verbosity(&cur, toks, req, consumed);
         break;
+    case 'w':
+        if (token_is(cmd, LIT("watch")))
+            return parse_watch(&cur, toks, req, consumed);
+        break;
     case 'q':
         if (token_is(cmd, LIT("quit"))) {
             req->cmd = PROTO_QUIT;
@@ -1228,7 +1272,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
         [PROTO_REFRESH_CERTS] = "refresh_certs",
-        [PROTO_NOOP] = "noop",
+        [PROTO_NOOP] = "noop",          [PROTO_WATCH] = "watch",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)
         return "unknown";

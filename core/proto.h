@@ -76,7 +76,22 @@ enum proto_cmd {
     PROTO_SHUTDOWN,
     PROTO_REFRESH_CERTS, /* reload the TLS certificate and key (io/tls.c) */
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
+    PROTO_WATCH, /* watch [kinds...]: this connection becomes a log stream */
     PROTO_CMD_COUNT
+};
+
+/* What `watch` may ask for: memcached's LOG_* kinds (issue 12; the lines
+ * themselves are core/logline.h's). */
+enum proto_watch_kind {
+    PROTO_WATCH_RAWCMDS = 1u << 0,
+    PROTO_WATCH_EVICTIONS = 1u << 1,
+    PROTO_WATCH_FETCHERS = 1u << 2,
+    PROTO_WATCH_MUTATIONS = 1u << 3,
+    PROTO_WATCH_SYSEVENTS = 1u << 4,
+    PROTO_WATCH_CONNEVENTS = 1u << 5,
+    PROTO_WATCH_PROXYREQS = 1u << 6,
+    PROTO_WATCH_PROXYEVENTS = 1u << 7,
+    PROTO_WATCH_PROXYUSER = 1u << 8,
 };
 
 enum proto_family {
@@ -167,6 +182,12 @@ struct proto_req {
     uint32_t nargs; /* length of args in bytes */
     /* shutdown: "graceful" given */
     bool graceful;
+
+    /* watch: the PROTO_WATCH_* kinds asked for; issue 12 */
+    uint32_t watch_kinds;
+    /* The requesting connection's socket, set by io/ after parsing: what
+     * `watch` lines name as cfd, also for a key run on another shard. */
+    int32_t cfd;
 
     /* Non-NULL: the reply line, without "\r\n" (e.g. "ERROR",
      * "CLIENT_ERROR bad command line format"). Always a string literal (it

@@ -255,6 +255,8 @@ struct store {
 
     struct store_metrics m;
     struct store_class_metrics cm; /* the one class */
+    store_evict_fn evict_hook; /* issue 12: watch evictions (store_set_evict_hook) */
+    void *evict_arg;
 };
 
 /* --- Locations ------------------------------------------------------------------ */
@@ -385,6 +387,12 @@ void store_destroy(struct store **store)
     free((*store)->ghost);
     free(*store);
     *store = NULL;
+}
+
+void store_set_evict_hook(struct store *store, store_evict_fn fn, void *arg)
+{
+    store->evict_hook = fn;
+    store->evict_arg = arg;
 }
 
 void store_set_clock(struct store *store, mc_time_t now)
@@ -624,6 +632,8 @@ static void store_evict_item(struct store *store, struct item *it, uint64_t hash
         cm->evicted_unfetched++;
     if ((it->iflags & ITEM_ACTIVE) != 0)
         cm->evicted_active++;
+    if (store->evict_hook != NULL) /* issue 12 */
+        store->evict_hook(store->evict_arg, it, store->now);
     store_unlink(store, it, hash);
 }
 

@@ -36,6 +36,7 @@
 #include "boot.h"
 #include "proc.h"
 #include "detail.h"
+#include "watch.h"
 #include "server.h"
 #include "shard.h"
 #include "tls.h"
@@ -324,6 +325,11 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "corecache: out of memory\n");
         return 1;
     }
+    /* issue 12: `watch`, each watcher buffering -o watcher_logbuf_size KiB */
+    if (watch_init(&srv.watch, (size_t)srv.cfg.watcher_logbuf_size * 1024) < 0) {
+        fprintf(stderr, "corecache: out of memory\n");
+        return 1;
+    }
     ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
@@ -382,6 +388,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     unsigned failed = boot_join(&srv);
     boot_teardown(&srv);
     detail_deinit(&srv.detail);
+    watch_deinit(&srv.watch);
     if (srv.cfg.pidfile != NULL && srv.cfg.daemon)
         proc_remove_pidfile(srv.cfg.pidfile);
     if (srv.cfg.unix_socket != NULL)

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "shard.h"
 #include "uring.h"
+#include "watch.h"
 
 /* The per-connection budget the README's RSS formula counts on: an idle
  * connection is one struct conn, in jemalloc's 256-byte class. A field
@@ -261,6 +262,8 @@ struct conn *conn_create(struct shard *shard, int fd, const struct conn_ops *ops
         shard->m.total_connections++;
     }
     conn_arm_recv(conn);
+    if (!ops->metrics_endpoint) /* issue 12: watch connevents */
+        watch_conn_event(&shard->srv->watch, fd, &conn->peer, NULL);
     log_debug(shard->srv, "<%d new client connection on shard %u", fd, shard->id);
     return conn;
 }
@@ -304,6 +307,8 @@ void conn_close(struct conn *conn, const char *reason)
     if (conn->fd < 0 || conn->close_inflight)
         return;
     log_debug(conn->shard->srv, "<%d closing: %s", conn->fd, reason);
+    if (!conn->ops->metrics_endpoint && !conn->ops->log_stream) /* issue 12: watch connevents */
+        watch_conn_event(&conn->shard->srv->watch, conn->fd, &conn->peer, reason);
     conn->closing = true;
     conn->close_inflight = true;
     /* Wakes any recv or send the kernel holds for this socket; their
@@ -399,10 +404,29 @@ void conn_close_after_write(struct conn *conn)
     conn->closing = true;
 }
 
+/*
+ * issue 12: with -R N (memcached's reqs_per_event), a connection that has
+ * run N requests of what one receive delivered yields: the rest waits in
+ * its rbuf while the shard serves its other connections, and the resume
+ * list picks it up in the same loop iteration. memcached counts each such
+ * yield in conn_yields. Without -R there is no cap: one receive is at most
+ * one provided buffer, which already bounds a connection's turn.
+ */
+static bool conn_yield(struct conn *conn, uint32_t served)
+{
+    uint32_t cap = conn->shard->srv->cfg.reqs_per_event;
+    if (cap == 0 || served < cap)
+        return false;
+    conn->shard->m.conn_yields++;
+    conn_want_resume(conn);
+    return true;
+}
+
 /* Parses and executes requests from buf; returns the bytes consumed. */
 static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
     size_t off = 0;
+    uint32_t served = 0; /* issue 12: -R, see conn_yield */
     conn->rneed = 0;
     conn->starved = false;
     while (off < len && conn_may_parse(conn)) {
@@ -421,6 +445,9 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
         off += used;
         if (metered)
             shard_request_end(conn->shard, timed, start);
+        /* issue 12: -R N, memcached's reqs_per_event (conn_yield) */
+        if (off < len && metered && conn_yield(conn, ++served))
+            break;
     }
     return off;
 }

@@ -45,6 +45,9 @@ struct conn_ops {
      * against -c, and its requests are not the cache's `requests` nor in
      * the service-time histogram. */
     bool metrics_endpoint;
+    /* A `watch` connection (io/watchconn.c): its close is not logged to
+     * the watchers (issue 12). */
+    bool log_stream;
 };
 
 #define CONN_IOV_MAX 64

@@ -46,4 +46,13 @@ void facts_read(const struct server *srv, struct facts *out)
     out->accepting_conns = atomic_load(&srv->stopping) || atomic_load(&srv->accept_paused) > 0 ? 0 : 1;
     out->listen_disabled_num = atomic_load(&srv->listen_disabled_num);
     out->threads = srv->nshards;
+    /* the watch table's lock is the only thing written here: the server's
+     * other facts stay read only */
+    uint64_t log[5];
+    watch_stats((struct watch *)&srv->watch, log);
+    out->log_worker_dropped = log[0];
+    out->log_worker_written = log[1];
+    out->log_watcher_skipped = log[2];
+    out->log_watcher_sent = log[3];
+    out->log_watchers = log[4];
 }

@@ -39,7 +39,13 @@ struct server;
     ACTION(accepting_conns, GAUGE, "1 while the server accepts connections")                  \
     ACTION(listen_disabled_num, COUNTER, "Times accepting failed for lack of file descriptors " \
                                          "(EMFILE, ENFILE), memcached's listen disabling")      \
-    ACTION(threads, GAUGE, "Shard threads")
+    ACTION(threads, GAUGE, "Shard threads")                                                   \
+    /* watch (issue 12, io/watch.c), memcached's log_* stats */                               \
+    ACTION(log_worker_dropped, COUNTER, "Log lines lost before a watcher's buffer (always 0)") \
+    ACTION(log_worker_written, COUNTER, "Log lines made for watchers")                        \
+    ACTION(log_watcher_skipped, COUNTER, "Log lines dropped: a watcher's buffer was full")    \
+    ACTION(log_watcher_sent, COUNTER, "Log lines handed to watching connections")             \
+    ACTION(log_watchers, GAUGE, "Connections watching logs (watch)")
 
 #define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)
 

@@ -44,6 +44,8 @@
 #include "conn.h"
 #include "evring.h"
 #include "guard.h"
+#include "idle.h"
+#include "watchconn.h"
 #include "log.h"
 #include "route.h"
 #include "shard.h"
@@ -229,6 +231,8 @@ static void on_tick(struct shard *shard)
     shard_clock(shard);
     store_crawl(shard->store, SHARD_CRAWL_BUDGET);
     http_tick(shard);
+    idle_sweep(shard); /* issue 12: -o idle_timeout */
+    watchconn_pump(shard); /* issue 12: watch */
     if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
         begin_stop(shard);
     if (shard->stopping && shard_clock_ns() > shard->stop_deadline_ns) {

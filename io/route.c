@@ -280,6 +280,8 @@ void route_setup(struct shard *shard)
         .disable_flush_all = srv->cfg.disable_flush_all,
         .disable_dumping = srv->cfg.disable_dumping,
         .detail = &srv->detail.hooks,
+        .watch = &srv->watch.hooks, /* issue 12 */
+        .disable_watch = srv->cfg.disable_watch,
         .verbosity_max = LOG_LEVEL_MAX,
     };
 }

@@ -25,6 +25,7 @@
 #include "shard.h"
 #include "stats.h"
 #include "tls.h"
+#include "watchconn.h"
 
 /* Carries out what exec asked of io/. */
 static void serve_act(struct conn *conn, const struct proto_req *req, const struct exec_result *r)
@@ -60,6 +61,9 @@ static void serve_act(struct conn *conn, const struct proto_req *req, const stru
         server_stop(srv);
         conn_close(conn, r->reason);
         return;
+    case EXEC_WATCH: /* issue 12 */
+        watchconn_attach(conn, r->watch_kinds);
+        return;
     case EXEC_REFRESH_CERTS:
         if (!tls_refresh_command(srv->tls, r->noreply, &conn->out.sink))
             conn_close(conn, "out of memory composing a reply");
@@ -91,6 +95,7 @@ static size_t serve_step(struct conn *conn, serve_parse_fn parse, const char *bu
     parser->swallow = conn->swallow;
     size_t used = parse(parser, buf, len, &req, need);
     conn->swallow = parser->swallow;
+    req.cfd = conn->fd; /* what `watch` lines name (issue 12) */
     if (used > 0)
         serve_request(conn, &req);
     return used;

@@ -22,6 +22,7 @@
 #include "../core/proto.h"
 #include "../core/ring.h"
 #include "detail.h"
+#include "watch.h"
 #include "../numa/place.h"
 
 struct shard;
@@ -72,6 +73,7 @@ struct server {
     struct tls_server *tls; /* -Z (io/tls.c); NULL without */
     struct login *login;    /* -Y, -S, --metrics-auth-file (io/login.c); NULL without */
     struct detail detail;   /* `stats detail`: per-prefix counts (detail.c) */
+    struct watch watch;     /* `watch`: log streams (watch.c, issue 12) */
     bool io_epoll;          /* shards run the epoll backend, not io_uring (evring.h; app.c) */
 
     /* Startup gate: shards count themselves ready, main opens the gate once

@@ -34,6 +34,7 @@
 #include "evring.h"
 #include "memfile.h"
 #include "uring.h"
+#include "watch.h"
 
 const struct metric_desc shard_metric_desc[] = {SHARD_METRIC(METRIC_DESC)};
 
@@ -211,6 +212,8 @@ static int setup_store(struct shard *shard)
         return -EINVAL;
     if (shard->memfile != NULL && (err = memfile_attach(shard->memfile, srv, &scfg, &shard->store)) < 0)
         return err;
+    /* issue 12: watch evictions (after a warm restart, on the restored store) */
+    store_set_evict_hook(shard->store, watch_evicted, &srv->watch);
     shard->sample_countdown = 1;
     shard->sample_rng = 0x9e3779b9u ^ (shard->id + 1);
     shard->env.store = shard->store;

@@ -51,7 +51,8 @@
     ACTION(cmd_flush, COUNTER, "Number of flush_all requests")                                \
     ACTION(bytes_read, COUNTER, "Bytes read from the network")                                \
     ACTION(bytes_written, COUNTER, "Bytes written to the network")                            \
-    ACTION(conn_yields, COUNTER, "Times a connection's reading was paused (slow reader)")     \
+    ACTION(conn_yields, COUNTER,                                                              \
+           "Times a connection yielded: -R's request cap reached, or its reading paused (slow reader)") \
     ACTION(requests, COUNTER, "Requests parsed and served on this shard's connections")      \
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
@@ -89,7 +90,8 @@
     ACTION(http_evicted, COUNTER,                                                             \
            "Idle metrics connections closed to give a new scraper a slot")                   \
     ACTION(http_timeouts, COUNTER,                                                            \
-           "Metrics connections closed idle, or past their request's deadline")
+           "Metrics connections closed idle, or past their request's deadline") \
+    ACTION(idle_kicks, COUNTER, "Connections closed by -o idle_timeout (issue 12, io/idle.c)")
 
 struct shard_metrics {
     METRIC_STRUCT(SHARD_METRIC)
@@ -132,6 +134,7 @@ struct shard {
     unsigned accept_backoff_ms;
     struct __kernel_timespec accept_retry_ts[SHARD_LISTENERS_MAX];
     unsigned guard_ticks;
+    mc_time_t idle_swept_at; /* -o idle_timeout's last sweep (io/idle.c) */
     struct conn_send *send_pool; /* free send buffers (io/guard.h) */
     unsigned send_pool_len;
     unsigned sqes_pending; /* prepared since the last submit */

@@ -338,13 +338,58 @@ static bool render_shards(const struct snapshots *snaps, struct sink *out)
 
 /* --- rendering a group ----------------------------------------------------- */
 
+struct conns_block {
+    long fd;
+    const char *p;
+    size_t len;
+};
+
+static int conns_block_cmp(const void *a, const void *b)
+{
+    const struct conns_block *x = a, *y = b;
+    return x->fd < y->fd ? -1 : x->fd > y->fd;
+}
+
+/*
+ * stats conns in memcached's order, by descriptor (it walks its fd table),
+ * not shard by shard: clients take the line of their own fd as the last one
+ * before END when they are the newest connection (t/watcher_connid.t).
+ * Each descriptor's lines ("STAT <fd>:...") stay together, in order.
+ */
+static bool conns_put_sorted(const struct conns_text *ct, struct sink *out)
+{
+    size_t cap = 0, n = 0;
+    for (size_t i = 0; i < ct->len; i++)
+        cap += ct->text[i] == '\n';
+    struct conns_block *blocks = calloc(cap + 1, sizeof(*blocks));
+    if (blocks == NULL)
+        return sink_put(out, ct->text, ct->len);
+    const char *p = ct->text, *end = ct->text + ct->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl != NULL ? nl + 1 : end;
+        long fd = strncmp(p, "STAT ", 5) == 0 ? strtol(p + 5, NULL, 10) : -1;
+        if (n > 0 && blocks[n - 1].fd == fd && blocks[n - 1].p + blocks[n - 1].len == p)
+            blocks[n - 1].len += (size_t)(line_end - p);
+        else
+            blocks[n++] = (struct conns_block){fd, p, (size_t)(line_end - p)};
+        p = line_end;
+    }
+    qsort(blocks, n, sizeof(*blocks), conns_block_cmp);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = sink_put(out, blocks[i].p, blocks[i].len);
+    free(blocks);
+    return ok;
+}
+
 /* The text reply of a gathered group ("END" included). */
 static bool render_text(struct shard *shard, enum exec_stats group, const struct snapshots *snaps,
                         const struct conns_text *ct, struct sink *out)
 {
     bool ok = true;
     if (group == EXEC_STATS_CONNS) {
-        ok = ct->len == 0 || sink_put(out, ct->text, ct->len);
+        ok = ct->len == 0 || conns_put_sorted(ct, out);
     } else if (group == EXEC_STATS_SHARDS) {
         ok = render_shards(snaps, out);
     } else {

@@ -163,6 +163,7 @@ static bool execute(struct exec_state *s, const struct proto_req *req)
     case EXEC_QUIT:
     case EXEC_CLOSE:
     case EXEC_SHUTDOWN:
+    case EXEC_WATCH: /* io/ answers; the connection then ignores its input */
         return false;
     case EXEC_NOMEM:
         abort(); /* the trace sink never runs out */

@@ -14,6 +14,14 @@ port (or a UNIX socket in a temporary directory):
   test_issue12_unixsocket     t/unixsocket.t: -s serves on a UNIX socket
   test_issue12_command_line   every test's `-o relaxed_privileges -U N`:
                               accepted, each inert option named once
+  test_issue12_issue_61       t/issue_61.t: -R 1 makes a pipelining
+                              connection yield, counted in conn_yields
+  test_issue12_watcher        t/watcher.t, t/watcher_connid.t: watch's
+                              item_get/item_store/conn_new/conn_close/
+                              eviction lines, skipped=, log_watchers, -W
+  test_issue12_idle_timeout   t/idle-timeout.t: -o idle_timeout closes a
+                              connection waiting for a command, counted in
+                              idle_kicks; one reading a value stays open
 
 Against memcached (CORECACHE_SERVER=/usr/bin/memcached) the tests that
 use only memcached's behaviour run too; the start-up report is ours.
@@ -35,6 +43,8 @@ import harness  # noqa: E402
 
 def conn(server):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    # a write after a write would wait out delayed ACKs (Nagle): 40 ms a stats call
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s, s.makefile("rb")
 
 
@@ -243,8 +253,9 @@ class Issue12Test(unittest.TestCase):
             u.bind(("127.0.0.1", udp_port))
             u.close()
         for name in ("-o slab_reassign", "-o lru_crawler", "-o lru_maintainer", "-o slab_chunk_max",
-                     "-o relaxed_privileges", "-R"):
+                     "-o relaxed_privileges"):
             self.assertEqual(text.count("corecache: %s: accepted, no effect: " % name), 1, text)
+        self.assertNotIn("-R: accepted, no effect", text)  # -R works (test_issue12_issue_61)
         self.assertEqual(text.count("corecache: -U %d: no UDP port is opened" % udp_port), 1, text)
         bad = subprocess.run([harness.SERVER, "-o", "hashpower=5"], capture_output=True, text=True)
         self.assertEqual(bad.returncode, 2)
@@ -253,6 +264,183 @@ class Issue12Test(unittest.TestCase):
         for word in ("--unix-socket", "--daemon", "--pidfile", "--max-reqs-per-event", "--hashpower",
                      "--slab-automove", "--lru-crawler", "--relaxed-privileges", "--watcher-logbuf-size"):
             self.assertIn(word, usage)
+
+    def test_issue12_issue_61(self):
+        # six sets in one send: with -R 1 the connection yields after each
+        with harness.Server(["-t", "2", "-R", "1"]) as server:
+            s, f = conn(server)
+            s.sendall(b"set foobar 0 0 5\r\nBubba\r\n" * 6)
+            for _ in range(6):
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertGreaterEqual(int(stats(s, f)["conn_yields"]), 5)
+        # without -R there is no cap: the same pipeline never yields
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            s.sendall(b"set foobar 0 0 5\r\nBubba\r\n" * 6)
+            for _ in range(6):
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertEqual(stats(s, f)["conn_yields"], "0")
+
+    def test_issue12_idle_timeout(self):
+        with harness.Server(["-t", "2", "-o", "idle_timeout=1"]) as server:
+            # opened first: a value half sent (memcached's conn_nread) is not idle
+            busy, busy_f = conn(server)
+            busy.sendall(b"set half 0 0 10\r\nabc")
+            s, f = conn(server)
+            self.assertEqual(stats(s, f)["idle_kicks"], "0")
+            # the server closes it by itself: the read ends (EOF), well
+            # before the socket's own 30 s timeout
+            s.settimeout(30)
+            self.assertEqual(s.recv(1), b"")
+            busy.sendall(b"defghij\r\n")
+            self.assertEqual(busy_f.readline(), b"STORED\r\n")
+            s2, f2 = conn(server)
+            self.assertGreaterEqual(int(stats(s2, f2)["idle_kicks"]), 1)
+
+    def test_issue12_watcher(self):
+        line = r"ts=\d+\.\d+ gid=\d+ "
+        with harness.Server(["-t", "4", "-m", "8", "-o", "watcher_logbuf_size=8"]) as server:
+            c, cf = conn(server)
+            # the client's fd as stats conns names it (by its address: the
+            # harness's probe connection may still be listed, closing)
+            cfd = int(stats_conns_fd_of(c, cf))
+            w, wf = conn(server)
+            w.sendall(b"watch fetchers mutations\n")
+            self.assertEqual(wf.readline(), b"OK\r\n")
+            self.assertEqual(stats(c, cf)["log_watchers"], "1")
+            # keys on every shard: each line names the asking connection
+            for i in range(8):
+                c.sendall(b"set k%d 0 0 4 noreply\r\nvbar\r\n" % i)
+                self.assertRegex(wf.readline().decode(), "^" + line +
+                                 "type=item_get key=k%d status=not_found clsid=0 cfd=%d size=0\n$" % (i, cfd))
+                self.assertRegex(wf.readline().decode(), "^" + line +
+                                 "type=item_store key=k%d status=stored cmd=set ttl=0 clsid=\\d+ cfd=%d size=4\n$"
+                                 % (i, cfd))
+            c.sendall(b"get k3\r\n")
+            self.assertEqual(lines_until_end(cf), [b"VALUE k3 0 4\r\n", b"vbar\r\n", b"END\r\n"])
+            self.assertRegex(wf.readline().decode(), "type=item_get key=k3 status=found clsid=\\d+ cfd=%d size=4\n$" % cfd)
+            # add on a present key is refused: not_stored; memcached's URI encoding of keys
+            # (one at a time: pipelined keys of different shards run in parallel,
+            # so their lines may interleave in either order)
+            c.sendall(b"add k3 0 0 1\r\nx\r\n")
+            self.assertEqual(cf.readline(), b"NOT_STORED\r\n")
+            self.assertIn(b"type=item_get key=k3 status=found", wf.readline())
+            self.assertIn(b"type=item_store key=k3 status=not_stored cmd=add", wf.readline())
+            c.sendall(b"set a#b/c 0 0 1\r\nx\r\n")
+            self.assertEqual(cf.readline(), b"STORED\r\n")
+            self.assertIn(b"type=item_get key=a%23b%2Fc status=not_found", wf.readline())
+            self.assertIn(b"type=item_store key=a%23b%2Fc status=stored cmd=set", wf.readline())
+
+            # connevents: a client that quits closes normally, an HTTP request is an error
+            e, ef = conn(server)
+            e.sendall(b"watch connevents\n")
+            self.assertEqual(ef.readline(), b"OK\r\n")
+            q, qf = conn(server)
+            q.sendall(b"quit\r\n")
+            self.assertRegex(ef.readline().decode(), "^" + line + r"type=conn_new rip=127\.0\.0\.1 rport=\d+ transport=tcp cfd=\d+\n$")
+            self.assertRegex(ef.readline().decode(), "^" + line + r"type=conn_close rip=127\.0\.0\.1 rport=\d+ transport=tcp reason=normal cfd=\d+\n$")
+            h, hf = conn(server)
+            h.sendall(b"GET / HTTP/1.1\r\n")
+            self.assertIn(b"type=conn_new", ef.readline())
+            self.assertIn(b"reason=error", ef.readline())
+            self.assertEqual(stats(c, cf)["log_watchers"], "2")
+            for sock in (e, ef, w, wf):  # a makefile holds its socket open
+                sock.close()
+            # a closed watcher is forgotten at its shard's next tick
+            deadline = time.monotonic() + 30
+            while stats(c, cf)["log_watchers"] != "0":
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+
+            # a watcher that does not read: its 8 KiB buffer fills, lines are
+            # skipped and counted, and once it reads, skipped=N comes before the next line
+            slow = socket.socket()
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.connect(("127.0.0.1", server.port))
+            slow.sendall(b"watch fetchers\n")
+            slowf = slow.makefile("rb")
+            self.assertEqual(slowf.readline(), b"OK\r\n")
+            batch = b"".join(b"get miss%d%s\r\n" % (i, b"X" * 180) for i in range(500))
+            for _ in range(400):  # bounded: each batch is 500 lines the watcher does not read
+                c.sendall(batch)
+                for _ in range(500):
+                    cf.readline()
+                if int(stats(c, cf)["log_watcher_skipped"]) > 0:
+                    break
+            self.assertGreater(int(stats(c, cf)["log_watcher_skipped"]), 0)
+            slow.settimeout(30)
+            saw_skip = False
+            for i in range(1000000):
+                got = slowf.readline()
+                self.assertTrue(got)
+                if got.startswith(b"skipped="):
+                    saw_skip = True
+                    c.sendall(b"get after\r\n")
+                    cf.readline()
+                    self.assertRegex(slowf.readline().decode(), "^" + line + "type=item_get ")
+                    break
+                if i % 100 == 0:  # keeps lines coming while the buffer drains (t/watcher.t does too)
+                    c.sendall(b"get more\r\n")
+                    cf.readline()
+            self.assertTrue(saw_skip)
+
+        # evictions: a full cache evicts whole segments, one line per item evicted
+        with harness.Server(["-t", "1", "-m", "4"]) as server:
+            c, cf = conn(server)
+            w, wf = conn(server)
+            w.sendall(b"watch evictions\n")
+            self.assertEqual(wf.readline(), b"OK\r\n")
+            value = b"B" * 10000
+            for i in range(2000):  # bounded: 20 MB into 4 MB
+                c.sendall(b"set e%d 0 0 10000 noreply\r\n%s\r\n" % (i, value))
+                if int(stats(c, cf)["evictions"]) > 0:
+                    break
+            self.assertRegex(wf.readline().decode(), "^" + line +
+                             r"type=eviction key=e\d+ fetch=no ttl=-1 la=\d+ clsid=\d+ size=10000\n$")
+
+        # -W: memcached's refusal
+        with harness.Server(["-t", "1", "-W"]) as server:
+            c, cf = conn(server)
+            c.sendall(b"watch mutations\n")
+            self.assertEqual(cf.readline(), b"CLIENT_ERROR watch commands not allowed\r\n")
+            c.sendall(b"watch bogus\n")
+            self.assertEqual(cf.readline(), b"CLIENT_ERROR watch commands not allowed\r\n")
+        with harness.Server(["-t", "1"]) as server:
+            c, cf = conn(server)
+            c.sendall(b"watch bogus\n")
+            self.assertEqual(cf.readline(), b"ERROR\r\n")
+
+
+def stats_conns_fd_of(s, f):
+    """The descriptor `stats conns` lists for this client, found by its
+    address; the listing must be in descriptor order, as memcached's."""
+    me = ("tcp:127.0.0.1:%d" % s.getsockname()[1]).encode()
+    s.sendall(b"stats conns\r\n")
+    fds, mine = [], None
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line == b"END\r\n":
+            assert fds == sorted(fds), fds
+            return mine
+        _, name, value = line.rstrip(b"\r\n").split(b" ", 2)
+        fd = int(name.split(b":")[0])
+        if not fds or fds[-1] != fd:
+            fds.append(fd)
+        if name.endswith(b":addr") and value == me:
+            mine = fd
+
+
+def stats(s, f, group=b""):
+    s.sendall(b"stats " + group + b"\r\n" if group else b"stats\r\n")
+    out = {}
+    while True:
+        line = f.readline()
+        assert line, "connection closed"
+        if line == b"END\r\n":
+            return out
+        _, name, value = line.decode().rstrip("\r\n").split(" ", 2)
+        out[name] = value
 
 
 if __name__ == "__main__":

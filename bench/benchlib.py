@@ -15,6 +15,20 @@ def free_port():
     return port
 
 
+def server_stats(port, host="127.0.0.1"):
+    """The server's `stats` (memcached's general group) as a dict of strings."""
+    with socket.create_connection((host, port), timeout=10) as c:
+        c.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return {f[1]: f[2] for f in (line.split() for line in data.decode().splitlines())
+            if len(f) == 3 and f[0] == "STAT"}
+
+
 def rss_kb(pid):
     """VmRSS of pid in KiB (0 when the process has none, e.g. a zombie)."""
     with open("/proc/%d/status" % pid) as f:

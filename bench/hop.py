@@ -130,22 +130,9 @@ COUNTERS = ("forwarded_out", "uring_submits", "uring_completions", "xchan_wakeup
 
 
 def server_stats(port):
-    import socket
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"stats\r\n")
-        buf = b""
-        while not buf.endswith(b"END\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    out = {}
-    for line in buf.decode().split("\r\n"):
-        f = line.split()
-        if len(f) == 3 and f[0] == "STAT" and f[1] in COUNTERS + ("cmd_get", "cmd_set"):
-            out[f[1]] = int(f[2])
-    return out
-
+    """The counters above (and cmd_get, cmd_set) of the server's `stats`, as ints."""
+    stats = benchlib.server_stats(port)
+    return {k: int(v) for k, v in stats.items() if k in COUNTERS + ("cmd_get", "cmd_set")}
 
 def measured(server, threads, fn):
     """Runs fn() and returns (its result, process CPU s, per-shard CPU s sorted, counter deltas)."""

@@ -41,7 +41,7 @@ import threading
 import time
 
 import benchlib  # noqa: E402
-from benchlib import free_port, rss_kb  # noqa: E402
+from benchlib import free_port, rss_kb, server_stats  # noqa: E402
 
 
 def rss_mib(pid):
@@ -128,17 +128,6 @@ def flood(server, bench, seconds):
             "cpu_us_per_set": cpu * 1e6 / sets if sets else None}
 
 
-def server_stats(port):
-    """The server's `stats` as a dict of strings."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-        c.sendall(b"stats\r\n")
-        data = b""
-        while not data.endswith(b"END\r\n"):
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return {f[1]: f[2] for f in (line.split() for line in data.decode().splitlines()) if len(f) == 3}
 
 
 def idle(server, count):

@@ -283,7 +283,7 @@ class BacklogTest(unittest.TestCase):
             wait_until(lambda: stat(server, "shard_out_yields") > 0, 10)
             self.assertGreater(stat(server, "conn_yields"), 0)
             self.assertGreater(stat(server, "shard_out_yields"), 0)
-            # The shard caps (2 x 4 x 1 MiB) plus the replies already asked of
+            # The shard caps (2 x 4 x 256 KiB) plus the replies already asked of
             # the other shard when a connection paused; without caps this is
             # the whole 180 MB.
             held_mb = int(server.stats()["shard_out_bytes"]) / 1048576

@@ -460,7 +460,7 @@ class ConnectionMemoryTest(unittest.TestCase):
             ok = server.conn()
             ok.send("set small 0 0 2\r\nok\r\n")
             self.assertEqual(ok.recv_until(b"\r\n"), b"STORED\r\n")
-            uploads, refused = [], []
+            uploads = []
             for _ in range(64):  # 192 MB asked at most: far past the 48 MiB
                 c = server.conn(timeout=10)
                 uploads.append(c)
@@ -468,16 +468,20 @@ class ConnectionMemoryTest(unittest.TestCase):
                     c.send(b"set up 0 0 %d\r\n" % len(value) + value[:2900000])  # then wait
                 except OSError:
                     pass
-                data, closed = c.recv_until_close(timeout=0.5)
-                if closed:
-                    refused.append(data)
+                # each upload held whole (a 4 MiB input buffer), or refused
+                n = len(uploads)
+                self.assertTrue(wait_until(lambda: stat(server, "malloc_fails") > 0 or
+                                           stat(server, "conn_input_bytes") >= n * (4 << 20), 30))
+                if stat(server, "malloc_fails") > 0:
                     break
-                self.assertEqual(data, b"")
-            self.assertTrue(refused, "no allocation failed under RLIMIT_AS %d" % limit)
-            # memcached's answer (try_read_network), then the close
-            self.assertEqual(refused, [b"SERVER_ERROR out of memory reading request\r\n"])
             fails = stat(server, "malloc_fails")
-            self.assertGreater(fails, 0)
+            self.assertGreater(fails, 0, "no allocation failed under RLIMIT_AS %d" % limit)
+            # the upload that found no memory: memcached's answer
+            # (try_read_network), then the close; the earlier ones wait on
+            self.assertEqual(uploads[-1].recv_until_close(timeout=30),
+                             (b"SERVER_ERROR out of memory reading request\r\n", True))
+            for c in uploads[:-1]:
+                self.assertEqual(c.recv_until_close(timeout=0.2), (b"", False))
             self.assertEqual(stat(server, "conn_mem_refused"), 0)  # not our budget: the kernel's
             metrics = samples(server.scrape())
             self.assertEqual(sum(v for k, v in metrics.items() if k.startswith("corecache_malloc_fails")), fails)

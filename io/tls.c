@@ -1059,8 +1059,9 @@ static bool tls_recv_failed(struct conn *conn, int res)
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
                          .msg_controllen = sizeof(cbuf.buf)};
     ssize_t n = recvmsg(conn->fd, &msg, MSG_DONTWAIT);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK;
+    if (n < 0) /* even EAGAIN: the record that failed the receive is not there, and
+                * arming the receive again would only fail it again */
+        return false;
     if (n == 0) {
         conn_input_end(conn);
         return true;

@@ -390,6 +390,24 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
         r->action = EXEC_REFRESH_CERTS;
         r->noreply = req->noreply;
         return true;
+    case PROTO_SLABS_REASSIGN: /* issue 12: memcached 1.6.18's checks, in its order */
+        if (!ctx->slab_reassign)
+            return text_line(req, "CLIENT_ERROR slab reassignment disabled", out);
+        if (!req->slab_args_ok)
+            return text_line(req, "CLIENT_ERROR bad command line format", out);
+        if (req->slab_src == req->slab_dst)
+            return text_line(req, "SAME src and dst class are identical", out);
+        /* src -1 asks memcached to pick a class with a spare page; none
+         * has one here, so it stays -1 and is a bad class */
+        if (req->slab_src < 0 || req->slab_src > (int64_t)ctx->slab_classes || req->slab_dst < 0 ||
+            req->slab_dst > (int64_t)ctx->slab_classes)
+            return text_line(req, "BADCLASS invalid src or dst class id", out);
+        /* memcached's answer for a class owning fewer than 2 pages: here
+         * no class owns any (README, Compatibility; store.c reports
+         * total_pages 0). Memory is shared by all sizes, so the
+         * destination's items take room freed from any class without a
+         * move; slabs_moved stays 0. */
+        return text_line(req, "NOSPARE source class has no spare pages", out);
     case PROTO_WATCH: /* issue 12: the watchers are io/'s (io/watch.c) */
         if (ctx->disable_watch)
             return sink_puts(out, "CLIENT_ERROR watch commands not allowed\r\n");

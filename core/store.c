@@ -81,11 +81,15 @@
  *
  * Metrics: STORE_METRIC is the store-wide table (memcached's `stats`
  * names and order, then the engine's own), STORE_CLASS_METRIC the per-class
- * one. The engine has one pseudo-class, 1, standing for all segments:
- * chunk_size is the segment size, a "page" and a "chunk" are a segment in
- * use (total_pages = used_chunks = segments in queues), free_chunks the
- * free segments; slabs_moved, slab_reassign_evictions_nomem, tailrepairs
- * and lrutail_reflocked are always 0 (there is nothing to move or repair).
+ * one. The engine has no size classes; each item is counted in the class
+ * memcached 1.6.18 would allocate it from (sizeclass.h, issue 12), so a
+ * class's items, evictions, reclaims and hits are memcached's for the
+ * same workload. chunk_size is memcached's class size, a "chunk" is an
+ * item (used_chunks = total_chunks = number, free_chunks 0), and no class
+ * owns a "page" (total_pages 0: every segment serves every size;
+ * total_malloced counts segments in use); slabs_moved,
+ * slab_reassign_evictions_nomem, tailrepairs and lrutail_reflocked are
+ * always 0 (there is nothing to move or repair).
  */
 #include "store.h"
 
@@ -168,12 +172,12 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 
 /* Per-class metrics: the `stats slabs` fields, in memcached's order... */
 #define STORE_CLASS_SLABS_METRIC(ACTION)                                                      \
-    ACTION(chunk_size, GAUGE, "bytes per segment (the one class)")                           \
-    ACTION(chunks_per_page, GAUGE, "1: a segment is a page and a chunk")                     \
-    ACTION(total_pages, GAUGE, "segments in use")                                            \
-    ACTION(total_chunks, GAUGE, "segments in use")                                           \
-    ACTION(used_chunks, GAUGE, "segments in use")                                            \
-    ACTION(free_chunks, GAUGE, "free segments")                                              \
+    ACTION(chunk_size, LEVEL, "memcached's chunk size for the class (its largest item)")     \
+    ACTION(chunks_per_page, LEVEL, "items of chunk_size a 1 MiB page holds")                 \
+    ACTION(total_pages, GAUGE, "always 0: segments belong to no class")                      \
+    ACTION(total_chunks, GAUGE, "items in the class (a chunk is an item)")                   \
+    ACTION(used_chunks, GAUGE, "items in the class (a chunk is an item)")                    \
+    ACTION(free_chunks, GAUGE, "always 0: no memory is reserved for a class")                \
     ACTION(free_chunks_end, GAUGE, "always 0")                                               \
     ACTION(get_hits, COUNTER, "get and gets hits")                                           \
     ACTION(cmd_set, COUNTER, "storage commands")                                             \
@@ -193,7 +197,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(age_hot, LEVEL, "always 0: no HOT LRU")                                           \
     ACTION(age_warm, LEVEL, "always 0: no WARM LRU")                                         \
     ACTION(age, LEVEL, "seconds since the oldest segment in use was opened")                 \
-    ACTION(mem_requested, GAUGE, "bytes of the items stored")                                \
+    ACTION(mem_requested, GAUGE, "bytes the items take (footprint + 8-byte table entry)")   \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
     ACTION(evicted_nonzero, COUNTER, "live items with an exptime evicted")                   \
     ACTION(evicted_time, LEVEL, "seconds since the last evicted item's atime")              \
@@ -1794,8 +1798,9 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
     if (id >= 1 && id <= store->sizes.largest) {
         /* issue 12: the items memcached would have put in class id (README,
          * Compatibility). A chunk is an item: nothing is reserved for a class,
-         * so every chunk counted is used; a page is 1 MiB of the class's
-         * items' memory, rounded up. */
+         * so every chunk counted is used, and no class owns a page (all
+         * segments serve every size: total_pages 0; total_malloced counts
+         * them). */
         const struct segs *segs = &store->segs;
         m = store->cm[id];
         m.chunk_size = store->sizes.size[id];
@@ -1804,7 +1809,7 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
         m.total_chunks = m.number;
         m.free_chunks = 0;
         m.free_chunks_end = 0;
-        m.total_pages = (m.mem_requested + SIZECLASS_PAGE - 1) / SIZECLASS_PAGE;
+        m.total_pages = 0;
         mc_time_t oldest = store->now;
         for (unsigned q = 0; q < SEG_QUEUES; q++) {
             uint32_t head = segs->qhead[q];

@@ -126,6 +126,8 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
     uint64_t before_cas = before != NULL ? item_cas(before) : 0;
     if (kinds & PROTO_WATCH_FETCHERS) {
         logline_get_event(before, key, nkey, req->cfd, &ev);
+        if (before != NULL)
+            ev.clsid = store_item_class(ctx->env->store, before);
         ctx->watch->note(ctx->watch->state, &ev);
     }
     bool ok = ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)
@@ -134,6 +136,8 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
     if ((kinds & PROTO_WATCH_MUTATIONS) && logline_is_store(req)) {
         const struct item *after = store_peek(ctx->env->store, key, nkey, hash);
         logline_store_event(req, before, before_cas, after, key, nkey, &ev);
+        if (ev.clsid != 0 && after != NULL)
+            ev.clsid = store_item_class(ctx->env->store, after);
         ctx->watch->note(ctx->watch->state, &ev);
     }
     return ok;

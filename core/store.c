@@ -672,7 +672,7 @@ static void store_evict_item(struct store *store, struct item *it, uint64_t hash
     if ((it->iflags & ITEM_ACTIVE) != 0)
         cm->evicted_active++;
     if (store->evict_hook != NULL) /* issue 12 */
-        store->evict_hook(store->evict_arg, it, store->now);
+        store->evict_hook(store->evict_arg, it, store_item_class(store, it), store->now);
     store_unlink(store, it, hash);
 }
 

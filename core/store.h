@@ -83,9 +83,9 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_
 void store_destroy(struct store **store);
 
 /* issue 12: called with each live item just before eviction unlinks it,
- * and the store's clock (memcached's eviction log line, `watch
+ * its class (store_item_class) and the store's clock (memcached's eviction log line, `watch
  * evictions`); NULL: none. */
-typedef void (*store_evict_fn)(void *arg, const struct item *it, mc_time_t now);
+typedef void (*store_evict_fn)(void *arg, const struct item *it, unsigned clsid, mc_time_t now);
 void store_set_evict_hook(struct store *store, store_evict_fn fn, void *arg);
 
 /* Sets the store's notion of now; call once per loop iteration. */

@@ -106,6 +106,8 @@ class SlabsTest(unittest.TestCase):
                 self.assertEqual(server.stats("slabs")["1:total_pages"], "0")
             store(s, f, b"big", 66560)
             self.assertEqual(server.stats("items")["items:31:number"], "1")
+            s.sendall(b"me big\r\n")  # meta debug names the same class
+            self.assertIn(b" cls=31 ", f.readline())
             # flags add 4 bytes, as in memcached's item header
             store(s, f, b"k" * 10, 15, flags=0)   # 48+11+17+8 = 84: class 1
             store(s, f, b"k" * 11, 15, flags=7)   # 48+12+4+17+8 = 89: class 1

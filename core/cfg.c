@@ -209,7 +209,8 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(max_ttl, "max_ttl", NULL, NULL) \
     ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
     ACTION(auth_file, "auth_enabled_ascii", NULL, "no") \
-    ACTION(io_backend, "io_backend", NULL, NULL) /* corecache's: the backend that runs */
+    ACTION(io_backend, "io_backend", NULL, NULL) /* corecache's: the backend that runs */ \
+    ACTION(memory_file, "memory_file", NULL, "(null)") /* issue 14: as memcached prints -e */
 
 struct cfg_setting {
     enum cfg_option_id id;

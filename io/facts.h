@@ -45,7 +45,13 @@ struct server;
     ACTION(log_worker_written, COUNTER, "Log lines made for watchers")                        \
     ACTION(log_watcher_skipped, COUNTER, "Log lines dropped: a watcher's buffer was full")    \
     ACTION(log_watcher_sent, COUNTER, "Log lines handed to watching connections")             \
-    ACTION(log_watchers, GAUGE, "Connections watching logs (watch)")
+    ACTION(log_watchers, GAUGE, "Connections watching logs (watch)")                          \
+    /* warm restart (issue 14, io/memfile.c): what the start made of -e's file */             \
+    ACTION(warm_restart_items, GAUGE, "Items the start reattached from -e's memory file")      \
+    ACTION(warm_restart_cold, GAUGE, "Why the start did not reattach: 0 it did or no -e, 1 a new " \
+                                     "file, 2 the last stop was not clean, 3 other settings or "   \
+                                     "release, 4 damaged or unreadable saved state")               \
+    ACTION(memory_file_numa_bound, GAUGE, "Shards whose -e mapping is bound to their NUMA node (mbind)")
 
 #define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)
 

@@ -191,7 +191,7 @@ static int setup_store(struct shard *shard)
     shard->arena_size = share;
     int err = -ENOMEM;
     if (cfg->memory_file != NULL) /* issue 14: -e, a file that outlives us */
-        shard->arena = memfile_map(srv, shard->id, share, &shard->memfile, &err);
+        shard->arena = memfile_map(srv, shard->id, share, shard->node, &shard->memfile, &err);
     else
         shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)

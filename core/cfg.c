@@ -241,7 +241,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
     ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \
     ACTION(no_maxconns_fast, "corecache's behaviour at the -c limit is fixed")                  \
-    ACTION(hashpower, "corecache's hash tables are sized per shard and grow by themselves")     \
     ACTION(no_hashexpand, "corecache's hash tables are sized per shard and grow by themselves") \
     ACTION(slab_reassign, NO_SLAB_MOVES)                                                         \
     ACTION(no_slab_reassign, NO_SLAB_MOVES)                                                      \

@@ -37,7 +37,7 @@
 #include "store.h"
 
 #define WARM_MAGIC 0x314d5241574343ull /* "CCWARM1" */
-#define WARM_FORMAT 1
+#define WARM_FORMAT 2
 
 struct warm_hdr {
     uint64_t magic;

@@ -207,6 +207,9 @@ static int setup_store(struct shard *shard)
         .cas_enabled = !cfg->disable_cas,
         .cas_offset = shard->id,
         .cas_stride = srv->nshards,
+        /* issue 14: memcached's -o hashpower (default 16) over all shards */
+        .index_power = store_index_power(cfg->hashpower, srv->nshards),
+        .index_shards = srv->nshards,
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;

@@ -319,6 +319,19 @@ static const char *desc_prom_type(const struct metric_desc *desc)
 
 /* --- corecache's per-shard families ------------------------------------- */
 
+bool prom_render_server(struct sink *out, const char *prefix, const struct metric_desc *desc, size_t n,
+                        const uint64_t *values)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        if (!prom_family_name(name, sizeof(name), prefix, &desc[i]) ||
+            !prom_family(out, name, desc_prom_type(&desc[i]), desc[i].help) ||
+            !sample_value(out, name, "", desc[i].type, values[i]))
+            return false;
+    }
+    return true;
+}
+
 bool prom_render_shards(struct sink *out, const char *prefix, const struct metric_desc *desc,
                         size_t n, const uint64_t *const *shard_values, unsigned nshards)
 {

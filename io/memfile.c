@@ -144,6 +144,7 @@ void *memfile_map(struct server *srv, unsigned shard, size_t arena_size, int nod
     mf->unit = mf->huge && fs.f_bsize > 0 ? (size_t)fs.f_bsize : page > 0 ? (size_t)page : 4096;
     if (mf->unit < sizeof(struct memfile_hdr))
         mf->unit = 4096;
+    atomic_store(&srv->warm.unit, mf->unit); /* the same file system for every shard */
     mf->map_size = (arena_size + mf->unit - 1) / mf->unit * mf->unit + mf->unit;
     /* another -m: the file is resized (its image will be refused, and
      * saying why needs the header, which moves to the new end with it) */
@@ -203,6 +204,20 @@ static void *read_meta(const char *path, size_t *len)
     return buf;
 }
 
+/* put_file's payload within what read_meta read: NULL if the length does
+ * not fit (a file cut short, or not written by put_file). */
+static const char *payload(const char *file, size_t filelen, size_t *len)
+{
+    uint64_t n;
+    if (file == NULL || filelen < sizeof(n))
+        return NULL;
+    memcpy(&n, file, sizeof(n));
+    if (n > filelen - sizeof(n))
+        return NULL;
+    *len = (size_t)n;
+    return file + sizeof(n);
+}
+
 static double ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -227,9 +242,13 @@ int memfile_attach(struct memfile *mf, struct server *srv, const struct store_cf
                                        "shard finished its save)",
                  srv->cfg.memory_file);
     } else {
-        size_t len = 0;
-        void *image = read_meta(mf->meta, &len);
+        size_t filelen = 0, len = 0;
+        void *file = read_meta(mf->meta, &filelen);
+        const char *image = payload(file, filelen, &len);
         if (image == NULL) {
+            if (file != NULL)
+                errno = EBADMSG;
+            free(file);
             mf->cold = WARM_COLD_DAMAGED;
             snprintf(mf->why, sizeof(mf->why), "its saved state %.200s cannot be read: %s", mf->meta,
                      strerror(errno));
@@ -244,7 +263,7 @@ int memfile_attach(struct memfile *mf, struct server *srv, const struct store_cf
                 mf->attached = 1;
             else
                 touched = true;
-            free(image);
+            free(file);
         }
     }
     /* from here on the file is in use: a crash must not find it clean */
@@ -279,6 +298,49 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/*
+ * Writes `path` (through path.tmp, fsynced, renamed): `len` bytes, after
+ * their length in 8 bytes if `framed`. hugetlbfs has no write(2): there the
+ * file is sized to whole pages of `unit` and written through a shared
+ * mapping, so its tail is zero padding (which the length, or for text the
+ * first NUL, excludes). False with errno on failure.
+ */
+static bool put_file(const char *path, const void *buf, size_t len, size_t unit, bool framed)
+{
+    char tmp[4096 + 32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    uint64_t n = len;
+    size_t head = framed ? sizeof(n) : 0;
+    bool ok = (!framed || write_all(fd, (const char *)&n, sizeof(n)) == 0) && write_all(fd, buf, len) == 0;
+    if (!ok && errno == EINVAL) { /* hugetlbfs */
+        size_t size = (head + len + unit - 1) / unit * unit;
+        char *map = ftruncate(fd, (off_t)size) == 0
+                        ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                        : MAP_FAILED;
+        if (map != MAP_FAILED) {
+            memcpy(map, &n, head);
+            memcpy(map + head, buf, len);
+            ok = msync(map, size, MS_SYNC) == 0;
+            munmap(map, size);
+        }
+    }
+    ok = ok && fsync(fd) == 0;
+    int saved_errno = errno;
+    close(fd);
+    if (ok && rename(tmp, path) == 0)
+        return true;
+    if (!ok)
+        errno = saved_errno;
+    saved_errno = errno;
+    (void)unlink(tmp);
+    errno = saved_errno;
+    return false;
+}
+
+
 /* Writes the image and marks the file clean; false (errno) if any step failed. */
 static bool save(struct memfile *mf, const struct server *srv, const struct store *store)
 {
@@ -288,15 +350,10 @@ static bool save(struct memfile *mf, const struct server *srv, const struct stor
     if (image == NULL)
         return false;
     warm_save(store, &p, mf->hdr->generation, srv->clock.started, image);
-    char tmp[sizeof(mf->meta) + 8];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", mf->meta);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write_all(fd, image, len) == 0 && fsync(fd) == 0;
+    bool ok = put_file(mf->meta, image, len, mf->unit, true);
     int saved_errno = errno;
-    if (fd >= 0)
-        close(fd);
     free(image);
-    ok = ok && rename(tmp, mf->meta) == 0 && msync(mf->map, mf->map_size, MS_SYNC) == 0;
+    ok = ok && msync(mf->map, mf->map_size, MS_SYNC) == 0;
     if (!ok) {
         if (saved_errno != 0 && errno == 0)
             errno = saved_errno;
@@ -387,9 +444,12 @@ int memfile_begin(struct server *srv, char *err, size_t errlen)
     srv->warm.committed = false;
     size_t len = 0;
     errno = 0;
-    char *text = read_meta(path, &len);
-    if (text == NULL && errno == ENOENT)
+    char *file = read_meta(path, &len);
+    if (file == NULL && errno == ENOENT)
         return 0; /* nothing was saved, or the stop did not finish */
+    size_t filelen = len;
+    const char *text = file;
+    len = file != NULL ? strnlen(file, filelen) : 0; /* hugetlbfs pads with NULs */
     char want[160];
     int wlen = snprintf(want, sizeof(want), "%s\nrelease %s\nshards ", MEMFILE_RECORD_TAG, CORECACHE_VERSION);
     size_t taglen = strlen(MEMFILE_RECORD_TAG);
@@ -400,16 +460,16 @@ int memfile_begin(struct server *srv, char *err, size_t errlen)
                  "corecache: -e %s: %s is not a corecache commit record (%s): remove it to start, "
                  "empty",
                  srv->cfg.memory_file, path,
-                 text == NULL && errno != 0 ? strerror(errno)
-                 : len == 0                 ? "it is empty"
+                 file == NULL && errno != 0 ? strerror(errno)
+                 : filelen == 0             ? "it is empty"
                                             : "damaged, or another program's such as memcached's");
-        free(text);
+        free(file);
         return -EINVAL;
     }
     /* ours: the release and shard count must be this run's, else each
      * shard's image check says what differs */
     srv->warm.committed = len > (size_t)wlen && memcmp(text, want, (size_t)wlen) == 0;
-    free(text);
+    free(file);
     if (unlink(path) != 0) {
         snprintf(err, errlen, "corecache: -e %s: cannot remove %s: %s", srv->cfg.memory_file, path,
                  strerror(errno));
@@ -422,18 +482,13 @@ void memfile_commit(struct server *srv)
 {
     if (srv->cfg.memory_file == NULL || atomic_load(&srv->warm.saved) != srv->nshards)
         return;
-    char path[4096 + 8], tmp[4096 + 16], text[256];
+    char path[4096 + 8], text[256];
     record_path(srv, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int len = snprintf(text, sizeof(text), "%s\nrelease %s\nshards %u\n", MEMFILE_RECORD_TAG,
                        CORECACHE_VERSION, srv->nshards);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write_all(fd, text, (size_t)len) == 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (ok && rename(tmp, path) == 0)
+    /* text, for an operator to read too */
+    if (put_file(path, text, (size_t)len, (size_t)atomic_load(&srv->warm.unit), false))
         return;
     log_error(srv, "corecache: -e %s: cannot write %s (the next start will be empty): %s",
               srv->cfg.memory_file, path, strerror(errno));
-    (void)unlink(tmp);
 }

@@ -145,6 +145,8 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
 
     ok = prom_render_exporter(body, tables, 4, &classes, SERVER_VERSION_STRING) &&
          prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
+         prom_render_server(body, SCRAPE_PREFIX, facts_desc + FACTS_COUNT - FACTS_WARM_COUNT, /* issue 14 */
+                            FACTS_WARM_COUNT, facts.v + FACTS_COUNT - FACTS_WARM_COUNT) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
                             nshards) &&

@@ -99,6 +99,7 @@ struct server {
         atomic_uint numa_bound;         /* shards whose mapping mbind() bound to their node */
         atomic_uint_least64_t items;    /* items the start reattached */
         atomic_uint cold;               /* enum warm_cold: why the start did not reattach */
+        atomic_uint_least64_t unit;     /* the memory files' page size (4 KiB, or huge) */
     } warm;
 };
 

@@ -573,7 +573,10 @@ bool prom_describe_table(struct sink *out, const char *source, const char *stat_
 {
     for (size_t i = 0; i < n; i++) {
         char name[128] = "-";
-        if (prom_prefix != NULL && prom_family_name(name, sizeof(name), prom_prefix, &desc[i]))
+        /* per-shard families are labelled; the server's own (issue 14's
+         * warm restart facts, prom_render_server) are not */
+        if (prom_prefix != NULL && prom_family_name(name, sizeof(name), prom_prefix, &desc[i]) &&
+            strcmp(source, "server") != 0)
             strncat(name, "{shard}", sizeof(name) - strlen(name) - 1);
         if (!(put_str(out, source) && sink_puts(out, "\t") && put_str(out, metrics_type_name(desc[i].type)) &&
               sink_puts(out, "\t") && put_str(out, stat_prefix) && put_str(out, desc[i].name) &&

@@ -258,7 +258,9 @@ bool scrape_describe(struct sink *out)
     char name[128];
     snprintf(name, sizeof(name), "%s%s{shard,le}", SCRAPE_PREFIX, hist.name);
     return sink_puts(out, "source\ttype\tSTAT name\tPrometheus family\thelp\n") &&
-           prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT) &&
+           prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT - FACTS_WARM_COUNT) &&
+           prom_describe_table(out, "server", "", SCRAPE_PREFIX, facts_desc + FACTS_COUNT - FACTS_WARM_COUNT,
+                               FACTS_WARM_COUNT) && /* issue 14: corecache_warm_restart_* */
            prom_describe_table(out, "settings", "", NULL, facts_lru_desc, FACTS_LRU_COUNT) &&
            prom_describe_table(out, "shard", "", SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT) &&
            prom_describe_table(out, "store", "", SCRAPE_PREFIX, store_metric_desc, store_metric_count) &&

@@ -67,11 +67,13 @@ def prerequisites():
 
 
 def make_rootfs():
-    if os.path.exists(ROOTFS_TAR):
+    if os.path.isfile(ROOTFS_TAR):
         return
+    if os.path.isdir(ROOTFS_TAR):  # an earlier version's mistake: a directory by that name
+        shutil.rmtree(ROOTFS_TAR)
     os.makedirs(OUT, exist_ok=True)
     tmp = ROOTFS_TAR + ".part"
-    code, out, err = deploylib.run(["mmdebstrap", "--variant=minbase", "--include=" + PACKAGES,
+    code, out, err = deploylib.run(["mmdebstrap", "--variant=minbase", "--format=tar", "--include=" + PACKAGES,
                                     "bookworm", tmp, "http://deb.debian.org/debian"], timeout=900)
     if code != 0:
         harness.skip_process("mmdebstrap could not make a Debian 12 root (no mirror?): %s"

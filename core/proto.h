@@ -77,6 +77,7 @@ enum proto_cmd {
     PROTO_REFRESH_CERTS, /* reload the TLS certificate and key (io/tls.c) */
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_WATCH, /* watch [kinds...]: this connection becomes a log stream */
+    PROTO_MEMLIMIT, /* cache_memlimit <megabytes> [noreply] (issue 12) */
     PROTO_CMD_COUNT
 };
 
@@ -172,7 +173,7 @@ struct proto_req {
     const char *value; /* storage: the value (nbytes bytes) */
     uint64_t cas;      /* cas: the client's unique */
     uint64_t delta;    /* incr/decr */
-    uint32_t level;    /* verbosity */
+    uint32_t level;    /* verbosity; cache_memlimit: megabytes */
     bool too_large;    /* storage: value exceeds the item size limit; the
                         * command is still reported (a set must unlink the
                         * old item) with `error` set; the block is swallowed */

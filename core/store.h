@@ -336,6 +336,12 @@ uint64_t store_refs(const struct store *store);
  */
 uint32_t store_seg_gen(const struct store *store, uint32_t seg);
 
+/* The item memory limit within the arena: `held` bytes count as allocated,
+ * items use at most `limit - held` (whole segments, at least the largest
+ * item's). Lowering it frees nothing at once: allocation waits for room
+ * under the limit (evicting as usual). Issue 12: cache_memlimit. */
+void store_set_limit(struct store *store, uint64_t limit, uint64_t held);
+
 /* The segment size the store chose, and its segment count. */
 size_t store_seg_size(const struct store *store);
 uint32_t store_seg_count(const struct store *store);

@@ -45,6 +45,7 @@
 #include "evring.h"
 #include "guard.h"
 #include "idle.h"
+#include "memlimit.h"
 #include "watchconn.h"
 #include "log.h"
 #include "route.h"
@@ -233,6 +234,7 @@ static void on_tick(struct shard *shard)
     http_tick(shard);
     idle_sweep(shard); /* issue 12: -o idle_timeout */
     watchconn_pump(shard); /* issue 12: watch */
+    memlimit_apply(shard); /* issue 12: cache_memlimit */
     if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
         begin_stop(shard);
     if (shard->stopping && shard_clock_ns() > shard->stop_deadline_ns) {
@@ -422,8 +424,10 @@ void *loop_main(void *arg)
 
     const char *step = "setup";
     ret = shard_setup(shard, &step);
-    if (ret == 0)
+    if (ret == 0) {
         route_setup(shard);
+        memlimit_apply(shard); /* issue 12: cache_memlimit, T_MEMD_INITIAL_MALLOC */
+    }
     if (ret < 0) {
         log_error(srv, "corecache: shard %u: %s failed: %s%s", shard->id, step, strerror(-ret),
                   ret == -ENOMEM && shard->ring_fd == 0

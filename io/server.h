@@ -92,6 +92,11 @@ struct server {
     atomic_uint curr_conns;      /* open connections, for -c */
     atomic_uint_least64_t listen_disabled_num; /* accepts failed with EMFILE/ENFILE */
     atomic_uint accept_paused;   /* listeners waiting out an accept backoff (guard.c) */
+    atomic_uint_least64_t paused_since_ns, paused_total_ns; /* time_in_listen_disabled_us (guard.c) */
+    /* issue 12 (io/memlimit.c): the item memory limit now (cache_memlimit),
+     * and the bytes T_MEMD_INITIAL_MALLOC counts as allocated */
+    atomic_uint_least64_t mem_limit;
+    uint64_t mem_held;
 };
 
 /* The shared channel from shard `from` to shard `to`. */

@@ -278,6 +278,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
      * with the values the server runs with; then the fixed facts. */
     struct cfg cfg = srv->cfg;
     cfg.threads = srv->nshards;
+    cfg.memory_limit = atomic_load(&srv->mem_limit); /* cache_memlimit (issue 12) */
     cfg.verbose = atomic_load(&srv->verbosity);
     cfg.io_backend = srv->io_epoll ? "epoll" : "io_uring"; /* what runs, not what was asked */
     return cfg_render_settings(&cfg, out) &&

@@ -410,6 +410,68 @@ class Issue12Test(unittest.TestCase):
             c.sendall(b"watch bogus\n")
             self.assertEqual(cf.readline(), b"ERROR\r\n")
 
+    def test_issue12_dyn_maxbytes(self):
+        # cache_memlimit: memcached's replies and bounds; the limit moves
+        # within the arenas reserved at start-up (-m 64)
+        with harness.Server(["-t", "2", "-m", "64"]) as server:
+            s, f = conn(server)
+            for line, want in ((b"cache_memlimit\r\n", b"ERROR\r\n"),
+                               (b"cache_memlimit abc\r\n", b"ERROR\r\n"),
+                               (b"cache_memlimit 7\r\n",
+                                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"),
+                               (b"cache_memlimit 1000000001\r\n",
+                                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"),
+                               (b"cache_memlimit 65\r\n",
+                                b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n")):
+                s.sendall(line)
+                self.assertEqual(f.readline(), want, line)
+            self.assertEqual(stats(s, f, b"settings")["maxbytes"], str(64 << 20))
+            s.sendall(b"cache_memlimit 8 noreply\r\nversion\r\n")
+            self.assertTrue(f.readline().startswith(b"VERSION "))
+            self.assertEqual(stats(s, f, b"settings")["maxbytes"], str(8 << 20))
+            self.assertEqual(stats(s, f)["limit_maxbytes"], str(8 << 20))
+            # 24 MiB of values: the store stays under the lowered limit
+            value = b"v" * 60000
+            for i in range(400):
+                s.sendall(b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            slabs = stats(s, f, b"slabs")
+            self.assertLessEqual(int(slabs["total_malloced"]), 8 << 20, stats(s, f, b"shards"))
+            self.assertGreater(int(stats(s, f)["evictions"]), 0)
+            # raised again: the same load fits without evicting
+            s.sendall(b"cache_memlimit 64\r\n")
+            self.assertEqual(f.readline(), b"OK\r\n")
+            before = int(stats(s, f)["evictions"])
+            for i in range(400, 700):
+                s.sendall(b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertGreater(int(stats(s, f, b"slabs")["total_malloced"]), 8 << 20)
+            self.assertEqual(int(stats(s, f)["evictions"]), before)
+
+    def test_issue12_64bit(self):
+        # memcached's T_MEMD_INITIAL_MALLOC: bytes counted as malloced
+        # already; under -M the rest of -m fills and a set is refused
+        held = (1 << 32) + 32
+        with harness.Server(["-t", "2", "-m", "4098", "-M"],
+                            env={"T_MEMD_INITIAL_MALLOC": str(held)}) as server:
+            s, f = conn(server)
+            self.assertEqual(stats(s, f, b"slabs")["total_malloced"], str(held))
+            value = b"a" * (400 * 1024)
+            replies = []
+            for i in range(8):
+                s.sendall(b"set big%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                replies.append(f.readline())
+            self.assertIn(b"SERVER_ERROR out of memory storing object\r\n", replies)
+            self.assertGreater(int(stats(s, f, b"slabs")["total_malloced"]), held)
+
+    def test_issue12_stats_names(self):
+        # general stats memcached 1.6.18 prints that corecache lacked
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            st = stats(s, f)
+            self.assertEqual(st["lrutail_reflocked"], "0")
+            self.assertEqual(st["time_in_listen_disabled_us"], "0")
+
 
 def stats_conns_fd_of(s, f):
     """The descriptor `stats conns` lists for this client, found by its

@@ -407,6 +407,9 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
         r->level = req->level;
         r->noreply = req->noreply;
         return true;
+    case PROTO_LRU_CRAWLER: /* issue 12: the crawler and the dumps are io/'s (io/lrucrawl.c) */
+        r->action = EXEC_LRU_CRAWLER;
+        return true;
     case PROTO_NOOP: /* binary only */
     case PROTO_CMD_COUNT:
         return true;

@@ -85,6 +85,8 @@ enum exec_action {
      * (within memcached's bounds) and answer, unless `noreply`
      * (io/memlimit.c). Issue 12. */
     EXEC_MEMLIMIT,
+    /* lru_crawler <words>: answered by io/lrucrawl.c from req->args. */
+    EXEC_LRU_CRAWLER,
 };
 
 struct exec_result {

@@ -654,6 +654,14 @@ static size_t parse_stats(struct cursor *cur, struct proto_req *req, size_t cons
     return consumed;
 }
 
+/* lru_crawler <words>: the words are parsed where it runs (io/lrucrawl.c). */
+static size_t parse_lru_crawler(struct cursor *cur, struct proto_req *req, size_t consumed)
+{
+    size_t used = parse_stats(cur, req, consumed);
+    req->cmd = PROTO_LRU_CRAWLER;
+    return used;
+}
+
 /* shutdown [graceful]: whether it is enabled (-A) is the executor's call. */
 static size_t parse_shutdown(struct cursor *cur, struct token *toks, struct proto_req *req,
                              size_t consumed)
@@ -1086,6 +1094,10 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
         if (token_is(cmd, LIT("cache_memlimit"))) /* issue 12 */
             return parse_memlimit(&cur, toks, req, consumed);
         return fail(req, "ERROR", consumed);
+    case 'l':
+        if (token_is(cmd, LIT("lru_crawler"))) /* issue 12 */
+            return parse_lru_crawler(&cur, req, consumed);
+        return fail(req, "ERROR", consumed);
     case 'i':
         if (token_is(cmd, LIT("incr")))
             return parse_key_number(&cur, toks, PROTO_INCR, req, consumed);
@@ -1292,6 +1304,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
         [PROTO_REFRESH_CERTS] = "refresh_certs",
         [PROTO_NOOP] = "noop",          [PROTO_WATCH] = "watch", [PROTO_MEMLIMIT] = "cache_memlimit",
+        [PROTO_LRU_CRAWLER] = "lru_crawler",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)
         return "unknown";

@@ -89,6 +89,7 @@
  */
 #include "store.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1725,6 +1726,17 @@ unsigned store_each_in_class(const struct store *store, unsigned id,
         }
     }
     return n;
+}
+
+bool store_item_alive(const struct store *store, const struct item *it)
+{
+    return (it->iflags & ITEM_LINKED) != 0 && !store_item_dead(store, it);
+}
+
+unsigned store_crawl_lap(struct store *store)
+{
+    store->crawl_seg = 0;
+    return store_crawl(store, UINT_MAX);
 }
 
 unsigned store_class_count(const struct store *store)

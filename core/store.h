@@ -380,6 +380,14 @@ unsigned store_class_count(const struct store *store);
 unsigned store_each_in_class(const struct store *store, unsigned id,
                              bool (*visit)(void *arg, const struct item *it), void *arg);
 
+/* Whether a linked item is live: not expired, not flushed (what
+ * lru_crawler metadump lists; issue 12). */
+bool store_item_alive(const struct store *store, const struct item *it);
+
+/* One whole lap of the crawler from the arena's start, however many items:
+ * `lru_crawler crawl` (issue 12). Returns the items freed. */
+unsigned store_crawl_lap(struct store *store);
+
 /* Copies the store-wide values (store_metric_count entries). */
 void store_metrics(const struct store *store, uint64_t *out);
 

@@ -45,6 +45,7 @@
 #include "evring.h"
 #include "guard.h"
 #include "idle.h"
+#include "lrucrawl.h"
 #include "memlimit.h"
 #include "watchconn.h"
 #include "log.h"
@@ -230,7 +231,7 @@ static void on_tick(struct shard *shard)
 {
     shard->timer_armed = false;
     shard_clock(shard);
-    store_crawl(shard->store, SHARD_CRAWL_BUDGET);
+    lrucrawl_tick(shard); /* issue 12: while lru_crawler is enabled */
     http_tick(shard);
     idle_sweep(shard); /* issue 12: -o idle_timeout */
     watchconn_pump(shard); /* issue 12: watch */

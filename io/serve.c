@@ -21,6 +21,7 @@
 #include "../core/exec.h"
 #include "../core/proto_bin.h"
 #include "log.h"
+#include "lrucrawl.h"
 #include "memlimit.h"
 #include "route.h"
 #include "shard.h"
@@ -69,6 +70,10 @@ static void serve_act(struct conn *conn, const struct proto_req *req, const stru
         if (!memlimit_command(shard, r->level, r->noreply, &conn->out.sink))
             conn_close(conn, "out of memory composing a reply");
         route_memlimit(shard);
+        return;
+    case EXEC_LRU_CRAWLER: /* issue 12 */
+        if (!lrucrawl_command(conn, req->args, req->nargs))
+            conn_close(conn, "out of memory composing a reply");
         return;
     case EXEC_REFRESH_CERTS:
         if (!tls_refresh_command(srv->tls, r->noreply, &conn->out.sink))

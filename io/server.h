@@ -96,6 +96,7 @@ struct server {
     /* issue 12 (io/memlimit.c): the item memory limit now (cache_memlimit),
      * and the bytes T_MEMD_INITIAL_MALLOC counts as allocated */
     atomic_uint_least64_t mem_limit;
+    atomic_bool crawler_on; /* issue 12 (io/lrucrawl.c): lru_crawler enable|disable */
     uint64_t mem_held;
 };
 

@@ -877,8 +877,9 @@ static bool store_make_free(struct store *store, uint32_t want)
 static uint32_t store_make_run(struct store *store, uint32_t run)
 {
     struct segs *segs = &store->segs;
-    /* within the limit first (issue 12): a run may not take withheld room */
-    if (store_free(store) < run && !store_make_free(store, run))
+    /* within a lowered limit first (issue 12): a run may not take withheld
+     * room; without one, eviction below picks the cheapest window as always */
+    if (store->withheld > 0 && store_free(store) < run && !store_make_free(store, run))
         return SEG_NONE;
     uint32_t first = seg_find_run(segs, run);
     if (first != SEG_NONE)

@@ -54,7 +54,12 @@ void memlimit_apply(struct shard *shard)
     uint64_t held = srv->mem_held / srv->nshards;
     if (shard->id == 0)
         held += srv->mem_held % srv->nshards;
-    store_set_limit(shard->store, limit / srv->nshards, held);
+    /* at -m, the whole arena: a shard's share of a tiny -m is grown to
+     * hold the largest item (shard.c), and that stays as it was */
+    uint64_t share = limit / srv->nshards;
+    if (limit == srv->cfg.memory_limit && share < shard->arena_size)
+        share = shard->arena_size;
+    store_set_limit(shard->store, share, held);
 }
 
 bool memlimit_command(struct shard *shard, uint32_t mb, bool noreply, struct sink *out)

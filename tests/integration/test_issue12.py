@@ -39,6 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import metrics_server  # noqa: E402
 
 
 def conn(server):
@@ -466,14 +467,17 @@ class Issue12Test(unittest.TestCase):
             self.assertGreater(int(stats(s, f, b"slabs")["total_malloced"]), held)
 
     def test_issue12_lru_crawler(self):
-        with harness.Server(["-t", "2", "-o", "no_modern"]) as server:
+        with metrics_server.MetricsServer(["-t", "2", "-o", "no_modern"]) as server:
             s, f = conn(server)
             self.assertEqual(stats(s, f, b"settings")["lru_crawler"], "no")
+            crawler = "memcached_lru_crawler_enabled"
+            self.assertEqual(metrics_server.samples(server.scrape())[crawler], 0)
             s.sendall(b"lru_crawler crawl all\r\n")
             self.assertEqual(f.readline(), b"CLIENT_ERROR lru crawler disabled\r\n")
             s.sendall(b"lru_crawler enable\r\n")
             self.assertEqual(f.readline(), b"OK\r\n")
             self.assertEqual(stats(s, f, b"settings")["lru_crawler"], "yes")
+            self.assertEqual(metrics_server.samples(server.scrape())[crawler], 1)
             # keys across both shards; a third expire in a second
             for i in range(30):
                 s.sendall(b"set live%d 0 0 2\r\nok\r\nset gone%d 0 1 2\r\nok\r\n"

@@ -249,8 +249,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(slab_automove_window, NO_SLAB_MOVES)                                                  \
     ACTION(tail_repair_time, "corecache's items hold no reference counts that could leak")      \
     ACTION(hash_algorithm, "corecache hashes keys with xxhash (XXH3) for routing and lookup")   \
-    ACTION(lru_crawler, NO_CRAWLER)                                                              \
-    ACTION(no_lru_crawler, NO_CRAWLER)                                                           \
     ACTION(lru_crawler_sleep, NO_CRAWLER)                                                        \
     ACTION(lru_crawler_tocrawl, NO_CRAWLER)                                                      \
     ACTION(lru_maintainer, NO_SEGMENTED_LRU)                                                     \
@@ -268,7 +266,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(no_inline_ascii_resp, "memcached 1.6 ignores it too")                                 \
     ACTION(inline_ascii_resp, "memcached 1.6 ignores it too")                                    \
     ACTION(modern, "memcached 1.6.18's modern enables nothing either")                           \
-    ACTION(no_modern, "corecache has no 1.4-era defaults to return to")                          \
     ACTION(drop_privileges, NO_SANDBOX)                                                          \
     ACTION(no_drop_privileges, NO_SANDBOX)                                                       \
     ACTION(relaxed_privileges, NO_SANDBOX)                                                       \

@@ -422,6 +422,18 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
         r->action = EXEC_WATCH;
         r->watch_kinds = req->watch_kinds;
         return true;
+    case PROTO_MEMLIMIT: /* issue 12: memcached's bounds; the arena's are io/'s (io/memlimit.c) */
+        if (req->level < 8)
+            return text_line(req, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m", out);
+        if (req->level > 1000000000)
+            return text_line(req, "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes", out);
+        r->action = EXEC_MEMLIMIT;
+        r->level = req->level;
+        r->noreply = req->noreply;
+        return true;
+    case PROTO_LRU_CRAWLER: /* issue 12: the crawler and the dumps are io/'s (io/lrucrawl.c) */
+        r->action = EXEC_LRU_CRAWLER;
+        return true;
     case PROTO_NOOP: /* binary only */
     case PROTO_CMD_COUNT:
         return true;

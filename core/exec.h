@@ -81,15 +81,21 @@ enum exec_action {
     /* watch: the connection becomes a log stream of `watch_kinds`
      * (io/watch.c answers OK, or memcached's errors). Issue 12. */
     EXEC_WATCH,
+    /* cache_memlimit: set the item memory limit to `level` megabytes
+     * (within memcached's bounds) and answer, unless `noreply`
+     * (io/memlimit.c). Issue 12. */
+    EXEC_MEMLIMIT,
+    /* lru_crawler <words>: answered by io/lrucrawl.c from req->args. */
+    EXEC_LRU_CRAWLER,
 };
 
 struct exec_result {
     enum exec_action action;
     enum exec_stats group; /* EXEC_STATS */
     int64_t delay;         /* EXEC_FLUSH_ALL */
-    uint32_t level;        /* EXEC_VERBOSITY */
+    uint32_t level;        /* EXEC_VERBOSITY; EXEC_MEMLIMIT: megabytes */
     const char *reason;    /* EXEC_CLOSE, EXEC_NOMEM: a string literal */
-    bool noreply;          /* EXEC_REFRESH_CERTS */
+    bool noreply;          /* EXEC_REFRESH_CERTS, EXEC_MEMLIMIT */
     uint32_t watch_kinds;  /* EXEC_WATCH: PROTO_WATCH_* */
 };
 

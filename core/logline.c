@@ -59,7 +59,7 @@ enum logline_close_reason logline_reason_of(const char *reason)
 }
 
 /* util.c's uriencode: alnum and "-._~" kept, every other byte %XX. */
-static size_t uriencode(const char *src, size_t n, char *dst, size_t cap)
+size_t logline_uriencode(const char *src, size_t n, char *dst, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t d = 0;
@@ -110,7 +110,7 @@ size_t logline_format(const struct logline_event *ev, int64_t ts_sec, int32_t ts
     char key[STORE_KEY_URI_MAX];
     int n = -1;
     if (ev->type == LOGLINE_ITEM_GET || ev->type == LOGLINE_ITEM_STORE || ev->type == LOGLINE_EVICTION)
-        uriencode(ev->key, ev->nkey, key, sizeof(key));
+        logline_uriencode(ev->key, ev->nkey, key, sizeof(key));
     switch (ev->type) {
     case LOGLINE_ITEM_GET:
         n = snprintf(buf, cap, "ts=%" PRId64 ".%d gid=%" PRIu64 " type=item_get key=%s status=%s clsid=%u cfd=%d size=%zu\n",

@@ -79,6 +79,12 @@ size_t logline_format(const struct logline_event *ev, int64_t ts_sec, int32_t ts
  * its do_item_get runs for gets, stores, deletes, arithmetic and touch). */
 bool logline_is_store(const struct proto_req *req);
 
+/* util.c's uriencode: `n` bytes of `src` into `dst` (alnum and "-._~"
+ * kept, every other byte %XX), NUL-terminated, cut short where `cap`
+ * runs out; returns the length written. Also
+ * lru_crawler metadump's key= (io/lrucrawl.c). */
+size_t logline_uriencode(const char *src, size_t n, char *dst, size_t cap);
+
 /*
  * Around one keyed command on its owner's store: logline_peek() before it
  * runs (memcached's item_get line: found, class, size), then

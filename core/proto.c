@@ -606,6 +606,23 @@ static size_t parse_verbosity(struct cursor *cur, struct token *toks, struct pro
     return consumed;
 }
 
+/* cache_memlimit <megabytes> [noreply]: 2 or 3 tokens (issue 12); the
+ * value is memcached's safe_strtoul into a uint32_t: not a number, ERROR. */
+static size_t parse_memlimit(struct cursor *cur, struct token *toks, struct proto_req *req,
+                             size_t consumed)
+{
+    size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
+    if (n != 2 && n != 3)
+        return fail(req, "ERROR", consumed);
+    req->noreply = last_is_noreply(toks, n);
+    uint64_t mb;
+    if (!parse_unsigned(&toks[1], &mb) || mb > UINT32_MAX)
+        return fail(req, "ERROR", consumed);
+    req->cmd = PROTO_MEMLIMIT;
+    req->level = (uint32_t)mb;
+    return consumed;
+}
+
 static const struct {
     const char *word;
     uint32_t kind;
@@ -659,6 +676,14 @@ static size_t parse_stats(struct cursor *cur, struct proto_req *req, size_t cons
     req->args = p;
     req->nargs = (uint32_t)(end - p);
     return consumed;
+}
+
+/* lru_crawler <words>: the words are parsed where it runs (io/lrucrawl.c). */
+static size_t parse_lru_crawler(struct cursor *cur, struct proto_req *req, size_t consumed)
+{
+    size_t used = parse_stats(cur, req, consumed);
+    req->cmd = PROTO_LRU_CRAWLER;
+    return used;
 }
 
 /* shutdown [graceful]: whether it is enabled (-A) is the executor's call. */
@@ -1090,6 +1115,12 @@ static size_t parse_line(struct proto_parser *parser, const char *buf, size_t n,
     case 'c':
         if (token_is(cmd, LIT("cas")))
             return parse_storage(parser, &cur, toks, PROTO_CAS, buf, len, consumed, req, need);
+        if (token_is(cmd, LIT("cache_memlimit"))) /* issue 12 */
+            return parse_memlimit(&cur, toks, req, consumed);
+        return fail(req, "ERROR", consumed);
+    case 'l':
+        if (token_is(cmd, LIT("lru_crawler"))) /* issue 12 */
+            return parse_lru_crawler(&cur, req, consumed);
         return fail(req, "ERROR", consumed);
     case 'i':
         if (token_is(cmd, LIT("incr")))
@@ -1297,6 +1328,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
         [PROTO_REFRESH_CERTS] = "refresh_certs",
         [PROTO_NOOP] = "noop",          [PROTO_WATCH] = "watch", [PROTO_SLABS_REASSIGN] = "slabs",
+        [PROTO_MEMLIMIT] = "cache_memlimit", [PROTO_LRU_CRAWLER] = "lru_crawler",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)
         return "unknown";

@@ -78,6 +78,8 @@ enum proto_cmd {
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_WATCH, /* watch [kinds...]: this connection becomes a log stream */
     PROTO_SLABS_REASSIGN, /* slabs reassign <src> <dst> (issue 12; exec.c answers) */
+    PROTO_MEMLIMIT, /* cache_memlimit <megabytes> [noreply] (issue 12) */
+    PROTO_LRU_CRAWLER, /* lru_crawler <words>: args/nargs (issue 12, io/lrucrawl.c) */
     PROTO_CMD_COUNT
 };
 
@@ -173,12 +175,13 @@ struct proto_req {
     const char *value; /* storage: the value (nbytes bytes) */
     uint64_t cas;      /* cas: the client's unique */
     uint64_t delta;    /* incr/decr */
-    uint32_t level;    /* verbosity */
+    uint32_t level;    /* verbosity; cache_memlimit: megabytes */
     bool too_large;    /* storage: value exceeds the item size limit; the
                         * command is still reported (a set must unlink the
                         * old item) with `error` set; the block is swallowed */
 
-    /* stats: the argument text after "stats " (may be empty), trimmed */
+    /* stats, lru_crawler: the argument text after the command (may be
+     * empty), trimmed */
     const char *args;
     uint32_t nargs; /* length of args in bytes */
     /* shutdown: "graceful" given */

@@ -93,6 +93,7 @@
  */
 #include "store.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(moves_to_cold, COUNTER, "always 0: no HOT/WARM/COLD LRUs (S3-FIFO queues instead)") \
     ACTION(moves_to_warm, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                        \
     ACTION(moves_within_lru, COUNTER, "always 0: no HOT/WARM/COLD LRUs")                     \
+    ACTION(lrutail_reflocked, COUNTER, "always 0: items hold no references (issue 12)")      \
     ACTION(seg_size, LEVEL, "bytes per segment")                                             \
     ACTION(seg_segments, GAUGE, "segments in the arena")                                     \
     ACTION(seg_free, GAUGE, "free segments")                                                 \
@@ -263,7 +265,17 @@ struct store {
     struct sizeclass sizes; /* issue 12: memcached's class table (sizeclass.h) */
     store_evict_fn evict_hook; /* issue 12: watch evictions (store_set_evict_hook) */
     void *evict_arg;
+    /* issue 12: the memory limit within the arena (store_set_limit) */
+    uint32_t withheld;     /* segments the limit keeps out of use */
+    uint64_t held_bytes;   /* memory counted as already allocated */
 };
+
+/* Free segments the limit lets items take (the arena's free ones beyond
+ * those withheld). Every allocation reads this, never segs.nfree. */
+static inline uint32_t store_free(const struct store *store)
+{
+    return store->segs.nfree > store->withheld ? store->segs.nfree - store->withheld : 0;
+}
 
 /* --- Locations ------------------------------------------------------------------ */
 
@@ -422,6 +434,28 @@ bool store_item_fits(const struct store *store, size_t nkey, size_t nbytes)
 size_t store_seg_size(const struct store *store)
 {
     return store->segs.seg_size;
+}
+
+/*
+ * The memory limit within the arena (issue 12: cache_memlimit, and
+ * memcached's T_MEMD_INITIAL_MALLOC): `held` bytes count as allocated
+ * already, and items may use the segments that fit in `limit - held`,
+ * never fewer than the largest item needs. The rest of the arena is
+ * withheld: allocation sees only the free segments beyond them, so a
+ * lowered limit is reached as expiry, deletion, the crawler and eviction
+ * free segments; nothing live is dropped at once.
+ */
+void store_set_limit(struct store *store, uint64_t limit, uint64_t held)
+{
+    const struct segs *segs = &store->segs;
+    uint64_t usable = limit > held ? (limit - held) / segs->seg_size : 0;
+    uint64_t floor = (store->cfg.item_size_max + segs->seg_size - 1) / segs->seg_size;
+    if (usable < floor)
+        usable = floor;
+    if (usable > segs->nsegs)
+        usable = segs->nsegs;
+    store->withheld = segs->nsegs - (uint32_t)usable;
+    store->held_bytes = held;
 }
 
 uint32_t store_seg_count(const struct store *store)
@@ -762,7 +796,7 @@ static char *store_append_room(struct store *store, size_t fp, unsigned q, unsig
     struct segs *segs = &store->segs;
     uint32_t id = segs->open[q][bucket];
     if (id == SEG_NONE || segs->seg[id].write + fp > seg_capacity(segs, id)) {
-        if (segs->nfree <= keep_free || fp > segs->seg_size)
+        if (store_free(store) <= keep_free || fp > segs->seg_size)
             return NULL;
         id = seg_any_free(segs);
         seg_take(segs, id, 1, q, bucket, true, store->now);
@@ -864,14 +898,13 @@ static uint32_t store_pick_victim(const struct store *store)
  * eviction). False if it cannot: -M, or everything pinned. */
 static bool store_make_free(struct store *store, uint32_t want)
 {
-    struct segs *segs = &store->segs;
-    if (segs->nfree >= want)
+    if (store_free(store) >= want)
         return true;
-    if (store_reap_dead_segments(store) > 0 && segs->nfree >= want)
+    if (store_reap_dead_segments(store) > 0 && store_free(store) >= want)
         return true;
     if (!store->cfg.evictions)
         return false;
-    for (unsigned round = 0; segs->nfree < want; round++) {
+    for (unsigned round = 0; store_free(store) < want; round++) {
         uint32_t victim = store_pick_victim(store);
         if (victim == SEG_NONE)
             return false;
@@ -885,6 +918,10 @@ static bool store_make_free(struct store *store, uint32_t want)
 static uint32_t store_make_run(struct store *store, uint32_t run)
 {
     struct segs *segs = &store->segs;
+    /* within a lowered limit first (issue 12): a run may not take withheld
+     * room; without one, eviction below picks the cheapest window as always */
+    if (store->withheld > 0 && store_free(store) < run && !store_make_free(store, run))
+        return SEG_NONE;
     uint32_t first = seg_find_run(segs, run);
     if (first != SEG_NONE)
         return first;
@@ -987,9 +1024,9 @@ static char *store_reserve(struct store *store, size_t fp, unsigned q, unsigned 
         uint32_t id = segs->open[q][bucket];
         if (id != SEG_NONE && segs->seg[id].write + fp <= seg_capacity(segs, id))
             return store_append_room(store, fp, q, bucket, 0);
-        if (segs->nfree > store->reserve)
+        if (store_free(store) > store->reserve)
             return store_append_room(store, fp, q, bucket, 0);
-        if (store_reap_dead_segments(store) > 0 && segs->nfree > 0)
+        if (store_reap_dead_segments(store) > 0 && store_free(store) > 0)
             return store_append_room(store, fp, q, bucket, 0);
         /* a segment at least half dead is compacted rather than live
          * items evicted; under -M any segment with room enough */
@@ -1733,6 +1770,17 @@ unsigned store_each_in_class(const struct store *store, unsigned id,
     return n;
 }
 
+bool store_item_alive(const struct store *store, const struct item *it)
+{
+    return (it->iflags & ITEM_LINKED) != 0 && !store_item_dead(store, it);
+}
+
+unsigned store_crawl_lap(struct store *store)
+{
+    store->crawl_seg = 0;
+    return store_crawl(store, UINT_MAX);
+}
+
 unsigned store_class_count(const struct store *store)
 {
     return store->sizes.largest; /* issue 12: memcached's classes 1..largest */
@@ -1790,7 +1838,7 @@ void store_metrics(const struct store *store, uint64_t *out)
     }
     m.seg_dead_bytes = written - live;
     m.seg_refs = store->refs;
-    m.total_malloced = (uint64_t)store_segs_used(store) * segs->seg_size;
+    m.total_malloced = (uint64_t)store_segs_used(store) * segs->seg_size + store->held_bytes;
     memcpy(out, m.v, sizeof(m.v));
 }
 

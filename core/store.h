@@ -342,6 +342,12 @@ uint64_t store_refs(const struct store *store);
  */
 uint32_t store_seg_gen(const struct store *store, uint32_t seg);
 
+/* The item memory limit within the arena: `held` bytes count as allocated,
+ * items use at most `limit - held` (whole segments, at least the largest
+ * item's). Lowering it frees nothing at once: allocation waits for room
+ * under the limit (evicting as usual). Issue 12: cache_memlimit. */
+void store_set_limit(struct store *store, uint64_t limit, uint64_t held);
+
 /* The segment size the store chose, and its segment count. */
 size_t store_seg_size(const struct store *store);
 uint32_t store_seg_count(const struct store *store);
@@ -383,6 +389,14 @@ unsigned store_class_count(const struct store *store);
  */
 unsigned store_each_in_class(const struct store *store, unsigned id,
                              bool (*visit)(void *arg, const struct item *it), void *arg);
+
+/* Whether a linked item is live: not expired, not flushed (what
+ * lru_crawler metadump lists; issue 12). */
+bool store_item_alive(const struct store *store, const struct item *it);
+
+/* One whole lap of the crawler from the arena's start, however many items:
+ * `lru_crawler crawl` (issue 12). Returns the items freed. */
+unsigned store_crawl_lap(struct store *store);
 
 /* Copies the store-wide values (store_metric_count entries). */
 void store_metrics(const struct store *store, uint64_t *out);

@@ -36,6 +36,8 @@
 #include "boot.h"
 #include "proc.h"
 #include "detail.h"
+#include "lrucrawl.h"
+#include "memlimit.h"
 #include "watch.h"
 #include "server.h"
 #include "shard.h"
@@ -327,6 +329,8 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "corecache: out of memory\n");
         return 1;
     }
+    memlimit_init(&srv); /* issue 12: cache_memlimit */
+    lrucrawl_init(&srv); /* issue 12: lru_crawler */
     ret = boot_setup(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);

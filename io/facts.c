@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "guard.h"
 #include "server.h"
 #include "shard.h" /* SHARD_TICK_NS, SHARD_CRAWL_BUDGET */
 
@@ -40,11 +41,12 @@ void facts_read(const struct server *srv, struct facts *out)
     out->rusage_user = usec(ru.ru_utime);
     out->rusage_system = usec(ru.ru_stime);
     out->max_connections = srv->cfg.conn_limit;
-    out->limit_maxbytes = srv->cfg.memory_limit;
+    out->limit_maxbytes = atomic_load(&srv->mem_limit); /* cache_memlimit (issue 12) */
     /* 0 while stopping or while any listener waits out an EMFILE backoff,
      * as memcached's is 0 while its listener is disabled */
     out->accepting_conns = atomic_load(&srv->stopping) || atomic_load(&srv->accept_paused) > 0 ? 0 : 1;
     out->listen_disabled_num = atomic_load(&srv->listen_disabled_num);
+    out->time_in_listen_disabled_us = guard_listen_disabled_us(srv);
     out->threads = srv->nshards;
     /* the watch table's lock is the only thing written here: the server's
      * other facts stay read only */

@@ -39,6 +39,8 @@ struct server;
     ACTION(accepting_conns, GAUGE, "1 while the server accepts connections")                  \
     ACTION(listen_disabled_num, COUNTER, "Times accepting failed for lack of file descriptors " \
                                          "(EMFILE, ENFILE), memcached's listen disabling")      \
+    ACTION(time_in_listen_disabled_us, COUNTER, "Microseconds some listener waited out an accept " \
+                                                "backoff (issue 12)")                             \
     ACTION(threads, GAUGE, "Shard threads")                                                   \
     /* watch (issue 12, io/watch.c), memcached's log_* stats */                               \
     ACTION(log_worker_dropped, COUNTER, "Log lines lost before a watcher's buffer (always 0)") \

@@ -80,7 +80,8 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res)
         return false;
     /* the server-wide fact (io/facts.h); rare: an atomic is fine */
     uint64_t paused = atomic_fetch_add(&shard->srv->listen_disabled_num, 1) + 1;
-    atomic_fetch_add(&shard->srv->accept_paused, 1); /* until guard_accept_resumed */
+    if (atomic_fetch_add(&shard->srv->accept_paused, 1) == 0) /* until guard_accept_resumed */
+        atomic_store(&shard->srv->paused_since_ns, shard_clock_ns()); /* time_in_listen_disabled_us */
     unsigned ms = shard->accept_backoff_ms;
     ms = ms == 0 ? GUARD_ACCEPT_BACKOFF_MIN_MS : ms * 2;
     if (ms > GUARD_ACCEPT_BACKOFF_MAX_MS)
@@ -109,7 +110,17 @@ void guard_accept_ok(struct shard *shard)
 
 void guard_accept_resumed(struct shard *shard)
 {
-    atomic_fetch_sub(&shard->srv->accept_paused, 1);
+    struct server *srv = shard->srv;
+    if (atomic_fetch_sub(&srv->accept_paused, 1) == 1) /* the last paused listener resumes */
+        atomic_fetch_add(&srv->paused_total_ns, shard_clock_ns() - atomic_load(&srv->paused_since_ns));
+}
+
+uint64_t guard_listen_disabled_us(const struct server *srv)
+{
+    uint64_t ns = atomic_load(&srv->paused_total_ns);
+    if (atomic_load(&srv->accept_paused) > 0) /* disabled now: the time so far counts */
+        ns += shard_clock_ns() - atomic_load(&srv->paused_since_ns);
+    return ns / 1000;
 }
 
 /* --- connection memory ---------------------------------------------------- */

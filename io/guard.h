@@ -74,6 +74,11 @@ bool guard_accept_failed(struct shard *shard, unsigned listener, int res);
  * the listener accepts again. Shard thread. */
 void guard_accept_resumed(struct shard *shard);
 
+/* Microseconds during which at least one listener waited out a backoff,
+ * the current wait included: memcached's time_in_listen_disabled_us.
+ * Any thread. Issue 12. */
+uint64_t guard_listen_disabled_us(const struct server *srv);
+
 /* A connection was accepted: the next pause starts from the shortest
  * backoff again. Shard thread. */
 void guard_accept_ok(struct shard *shard);

@@ -45,6 +45,8 @@
 #include "evring.h"
 #include "guard.h"
 #include "idle.h"
+#include "lrucrawl.h"
+#include "memlimit.h"
 #include "watchconn.h"
 #include "log.h"
 #include "route.h"
@@ -229,10 +231,11 @@ static void on_tick(struct shard *shard)
 {
     shard->timer_armed = false;
     shard_clock(shard);
-    store_crawl(shard->store, SHARD_CRAWL_BUDGET);
+    lrucrawl_tick(shard); /* issue 12: while lru_crawler is enabled */
     http_tick(shard);
     idle_sweep(shard); /* issue 12: -o idle_timeout */
     watchconn_pump(shard); /* issue 12: watch */
+    memlimit_apply(shard); /* issue 12: cache_memlimit */
     if (!shard->stopping && atomic_load_explicit(&shard->srv->stopping, memory_order_acquire))
         begin_stop(shard);
     if (shard->stopping && shard_clock_ns() > shard->stop_deadline_ns) {
@@ -422,8 +425,10 @@ void *loop_main(void *arg)
 
     const char *step = "setup";
     ret = shard_setup(shard, &step);
-    if (ret == 0)
+    if (ret == 0) {
         route_setup(shard);
+        memlimit_apply(shard); /* issue 12: cache_memlimit, T_MEMD_INITIAL_MALLOC */
+    }
     if (ret < 0) {
         log_error(srv, "corecache: shard %u: %s failed: %s%s", shard->id, step, strerror(-ret),
                   ret == -ENOMEM && shard->ring_fd == 0

@@ -42,6 +42,7 @@
 #include "../core/ring.h"
 #include "conn.h"
 #include "log.h"
+#include "memlimit.h"
 #include "shard.h"
 #include "uring.h"
 #include "xchan.h"
@@ -54,6 +55,7 @@ enum xtype {
     X_RESET,
     X_GATHER_REQ,
     X_GATHER_REPLY,
+    X_MEMLIMIT, /* issue 12: cache_memlimit changed the limit (io/memlimit.c) */
 };
 
 struct x_req {
@@ -357,6 +359,16 @@ void route_stats_reset(struct shard *shard)
     }
 }
 
+/* issue 12: every other shard applies the new limit before anything this
+ * shard sends it later (a forwarded set) */
+void route_memlimit(struct shard *shard)
+{
+    for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
+        if (dst != shard->id && !route_send(shard, dst, X_MEMLIMIT, NULL, 0, NULL, 0, NULL, 0))
+            log_error(shard->srv, "shard %u: out of memory broadcasting cache_memlimit", shard->id);
+    }
+}
+
 /* --- gathers ----------------------------------------------------------- */
 
 static void gather_finish(struct shard *shard, struct gather *g)
@@ -445,6 +457,9 @@ static void route_handle(struct shard *shard, unsigned from, const struct xrec *
         break;
     case X_RESET:
         reset_local(shard);
+        break;
+    case X_MEMLIMIT: /* issue 12 */
+        memlimit_apply(shard);
         break;
     case X_GATHER_REQ:
         handle_gather_req(shard, from, p);

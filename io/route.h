@@ -36,6 +36,10 @@ void route_flush_all(struct shard *shard, int64_t delay);
 /* stats reset on every shard. */
 void route_stats_reset(struct shard *shard);
 
+/* cache_memlimit (issue 12): the other shards apply the server's new limit
+ * (io/memlimit.c) now rather than at their next tick. */
+void route_memlimit(struct shard *shard);
+
 /*
  * Gathers: asks every shard (this one included) for a snapshot of kind
  * `kind` and calls `done` on this shard once all have answered, with the

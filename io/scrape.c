@@ -131,6 +131,13 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
     tables[0].values = facts.v;
     tables[1].values = shard_sum;
     tables[2].values = store_sum;
+    /* issue 12: lru_crawler enable|disable changes lru_crawler (io/lrucrawl.c) */
+    uint64_t lru[FACTS_LRU_COUNT];
+    memcpy(lru, facts_lru_values, sizeof(lru));
+    size_t crawler = metrics_find(facts_lru_desc, FACTS_LRU_COUNT, "lru_crawler");
+    if (crawler < FACTS_LRU_COUNT)
+        lru[crawler] = atomic_load(&shard->srv->crawler_on) ? 1 : 0;
+    tables[3].values = lru;
 
     /* memcached_slab_* for the classes `stats slabs` lists: those with pages */
     unsigned ids[STORE_CLASSES_MAX], nids = 0;

@@ -21,6 +21,8 @@
 #include "../core/exec.h"
 #include "../core/proto_bin.h"
 #include "log.h"
+#include "lrucrawl.h"
+#include "memlimit.h"
 #include "route.h"
 #include "shard.h"
 #include "stats.h"
@@ -63,6 +65,15 @@ static void serve_act(struct conn *conn, const struct proto_req *req, const stru
         return;
     case EXEC_WATCH: /* issue 12 */
         watchconn_attach(conn, r->watch_kinds);
+        return;
+    case EXEC_MEMLIMIT: /* issue 12 */
+        if (!memlimit_command(shard, r->level, r->noreply, &conn->out.sink))
+            conn_close(conn, "out of memory composing a reply");
+        route_memlimit(shard);
+        return;
+    case EXEC_LRU_CRAWLER: /* issue 12 */
+        if (!lrucrawl_command(conn, req->args, req->nargs))
+            conn_close(conn, "out of memory composing a reply");
         return;
     case EXEC_REFRESH_CERTS:
         if (!tls_refresh_command(srv->tls, r->noreply, &conn->out.sink))

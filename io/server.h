@@ -101,6 +101,12 @@ struct server {
         atomic_uint cold;               /* enum warm_cold: why the start did not reattach */
         atomic_uint_least64_t unit;     /* the memory files' page size (4 KiB, or huge) */
     } warm;
+    atomic_uint_least64_t paused_since_ns, paused_total_ns; /* time_in_listen_disabled_us (guard.c) */
+    /* issue 12 (io/memlimit.c): the item memory limit now (cache_memlimit),
+     * and the bytes T_MEMD_INITIAL_MALLOC counts as allocated */
+    atomic_uint_least64_t mem_limit;
+    atomic_bool crawler_on; /* issue 12 (io/lrucrawl.c): lru_crawler enable|disable */
+    uint64_t mem_held;
 };
 
 /* The shared channel from shard `from` to shard `to`. */

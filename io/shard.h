@@ -144,6 +144,7 @@ struct shard {
     /* storage */
     void *arena;
     size_t arena_size;
+    uint64_t mem_limit_seen; /* issue 12: the limit the store has (io/memlimit.c) */
     struct memfile *memfile; /* -e: the arena is this file's mapping (io/memfile.c) */
     struct store *store;
     struct process_env env;

@@ -36,6 +36,7 @@
 #include "conn.h"
 #include "facts.h"
 #include "listen.h"
+#include "lrucrawl.h"
 #include "route.h"
 #include "shard.h"
 #include "snapshot.h"
@@ -250,11 +251,15 @@ static bool render_classes(const struct stats_sum *sum, bool slabs, struct sink 
 /* --- settings (local: the configuration is the same on every shard) ----- */
 
 /* The LRU and crawler settings of facts.h's table, as memcached writes them. */
-static bool render_lru_settings(struct sink *out)
+static bool render_lru_settings(const struct server *srv, struct sink *out)
 {
+    if (!lrucrawl_render_settings(srv, out)) /* issue 12: lru_crawler's, as it runs now */
+        return false;
     for (size_t i = 0; i < FACTS_LRU_COUNT; i++) {
         const char *name = facts_lru_desc[i].name;
         uint64_t v = facts_lru_values[i];
+        if (strcmp(name, "lru_crawler") == 0)
+            continue;
         char factor[32];
         bool ok;
         switch (facts_lru_format[i]) {
@@ -282,6 +287,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
      * with the values the server runs with; then the fixed facts. */
     struct cfg cfg = srv->cfg;
     cfg.threads = srv->nshards;
+    cfg.memory_limit = atomic_load(&srv->mem_limit); /* cache_memlimit (issue 12) */
     cfg.verbose = atomic_load(&srv->verbosity);
     cfg.io_backend = srv->io_epoll ? "epoll" : "io_uring"; /* what runs, not what was asked */
     return cfg_render_settings(&cfg, out) &&
@@ -293,7 +299,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
                             strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
            metrics_stat_str(out, "slab_reassign", cfg.no_slab_reassign ? "no" : "yes") &&
-           render_lru_settings(out) &&
+           render_lru_settings(srv, out) &&
            metrics_stat_str(out, "dump_enabled", cfg.disable_dumping ? "no" : "yes") &&
            /* segment queues, not memcached's LRU segments: no TEMP LRU */
            metrics_stat_str(out, "lru_segmented", "no") &&

@@ -156,6 +156,8 @@ static bool execute(struct exec_state *s, const struct proto_req *req)
     case EXEC_STATS_RESET:
     case EXEC_VERBOSITY:
     case EXEC_REFRESH_CERTS: /* io/ reloads certificates; nothing in core to check */
+    case EXEC_MEMLIMIT:      /* io/ sets the stores' limit (io/memlimit.c) */
+    case EXEC_LRU_CRAWLER:   /* io/ crawls and dumps (io/lrucrawl.c) */
         return true;
     case EXEC_FLUSH_ALL:
         flush_all(s, r.delay);

@@ -177,6 +177,8 @@ class DescriptorTest(unittest.TestCase):
             for sock in clients:
                 self.assertTrue(sock.recv(100).startswith(b"VERSION "))
             self.assertGreater(stat(server, "listen_disabled_num"), 0)
+            # issue 12: memcached's time_in_listen_disabled_us counts the pause
+            self.assertGreater(stat(server, "time_in_listen_disabled_us"), 0)
             self.assertTrue(wait_until(lambda: stat(server, "accepting_conns") == 1, 10),
                             "accepting_conns stayed 0 once descriptors were back")
             metrics = samples(server.scrape())

@@ -39,6 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import metrics_server  # noqa: E402
 
 
 def conn(server):
@@ -268,10 +269,11 @@ class Issue12Test(unittest.TestCase):
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             u.bind(("127.0.0.1", udp_port))
             u.close()
-        for name in ("-o slab_reassign", "-o lru_crawler", "-o lru_maintainer", "-o slab_chunk_max",
+        for name in ("-o slab_reassign", "-o lru_maintainer", "-o slab_chunk_max",
                      "-o relaxed_privileges"):
             self.assertEqual(text.count("corecache: %s: accepted, no effect: " % name), 1, text)
         self.assertNotIn("-R: accepted, no effect", text)  # -R works (test_issue12_issue_61)
+        self.assertNotIn("lru_crawler: accepted, no effect", text)  # test_issue12_lru_crawler
         self.assertEqual(text.count("corecache: -U %d: no UDP port is opened" % udp_port), 1, text)
         bad = subprocess.run([harness.SERVER, "-o", "hashpower=5"], capture_output=True, text=True)
         self.assertEqual(bad.returncode, 2)
@@ -425,6 +427,141 @@ class Issue12Test(unittest.TestCase):
             c, cf = conn(server)
             c.sendall(b"watch bogus\n")
             self.assertEqual(cf.readline(), b"ERROR\r\n")
+
+    def test_issue12_dyn_maxbytes(self):
+        # cache_memlimit: memcached's replies and bounds; the limit moves
+        # within the arenas reserved at start-up (-m 64)
+        with harness.Server(["-t", "2", "-m", "64"]) as server:
+            s, f = conn(server)
+            for line, want in ((b"cache_memlimit\r\n", b"ERROR\r\n"),
+                               (b"cache_memlimit abc\r\n", b"ERROR\r\n"),
+                               (b"cache_memlimit 7\r\n",
+                                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"),
+                               (b"cache_memlimit 1000000001\r\n",
+                                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"),
+                               (b"cache_memlimit 65\r\n",
+                                b"MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n")):
+                s.sendall(line)
+                self.assertEqual(f.readline(), want, line)
+            self.assertEqual(stats(s, f, b"settings")["maxbytes"], str(64 << 20))
+            s.sendall(b"cache_memlimit 8 noreply\r\nversion\r\n")
+            self.assertTrue(f.readline().startswith(b"VERSION "))
+            self.assertEqual(stats(s, f, b"settings")["maxbytes"], str(8 << 20))
+            self.assertEqual(stats(s, f)["limit_maxbytes"], str(8 << 20))
+            # 24 MiB of values: the store stays under the lowered limit
+            value = b"v" * 60000
+            for i in range(400):
+                s.sendall(b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            slabs = stats(s, f, b"slabs")
+            self.assertLessEqual(int(slabs["total_malloced"]), 8 << 20, stats(s, f, b"shards"))
+            self.assertGreater(int(stats(s, f)["evictions"]), 0)
+            # raised again: the same load fits without evicting
+            s.sendall(b"cache_memlimit 64\r\n")
+            self.assertEqual(f.readline(), b"OK\r\n")
+            before = int(stats(s, f)["evictions"])
+            for i in range(400, 700):
+                s.sendall(b"set k%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                self.assertEqual(f.readline(), b"STORED\r\n")
+            self.assertGreater(int(stats(s, f, b"slabs")["total_malloced"]), 8 << 20)
+            self.assertEqual(int(stats(s, f)["evictions"]), before)
+
+    def test_issue12_64bit(self):
+        # memcached's T_MEMD_INITIAL_MALLOC: bytes counted as malloced
+        # already; under -M the rest of -m fills and a set is refused
+        held = (1 << 32) + 32
+        with harness.Server(["-t", "2", "-m", "4098", "-M"],
+                            env={"T_MEMD_INITIAL_MALLOC": str(held)}) as server:
+            s, f = conn(server)
+            self.assertEqual(stats(s, f, b"slabs")["total_malloced"], str(held))
+            value = b"a" * (400 * 1024)
+            replies = []
+            for i in range(8):
+                s.sendall(b"set big%d 0 0 %d\r\n%s\r\n" % (i, len(value), value))
+                replies.append(f.readline())
+            self.assertIn(b"SERVER_ERROR out of memory storing object\r\n", replies)
+            self.assertGreater(int(stats(s, f, b"slabs")["total_malloced"]), held)
+
+    def test_issue12_lru_crawler(self):
+        with metrics_server.MetricsServer(["-t", "2", "-o", "no_modern"]) as server:
+            s, f = conn(server)
+            self.assertEqual(stats(s, f, b"settings")["lru_crawler"], "no")
+            crawler = "memcached_lru_crawler_enabled"
+            self.assertEqual(metrics_server.samples(server.scrape())[crawler], 0)
+            s.sendall(b"lru_crawler crawl all\r\n")
+            self.assertEqual(f.readline(), b"CLIENT_ERROR lru crawler disabled\r\n")
+            s.sendall(b"lru_crawler enable\r\n")
+            self.assertEqual(f.readline(), b"OK\r\n")
+            self.assertEqual(stats(s, f, b"settings")["lru_crawler"], "yes")
+            self.assertEqual(metrics_server.samples(server.scrape())[crawler], 1)
+            # keys across both shards; a third expire in a second
+            for i in range(30):
+                s.sendall(b"set live%d 0 0 2\r\nok\r\nset gone%d 0 1 2\r\nok\r\n"
+                          b"set sp\xc3%d 0 3600 1\r\nz\r\n" % (i, i, i))
+                self.assertEqual(f.readline() + f.readline() + f.readline(), b"STORED\r\n" * 3)
+            s.sendall(b"get live0\r\n")
+            self.assertEqual(lines_until_end(f)[-1], b"END\r\n")
+            # the crawl is done when OK is read: once the TTL of 1 s has
+            # passed (whole seconds), one crawl frees the 30 expired items
+            deadline = time.time() + 20
+            while True:
+                self.assertLess(time.time(), deadline, "the expired items were never crawled")
+                time.sleep(0.2)
+                s.sendall(b"lru_crawler crawl 1,2\r\n")
+                self.assertEqual(f.readline(), b"OK\r\n")
+                if stats(s, f)["curr_items"] == "60":
+                    break
+            self.assertEqual(stats(s, f, b"items")["items:1:crawler_reclaimed"], "30")
+            s.sendall(b"lru_crawler metadump all\r\n")
+            lines = []
+            while True:
+                line = f.readline()
+                self.assertTrue(line, "connection closed")
+                if line == b"END\r\n":
+                    break
+                lines.append(line.decode())
+            self.assertEqual(len(lines), 60)
+            byk = {l.split()[0][4:]: dict(w.split("=", 1) for w in l.split()) for l in lines}
+            self.assertEqual(byk["live0"]["exp"], "-1")
+            self.assertEqual(byk["live0"]["fetch"], "yes")
+            self.assertEqual(byk["live1"]["fetch"], "no")
+            self.assertEqual(byk["live1"]["size"], byk["live2"]["size"])
+            self.assertIn("sp%C31", byk)  # URI-encoded as memcached writes keys
+            self.assertGreater(int(byk["sp%C31"]["exp"]), int(time.time()) + 3000)
+            self.assertLessEqual(abs(int(byk["live1"]["la"]) - time.time()), 10)
+            for k in byk.values():
+                self.assertTrue(k["cas"].isdigit() and k["cls"].isdigit(), k)
+            # replies pipelined before it: memcached's refusal
+            s.sendall(b"mg live0 v\r\nlru_crawler metadump all\r\n")
+            self.assertEqual(f.readline(), b"VA 2\r\n")
+            self.assertEqual(f.readline(), b"ok\r\n")
+            self.assertEqual(f.readline(), b"ERROR cannot pipeline other commands before metadump\r\n")
+            for line, want in ((b"lru_crawler crawl 64", b"BADCLASS invalid class id"),
+                               (b"lru_crawler crawl 0", b"BADCLASS invalid class id"),
+                               (b"lru_crawler metadump x", b"BADCLASS invalid class id"),
+                               (b"lru_crawler sleep 1000001", b"CLIENT_ERROR sleep must be one second or less"),
+                               (b"lru_crawler sleep x", b"CLIENT_ERROR bad command line format"),
+                               (b"lru_crawler sleep 50", b"OK"),
+                               (b"lru_crawler tocrawl 7", b"OK"),
+                               (b"lru_crawler bogus", b"ERROR"),
+                               (b"lru_crawler", b"ERROR"),
+                               (b"lru_crawler disable", b"OK")):
+                s.sendall(line + b"\r\n")
+                self.assertEqual(f.readline(), want + b"\r\n", line)
+            self.assertEqual(stats(s, f, b"settings")["lru_crawler"], "no")
+        # -X refuses the dump, as memcached does
+        with harness.Server(["-t", "2", "-X"]) as server:
+            s, f = conn(server)
+            s.sendall(b"lru_crawler metadump all\r\n")
+            self.assertEqual(f.readline(), b"ERROR metadump not allowed\r\n")
+
+    def test_issue12_stats_names(self):
+        # general stats memcached 1.6.18 prints that corecache lacked
+        with harness.Server(["-t", "2"]) as server:
+            s, f = conn(server)
+            st = stats(s, f)
+            self.assertEqual(st["lrutail_reflocked"], "0")
+            self.assertEqual(st["time_in_listen_disabled_us"], "0")
 
 
 def stats_conns_fd_of(s, f):

@@ -924,8 +924,18 @@ static void test_proto_empty_and_short_lines(void **state)
     EXPECT_LINE_ERROR(parser, "x\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "bogus\r\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "GET\r\n", "ERROR", false);
-    /* memcached knows these; we do not implement them */
-    EXPECT_LINE_ERROR(parser, "lru_crawler metadump all\r\n", "ERROR", false);
+    /* issue 12: lru_crawler's words are io/'s; cache_memlimit's number is ours */
+    struct proto_req adm;
+    assert_int_equal(PARSE(parser, "lru_crawler  metadump all \r\n", &adm), 28);
+    assert_int_equal(adm.cmd, PROTO_LRU_CRAWLER);
+    assert_bytes(adm.args, adm.nargs, "metadump all");
+    assert_int_equal(PARSE(parser, "cache_memlimit 8 noreply\r\n", &adm), 26);
+    assert_int_equal(adm.cmd, PROTO_MEMLIMIT);
+    assert_int_equal(adm.level, 8);
+    assert_true(adm.noreply);
+    EXPECT_LINE_ERROR(parser, "cache_memlimit x\r\n", "ERROR", false);
+    EXPECT_LINE_ERROR(parser, "cache_memlimit\r\n", "ERROR", false);
+    EXPECT_LINE_ERROR(parser, "cache_memlimit 1 2 3\r\n", "ERROR", false);
     /* slabs automove: answered as memcached answers (issue 12); reassign is
      * parsed for exec.c, which answers it */
     EXPECT_LINE_ERROR(parser, "slabs automove invalid\r\n", "CLIENT_ERROR bad command line format", false);

@@ -1103,7 +1103,7 @@ static void test_store_metric_tables_follow_memcached(void **state)
         "slab_reassign_evictions_nomem", "slabs_moved", "lru_crawler_starts", "bytes", "curr_items",
         "total_items", "expired_unfetched", "evicted_unfetched", "evicted_active", "evictions",
         "reclaimed", "crawler_reclaimed", "crawler_items_checked", "moves_to_cold", "moves_to_warm",
-        "moves_within_lru", "seg_size", "seg_segments", "seg_free",
+        "moves_within_lru", "lrutail_reflocked", "seg_size", "seg_segments", "seg_free",
         "seg_small", "seg_dead_bytes", "seg_evicted", "seg_expired", "evict_kept", "seg_compacted", "ghost_hits", "seg_refs",
         "total_malloced"};
     assert_int_equal(store_metric_count, sizeof(global) / sizeof(global[0]));

@@ -148,6 +148,16 @@ static bool conn_shard_out_full(struct conn *conn)
 /* Input buffer memory under --conn-memory: past the shard's share the
  * request is refused with memcached's error and the connection closes
  * once it is sent. */
+static void conn_refuse_input(struct conn *conn)
+{
+    conn->closing = true;
+    conn->close_after_write = true;
+    if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
+        conn_want_flush(conn);
+    else
+        conn_close(conn, "out of memory refusing a request");
+}
+
 static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
 {
     struct shard *shard = conn->shard;
@@ -155,12 +165,7 @@ static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
     uint64_t share = srv->cfg.conn_memory / srv->nshards;
     if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
         shard->m.conn_mem_refused++;
-        conn->closing = true;
-        conn->close_after_write = true;
-        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
-            conn_want_flush(conn);
-        else
-            conn_close(conn, "out of memory refusing a request");
+        conn_refuse_input(conn);
         return false;
     }
     shard->m.conn_input_bytes += bytes;
@@ -202,6 +207,8 @@ static void conn_want_rearm(struct conn *conn)
 static void conn_arm_recv(struct conn *conn)
 {
     struct shard *shard = conn->shard;
+    if (conn->transport != NULL && conn->transport->rearm != NULL) /* issue 13: kTLS RX */
+        conn->transport->rearm(conn);
     struct io_uring_sqe *sqe = shard_sqe(shard);
     io_uring_prep_recv_multishot(sqe, conn->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -461,8 +468,10 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         if (!conn_input_reserve(conn, cap - conn->rcap))
             return false; /* past --conn-memory: answered, closing (guard.h) */
         char *rbuf = realloc(conn->rbuf, cap);
-        if (rbuf == NULL) {
+        if (rbuf == NULL) { /* issue 15: memcached's answer, then close */
             guard_input_release(conn->shard, cap - conn->rcap);
+            conn->shard->m.malloc_fails++;
+            conn_refuse_input(conn);
             return false;
         }
         conn->rbuf = rbuf;
@@ -498,11 +507,10 @@ void conn_input(struct conn *conn, const char *data, size_t len)
     if (conn->rlen == 0)
         used = conn_parse(conn, data, len);
     if (conn->fd >= 0 && !conn->close_inflight && used < len) {
-        if (!rbuf_append(conn, data + used, len - used) && !conn->close_after_write) {
-            conn->shard->m.malloc_fails++; /* (past --conn-memory it answered and is closing) */
-            conn_close(conn, "out of memory buffering input");
-        }
-        else if (used == 0)
+        /* false: refused with memcached's error (--conn-memory or a failed
+         * allocation, issue 15), and closing */
+        bool kept = rbuf_append(conn, data + used, len - used);
+        if (kept && used == 0)
             conn_parse_rbuf(conn);
         /* Held back by replies still to come from other shards (a deep
          * pipeline of forwarded writes, noreply ones too): past one
@@ -581,6 +589,11 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
         if (conn_may_read(conn))
             conn_want_rearm(conn);
+    } else if (res < 0 && res != -ECANCELED && conn->transport != NULL && conn->transport->recv_failed != NULL &&
+               conn->transport->recv_failed(conn, res)) { /* issue 13: a kTLS control record */
+        conn_want_flush(conn);
+        if (conn_may_read(conn))
+            conn_want_rearm(conn);
     } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
@@ -597,6 +610,11 @@ void conn_rearm(struct conn *conn)
     if (conn_may_read(conn) && !conn->cancel_inflight)
         conn_arm_recv(conn);
     conn_maybe_free(conn);
+}
+
+void conn_cycle_recv(struct conn *conn)
+{
+    conn_stop_recv(conn); /* its last completion, or the cancel's, arms it again */
 }
 
 void conn_on_cancel(struct conn *conn, int res)

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 
+import benchlib  # noqa: E402
 from benchlib import free_port, rss_kb  # noqa: E402,F401 (rss_per_item.py imports rss_kb from here)
 
 MEMCACHED = "/usr/bin/memcached"
@@ -217,6 +218,8 @@ def main():
     ap.add_argument("--servers", default="memcached,corecache", help="which to run, in order")
     ap.add_argument("--quick", action="store_true", help="a tenth of the requests")
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
+    ap.add_argument("--results", help="write this script's section of a Markdown file "
+                                      "(bench/RESULTS.md)")
     args = ap.parse_args()
     if args.quick:
         args.requests //= 10
@@ -245,13 +248,24 @@ def main():
                           file=sys.stderr, flush=True)
             finally:
                 server.stop()
+    table = ["| workload | phase | server | hit ratio | items | bytes (MB) | evictions | RSS (MB) |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        table.append("| %s | %s | %s | %.4f | %d | %.1f | %d | %.1f |" %
+                     (r["workload"], r["phase"], r["server"], r["hit_ratio"], r["items"],
+                      r["bytes"] / 1e6, r["evictions"], r["rss_kb"] / 1024))
     if args.markdown:
-        print("| workload | phase | server | hit ratio | items | bytes (MB) | evictions | RSS (MB) |")
-        print("|---|---|---|---:|---:|---:|---:|---:|")
-        for r in rows:
-            print("| %s | %s | %s | %.4f | %d | %.1f | %d | %.1f |" %
-                  (r["workload"], r["phase"], r["server"], r["hit_ratio"], r["items"],
-                   r["bytes"] / 1e6, r["evictions"], r["rss_kb"] / 1024))
+        print("\n".join(table))
+    if args.results:
+        flags = " ".join(a for a in sys.argv[1:] if not a.startswith("--results") and
+                         a != args.results)
+        section = ("## Hit ratio per megabyte (bench/hitratio.py)\n\n"
+                   "Written by `/usr/bin/python3 bench/hitratio.py %s --results bench/RESULTS.md` "
+                   "(`-t %d -m %d` for both servers, memcached also `-U 0`; %d keys, %d gets "
+                   "per phase; workloads and value sizes: the script's docstring). Hit ratios do "
+                   "not depend on the machine's speed.\n\n%s\n"
+                   % (flags, args.threads, args.memory, args.keys, args.requests, "\n".join(table)))
+        benchlib.write_section(args.results, "hitratio.py", section)
     return 0
 
 

@@ -35,7 +35,19 @@
  *   plus one per STORE_KEEP_UNIT bytes: an item is worth its hits per byte)
  *   is copied into the open MAIN segment of its TTL bucket (from SMALL with
  *   its count reset, in MAIN with the reads it used subtracted, a CLOCK);
- *   the rest are evicted. A small item (<= STORE_GHOST_MAX) evicted from
+ *   the rest are evicted, except that an item not read enough still
+ *   stays with probability 1 - footprint/STORE_AGE_MAIN (in MAIN; its
+ *   count reset) or is promoted with probability 1 -
+ *   footprint/STORE_AGE_SMALL (from SMALL): a size-aware aging, so a
+ *   100-byte item survives about 160 MAIN evictions unread and a 16 KiB
+ *   one none, since a cache's worth is hits per byte (memcached gets some
+ *   of this from its slab classes: a large item can only evict a large
+ *   one). When MAIN is empty (the first fill, a flush) and SMALL is over
+ *   its share, SMALL's oldest segments are moved to MAIN whole before
+ *   evicting, so the queues have their S3-FIFO shares from the first
+ *   eviction on (else SMALL drains only through promotions, and held half
+ *   the arena after 800k gets of bench/hitratio.py).
+ *   A small item (<= STORE_GHOST_MAX) evicted from
  *   SMALL leaves its key's fingerprint in the ghost; stored again while the
  *   fingerprint is there (a cache-aside miss soon after), and still small,
  *   it enters MAIN directly. One-hit wonders thus leave quickly through
@@ -113,6 +125,9 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 #define STORE_INDEX_POWER 10                  /* initial table: 1024 buckets, 8192 items */
 #define STORE_KEEP_UNIT 8192                  /* one more read needed per this many bytes */
 #define STORE_GHOST_MAX 4096                  /* largest item the ghost remembers */
+#define STORE_AGE_MAIN 16384                  /* MAIN: an unread item of fp bytes stays w.p. 1 - fp/this */
+#define STORE_AGE_SMALL 4096                  /* SMALL: the same draw for promotion to MAIN */
+#define STORE_AGE_SHARE 8                     /* the draw leaves at least 1/this of a victim */
 #define STORE_RUN_APPEND_MAX ((size_t)1 << (SEGIDX_OFF_BITS + 3)) /* offsets a location holds */
 
 /* Store-wide metrics, in memcached's `stats` order, then the engine's. */
@@ -259,6 +274,7 @@ struct store {
     uint64_t refs;         /* store_ref_get() pins held */
     uint32_t *ghost;       /* S3-FIFO's ghost: fingerprints of keys evicted from SMALL */
     uint64_t ghost_mask;
+    uint64_t rng;          /* xorshift state for eviction's aging draws */
 
     struct store_metrics m;
     struct store_class_metrics cm[SIZECLASS_MAX]; /* issue 12: by memcached size class */
@@ -375,6 +391,7 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
         goto fail;
     uint32_t n = store->segs.nsegs;
     store->reserve = n >= 3 ? 1 : 0;
+    store->rng = 0x9e3779b97f4a7c15ull;
     store->small_max = n * STORE_SMALL_PERCENT / 100;
     if (store->small_max == 0)
         store->small_max = 1;
@@ -823,6 +840,26 @@ static unsigned store_keep_reads(size_t fp)
 }
 
 /*
+ * The size-aware aging draw (see the file comment): true with probability
+ * 1 - fp/unit, so that an item not read enough to be kept still stays,
+ * for unit/fp evictions on average, when it is small: a 100-byte item
+ * costs the room of one read of a 16 KiB one, and a cache is judged by
+ * hits per byte. A xorshift generator per store: deterministic, no
+ * syscall (core/ is pure).
+ */
+static bool store_age_keep(struct store *store, size_t fp, size_t unit)
+{
+    if (fp >= unit)
+        return false;
+    uint64_t x = store->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    store->rng = x;
+    return (x >> 40) % unit >= fp;
+}
+
+/*
  * Evicts queued segment `id` (S3-FIFO, see the file comment). With `keep`,
  * items read since written are copied into MAIN (or a run moves to MAIN's
  * tail) while room lasts; dead items are reaped, the rest evicted.
@@ -843,6 +880,9 @@ static bool store_evict_seg(struct store *store, uint32_t id, bool keep)
         }
     }
     bool from_small = s->queue == SEG_SMALL;
+    /* the aging draw keeps at most this much of a victim, so that each
+     * eviction frees room even when every item is small and unread */
+    size_t aged = 0, age_max = segs->seg_size - segs->seg_size / STORE_AGE_SHARE;
     store->evicting = id;
     SEG_FOR_EACH_LINKED(store, id, it, {
         uint64_t hash = hash_key(it->data, it->nkey);
@@ -851,13 +891,18 @@ static bool store_evict_seg(struct store *store, uint32_t id, bool keep)
             continue;
         }
         unsigned need = store_keep_reads(item_footprint(item_total(it)));
-        if (keep && it->freq >= need && item_footprint(item_total(it)) <= segs->seg_size) {
+        bool age = keep && it->freq < need && aged + item_footprint(item_total(it)) <= age_max &&
+                   store_age_keep(store, item_footprint(item_total(it)),
+                                  from_small ? STORE_AGE_SMALL : STORE_AGE_MAIN);
+        if (keep && (it->freq >= need || age) && item_footprint(item_total(it)) <= segs->seg_size) {
             size_t fp = item_footprint(item_total(it));
             char *p = store_append_room(store, fp, SEG_MAIN, seg_bucket(it->exptime, store->now), 0);
             if (p != NULL) {
                 struct item *copy = (struct item *)p;
                 memcpy(copy, it, item_total(it));
-                copy->freq = from_small ? 0 : (uint8_t)(it->freq - need);
+                copy->freq = from_small || age ? 0 : (uint8_t)(it->freq - need);
+                if (age)
+                    aged += fp;
                 segidx_update(store->idx, hash, loc_of(store, it), loc_of(store, copy));
                 store_count_in(store, copy);
                 store_count_out(store, it);
@@ -904,6 +949,16 @@ static bool store_make_free(struct store *store, uint32_t want)
         return true;
     if (!store->cfg.evictions)
         return false;
+    struct segs *segs = &store->segs;
+    /* MAIN empty (the first fill, or after a flush): everything is in
+     * SMALL, which would take the whole arena's turnover to drain through
+     * promotions; its oldest segments become MAIN at once instead (their
+     * items keep their read counts), so SMALL is its 10% from the first
+     * eviction on. */
+    if (segs->qhead[SEG_MAIN] == SEG_NONE) {
+        while (segs->qsegs[SEG_SMALL] > store->small_max && segs->qhead[SEG_SMALL] != SEG_NONE)
+            seg_requeue(segs, segs->qhead[SEG_SMALL], SEG_MAIN);
+    }
     for (unsigned round = 0; store_free(store) < want; round++) {
         uint32_t victim = store_pick_victim(store);
         if (victim == SEG_NONE)

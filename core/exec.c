@@ -31,6 +31,7 @@
 #include "hash.h"
 #include "item.h"
 #include "logline.h"
+#include "peek.h"
 #include "process_bin.h"
 #include "process_meta.h"
 #include "proto_bin.h"
@@ -151,7 +152,33 @@ static inline __attribute__((always_inline)) bool exec_local(const struct exec_c
     if (__builtin_expect(ctx->detail != NULL &&
                              atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed), 0))
         return exec_detailed(ctx, req, key, nkey, hash, out);
+    /* issue 17: other shards may be reading this store (peek.c) */
+    if (ctx->peek_self != NULL && req->cmd != PROTO_GET && req->cmd != PROTO_GETS) {
+        peek_write_begin(ctx->peek_self);
+        bool ok = exec_run(ctx, req, key, nkey, hash, out);
+        peek_write_end(ctx->peek_self);
+        return ok;
+    }
     return exec_run(ctx, req, key, nkey, hash, out);
+}
+
+/* issue 17: a text get/gets of another shard's key, served here from its
+ * memory when peek.c can do so exactly (nothing watches or counts keys by
+ * prefix); false in *done: forward it. */
+static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, unsigned owner,
+                      const char *key, uint32_t nkey, uint64_t hash, struct sink *out, bool *done)
+{
+    *done = false;
+    if (req->family != PROTO_FAMILY_TEXT || (req->cmd != PROTO_GET && req->cmd != PROTO_GETS) ||
+        (ctx->watch != NULL && atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0) ||
+        (ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)))
+        return true;
+    enum peek_result r = peek_get(ctx->peek, owner, key, nkey, hash, req->cmd == PROTO_GETS, out);
+    if (r == PEEK_FORWARD)
+        return true;
+    *done = true;
+    store_count_remote_get(ctx->env->store, r == PEEK_HIT);
+    return r != PEEK_NOMEM;
 }
 
 bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,
@@ -161,8 +188,15 @@ bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const cha
     uint64_t hash = ctx->ring != NULL || ctx->local == NULL ? hash_key(key, nkey) : 0;
     if (ctx->ring != NULL) {
         unsigned owner = ring_owner(ctx->ring, hash);
-        if (owner != ctx->self)
+        if (owner != ctx->self) {
+            bool done = false;
+            if (ctx->peek != NULL) {
+                bool ok = exec_peek(ctx, req, owner, key, nkey, hash, out, &done);
+                if (done)
+                    return ok;
+            }
             return ctx->forward(ctx->router, owner, req, key, nkey, hash);
+        }
     }
     return exec_local(ctx, req, key, nkey, hash, out);
 }

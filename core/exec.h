@@ -138,8 +138,15 @@ struct exec_watch {
     void *state;
 };
 
+struct peek_reader;
+struct peek_shard;
 struct exec_ctx {
     const struct process_env *env; /* this shard's store, clock, TTL policy */
+    /* issue 17: reads served where they arrive (core/peek.h); NULL: none.
+     * peek_self is this shard's write sequence, held around every command
+     * but get/gets; peek serves other shards' gets from their memory. */
+    struct peek_shard *peek_self;
+    const struct peek_reader *peek;
     const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
     unsigned self;                 /* this shard's id in the ring */
     exec_forward_fn forward;       /* keys another shard owns (ring != NULL) */

@@ -1629,6 +1629,32 @@ unsigned store_crawl(struct store *store, unsigned budget)
     return freed;
 }
 
+/* --- issue 17: reads from other shards (core/peek.c) ------------------------------- */
+
+void store_peek_view(const struct store *store, struct store_peek_view *out)
+{
+    *out = (struct store_peek_view){
+        .idx = store->idx, .arena = store->segs.base, .seg_size = store->segs.seg_size,
+        .nsegs = store->segs.nsegs, .now = &store->now, .oldest_live = &store->oldest_live,
+        .flush_this_second = &store->flush_this_second, .flush_epoch = &store->flush_epoch,
+    };
+}
+
+struct segidx *store_index(struct store *store)
+{
+    return store->idx;
+}
+
+void store_count_remote_get(struct store *store, bool hit)
+{
+    store->m.cmd_get++;
+    if (hit)
+        store->cm.get_hits++;
+    else
+        store->m.get_misses++;
+}
+/* --- end issue 17 --- */
+
 /* --- References ---------------------------------------------------------------------- */
 
 struct store_ref store_ref_get(struct store *store, const struct item *it)

@@ -336,6 +336,30 @@ uint64_t store_refs(const struct store *store);
  */
 uint32_t store_seg_gen(const struct store *store, uint32_t seg);
 
+/* --- issue 17: reads from other shards (core/peek.c owns the protocol) ---
+ * Where a reader on another thread finds this store's index, items, clock
+ * and flush state. The pointers stay valid for the store's life; what they
+ * point to is written by the owner at any time, so a reader reads it only
+ * inside peek.c's validated window. store_index() is the owner's, for
+ * reclaiming retired index tables; store_count_remote_get() counts a get
+ * another shard served from its owner's memory in this (the reader's)
+ * store, as store_get() would have counted it. */
+struct segidx;
+struct store_peek_view {
+    const struct segidx *idx;
+    const char *arena;               /* segment 0 */
+    size_t seg_size;
+    uint32_t nsegs;
+    const mc_time_t *now;
+    const mc_time_t *oldest_live;
+    const bool *flush_this_second;
+    const uint8_t *flush_epoch;
+};
+void store_peek_view(const struct store *store, struct store_peek_view *out);
+struct segidx *store_index(struct store *store);
+void store_count_remote_get(struct store *store, bool hit);
+/* --- end issue 17 --- */
+
 /* The segment size the store chose, and its segment count. */
 size_t store_seg_size(const struct store *store);
 uint32_t store_seg_count(const struct store *store);

@@ -40,8 +40,10 @@
 
 #include "../core/exec.h"
 #include "../core/ring.h"
+#include "../core/segidx.h"
 #include "conn.h"
 #include "log.h"
+#include "qsbr.h"
 #include "shard.h"
 #include "uring.h"
 #include "xchan.h"
@@ -284,7 +286,68 @@ void route_setup(struct shard *shard)
         .disable_watch = srv->cfg.disable_watch,
         .verbosity_max = LOG_LEVEL_MAX,
     };
+    /* issue 17: with peers, gets of their keys are read from their memory
+     * (core/peek.c) and this store is readable by them */
+    if (shard->exec.ring != NULL && srv->nshards > 1) {
+        shard->peek = (struct peek_reader){
+            .shards = srv->peek,
+            .nshards = srv->nshards,
+            .pending = &shard->peek_none,
+            .flush_want = calloc(srv->nshards, sizeof(uint64_t)),
+        };
+        if (shard->peek.flush_want != NULL) {
+            struct peek_shard *self = &srv->peek[shard->id];
+            store_peek_view(shard->store, &self->view);
+            atomic_store_explicit(&self->readable, true, memory_order_release);
+            shard->exec.peek_self = self;
+            shard->exec.peek = &shard->peek;
+        }
+    }
 }
+
+/* --- issue 17: reads served where they arrive (core/peek.h) ------------- */
+
+void route_write_begin(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL)
+        peek_write_begin(shard->exec.peek_self);
+}
+
+void route_write_end(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL)
+        peek_write_end(shard->exec.peek_self);
+}
+
+void route_quiescent(struct shard *shard)
+{
+    struct qsbr *q = shard->srv->qsbr;
+    if (shard->exec.peek_self == NULL)
+        return;
+    qsbr_quiescent(q, shard->id);
+    /* index tables retired by growth: stamped now, freed once every peer
+     * has been quiescent since (core/segidx.h) */
+    struct segidx *idx = store_index(shard->store);
+    if (segidx_has_unstamped(idx))
+        segidx_stamp_retired(idx, qsbr_retire(q));
+    (void)segidx_reclaim(idx, qsbr_safe(q));
+}
+
+void route_teardown(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL) {
+        /* Peers read only while they serve connections, and every
+         * connection of every shard is closed before any loop ends
+         * (loop_idle_after_stop), so none reads this store any more. */
+        atomic_store_explicit(&shard->exec.peek_self->readable, false, memory_order_release);
+        qsbr_offline(shard->srv->qsbr, shard->id);
+        shard->exec.peek_self = NULL;
+        shard->exec.peek = NULL;
+    }
+    free(shard->peek.flush_want);
+    shard->peek.flush_want = NULL;
+}
+
 
 static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
 {
@@ -326,7 +389,12 @@ static void handle_reply(struct shard *shard, const struct x_reply *x, size_t le
 static void flush_local(struct shard *shard, int64_t delay)
 {
     mc_time_t when = delay > 0 ? mc_clock_exptime(&shard->srv->clock, shard->now, delay) : shard->now;
+    route_write_begin(shard);
     store_flush(shard->store, when);
+    route_write_end(shard);
+    /* issue 17: a shard that sent this flush reads this store again only
+     * once it is applied */
+    atomic_fetch_add_explicit(&shard->srv->peek[shard->id].flushes, 1, memory_order_release);
 }
 
 void route_flush_all(struct shard *shard, int64_t delay)
@@ -334,7 +402,12 @@ void route_flush_all(struct shard *shard, int64_t delay)
     struct x_flush x = {.delay = delay};
     flush_local(shard, delay);
     for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
-        if (dst != shard->id && !route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
+        if (dst == shard->id)
+            continue;
+        if (shard->peek.flush_want != NULL) /* issue 17 */
+            shard->peek.flush_want[dst] =
+                atomic_load_explicit(&shard->srv->peek[dst].flushes, memory_order_acquire) + 1;
+        if (!route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
             log_error(shard->srv, "shard %u: out of memory broadcasting flush_all", shard->id);
     }
 }
@@ -467,12 +540,20 @@ bool route_sleep(struct shard *shard)
         if (from != shard->id && !xchan_sleep(server_chan(srv, from, shard->id)))
             empty = false;
     }
+    if (empty && shard->exec.peek_self != NULL) { /* issue 17: blocked: quiescent */
+        qsbr_offline(shard->srv->qsbr, shard->id);
+        shard->qsbr_offline = true;
+    }
     return empty;
 }
 
 void route_awake(struct shard *shard)
 {
     struct server *srv = shard->srv;
+    if (shard->qsbr_offline) {
+        qsbr_online(srv->qsbr, shard->id);
+        shard->qsbr_offline = false;
+    }
     for (unsigned from = 0; from < srv->nshards; from++) {
         if (from != shard->id)
             xchan_awake(server_chan(srv, from, shard->id));

@@ -29,6 +29,7 @@
 #include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/exec.h"
+#include "../core/peek.h"
 #include "../core/process.h"
 #include "../core/store.h"
 #include "listen.h"
@@ -147,6 +148,9 @@ struct shard {
     struct process_env env;
     struct exec_ctx exec;  /* how this shard executes requests (route_setup) */
     struct conn *serving;  /* the connection whose request exec_request runs */
+    struct peek_reader peek; /* issue 17: this shard's reads of peers' stores (route.c) */
+    uint32_t peek_none;      /* issue 17: no connection served: nothing pending */
+    bool qsbr_offline;       /* issue 17: blocked in the kernel (qsbr.h) */
     mc_time_t now;
 
     /* provided receive buffers */

@@ -74,7 +74,7 @@
 #include "segidx.h"
 
 /* The seqlock's racy reads: not instrumented by TSan (validated by wseq). */
-#define PEEK_RACY __attribute__((noinline, no_sanitize_thread))
+#define PEEK_RACY __attribute__((noipa, no_sanitize_thread))
 
 /* Copies `nwords` 8-byte words from the owner's memory. */
 static PEEK_RACY void peek_copy(uint64_t *dst, const char *src, size_t nwords)

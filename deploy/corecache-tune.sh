@@ -2,7 +2,9 @@
 # deploy/corecache-tune.sh, installed as PREFIX/sbin/corecache-tune: the host
 # tuning a corecache node wants, computed from its config, applied and undone.
 #
-#   corecache-tune [options] check        io_uring facts; exit 1 if corecache cannot run here
+#   corecache-tune [options] check        io_uring facts; exit 1 only if the config requires io_uring
+#                                         (-o io_backend=io_uring) and it is unusable; otherwise
+#                                         corecache runs on its epoll backend there
 #   corecache-tune [options] plan         print every change apply would make
 #   corecache-tune [options] apply        make them, recording each previous value
 #   corecache-tune [options] restore      put back every value apply ever changed
@@ -221,7 +223,8 @@ set_value() {
 # -- io_uring ------------------------------------------------------------------
 
 # The facts corecache's own startup check depends on, each with its fix.
-# Sets uring_fatal (corecache cannot run; no setting here fixes it) and
+# Sets uring_fatal (io_uring cannot run; no setting here fixes it, so corecache
+# serves on its epoll backend) and
 # uring_sysctls ("key value" lines that fix a restriction).
 uring_fatal=0
 uring_sysctls=""
@@ -237,7 +240,7 @@ uring_check() {
     if [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 0 ]; }; then
         echo "io_uring: kernel $rel: 6.0 or later (multishot receive with provided buffers): ok"
     else
-        echo "io_uring: kernel $rel: too old; corecache needs Linux 6.0 or later"
+        echo "io_uring: kernel $rel: too old for corecache's io_uring backend (Linux 6.0 or later)"
         echo "  fix: install a newer kernel (Debian 12's linux-image-amd64 is 6.1; Ubuntu 22.04: linux-generic-hwe-22.04) and reboot"
         uring_fatal=1
     fi
@@ -317,6 +320,29 @@ uring_check() {
             uring_fatal=1
         fi
     fi
+}
+
+# True when CORECACHE_OPTS forces the io_uring backend (`-o io_backend=io_uring`
+# among the -o suboptions, or --io-backend io_uring / --io-backend=io_uring).
+uring_required() {
+    local prev="" tok val
+    local -a toks
+    read -r -a toks <<<"$(conf_get CORECACHE_OPTS)"
+    for tok in "${toks[@]}"; do
+        val=""
+        if [ "$prev" = -o ]; then
+            val=",$tok,"
+        elif [[ "$tok" == -o?* ]]; then
+            val=",${tok#-o},"
+        elif [ "$prev" = --io-backend ]; then
+            val=",io_backend=$tok,"
+        elif [[ "$tok" == --io-backend=* ]]; then
+            val=",io_backend=${tok#--io-backend=},"
+        fi
+        [[ "$val" == *,io_backend=io_uring,* ]] && return 0
+        prev=$tok
+    done
+    return 1
 }
 
 # -- sysctls ---------------------------------------------------------------------
@@ -504,7 +530,15 @@ restore_from() { # FILE: "PATH<TAB>VALUE" lines, put back last to first
 case "$cmd" in
 check)
     uring_check
-    [ "$uring_fatal" = 0 ] || exit 1
+    if [ "$uring_fatal" != 0 ]; then
+        # corecache falls back to its epoll backend where io_uring cannot
+        # run (README, Requirements), unless the config forbids it.
+        if uring_required; then
+            echo "io_uring: the config requires it (-o io_backend=io_uring): corecache will not start here"
+            exit 1
+        fi
+        echo "io_uring: unusable here: corecache will serve on its epoll backend (slower; -o io_backend=io_uring would refuse to start)"
+    fi
     ;;
 plan)
     uring_check

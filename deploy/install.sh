@@ -657,7 +657,7 @@ uring_check() {
     printf '%s\n' "$out" | sed 's/^/  /'
     if [ "$rc" != 0 ]; then
         if [ "$real_host" = 1 ]; then
-            die "this kernel cannot run corecache (io_uring; the fix is printed above)"
+            die "this kernel cannot run corecache's io_uring backend, which the config requires (the fix is printed above)"
         fi
         say "  (staging with --destdir: the target host's kernel is what matters)"
     fi

@@ -225,8 +225,7 @@ static int setup_store(struct shard *shard)
     shard->scratch_cap = SHARD_SCRATCH_SIZE;
     shard->scratch = malloc(shard->scratch_cap);
     shard->backlog = calloc(srv->nshards, sizeof(*shard->backlog));
-    shard->wake = calloc(srv->nshards, sizeof(*shard->wake));
-    if (shard->scratch == NULL || shard->backlog == NULL || shard->wake == NULL)
+    if (shard->scratch == NULL || shard->backlog == NULL)
         return -ENOMEM;
     if (srv->handler->shard_state_size > 0) {
         shard->handler_state = calloc(1, srv->handler->shard_state_size);
@@ -267,7 +266,6 @@ void shard_teardown(struct shard *shard)
     free(shard->handler_state);
     free(shard->scratch);
     free(shard->backlog);
-    free(shard->wake);
     for (unsigned i = 0; i < shard->nlisten; i++) {
         if (shard->listen_fds[i] >= 0)
             close(shard->listen_fds[i]);

@@ -177,7 +177,6 @@ struct shard {
 
     /* cross-shard */
     struct backlog *backlog; /* per destination: records the channel had no room for */
-    bool *wake;              /* per destination: publish found it asleep */
     char *scratch;           /* reply composition for forwarded requests */
     size_t scratch_cap;
     struct sink scratch_sink;

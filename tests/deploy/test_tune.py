@@ -5,7 +5,8 @@ Every test builds its own fake host (deploylib.FakeHost) and hands it to the
 script with --root, so the real host is never read for these decisions nor
 written. What it pins:
   - the io_uring check: a kernel older than 6.0 or one built without
-    CONFIG_IO_URING fails with the fix; kernel.io_uring_disabled=2 is fixed
+    CONFIG_IO_URING prints the fix and passes (corecache serves on epoll),
+    and fails only where the config requires io_uring; kernel.io_uring_disabled=2 is fixed
     to 1 plus the service's group in kernel.io_uring_group; =1 with the group
     unset gets the group; =1 with another group already set is left alone
     and the service joins that group instead;
@@ -59,16 +60,27 @@ class TuneTest(unittest.TestCase):
         h = self.host(osrelease="5.15.0-91-generic")
         deploylib.write_config(self.conf)
         rc, out, _ = self.tune(h, "check")
-        self.assertEqual(rc, 1)
-        self.assertIn("kernel 5.15.0-91-generic: too old; corecache needs Linux 6.0 or later", out)
+        self.assertEqual(rc, 0)  # corecache serves on epoll there
+        self.assertIn("kernel 5.15.0-91-generic: too old for corecache's io_uring backend (Linux 6.0 or later)", out)
         self.assertIn("fix: install a newer kernel", out)
+        self.assertIn("corecache will serve on its epoll backend", out)
+        # A config that refuses the fallback makes the check fail.
+        for opts in ("-p 11211 -o io_backend=io_uring", "-p 11211 -o modern,io_backend=io_uring",
+                     "-p 11211 --io-backend io_uring", "-p 11211 --io-backend=io_uring"):
+            deploylib.write_config(self.conf, opts=opts)
+            rc, out, _ = self.tune(h, "check")
+            self.assertEqual(rc, 1, opts)
+            self.assertIn("the config requires it (-o io_backend=io_uring)", out)
+        deploylib.write_config(self.conf, opts="-p 11211 -o io_backend=epoll")
+        self.assertEqual(self.tune(h, "check")[0], 0)
 
     def test_tune_io_uring_not_built_in(self):
         h = self.host(kconfig="# CONFIG_IO_URING is not set")
         deploylib.write_config(self.conf)
         rc, out, _ = self.tune(h, "check")
-        self.assertEqual(rc, 1)
+        self.assertEqual(rc, 0)  # corecache serves on epoll there
         self.assertIn("built without io_uring", out)
+        self.assertIn("corecache will serve on its epoll backend", out)
         self.assertIn("fix: a kernel built with CONFIG_IO_URING=y", out)
 
     def test_tune_io_uring_disabled_2_is_fixed_with_the_services_group(self):

@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""test_peek.py: reads served where they arrive (issue 17), through the server.
+
+A `-t 2 -m 8` server (small, so it evicts) takes writers and readers on
+separate connections, in separate threads. Writers set checksummed values
+with a version under keys of both shards, some with a 1-2 s TTL, and record
+each acknowledged version; readers `gets` keys on other connections and
+check every value: its checksum (a torn read fails), its key, its flags
+(the version's), and that its version is not older than the one acknowledged
+before the read was sent (a stale read after an ack fails). Then it checks
+read-your-writes on one connection (a pipelined set then get of a key the
+other shard owns), and that reads were served where they arrived: after the
+keys' read counts saturate, the readers' gets of the other shard's keys are
+forwarded much less than one for one (stats forwarded_out), with get_hits
+and cmd_get still counting every get.
+"""
+
+import os
+import random
+import socket
+import sys
+import threading
+import time
+import unittest
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+NKEYS = 2000
+SECONDS = 4.0
+
+
+def value_for(key, version, size):
+    body = b"%s:%d:" % (key, version)
+    body += b"x" * (size - len(body) - 8)
+    return body + b"%08x" % zlib.crc32(body)
+
+
+class Conn:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def cmd(self, data, until):
+        self.sock.sendall(data)
+        while not self.buf.endswith(until):
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf, b""
+        return out
+
+    def stats(self):
+        out = self.cmd(b"stats\r\n", b"END\r\n")
+        return {line.split()[1].decode(): line.split()[2].decode()
+                for line in out.split(b"\r\n") if line.startswith(b"STAT ")}
+
+
+class PeekTest(unittest.TestCase):
+
+    def setUp(self):
+        self.server = harness.Server(["-t", "2", "-m", "8"]).start()
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_peek_concurrent_writers_and_readers_see_whole_fresh_values(self):
+        port = self.server.port
+        acked = [0] * NKEYS
+        lock = threading.Lock()
+        errors = []
+        deadline = time.monotonic() + SECONDS
+        counts = {"reads": 0, "hits": 0}
+
+        def writer(seed):
+            rng = random.Random(seed)
+            c = Conn(port)
+            version = 0
+            while time.monotonic() < deadline:
+                k = rng.randrange(NKEYS)
+                key = b"key%d" % k
+                with lock:
+                    version = acked[k] + 1 + seed * 0  # versions grow per key
+                    acked_next = version
+                ttl = rng.choice([0, 0, 0, 1, 2])
+                val = value_for(key, acked_next, rng.randrange(40, 3000))
+                out = c.cmd(b"set %s %d %d %d\r\n%s\r\n" % (key, acked_next & 0xffff, ttl, len(val), val),
+                            b"\r\n")
+                if out != b"STORED\r\n":
+                    errors.append("set %r: %r" % (key, out))
+                    return
+                with lock:
+                    if acked_next > acked[k]:
+                        acked[k] = acked_next
+
+        def reader(seed):
+            rng = random.Random(seed)
+            c = Conn(port)
+            while time.monotonic() < deadline:
+                k = rng.randrange(NKEYS // 4)  # hotter keys: their reads saturate
+                key = b"key%d" % k
+                with lock:
+                    floor = acked[k]
+                out = c.cmd(b"gets %s\r\n" % key, b"END\r\n")
+                counts["reads"] += 1
+                if out == b"END\r\n":
+                    continue
+                head, _, rest = out.partition(b"\r\n")
+                parts = head.split()
+                if len(parts) != 5 or parts[0] != b"VALUE" or parts[1] != key:
+                    errors.append("bad header %r" % head)
+                    return
+                n = int(parts[3])
+                data = rest[:n]
+                if rest[n:] != b"\r\nEND\r\n":
+                    errors.append("bad framing %r" % out[:200])
+                    return
+                body, crc = data[:-8], data[-8:]
+                if b"%08x" % zlib.crc32(body) != crc:
+                    errors.append("torn value %r" % data[:100])
+                    return
+                vkey, ver = body.split(b":")[:2]
+                if vkey != key or int(parts[2]) != int(ver) & 0xffff:
+                    errors.append("value of another key or version: %r %r" % (head, body[:60]))
+                    return
+                if int(ver) < floor:
+                    errors.append("stale after ack: %r version %s < %d" % (key, ver, floor))
+                    return
+                counts["hits"] += 1
+
+        # Versions must grow per key across writers: one writer per key range.
+        threads = [threading.Thread(target=writer, args=(0,))]
+        threads += [threading.Thread(target=reader, args=(i,)) for i in range(1, 5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(counts["hits"], 100)
+
+    def test_peek_read_your_writes_and_serves_reads_where_they_arrive(self):
+        conns = [Conn(self.server.port) for _ in range(8)]
+        keys = [b"ryw%d" % i for i in range(200)]
+        for i, key in enumerate(keys):
+            out = conns[i % 8].cmd(b"set %s 0 0 1\r\na\r\nget %s\r\n" % (key, key), b"END\r\n")
+            self.assertEqual(out, b"STORED\r\nVALUE %s 0 1\r\na\r\nEND\r\n" % key)
+        before = conns[0].stats()
+        rounds = 40
+        for r in range(rounds):
+            for i, key in enumerate(keys):
+                out = conns[(i + r) % 8].cmd(b"get %s\r\n" % key, b"END\r\n")
+                self.assertEqual(out, b"VALUE %s 0 1\r\na\r\nEND\r\n" % key)
+        # every connection: a pipelined write then read sees the write
+        for i, key in enumerate(keys):
+            out = conns[(i + 3) % 8].cmd(b"set %s 0 0 1\r\nb\r\nget %s\r\n" % (key, key), b"END\r\n")
+            self.assertEqual(out, b"STORED\r\nVALUE %s 0 1\r\nb\r\nEND\r\n" % key)
+            out = conns[(i + 4) % 8].cmd(b"get %s\r\n" % key, b"END\r\n")
+            self.assertEqual(out, b"VALUE %s 0 1\r\nb\r\nEND\r\n" % key)
+        after = conns[0].stats()
+        gets = rounds * len(keys) + 2 * len(keys)
+        self.assertEqual(int(after["cmd_get"]) - int(before["cmd_get"]), gets)
+        self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), gets)
+        # about half the gets arrive on the shard that does not own the key;
+        # once a key's read count saturates (15 reads), those are served there
+        forwarded = int(after["forwarded_out"]) - int(before["forwarded_out"])
+        self.assertLess(forwarded, gets // 4, after)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -177,7 +177,9 @@ static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, u
     if (r == PEEK_FORWARD)
         return true;
     *done = true;
-    store_count_remote_get(ctx->env->store, r == PEEK_HIT);
+    if (r == PEEK_HIT_BUMP)
+        ctx->bump(ctx->router, owner, key, nkey, hash);
+    store_count_remote_get(ctx->env->store, r == PEEK_HIT || r == PEEK_HIT_BUMP);
     return r != PEEK_NOMEM;
 }
 

@@ -37,11 +37,13 @@
  * leaves the owner after its write section ended) is in it. Only the
  * reader's own connection can have asked for something not yet applied: a
  * pipelined "set k; get k" whose set is still in the channel. The reader
- * therefore forwards while the connection has forwarded requests not yet
- * answered (a read too, so two gets of a key on one connection never see
- * its values out of order), or a flush_all it sent that the owner has not
- * applied yet (peek_reader, kept by io/), so the channel's order applies
- * as before.
+ * therefore forwards a get while it has forwarded requests for a key of
+ * the same slot (top hash bits) not yet answered (a read too, so two gets of
+ * a key on one connection never see its values out of order), or a
+ * flush_all it sent that the owner has not applied yet (peek_reader, kept
+ * by io/route.c), so the channel's order applies as before. Gets of other
+ * keys need no such wait: a key this shard owns is not ordered against an
+ * earlier forwarded one either.
  *
  * Memory safety: every location is bounded by the owner's arena before it
  * is read, so a torn entry or header (which validation rejects anyway)
@@ -50,14 +52,17 @@
  * io/qsbr.c); the arena lives as long as the server.
  *
  * Exactness: the reply is what the owner's get would have answered at s1:
- * same value, flags and CAS. A hit is served only when the owner's get
- * would not have changed the item: it is already fetched and active, its
- * eviction count saturated (ITEM_FREQ_MAX), its atime recent (no refresh
- * due); otherwise, and for an expired or flushed item (which the owner
- * unlinks and counts), the key is forwarded. Hot items thus become remote
- * reads after a few reads at the owner; cold ones keep going there. Stats
- * are counted by the reader in its own store (store_count_remote_get), as
- * every stat is summed over shards.
+ * same value, flags and CAS. An expired or flushed item is forwarded (the
+ * owner unlinks and counts it). A read the owner's get would have counted
+ * in the item (eviction's read count below ITEM_FREQ_MAX, fetched/active
+ * bits not yet set, atime due for a refresh) is served and then sent to
+ * the owner as a one-way record (io/route.c X_BUMP), which applies
+ * store_hit as its own get would have: eviction, `mg h/l`, the
+ * *_unfetched counters and flush-by-atime see every read, one loop
+ * iteration late. The record rides the same channel as everything else
+ * this shard sends the owner, so a later request of this shard's (an mg,
+ * say) sees it applied. Stats are counted by the reader in its own store
+ * (store_count_remote_get), as every stat is summed over shards.
  *
  * The copies race with the owner's writes by design (a seqlock's reads,
  * validated afterwards): they are done word by word through volatile loads
@@ -133,7 +138,7 @@ enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const cha
                           uint32_t nkey, uint64_t hash, bool with_cas, struct sink *out)
 {
     const struct peek_shard *o = &r->shards[owner];
-    if (*r->pending != 0 ||
+    if (r->pending[peek_slot(hash)] != 0 ||
         atomic_load_explicit(&o->flushes, memory_order_acquire) < r->flush_want[owner] ||
         !atomic_load_explicit(&o->readable, memory_order_acquire))
         return PEEK_FORWARD;
@@ -183,9 +188,10 @@ enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const cha
         return PEEK_FORWARD;
     if (c.oldest_live != 0 && c.oldest_live <= c.now && item_atime(found) <= c.oldest_live + 1)
         return PEEK_FORWARD;
-    /* what the owner's store_hit would change */
-    if (item_freq(found) < ITEM_FREQ_MAX || !item_fetched(found) || !item_active(found) ||
-        (uint64_t)item_atime(found) + MC_ITEM_UPDATE_INTERVAL < c.now)
-        return PEEK_FORWARD;
-    return peek_write_value(found, with_cas, out) ? PEEK_HIT : PEEK_NOMEM;
+    /* what the owner's store_hit would change: the owner counts it */
+    bool bump = item_freq(found) < ITEM_FREQ_MAX || !item_fetched(found) || !item_active(found) ||
+                (uint64_t)item_atime(found) + MC_ITEM_UPDATE_INTERVAL < c.now;
+    if (!peek_write_value(found, with_cas, out))
+        return PEEK_NOMEM;
+    return bump ? PEEK_HIT_BUMP : PEEK_HIT;
 }

@@ -36,9 +36,10 @@ struct peek_shard {
 struct peek_reader {
     struct peek_shard *shards; /* every shard's, indexed by id */
     unsigned nshards;
-    const uint32_t *pending;   /* the serving connection's forwarded requests not
-                                * yet answered: while any, its gets are forwarded
-                                * too, so they run after them in channel order */
+    const uint32_t *pending;   /* [peek_slot(hash)]: requests this shard forwarded
+                                * for keys of that slot, not yet answered: while
+                                * any, a get of such a key is forwarded too, so it
+                                * runs after them in channel order */
     uint64_t *flush_want;      /* [owner]: its `flushes` must reach this */
 };
 
@@ -58,9 +59,18 @@ static inline void peek_write_end(struct peek_shard *p)
     atomic_store_explicit(&p->wseq, s + 1, memory_order_release);
 }
 
+/* Slots of peek_reader.pending: keys are told apart by their hash's top bits. */
+#define PEEK_SLOTS_BITS 12
+#define PEEK_SLOTS (1u << PEEK_SLOTS_BITS)
+static inline unsigned peek_slot(uint64_t hash)
+{
+    return (unsigned)(hash >> (64 - PEEK_SLOTS_BITS));
+}
+
 enum peek_result {
     PEEK_FORWARD, /* cannot be served here: forward it (nothing was written) */
     PEEK_HIT,     /* the VALUE line and data were written to `out` */
+    PEEK_HIT_BUMP, /* the same, and the owner must count the read (exec's bump()) */
     PEEK_MISS,    /* the key is absent: nothing to write for a get */
     PEEK_NOMEM,   /* the sink ran out of memory */
 };
@@ -70,11 +80,13 @@ enum peek_result {
  * it), owned by shard `owner`, read from the owner's memory by the calling
  * shard and written to `out` in memcached's "VALUE ..." form. Forwarded
  * (PEEK_FORWARD, nothing written) when the read cannot be served exactly
- * here: the owner was writing or wrote meanwhile, the caller has writes
- * to it in flight, the item is expired or flushed (the owner unlinks and
- * counts it), or the owner's own get would have changed the item (its
- * eviction count, fetched/active bits or atime). Counts nothing: the caller
- * counts a HIT or MISS in its own store (store_count_remote_get).
+ * here: the owner was writing or wrote meanwhile, the caller has requests
+ * for a key of the same slot in flight to it, or the item is expired or
+ * flushed (the owner unlinks and counts it). PEEK_HIT_BUMP when the owner's
+ * own get would have changed the item (its eviction count, fetched/active
+ * bits or atime): the caller then sends the owner the read to count
+ * (store_remote_hit). Counts nothing itself: the caller counts a hit or
+ * miss in its own store (store_count_remote_get).
  */
 enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const char *key,
                           uint32_t nkey, uint64_t hash, bool with_cas, struct sink *out);

@@ -1645,6 +1645,16 @@ struct segidx *store_index(struct store *store)
     return store->idx;
 }
 
+void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_t hash)
+{
+    uint64_t loc;
+    if (!segidx_find(store->idx, key, nkey, hash, &loc))
+        return;
+    struct item *it = item_at_loc(store, loc);
+    if (!store_is_flushed(store, it) && !store_is_expired(store, it))
+        store_hit(store, it);
+}
+
 void store_count_remote_get(struct store *store, bool hit)
 {
     store->m.cmd_get++;

@@ -358,6 +358,11 @@ struct store_peek_view {
 void store_peek_view(const struct store *store, struct store_peek_view *out);
 struct segidx *store_index(struct store *store);
 void store_count_remote_get(struct store *store, bool hit);
+/* The owner's half of a get another shard served from this store: the read
+ * counted in the item as store_get() counts it (store_hit), if the key is
+ * still there and live; nothing else (no command is counted, nothing is
+ * unlinked). */
+void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_t hash);
 /* --- end issue 17 --- */
 
 /* The segment size the store chose, and its segment count. */

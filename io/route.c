@@ -56,6 +56,13 @@ enum xtype {
     X_RESET,
     X_GATHER_REQ,
     X_GATHER_REPLY,
+    X_BUMP, /* issue 17: a read served from the owner's memory, for it to count */
+};
+
+struct x_bump {
+    uint64_t hash;
+    uint32_t nkey;
+    /* then: key */
 };
 
 struct x_req {
@@ -72,6 +79,7 @@ struct x_reply {
     struct oseg *seg;
     uint32_t conn_index;
     uint32_t conn_gen;
+    uint32_t peek_slot; /* issue 17: the key's slot, counted down on arrival */
     /* reply bytes */
 };
 
@@ -260,7 +268,18 @@ static bool route_forward(void *router, unsigned owner, const struct proto_req *
                      req->opaque, req->nopaque))
         return false;
     shard->m.forwarded_out++;
+    if (shard->peek_pending != NULL) /* issue 17: gets of this key wait for it */
+        shard->peek_pending[peek_slot(hash)]++;
     return true;
+}
+
+/* issue 17: exec_ctx.bump: the owner counts a read served from its memory */
+static void route_bump(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash)
+{
+    struct shard *shard = router;
+    struct x_bump x = {.hash = hash, .nkey = nkey};
+    if (!route_send(shard, owner, X_BUMP, &x, sizeof(x), key, nkey, NULL, 0))
+        log_error(shard->srv, "shard %u: out of memory sending a read count", shard->id);
 }
 
 void route_setup(struct shard *shard)
@@ -292,15 +311,17 @@ void route_setup(struct shard *shard)
         shard->peek = (struct peek_reader){
             .shards = srv->peek,
             .nshards = srv->nshards,
-            .pending = &shard->peek_none,
             .flush_want = calloc(srv->nshards, sizeof(uint64_t)),
         };
-        if (shard->peek.flush_want != NULL) {
+        shard->peek_pending = calloc(PEEK_SLOTS, sizeof(uint32_t));
+        shard->peek.pending = shard->peek_pending;
+        if (shard->peek.flush_want != NULL && shard->peek_pending != NULL) {
             struct peek_shard *self = &srv->peek[shard->id];
             store_peek_view(shard->store, &self->view);
             atomic_store_explicit(&self->readable, true, memory_order_release);
             shard->exec.peek_self = self;
             shard->exec.peek = &shard->peek;
+            shard->exec.bump = route_bump;
         }
     }
 }
@@ -346,6 +367,8 @@ void route_teardown(struct shard *shard)
     }
     free(shard->peek.flush_want);
     shard->peek.flush_want = NULL;
+    free(shard->peek_pending);
+    shard->peek_pending = NULL;
 }
 
 
@@ -371,7 +394,8 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
         bool ok = exec_reply_nomem(&req, &shard->scratch_sink);
         (void)ok; /* the scratch buffer always holds this much */
     }
-    struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen};
+    struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen,
+                            .peek_slot = peek_slot(x->hash)};
     if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
                     scratch_len(shard), NULL, 0))
         log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
@@ -509,8 +533,15 @@ static void route_handle(struct shard *shard, unsigned from, const struct xrec *
         handle_req(shard, from, p, rec->len);
         break;
     case X_REPLY:
+        if (shard->peek_pending != NULL) /* issue 17 */
+            shard->peek_pending[((const struct x_reply *)p)->peek_slot]--;
         handle_reply(shard, p, rec->len);
         break;
+    case X_BUMP: { /* issue 17 */
+        const struct x_bump *x = p;
+        store_remote_hit(shard->store, (const char *)(x + 1), x->nkey, x->hash);
+        break;
+    }
     case X_FLUSH:
         flush_local(shard, ((const struct x_flush *)p)->delay);
         break;

@@ -76,7 +76,6 @@ static void serve_request(struct conn *conn, const struct proto_req *req)
     struct shard *shard = conn->shard;
     conn->last_cmd_time = shard->now;
     shard->serving = conn;
-    shard->peek.pending = &conn->out.npending; /* issue 17 */
     struct exec_result r;
     if (exec_request(&shard->exec, req, &conn->out.sink, &r) != EXEC_NEXT)
         serve_act(conn, req, &r);

@@ -149,7 +149,7 @@ struct shard {
     struct exec_ctx exec;  /* how this shard executes requests (route_setup) */
     struct conn *serving;  /* the connection whose request exec_request runs */
     struct peek_reader peek; /* issue 17: this shard's reads of peers' stores (route.c) */
-    uint32_t peek_none;      /* issue 17: no connection served: nothing pending */
+    uint32_t *peek_pending;  /* issue 17: [peek_slot(hash)] forwarded, unanswered (route.c) */
     bool qsbr_offline;       /* issue 17: blocked in the kernel (qsbr.h) */
     mc_time_t now;
 

@@ -30,6 +30,9 @@
 #define ARENA ((size_t)4 << 20)
 
 struct run {
+    unsigned nkeys;      /* keys in play (<= NKEYS) */
+    unsigned writes;     /* the owner's writes */
+    size_t len_min, len_span; /* value lengths */
     struct store *store;
     struct peek_shard owner;
     atomic_uint_least64_t acked[NKEYS]; /* version acknowledged per key */
@@ -118,7 +121,7 @@ static void *reader(void *arg)
         atomic_store(&r->seen[id], atomic_load(&r->epoch));
         for (int i = 0; i < 64; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            unsigned k = (unsigned)(x % NKEYS);
+            unsigned k = (unsigned)(x % r->nkeys);
             char key[32];
             int nkey = snprintf(key, sizeof(key), "key%u", k);
             uint64_t acked = atomic_load_explicit(&r->acked[k], memory_order_acquire);
@@ -157,14 +160,15 @@ static uint64_t safe_epoch(struct run *r)
 static void owner_run(struct run *r)
 {
     static uint64_t version[NKEYS];
-    char value[600];
+    memset(version, 0, sizeof(version));
+    static char value[8192];
     mc_time_t now = 1000;
     uint64_t x = 0x9e3779b97f4a7c15ull;
-    for (unsigned op = 0; op < WRITES; op++) {
+    for (unsigned op = 0; op < r->writes; op++) {
         if (op % 2000 == 0)
             store_set_clock(r->store, ++now); /* TTLs of 1-2 s run out as we go */
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        unsigned k = (unsigned)(x % NKEYS);
+        unsigned k = (unsigned)(x % r->nkeys);
         char key[32];
         int nkey = snprintf(key, sizeof(key), "key%u", k);
         uint64_t hash = hash_key(key, (size_t)nkey);
@@ -173,7 +177,7 @@ static void owner_run(struct run *r)
         if (x % 20 == 0) {
             (void)store_delete(r->store, key, (size_t)nkey, hash);
         } else {
-            size_t len = 40 + (size_t)(x >> 20) % 500;
+            size_t len = r->len_min + (size_t)(x >> 20) % r->len_span;
             make_value(value, key, ver, len);
             mc_time_t exptime = x % 4 == 0 ? now + 1 + (mc_time_t)(x % 2) : 0;
             enum mc_status st = store_set(r->store, STORE_SET, key, (size_t)nkey, hash,
@@ -194,15 +198,21 @@ static void owner_run(struct run *r)
     }
 }
 
-static void test_peek_concurrent_reads_are_whole_and_fresh(void **state)
+/* Runs the owner against READERS readers; returns the run (checked by the caller). */
+static struct run *run_owner_and_readers(unsigned nkeys, unsigned writes, size_t len_min,
+                                         size_t len_span, size_t arena_size, void **arena_out)
 {
-    (void)state;
     struct run *r = calloc(1, sizeof(*r));
     assert_non_null(r);
-    void *arena = aligned_alloc(4096, ARENA);
+    r->nkeys = nkeys;
+    r->writes = writes;
+    r->len_min = len_min;
+    r->len_span = len_span;
+    void *arena = aligned_alloc(4096, arena_size);
     assert_non_null(arena);
+    *arena_out = arena;
     struct store_cfg cfg = {
-        .arena = arena, .arena_size = ARENA, .item_size_max = 64 << 10, .evictions = true,
+        .arena = arena, .arena_size = arena_size, .item_size_max = 64 << 10, .evictions = true,
         .cas_enabled = true, .cas_offset = 0, .cas_stride = 1, .growth_factor = 1.25,
     };
     assert_int_equal(store_create(&cfg, &r->store), MC_OK);
@@ -222,16 +232,39 @@ static void test_peek_concurrent_reads_are_whole_and_fresh(void **state)
     atomic_store(&r->done, true);
     for (unsigned i = 0; i < READERS; i++)
         pthread_join(th[i], NULL);
-    uint64_t metrics[128];
-    (void)metrics;
     print_message("peek: %llu hits, %llu misses, %llu forwarded; index 2^%u buckets\n",
                   (unsigned long long)r->hits, (unsigned long long)r->misses,
                   (unsigned long long)r->forwards, segidx_power(store_index(r->store)));
+    return r;
+}
+
+static void test_peek_concurrent_reads_are_whole_and_fresh(void **state)
+{
+    (void)state;
+    void *arena;
+    struct run *r = run_owner_and_readers(NKEYS, WRITES, 40, 500, ARENA, &arena);
     if (r->failures != 0)
         fail_msg("%u bad reads, first: %s", r->failures, r->why);
     assert_true(r->hits > 0);   /* reads were served... */
     assert_true(r->misses > 0); /* ...deleted, expired or evicted keys seen absent... */
     assert_true(segidx_power(store_index(r->store)) > 10); /* ...while the index grew */
+    assert_true(store_check(r->store));
+    store_destroy(&r->store);
+    free(arena);
+    free(r);
+}
+
+/* A few keys overwritten with large values in a small arena: segments are
+ * evicted, compacted and rewritten under the readers all the time, so a
+ * read that is not validated returns torn values here. */
+static void test_peek_reads_under_segment_reuse_are_whole(void **state)
+{
+    (void)state;
+    void *arena;
+    struct run *r = run_owner_and_readers(48, 150000, 1000, 3000, (size_t)1 << 20, &arena);
+    if (r->failures != 0)
+        fail_msg("%u bad reads, first: %s", r->failures, r->why);
+    assert_true(r->hits > 0);
     assert_true(store_check(r->store));
     store_destroy(&r->store);
     free(arena);
@@ -297,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peek_forwards_while_its_writes_are_in_flight),
         cmocka_unit_test(test_peek_concurrent_reads_are_whole_and_fresh),
+        cmocka_unit_test(test_peek_reads_under_segment_reuse_are_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,8 +218,13 @@ static bool segidx_grow(struct segidx *idx)
             uint64_t *old = idx->table;
             old[1] = (uint64_t)(uintptr_t)idx->retired;
             old[2] = SEGIDX_UNSTAMPED;
-            next.retired = old; /* readers may still be in it: see segidx_reclaim */
-            *idx = next;
+            /* field by field: `shared` is read by other shards, and is
+             * written only atomically (a struct copy would write it too) */
+            idx->retired = old; /* readers may still be in it: see segidx_reclaim */
+            idx->table = table;
+            idx->slots = next.slots;
+            idx->mask = next.mask;
+            idx->power = next.power;
             __atomic_store_n(&idx->shared, table, __ATOMIC_RELEASE);
             return true;
         }

@@ -162,25 +162,30 @@ static inline __attribute__((always_inline)) bool exec_local(const struct exec_c
     return exec_run(ctx, req, key, nkey, hash, out);
 }
 
-/* issue 17: a text get/gets of another shard's key, served here from its
+/* issue 17: a text get/gets or a binary get of another shard's key, served here from its
  * memory when peek.c can do so exactly (nothing watches or counts keys by
  * prefix); false in *done: forward it. */
 static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, unsigned owner,
                       const char *key, uint32_t nkey, uint64_t hash, struct sink *out, bool *done)
 {
     *done = false;
-    if (req->family != PROTO_FAMILY_TEXT || (req->cmd != PROTO_GET && req->cmd != PROTO_GETS) ||
+    bool binary = req->family == PROTO_FAMILY_BINARY;
+    if ((req->family != PROTO_FAMILY_TEXT && !binary) || (req->cmd != PROTO_GET && req->cmd != PROTO_GETS) ||
         (ctx->watch != NULL && atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0) ||
         (ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)))
         return true;
-    enum peek_result r = peek_get(ctx->peek, owner, key, nkey, hash, req->cmd == PROTO_GETS, out);
+    struct peek_copy copy;
+    const struct item *it = NULL;
+    enum peek_result r = peek_lookup(ctx->peek, owner, key, nkey, hash, &copy, &it);
     if (r == PEEK_FORWARD)
         return true;
     *done = true;
     if (r == PEEK_HIT_BUMP)
         ctx->bump(ctx->router, owner, key, nkey, hash);
-    store_count_remote_get(ctx->env->store, r == PEEK_HIT || r == PEEK_HIT_BUMP);
-    return r != PEEK_NOMEM;
+    store_count_remote_get(ctx->env->store, it != NULL);
+    if (binary)
+        return process_bin_get_reply(req, it, key, nkey, out);
+    return it == NULL || peek_write_text(it, req->cmd == PROTO_GETS, out);
 }
 
 bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,

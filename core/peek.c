@@ -100,11 +100,11 @@ static PEEK_RACY void peek_read_clock(const struct store_peek_view *v, struct pe
     c->oldest_live = *(const volatile mc_time_t *)v->oldest_live;
 }
 
-#define PEEK_WORDS_MAX ((ITEM_HEADER_SIZE + 255 + PEEK_VALUE_MAX + 7) / 8)
+_Static_assert(ITEM_HEADER_SIZE == 28, "PEEK_WORDS_MAX (peek.h) counts a 28-byte header");
 
 /* The reply, composed from the validated copy as process.c's write_value
  * composes it from an item (by copy). */
-static bool peek_write_value(const struct item *it, bool with_cas, struct sink *out)
+bool peek_write_text(const struct item *it, bool with_cas, struct sink *out)
 {
     size_t nkey = item_nkey(it), nbytes = item_nbytes(it);
     size_t max = 6 + nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + nbytes + 2;
@@ -134,8 +134,9 @@ static bool peek_write_value(const struct item *it, bool with_cas, struct sink *
     return true;
 }
 
-enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const char *key,
-                          uint32_t nkey, uint64_t hash, bool with_cas, struct sink *out)
+enum peek_result peek_lookup(const struct peek_reader *r, unsigned owner, const char *key,
+                             uint32_t nkey, uint64_t hash, struct peek_copy *copy,
+                             const struct item **out_found)
 {
     const struct peek_shard *o = &r->shards[owner];
     if (r->pending[peek_slot(hash)] != 0 ||
@@ -152,12 +153,8 @@ enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const cha
     /* the copy: words as written, read as an item (the union keeps that
      * within the aliasing rules); its header is zeroed only to tell the
      * compiler it is set before it is read (peek_copy is out of line) */
-    union {
-        uint64_t w[PEEK_WORDS_MAX];
-        struct item it;
-    } copy;
-    memset(copy.w, 0, 4 * sizeof(uint64_t));
-    uint64_t *buf = copy.w;
+    memset(copy->u.w, 0, 4 * sizeof(uint64_t));
+    uint64_t *buf = copy->u.w;
     const struct item *found = NULL;
     for (unsigned i = 0; i < n && found == NULL; i++) {
         uint32_t seg = SEGIDX_LOC_SEG(locs[i]);
@@ -166,7 +163,7 @@ enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const cha
         if (seg >= v->nsegs || at + head * 8 > arena_len)
             continue; /* torn or stale: validation fails below anyway */
         peek_copy(buf, v->arena + at, head);
-        const struct item *it = &copy.it;
+        const struct item *it = &copy->u.it;
         if (item_nkey(it) != nkey || memcmp(item_key(it), key, nkey) != 0)
             continue;
         size_t words = (item_total(it) + 7) / 8;
@@ -191,7 +188,17 @@ enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const cha
     /* what the owner's store_hit would change: the owner counts it */
     bool bump = item_freq(found) < ITEM_FREQ_MAX || !item_fetched(found) || !item_active(found) ||
                 (uint64_t)item_atime(found) + MC_ITEM_UPDATE_INTERVAL < c.now;
-    if (!peek_write_value(found, with_cas, out))
-        return PEEK_NOMEM;
+    *out_found = found;
     return bump ? PEEK_HIT_BUMP : PEEK_HIT;
+}
+
+enum peek_result peek_get(const struct peek_reader *r, unsigned owner, const char *key,
+                          uint32_t nkey, uint64_t hash, bool with_cas, struct sink *out)
+{
+    struct peek_copy copy;
+    const struct item *it = NULL;
+    enum peek_result res = peek_lookup(r, owner, key, nkey, hash, &copy, &it);
+    if ((res == PEEK_HIT || res == PEEK_HIT_BUMP) && !peek_write_text(it, with_cas, out))
+        return PEEK_NOMEM;
+    return res;
 }

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "sink.h"
+#include "item.h"
 #include "store.h"
 
 /* Largest value served remotely; a larger one is forwarded (a reply that
@@ -74,6 +75,28 @@ enum peek_result {
     PEEK_MISS,    /* the key is absent: nothing to write for a get */
     PEEK_NOMEM,   /* the sink ran out of memory */
 };
+
+/* A validated copy of an owner's item: header, key and value (peek_lookup). */
+#define PEEK_WORDS_MAX ((28 + 255 + PEEK_VALUE_MAX + 7) / 8)
+struct peek_copy {
+    union {
+        uint64_t w[PEEK_WORDS_MAX];
+        struct item it;
+    } u;
+};
+
+/*
+ * The read itself, for any protocol: PEEK_HIT or PEEK_HIT_BUMP with *found
+ * pointing into `copy` (the item as the owner had it), PEEK_MISS, or
+ * PEEK_FORWARD; the rules are peek_get()'s. Writes nothing.
+ */
+enum peek_result peek_lookup(const struct peek_reader *r, unsigned owner, const char *key,
+                             uint32_t nkey, uint64_t hash, struct peek_copy *copy,
+                             const struct item **found);
+
+/* memcached's "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" for a
+ * copy peek_lookup() returned; false when the sink ran out of memory. */
+bool peek_write_text(const struct item *it, bool with_cas, struct sink *out);
 
 /*
  * A text get (with_cas false) or gets (true) of `key` (hash: hash_key of

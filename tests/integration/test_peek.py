@@ -18,6 +18,7 @@ and cmd_get still counting every get.
 import os
 import random
 import socket
+import struct
 import sys
 import threading
 import time
@@ -51,6 +52,18 @@ class Conn:
             self.buf += chunk
         out, self.buf = self.buf, b""
         return out
+
+    def bin_get(self, key, opaque):
+        """A binary GET; (status, flags, value)."""
+        self.sock.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x00, len(key), 0, 0, 0, len(key), opaque, 0) + key)
+        while len(self.buf) < 24 or len(self.buf) < 24 + struct.unpack(">I", self.buf[8:12])[0]:
+            self.buf += self.sock.recv(1 << 16)
+        magic, op, klen, elen, _, status, blen, rop, cas = struct.unpack(">BBHBBHIIQ", self.buf[:24])
+        body, self.buf = self.buf[24:24 + blen], self.buf[24 + blen:]
+        assert magic == 0x81 and rop == opaque, (magic, rop, opaque)
+        if status != 0:
+            return status, None, None
+        return status, struct.unpack(">I", body[:4])[0], body[elen + klen:]
 
     def stats(self):
         out = self.cmd(b"stats\r\n", b"END\r\n")
@@ -164,6 +177,27 @@ class PeekTest(unittest.TestCase):
         self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), gets)
         # about half the gets arrive on the shard that does not own the key;
         # once a key's read count saturates (15 reads), those are served there
+        forwarded = int(after["forwarded_out"]) - int(before["forwarded_out"])
+        self.assertLess(forwarded, gets // 4, after)
+
+    def test_peek_binary_get_served_where_it_arrives(self):
+        text = Conn(self.server.port)  # a connection speaks one protocol, chosen by its first byte
+        conns = [Conn(self.server.port) for _ in range(4)]
+        keys = [b"bin%d" % i for i in range(100)]
+        for i, key in enumerate(keys):
+            self.assertEqual(text.cmd(b"set %s %d 0 %d\r\n%s\r\n" % (key, i, len(key) + 2, key + b"!!"),
+                                          b"\r\n"), b"STORED\r\n")
+        before = text.stats()
+        for r in range(20):
+            for i, key in enumerate(keys):
+                status, flags, value = conns[(i + r) % 4].bin_get(key, r * 1000 + i)
+                self.assertEqual((status, flags, value), (0, i, key + b"!!"))
+                status, _, _ = conns[(i + r) % 4].bin_get(key + b"-absent", 7)
+                self.assertEqual(status, 1)  # KEY_ENOENT
+        after = text.stats()
+        gets = 20 * len(keys) * 2
+        self.assertEqual(int(after["cmd_get"]) - int(before["cmd_get"]), gets)
+        self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), gets // 2)
         forwarded = int(after["forwarded_out"]) - int(before["forwarded_out"])
         self.assertLess(forwarded, gets // 4, after)
 

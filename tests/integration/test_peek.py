@@ -171,14 +171,46 @@ class PeekTest(unittest.TestCase):
             self.assertEqual(out, b"STORED\r\nVALUE %s 0 1\r\nb\r\nEND\r\n" % key)
             out = conns[(i + 4) % 8].cmd(b"get %s\r\n" % key, b"END\r\n")
             self.assertEqual(out, b"VALUE %s 0 1\r\nb\r\nEND\r\n" % key)
+        # gets: the same CAS through every connection (served here or by the
+        # owner), and that CAS is the one a cas command must name
+        for i, key in enumerate(keys[:50]):
+            seen = set()
+            for c in conns:
+                head = c.cmd(b"gets %s\r\n" % key, b"END\r\n").split(b"\r\n")[0].split()
+                seen.add(head[4])
+            self.assertEqual(len(seen), 1, (key, seen))
+            out = conns[i % 8].cmd(b"cas %s 0 0 1 %s\r\nc\r\nget %s\r\n" % (key, seen.pop(), key), b"END\r\n")
+            self.assertEqual(out, b"STORED\r\nVALUE %s 0 1\r\nc\r\nEND\r\n" % key)
+            out = conns[(i + 1) % 8].cmd(b"get %s\r\n" % key, b"END\r\n")
+            self.assertEqual(out, b"VALUE %s 0 1\r\nc\r\nEND\r\n" % key)
         after = conns[0].stats()
-        gets = rounds * len(keys) + 2 * len(keys)
+        gets = rounds * len(keys) + 2 * len(keys) + 50 * 8 + 50 * 2
         self.assertEqual(int(after["cmd_get"]) - int(before["cmd_get"]), gets)
         self.assertEqual(int(after["get_hits"]) - int(before["get_hits"]), gets)
         # about half the gets arrive on the shard that does not own the key;
         # once a key's read count saturates (15 reads), those are served there
         forwarded = int(after["forwarded_out"]) - int(before["forwarded_out"])
         self.assertLess(forwarded, gets // 4, after)
+
+    def test_peek_touch_and_flush_all_are_seen_on_every_connection(self):
+        conns = [Conn(self.server.port) for _ in range(6)]
+        keys = [b"ttl%d" % i for i in range(60)]
+        for key in keys:
+            self.assertEqual(conns[0].cmd(b"set %s 0 0 1\r\nv\r\n" % key, b"\r\n"), b"STORED\r\n")
+        for r in range(20):  # every key read to saturation, through every connection
+            for i, key in enumerate(keys):
+                conns[(i + r) % 6].cmd(b"get %s\r\n" % key, b"END\r\n")
+        for i, key in enumerate(keys[:30]):  # a touch that expires it, then a get elsewhere
+            self.assertEqual(conns[i % 6].cmd(b"touch %s -1\r\n" % key, b"\r\n"), b"TOUCHED\r\n")
+            for c in conns:
+                self.assertEqual(c.cmd(b"get %s\r\n" % key, b"END\r\n"), b"END\r\n", key)
+        # flush_all: its own connection sees every key gone at once (the
+        # flush is applied on the other shard through the channel its later
+        # gets also take; another connection may get ahead of that, as
+        # before issue 17, so only this one is checked)
+        self.assertEqual(conns[1].cmd(b"flush_all\r\n", b"\r\n"), b"OK\r\n")
+        for key in keys[30:]:
+            self.assertEqual(conns[1].cmd(b"get %s\r\n" % key, b"END\r\n"), b"END\r\n", key)
 
     def test_peek_binary_get_served_where_it_arrives(self):
         text = Conn(self.server.port)  # a connection speaks one protocol, chosen by its first byte

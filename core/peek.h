@@ -28,10 +28,12 @@
 #define PEEK_VALUE_MAX 4096
 
 struct peek_shard {
-    alignas(64) atomic_uint wseq;   /* odd while the owner may change items or index */
+    /* read-only once set: on lines of their own, which stay shared */
+    alignas(64) struct store_peek_view view; /* written once before `readable` is set */
     atomic_bool readable;           /* view is set and the store alive (release/acquire) */
-    atomic_uint_least64_t flushes;  /* flush_all applied by the owner so far */
-    struct store_peek_view view;    /* written once before `readable` is set */
+    /* written by the owner on every write command: its own line */
+    alignas(64) atomic_uint wseq;   /* odd while the owner may change items or index */
+    alignas(64) atomic_uint_least64_t flushes; /* flush_all applied by the owner so far */
 };
 
 struct peek_reader {

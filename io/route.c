@@ -280,6 +280,7 @@ static void route_bump(void *router, unsigned owner, const char *key, uint32_t n
     struct x_bump x = {.hash = hash, .nkey = nkey};
     if (!route_send(shard, owner, X_BUMP, &x, sizeof(x), key, nkey, NULL, 0))
         log_error(shard->srv, "shard %u: out of memory sending a read count", shard->id);
+    shard->m.peek_bumps_out++;
 }
 
 void route_setup(struct shard *shard)

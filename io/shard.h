@@ -58,6 +58,7 @@
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(xchan_wakeups, COUNTER, "Wakeups sent to other shards that said they may block")   \
+    ACTION(peek_bumps_out, COUNTER, "Gets served from another shard's memory that it still had to count (issue 17)") \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
     ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
     ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \

@@ -202,6 +202,8 @@ static void conn_want_rearm(struct conn *conn)
 static void conn_arm_recv(struct conn *conn)
 {
     struct shard *shard = conn->shard;
+    if (conn->transport != NULL && conn->transport->rearm != NULL) /* issue 13: kTLS RX */
+        conn->transport->rearm(conn);
     struct io_uring_sqe *sqe = shard_sqe(shard);
     io_uring_prep_recv_multishot(sqe, conn->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -581,6 +583,11 @@ void conn_on_recv(struct conn *conn, int res, uint32_t cqe_flags)
         shard->m.recv_nobufs++; /* every provided buffer taken: re-armed */
         if (conn_may_read(conn))
             conn_want_rearm(conn);
+    } else if (res < 0 && res != -ECANCELED && conn->transport != NULL && conn->transport->recv_failed != NULL &&
+               conn->transport->recv_failed(conn, res)) { /* issue 13: a kTLS control record */
+        conn_want_flush(conn);
+        if (conn_may_read(conn))
+            conn_want_rearm(conn);
     } else if (res < 0 && res != -ECANCELED) {
         if (res != -ECONNRESET)
             log_info(shard->srv, "<%d recv failed: %s", conn->fd, strerror(-res));
@@ -597,6 +604,11 @@ void conn_rearm(struct conn *conn)
     if (conn_may_read(conn) && !conn->cancel_inflight)
         conn_arm_recv(conn);
     conn_maybe_free(conn);
+}
+
+void conn_cycle_recv(struct conn *conn)
+{
+    conn_stop_recv(conn); /* its last completion, or the cancel's, arms it again */
 }
 
 void conn_on_cancel(struct conn *conn, int res)

@@ -138,6 +138,13 @@ struct conn_transport {
     void (*on_sent)(struct conn *conn, size_t bytes);
     /* Frees transport_state (the connection is closed). */
     void (*destroy)(struct conn *conn);
+    /* Optional (issue 13, kTLS receive): called just before the receive is
+     * armed again, when none is outstanding and all it took is handled. */
+    void (*rearm)(struct conn *conn);
+    /* Optional: a receive failed with res (< 0); true when the transport
+     * dealt with it and the connection reads on (kTLS: a record that is
+     * not application data). */
+    bool (*recv_failed)(struct conn *conn, int res);
 };
 
 /* Takes over an accepted socket speaking `ops`; arms its recv. NULL on
@@ -170,6 +177,9 @@ void conn_recycle_buffer(struct shard *shard, unsigned bid, int res, uint32_t cq
 
 /* Re-arms a multishot recv that ended (buffer ring was empty). */
 void conn_rearm(struct conn *conn);
+/* Cancels the receive and arms a new one once the old one has ended
+ * (the transport's rearm hook runs in between). Shard thread only. */
+void conn_cycle_recv(struct conn *conn);
 /* Parses input held back (paused or blocked) if the connection may go on. */
 void conn_resume(struct conn *conn);
 /* Submits a send if output is ready and none is in flight. */

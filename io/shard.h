@@ -68,6 +68,8 @@
     ACTION(ssl_record_layer_corecache, GAUGE,                                                 \
            "TLS 1.3 connections whose records corecache seals and opens with OpenSSL's AEAD")  \
     ACTION(ssl_record_layer_kernel, GAUGE, "TLS connections whose records the kernel (kTLS) seals") \
+    ACTION(ssl_record_layer_kernel_rx, GAUGE,                                                 \
+           "TLS connections whose received records the kernel (kTLS) opens too")              \
     ACTION(auth_cmds, COUNTER, "Authentication attempts (-Y and -S)")                        \
     ACTION(auth_errors, COUNTER, "Failed authentication attempts")                                 \
     /* exhaustion: each counts one way a resource ran out (io/guard.h) */                    \

@@ -45,18 +45,32 @@
  * request; each SSL holds a reference to the context it was made from, so
  * the old one is freed when its last connection ends.
  *
- * Kernel TLS. With TCP_ULP "tls" the kernel can seal what a socket sends.
- * The server probes for it at start (a loopback socket pair and
- * setsockopt(TCP_ULP)) and reports the outcome in `stats`
+ * Kernel TLS. With TCP_ULP "tls" the kernel can seal what a socket sends
+ * and open what it receives. The server probes for it at start (a loopback
+ * socket pair and setsockopt(TCP_ULP)) and reports the outcome in `stats`
  * (ssl_kernel_tls_available). With -o ssl_kernel_tls and a kernel that has
- * it, a connection on the own record layer (below) hands its sealing to
- * the kernel (TLS_TX) once the session tickets are sent: replies then go
- * out as plaintext copies and the kernel makes the records. Received
- * records stay with the own layer (the ring's multishot recv cannot carry
- * the record type kTLS reports for a KeyUpdate or an alert). That path is
- * untested: this project's machines have no kTLS, so the tests see the
- * fallback only. `stats` counts the open connections of each record layer
- * (ssl_record_layer_openssl, _corecache, _kernel).
+ * it, a connection on the own record layer (below) hands both directions
+ * to the kernel, one after the other:
+ *   - transmit (TLS_TX), once the session tickets are sent: replies then
+ *     go out as plaintext copies and the kernel makes the records;
+ *   - receive (TLS_RX): the ring's multishot receive is cancelled, and
+ *     just before it is armed again (none outstanding, everything it took
+ *     opened here) the kernel takes over at the next record boundary. The
+ *     ring's receive then returns plaintext of application-data records;
+ *     any other record fails it with EIO (a plain receive has no room for
+ *     the record-type control message) and is read with one recvmsg that
+ *     has it (tls_recv_failed): close_notify, a KeyUpdate (the kernel's
+ *     receive side is rekeyed; kernels before 6.14 refuse that and the
+ *     connection closes), anything else closes. Choosing that over a
+ *     multishot recvmsg for every receive keeps the common path the same
+ *     ring operation as a plain connection's, and the rare records a
+ *     syscall of their own.
+ * The epoll backend (evring.c) keeps kTLS off. That path is untested: this
+ * project's machines have no kTLS, so the tests see the fallback, and
+ * io/tlsrec.c (record types, control message, crypto_info) is unit-
+ * tested. `stats` counts the open connections of each record layer
+ * (ssl_record_layer_openssl, _corecache, _kernel: transmit in the kernel,
+ * _kernel_rx: receive too).
  */
 #include "tls.h"
 
@@ -79,6 +93,7 @@
 #include <unistd.h>
 
 #include "../core/metrics.h"
+#include "tlsrec.h"
 #include "conn.h"
 #include "log.h"
 #include "shard.h"
@@ -159,6 +174,8 @@ struct tls_conn {
     unsigned char *rec; /* a record received in part, TLS_CIPHERTEXT_MAX + 5 */
     size_t rec_len;
     bool ktls_due; /* hand sealing to the kernel once no ciphertext waits */
+    bool ktls_rx_due; /* hand receiving to the kernel before the receive is armed again */
+    bool rx_kernel;   /* the kernel opens received records (kTLS TLS_RX) */
     char *cbuf; /* ciphertext being sent */
     size_t coff, clen, ccap;
     char *wbuf; /* ciphertext written by OpenSSL, not yet handed to a send */
@@ -582,6 +599,8 @@ static void tls_destroy(struct conn *conn)
     conn->transport_state = NULL;
     if (t == NULL)
         return;
+    if (t->rx_kernel)
+        conn->shard->m.ssl_record_layer_kernel_rx--;
     if (t->layer == TLS_LAYER_KERNEL)
         conn->shard->m.ssl_record_layer_kernel--;
     else if (t->layer == TLS_LAYER_OWN)
@@ -691,8 +710,12 @@ static void dir_nonce(const struct tls_dir *dir, unsigned char nonce[TLS_IV_LEN]
 }
 
 /* Seals `len` (at most TLS_RECORD_MAX) bytes of content `type` into one
- * record at the end of wbuf. */
-static bool own_seal(struct tls_conn *t, unsigned char type, const void *data, size_t len)
+ * record at the end of wbuf. `typed`: data[len] already holds the type
+ * byte (the caller's buffer had room), so the plaintext is one cipher call,
+ * not two. The tag is read with EVP_CIPHER_CTX_get_params, not
+ * EVP_CIPHER_CTX_ctrl, which builds the same parameter array and then
+ * looks every name up again (callgrind: about 150 instructions a record). */
+static bool own_seal(struct tls_conn *t, unsigned char type, const void *data, size_t len, bool typed)
 {
     size_t body = len + 1 + TLS_TAG_LEN;
     if (!wbuf_reserve(t, 5 + body))
@@ -708,18 +731,72 @@ static bool own_seal(struct tls_conn *t, unsigned char type, const void *data, s
     EVP_CIPHER_CTX *ctx = t->tx.ctx;
     unsigned char *out = rec + 5;
     int n = 0, tail = 0;
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 || EVP_EncryptUpdate(ctx, NULL, &n, rec, 5) != 1 ||
-        (len > 0 && EVP_EncryptUpdate(ctx, out, &n, data, (int)len) != 1) ||
-        EVP_EncryptUpdate(ctx, out + (len > 0 ? n : 0), &tail, &type, 1) != 1)
+    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 || EVP_EncryptUpdate(ctx, NULL, &n, rec, 5) != 1)
         return false;
-    size_t done = (len > 0 ? (size_t)n : 0) + (size_t)tail;
+    if (typed) {
+        if (EVP_EncryptUpdate(ctx, out, &n, data, (int)len + 1) != 1)
+            return false;
+    } else if ((len > 0 && EVP_EncryptUpdate(ctx, out, &n, data, (int)len) != 1) ||
+               EVP_EncryptUpdate(ctx, out + (len > 0 ? n : 0), &tail, &type, 1) != 1) {
+        return false;
+    }
+    size_t done = (typed || len > 0 ? (size_t)n : 0) + (size_t)tail;
     int fin = 0;
+    OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + len + 1, TLS_TAG_LEN),
+                         OSSL_PARAM_construct_end()};
     if (EVP_EncryptFinal_ex(ctx, out + done, &fin) != 1 || done + (size_t)fin != len + 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TLS_TAG_LEN, out + len + 1) != 1)
+        EVP_CIPHER_CTX_get_params(ctx, tag) != 1)
         return false;
     t->tx.seq++;
     t->wlen += 5 + body;
     return true;
+}
+
+static bool ktls_install(struct conn *conn, struct tls_conn *t, const struct tls_dir *dir, int optname);
+
+/* A received record that is not application data (type, its content),
+ * whichever layer opened it (the own one, or the kernel under kTLS RX):
+ * close_notify ends input as a plain EOF, a KeyUpdate rekeys the receive
+ * side (and update_requested is answered with a KeyUpdate of ours),
+ * anything else closes the connection (io/tlsrec.c says which is which).
+ * False when the connection ends because of it. */
+static bool own_control(struct conn *conn, struct tls_conn *t, unsigned type, const unsigned char *data,
+                        size_t len)
+{
+    struct tlsrec_key_updates ku;
+    switch (tlsrec_classify(type, data, len, &ku)) {
+    case TLSREC_DATA:
+        if (len > 0)
+            conn_input(conn, (const char *)data, len);
+        return true;
+    case TLSREC_END:
+        conn_input_end(conn);
+        return false;
+    case TLSREC_KEY_UPDATE:
+        for (unsigned i = 0; i < ku.count; i++)
+            if (!dir_update(t, &t->rx, false))
+                goto unexpected;
+        if (t->rx_kernel && !ktls_install(conn, t, &t->rx, TLS_RX))
+            goto unexpected; /* a kernel without kTLS rekey (before 6.14): its key is stale */
+        /* Our own KeyUpdate, when asked for. Under kTLS TX it would need a
+         * handshake record through the kernel and a rekey of its side: not
+         * done, the connection closes (the client asked for a new key and
+         * would not get it). */
+        static const unsigned char key_update[5] = {24, 0, 0, 1, 0}; /* update_not_requested */
+        if (ku.update_requested &&
+            (t->layer == TLS_LAYER_KERNEL || t->ktls_due || !own_seal(t, 22, key_update, sizeof(key_update), false) ||
+             !dir_update(t, &t->tx, true)))
+            goto unexpected;
+        conn_want_flush(conn);
+        return true;
+    case TLSREC_FAIL:
+        break;
+    }
+unexpected:
+    ERR_clear_error();
+    log_debug(conn->shard->srv, "<%d TLS record of type %u not handled: closing", conn->fd, type);
+    conn_close_after_write(conn);
+    return false;
 }
 
 /* Is this record header one the own layer may open? */
@@ -740,9 +817,12 @@ static bool own_open(struct conn *conn, struct tls_conn *t, const unsigned char 
     dir_nonce(&t->rx, nonce);
     EVP_CIPHER_CTX *ctx = t->rx.ctx;
     int n = 0, fin = 0;
+    OSSL_PARAM tag[2] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)(rec + 5 + clen), TLS_TAG_LEN),
+        OSSL_PARAM_construct_end()};
     if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1 || EVP_DecryptUpdate(ctx, NULL, &n, rec, 5) != 1 ||
         EVP_DecryptUpdate(ctx, plain, &n, rec + 5, (int)clen) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TLS_TAG_LEN, (void *)(rec + 5 + clen)) != 1 ||
+        EVP_CIPHER_CTX_set_params(ctx, tag) != 1 ||
         EVP_DecryptFinal_ex(ctx, plain + n, &fin) != 1 || (size_t)n + (size_t)fin != clen) {
         ERR_clear_error();
         log_debug(conn->shard->srv, "<%d TLS record failed authentication", conn->fd);
@@ -759,40 +839,12 @@ static bool own_open(struct conn *conn, struct tls_conn *t, const unsigned char 
         return false;
     }
     unsigned char type = plain[--len];
-    if (type == 23) { /* application data */
+    if (type == TLSREC_APPLICATION_DATA) { /* the common case, before anything else */
         if (len > 0)
             conn_input(conn, (const char *)plain, len);
         return true;
     }
-    if (type == 21 && len == 2 && plain[1] == 0) { /* close_notify: as a plain EOF */
-        conn_input_end(conn);
-        return false;
-    }
-    if (type == 22) { /* post-handshake messages: only KeyUpdate is expected of a client */
-        for (size_t off = 0; off < len;) {
-            if (len - off < 5 || plain[off] != 24 || plain[off + 1] != 0 || plain[off + 2] != 0 ||
-                plain[off + 3] != 1 || plain[off + 4] > 1)
-                goto unexpected;
-            if (!dir_update(t, &t->rx, false))
-                goto unexpected;
-            static const unsigned char key_update[5] = {24, 0, 0, 1, 0}; /* update_not_requested */
-            /* Under kTLS the answer would need a handshake record and a
-             * rekey of the kernel's side: not done, the connection closes
-             * (the client asked for a new key and would not get it). */
-            if (plain[off + 4] == 1 &&
-                (t->layer == TLS_LAYER_KERNEL || t->ktls_due || !own_seal(t, 22, key_update, sizeof(key_update)) ||
-                 !dir_update(t, &t->tx, true)))
-                goto unexpected;
-            off += 5;
-        }
-        conn_want_flush(conn);
-        return true;
-    }
-unexpected:
-    ERR_clear_error();
-    log_debug(conn->shard->srv, "<%d TLS record of type %u not handled: closing", conn->fd, type);
-    conn_close_after_write(conn);
-    return false;
+    return own_control(conn, t, type, plain, len);
 }
 
 /* Opens every whole record of what arrived, in place; a record that has
@@ -898,7 +950,9 @@ static void own_start(struct conn *conn, struct tls_conn *t, size_t written)
     conn->shard->m.ssl_record_layer_openssl--;
     conn->shard->m.ssl_record_layer_corecache++;
     SSL_free_buffers(t->ssl); /* its record buffers are not used again */
-    t->ktls_due = tls->ktls_available && tls->cfg->ssl_kernel_tls;
+    /* not on the epoll backend (evring.c): its receive and cancel are not
+     * the ring's, and kTLS there is left for later; the own layer runs */
+    t->ktls_due = tls->ktls_available && tls->cfg->ssl_kernel_tls && conn->shard->evring == NULL;
     return;
 keep:
     OPENSSL_cleanse(t->client_secret, sizeof(t->client_secret));
@@ -906,73 +960,127 @@ keep:
     t->client_secret_len = t->server_secret_len = 0;
 }
 
-/* kTLS: hands the sealing of what is sent to the kernel (TLS_TX) with
- * the own layer's key, IV and next sequence number. Only once nothing
- * sealed here waits or is in flight (the kernel would seal it again).
- * Received records stay with the own layer: the ring's multishot recv
- * has no room for the record type the kernel reports for records that
- * are not application data (a KeyUpdate, an alert), so TLS_RX is not
- * used. On any failure the connection goes on with the own layer.
- * UNTESTED on a kernel with kTLS: this project's machines have none;
- * there only the fallback runs. */
+/* Installs one direction of the own layer in the kernel: TLS_TX or
+ * TLS_RX with the direction's key, IV and next sequence number (also the
+ * rekey after a KeyUpdate, on kernels that take a second TLS_RX). False
+ * (errno set) when the kernel refuses it. */
+static bool ktls_install(struct conn *conn, struct tls_conn *t, const struct tls_dir *dir, int optname)
+{
+    unsigned char key[32];
+    if (!expand_label(t, dir->secret, "key", key, t->key_len)) {
+        ERR_clear_error();
+        errno = EINVAL;
+        return false;
+    }
+    enum tlsrec_cipher cipher = t->cipher == t->server->aes128gcm   ? TLSREC_AES_128_GCM
+                                : t->cipher == t->server->aes256gcm ? TLSREC_AES_256_GCM
+                                                                    : TLSREC_CHACHA20_POLY1305;
+    union tlsrec_crypto_info info;
+    size_t size = tlsrec_crypto_info(&info, cipher, key, dir->iv, dir->seq);
+    bool ok = setsockopt(conn->fd, SOL_TLS, optname, &info, (socklen_t)size) == 0;
+    int saved = errno;
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(&info, sizeof(info));
+    errno = saved;
+    return ok;
+}
+
+/* kTLS, transmit side: hands the sealing of what is sent to the kernel
+ * (TLS_TX). Only once nothing sealed here waits or is in flight (the
+ * kernel would seal it again). Then asks for the receive side (below): the
+ * connection's multishot receive is cancelled, and ktls_rx_start runs
+ * before it is armed again. On any failure the connection goes on with
+ * the own layer. UNTESTED on a kernel with kTLS: this project's machines
+ * have none; there only the fallback runs. */
 static void ktls_start(struct conn *conn, struct tls_conn *t)
 {
     t->ktls_due = false;
-    union {
-        struct tls12_crypto_info_aes_gcm_128 aes128;
-        struct tls12_crypto_info_aes_gcm_256 aes256;
-        struct tls12_crypto_info_chacha20_poly1305 chacha;
-    } info;
-    unsigned char key[32], seq[8];
-    size_t size;
-    memset(&info, 0, sizeof(info));
-    for (int i = 0; i < 8; i++)
-        seq[i] = (unsigned char)(t->tx.seq >> (56 - 8 * i));
-    if (!expand_label(t, t->tx.secret, "key", key, t->key_len)) {
-        ERR_clear_error();
-        return;
-    }
-    if (t->cipher == t->server->aes128gcm) {
-        info.aes128.info.version = TLS_1_3_VERSION;
-        info.aes128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
-        memcpy(info.aes128.salt, t->tx.iv, 4);
-        memcpy(info.aes128.iv, t->tx.iv + 4, 8);
-        memcpy(info.aes128.key, key, 16);
-        memcpy(info.aes128.rec_seq, seq, 8);
-        size = sizeof(info.aes128);
-    } else if (t->cipher == t->server->aes256gcm) {
-        info.aes256.info.version = TLS_1_3_VERSION;
-        info.aes256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
-        memcpy(info.aes256.salt, t->tx.iv, 4);
-        memcpy(info.aes256.iv, t->tx.iv + 4, 8);
-        memcpy(info.aes256.key, key, 32);
-        memcpy(info.aes256.rec_seq, seq, 8);
-        size = sizeof(info.aes256);
-    } else {
-        info.chacha.info.version = TLS_1_3_VERSION;
-        info.chacha.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-        memcpy(info.chacha.iv, t->tx.iv, 12);
-        memcpy(info.chacha.key, key, 32);
-        memcpy(info.chacha.rec_seq, seq, 8);
-        size = sizeof(info.chacha);
-    }
-    bool ok = setsockopt(conn->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0 &&
-              setsockopt(conn->fd, SOL_TLS, TLS_TX, &info, (socklen_t)size) == 0;
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(&info, sizeof(info));
-    if (!ok) { /* the ULP alone leaves the socket a plain one: sealing stays here */
+    if (setsockopt(conn->fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) != 0 ||
+        !ktls_install(conn, t, &t->tx, TLS_TX)) {
+        /* the ULP alone leaves the socket a plain one: sealing stays here */
         log_debug(conn->shard->srv, "<%d kTLS not taken: %s", conn->fd, strerror(errno));
         return;
     }
     t->layer = TLS_LAYER_KERNEL;
     conn->shard->m.ssl_record_layer_corecache--;
     conn->shard->m.ssl_record_layer_kernel++;
+    t->ktls_rx_due = true;
+    conn_cycle_recv(conn);
+}
+
+/* kTLS, receive side (TLS_RX), from conn.c just before the receive is
+ * armed again: no receive is outstanding then and every byte the old one
+ * took has been handled, so the kernel starts at the next byte of the
+ * stream. That must be a record boundary: if a record waits in part here,
+ * receiving stays with the own layer for the connection's life. With
+ * TLS_RX the ring's receive returns plaintext of application-data records;
+ * a record of another type fails that receive with EIO (no room for its
+ * control message) and tls_recv_failed reads it with recvmsg. UNTESTED on
+ * a kernel with kTLS (see ktls_start). */
+static void tls_rearm(struct conn *conn)
+{
+    struct tls_conn *t = conn->transport_state;
+    if (!t->ktls_rx_due)
+        return;
+    t->ktls_rx_due = false;
+    if (t->rec_len != 0) {
+        log_debug(conn->shard->srv, "<%d kTLS receive not taken: a record is in part", conn->fd);
+        return;
+    }
+    if (!ktls_install(conn, t, &t->rx, TLS_RX)) {
+        log_debug(conn->shard->srv, "<%d kTLS receive not taken: %s", conn->fd, strerror(errno));
+        return;
+    }
+    t->rx_kernel = true;
+    conn->shard->m.ssl_record_layer_kernel_rx++;
+    free(t->rec);
+    t->rec = NULL;
+}
+
+/* A receive on a kTLS RX socket failed. EIO: the next record is not
+ * application data and the ring's receive had no room for its type. It is
+ * read here with a plain recvmsg (MSG_DONTWAIT; it is there, decrypted,
+ * the kernel keeps it for this call) and handled like the own layer's
+ * control records; the caller arms the receive again. A syscall outside
+ * the ring, but only for an alert or a KeyUpdate, never per request. True
+ * when the connection goes on (or ended by itself), false for conn.c to
+ * close it as any receive error. */
+static bool tls_recv_failed(struct conn *conn, int res)
+{
+    struct tls_conn *t = conn->transport_state;
+    if (!t->rx_kernel || res != -EIO)
+        return false;
+    unsigned char plain[TLS_RECORD_MAX];
+    union {
+        struct cmsghdr align;
+        unsigned char buf[CMSG_SPACE(sizeof(unsigned char))];
+    } cbuf;
+    struct iovec iov = {.iov_base = plain, .iov_len = sizeof(plain)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+                         .msg_controllen = sizeof(cbuf.buf)};
+    ssize_t n = recvmsg(conn->fd, &msg, MSG_DONTWAIT);
+    if (n < 0) /* even EAGAIN: the record that failed the receive is not there, and
+                * arming the receive again would only fail it again */
+        return false;
+    if (n == 0) {
+        conn_input_end(conn);
+        return true;
+    }
+    int type = tlsrec_cmsg_type(&msg);
+    if (type < 0)
+        return false;
+    own_control(conn, t, (unsigned)type, plain, (size_t)n);
+    return true;
 }
 
 static void tls_on_recv(struct conn *conn, const char *data, size_t len)
 {
     struct tls_conn *t = conn->transport_state;
-    if (t->layer != TLS_LAYER_OPENSSL) { /* received records are opened here with kTLS too */
+    if (t->rx_kernel) { /* kTLS RX: the kernel opened the records */
+        conn_input(conn, data, len);
+        return;
+    }
+    if (t->layer != TLS_LAYER_OPENSSL) { /* opened here (with kTLS TX too, until TLS_RX is on) */
         own_recv(conn, t, (const unsigned char *)data, len);
         return;
     }
@@ -1030,8 +1138,10 @@ done:
     t->inlen = 0;
 }
 
-/* One TLS record (or more, for more than TLS_RECORD_MAX) into wbio. */
-static bool seal_write(struct conn *conn, const char *data, size_t len)
+/* One TLS record of `len` (at most TLS_RECORD_MAX) bytes into wbuf;
+ * `typed`: data[len] holds the type byte of application data (the own
+ * layer seals it with the content; the others ignore it). */
+static bool seal_write(struct conn *conn, const char *data, size_t len, bool typed)
 {
     struct tls_conn *t = conn->transport_state;
     if (t->layer == TLS_LAYER_KERNEL) { /* the kernel seals what is sent */
@@ -1042,7 +1152,7 @@ static bool seal_write(struct conn *conn, const char *data, size_t len)
         return true;
     }
     if (t->layer == TLS_LAYER_OWN) {
-        if (own_seal(t, 23, data, len))
+        if (own_seal(t, 23, data, len, typed))
             return true;
         ERR_clear_error();
         log_debug(conn->shard->srv, "<%d TLS sealing failed", conn->fd);
@@ -1075,22 +1185,23 @@ static bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
         /* Replies are many small iov entries (a header, an item's value in
          * place, "END"): gathered into full records, not one record each,
          * since every record costs a header, a tag and a cipher call. */
-        char record[TLS_RECORD_MAX];
+        char record[TLS_RECORD_MAX + 1]; /* and the own layer's type byte */
         size_t fill = 0, budget = TLS_SEAL_MAX;
         for (unsigned i = 0; i < n && budget > 0; i++) {
             const char *p = conn->iov[i].iov_base;
             size_t left = conn->iov[i].iov_len < budget ? conn->iov[i].iov_len : budget;
             budget -= left;
             while (left > 0) {
-                size_t take = left < sizeof(record) - fill ? left : sizeof(record) - fill;
-                if (take == sizeof(record) && fill == 0) { /* a full record in place */
-                    if (!seal_write(conn, p, take))
+                size_t take = left < TLS_RECORD_MAX - fill ? left : TLS_RECORD_MAX - fill;
+                if (take == TLS_RECORD_MAX && fill == 0) { /* a full record in place */
+                    if (!seal_write(conn, p, take, false))
                         return false;
                 } else {
                     memcpy(record + fill, p, take);
                     fill += take;
-                    if (fill == sizeof(record)) {
-                        if (!seal_write(conn, record, fill))
+                    if (fill == TLS_RECORD_MAX) {
+                        record[fill] = TLSREC_APPLICATION_DATA;
+                        if (!seal_write(conn, record, fill, true))
                             return false;
                         fill = 0;
                     }
@@ -1100,7 +1211,8 @@ static bool tls_seal(struct conn *conn, unsigned n, size_t *sealed)
                 *sealed += take;
             }
         }
-        if (fill > 0 && !seal_write(conn, record, fill))
+        record[fill] = TLSREC_APPLICATION_DATA;
+        if (fill > 0 && !seal_write(conn, record, fill, true))
             return false;
     }
     if (t->wfail)
@@ -1149,4 +1261,6 @@ static const struct conn_transport tls_transport = {
     .out_iov = tls_out_iov,
     .on_sent = tls_on_sent,
     .destroy = tls_destroy,
+    .rearm = tls_rearm,
+    .recv_failed = tls_recv_failed,
 };

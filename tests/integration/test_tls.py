@@ -608,11 +608,10 @@ class TlsRecordLayer(unittest.TestCase):
             p.kill()
             p.wait()
 
-    def test_kernel_tls_detected_or_fallback(self):
-        """-o ssl_kernel_tls: where the kernel has kTLS (TCP_ULP "tls") the
-        sealing of replies goes to it after the handshake; where it has not
-        (this project's machines), stats say so and the own layer serves."""
-        with Server(flags=tls_flags("ssl_kernel_tls")) as srv:
+    def kernel_tls_stats(self, extra):
+        """stats of a server with -o ssl_kernel_tls,<extra> while one TLS 1.3
+        connection that moved a 70 KB value both ways is open."""
+        with Server(flags=tls_flags("ssl_kernel_tls" + extra)) as srv:
             ctx = client_ctx()
             ctx.minimum_version = ssl.TLSVersion.TLSv1_3
             with TlsConn(srv.port, ctx) as c:
@@ -623,17 +622,40 @@ class TlsRecordLayer(unittest.TestCase):
                 deadline = time.monotonic() + 10
                 while True:  # the harness's start-up probes may still be closing
                     st = stat_lines(c.send, c.recv_until)
-                    if st["ssl_record_layer_openssl"] == "0":
+                    # (with kTLS: and the receive side follows the transmit side
+                    # once the ring's receive has been cycled)
+                    if st["ssl_record_layer_openssl"] == "0" and \
+                            st["ssl_record_layer_kernel_rx"] == st["ssl_record_layer_kernel"]:
                         break
                     self.assertLess(time.monotonic(), deadline, st)
                     time.sleep(0.05)
-            if st["ssl_kernel_tls_available"] == "yes":
-                self.assertEqual(st["ssl_record_layer"], "kernel")
-                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("1", "0"))
-            else:
-                self.assertEqual(st["ssl_kernel_tls_available"], "no")
-                self.assertEqual(st["ssl_record_layer"], "user")
-                self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("0", "1"))
+                # and requests after the stats (on kTLS: after both hand-overs)
+                c.send(b"get kt\r\n")
+                self.assertEqual(c.recv_until(b"END\r\n"), b"VALUE kt 0 %d\r\n%s\r\nEND\r\n" % (len(value), value))
+        return st
+
+    def test_kernel_tls_detected_or_fallback(self):
+        """-o ssl_kernel_tls: where the kernel has kTLS (TCP_ULP "tls") both
+        directions of the record layer go to it after the handshake
+        (transmit: _kernel, receive: _kernel_rx); where it has not (this
+        project's machines), stats say so and the own layer serves both."""
+        st = self.kernel_tls_stats("")
+        if st["ssl_kernel_tls_available"] == "yes":
+            self.assertEqual(st["ssl_record_layer"], "kernel")
+            self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("1", "0"))
+            self.assertEqual(st["ssl_record_layer_kernel_rx"], "1")
+        else:
+            self.assertEqual(st["ssl_kernel_tls_available"], "no")
+            self.assertEqual(st["ssl_record_layer"], "user")
+            self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_corecache"]), ("0", "1"))
+            self.assertEqual(st["ssl_record_layer_kernel_rx"], "0")
+
+    def test_kernel_tls_stays_off_on_epoll(self):
+        """The epoll backend keeps both directions in corecache's own layer,
+        kTLS available or not."""
+        st = self.kernel_tls_stats(",io_backend=epoll")
+        self.assertEqual((st["ssl_record_layer_kernel"], st["ssl_record_layer_kernel_rx"],
+                          st["ssl_record_layer_corecache"]), ("0", "0", "1"))
 
     def test_records_split_anywhere(self):
         c = RawTls(self.srv.port)

@@ -142,9 +142,9 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
 
 /* The key runs here; the detail and watch checks are one relaxed load
  * each, both off by default. */
-static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
-                                                            const struct proto_req *req, const char *key,
-                                                            uint32_t nkey, uint64_t hash, struct sink *out)
+static inline __attribute__((always_inline)) bool exec_local_run(const struct exec_ctx *ctx,
+                                                                const struct proto_req *req, const char *key,
+                                                                uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (__builtin_expect(ctx->watch != NULL &&
                              atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0, 0))
@@ -152,14 +152,23 @@ static inline __attribute__((always_inline)) bool exec_local(const struct exec_c
     if (__builtin_expect(ctx->detail != NULL &&
                              atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed), 0))
         return exec_detailed(ctx, req, key, nkey, hash, out);
-    /* issue 17: other shards may be reading this store (peek.c) */
+    return exec_run(ctx, req, key, nkey, hash, out);
+}
+
+/* issue 17: every command but get/gets runs inside this store's write
+ * side, whatever path it takes (watched, detailed or not): other shards
+ * may be reading the store (peek.c). */
+static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
+                                                            const struct proto_req *req, const char *key,
+                                                            uint32_t nkey, uint64_t hash, struct sink *out)
+{
     if (ctx->peek_self != NULL && req->cmd != PROTO_GET && req->cmd != PROTO_GETS) {
         peek_write_begin(ctx->peek_self);
-        bool ok = exec_run(ctx, req, key, nkey, hash, out);
+        bool ok = exec_local_run(ctx, req, key, nkey, hash, out);
         peek_write_end(ctx->peek_self);
         return ok;
     }
-    return exec_run(ctx, req, key, nkey, hash, out);
+    return exec_local_run(ctx, req, key, nkey, hash, out);
 }
 
 /* issue 17: a text get/gets or a binary get of another shard's key, served here from its

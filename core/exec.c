@@ -190,7 +190,7 @@ static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, u
         return true;
     *done = true;
     if (r == PEEK_HIT_BUMP)
-        ctx->bump(ctx->router, owner, key, nkey, hash);
+        ctx->bump(ctx->router, owner, key, nkey, hash, copy.loc, copy.wseq);
     store_count_remote_get(ctx->env->store, it != NULL);
     if (binary)
         return process_bin_get_reply(req, it, key, nkey, out);

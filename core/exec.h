@@ -149,7 +149,8 @@ struct exec_ctx {
     const struct peek_reader *peek;
     /* issue 17: a get served from shard `owner`'s memory that its store
      * must still count in the item (store_remote_hit): one-way, no reply */
-    void (*bump)(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash);
+    void (*bump)(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash,
+                 uint64_t loc, unsigned wseq);
     const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
     unsigned self;                 /* this shard's id in the ring */
     exec_forward_fn forward;       /* keys another shard owns (ring != NULL) */

@@ -171,6 +171,8 @@ enum peek_result peek_lookup(const struct peek_reader *r, unsigned owner, const 
             return PEEK_FORWARD;
         peek_copy(buf + head, v->arena + at + head * 8, words - head);
         found = it;
+        copy->loc = locs[i];
+        copy->wseq = s1;
     }
     struct peek_clock c;
     peek_read_clock(v, &c);

@@ -81,6 +81,8 @@ enum peek_result {
 /* A validated copy of an owner's item: header, key and value (peek_lookup). */
 #define PEEK_WORDS_MAX ((28 + 255 + PEEK_VALUE_MAX + 7) / 8)
 struct peek_copy {
+    uint64_t loc;  /* where it lies in the owner's store (segidx.h) */
+    unsigned wseq; /* the owner's write sequence it was read at */
     union {
         uint64_t w[PEEK_WORDS_MAX];
         struct item it;

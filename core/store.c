@@ -1655,6 +1655,13 @@ void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_
         store_hit(store, it);
 }
 
+void store_remote_hit_at(struct store *store, uint64_t loc)
+{
+    struct item *it = item_at_loc(store, loc);
+    if ((it->iflags & ITEM_LINKED) != 0 && !store_is_flushed(store, it) && !store_is_expired(store, it))
+        store_hit(store, it);
+}
+
 void store_count_remote_get(struct store *store, bool hit)
 {
     store->m.cmd_get++;

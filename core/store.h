@@ -363,6 +363,10 @@ void store_count_remote_get(struct store *store, bool hit);
  * still there and live; nothing else (no command is counted, nothing is
  * unlinked). */
 void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_t hash);
+/* The same for the item at `loc` (segidx.h), which the caller knows is
+ * still that key's: nothing was written to the store since it was read
+ * there (peek_shard.wseq unchanged). Saves the index lookup. */
+void store_remote_hit_at(struct store *store, uint64_t loc);
 /* --- end issue 17 --- */
 
 /* The segment size the store chose, and its segment count. */

@@ -61,6 +61,8 @@ enum xtype {
 
 struct x_bump {
     uint64_t hash;
+    uint64_t loc;  /* where the reader found it... */
+    uint32_t wseq; /* ...at this write sequence of the owner's */
     uint32_t nkey;
     /* then: key */
 };
@@ -274,10 +276,11 @@ static bool route_forward(void *router, unsigned owner, const struct proto_req *
 }
 
 /* issue 17: exec_ctx.bump: the owner counts a read served from its memory */
-static void route_bump(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash)
+static void route_bump(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash,
+                       uint64_t loc, unsigned wseq)
 {
     struct shard *shard = router;
-    struct x_bump x = {.hash = hash, .nkey = nkey};
+    struct x_bump x = {.hash = hash, .loc = loc, .wseq = wseq, .nkey = nkey};
     if (!route_send(shard, owner, X_BUMP, &x, sizeof(x), key, nkey, NULL, 0))
         log_error(shard->srv, "shard %u: out of memory sending a read count", shard->id);
     shard->m.peek_bumps_out++;
@@ -540,7 +543,12 @@ static void route_handle(struct shard *shard, unsigned from, const struct xrec *
         break;
     case X_BUMP: { /* issue 17 */
         const struct x_bump *x = p;
-        store_remote_hit(shard->store, (const char *)(x + 1), x->nkey, x->hash);
+        /* nothing written since the read: the item is still where it was */
+        if (shard->exec.peek_self != NULL &&
+            x->wseq == atomic_load_explicit(&shard->exec.peek_self->wseq, memory_order_relaxed))
+            store_remote_hit_at(shard->store, x->loc);
+        else
+            store_remote_hit(shard->store, (const char *)(x + 1), x->nkey, x->hash);
         break;
     }
     case X_FLUSH:

@@ -193,10 +193,15 @@ def main():
     ap.add_argument("--slow-wait", type=float, default=5.0)
     ap.add_argument("--corecache-args", default="", help="extra corecache flags, e.g. '--recv-buffers 64'")
     ap.add_argument("--skip-memcached", action="store_true", help="run corecache only (a quick look)")
+    ap.add_argument("--abuses", default="flood,idle,slow",
+                    help="which abuses to run, comma-separated (a quick look; --results needs all three)")
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument("--results", help="put the table in its section of this Markdown file (bench/RESULTS.md)")
     args = ap.parse_args()
 
+    abuses = set(args.abuses.split(","))
+    if args.results and abuses != {"flood", "idle", "slow"}:
+        sys.exit("rss_abuse: --results needs all three abuses")
     need = args.idle_conns + 200
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
@@ -214,16 +219,22 @@ def main():
     results = {}
     for name, argv in servers:
         r = {}
-        with Server(name, argv) as srv:
-            r["flood"] = flood(srv, bench, args.flood_seconds)
-        with Server(name, argv) as srv:
-            r["idle"] = idle(srv, args.idle_conns)
-        with Server(name, argv) as srv:
-            r["slow"] = slow_reader(srv, args.slow_gets, args.slow_wait)
+        if "flood" in abuses:
+            with Server(name, argv) as srv:
+                r["flood"] = flood(srv, bench, args.flood_seconds)
+        if "idle" in abuses:
+            with Server(name, argv) as srv:
+                r["idle"] = idle(srv, args.idle_conns)
+        if "slow" in abuses:
+            with Server(name, argv) as srv:
+                r["slow"] = slow_reader(srv, args.slow_gets, args.slow_wait)
         results[name] = r
         sys.stderr.write("rss_abuse: %s done\n" % name)
 
     names = [n for n, _ in servers]
+    if abuses != {"flood", "idle", "slow"}:
+        print(json.dumps(results, indent=1))
+        return
     table = render(names, results, args)
     print(table)
     if args.json:

@@ -381,6 +381,8 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
     case PROTO_NONE: /* swallowed bytes, or a close with nothing to say */
         return true;
     case PROTO_ERROR:
+        if (req->error == proto_flush_all_bad_delay && ctx->disable_flush_all)
+            return text_line(req, "CLIENT_ERROR flush_all not allowed", out); /* -F first */
         return req->error == NULL || req->close || text_line(req, req->error, out);
     case PROTO_GET:
     case PROTO_GETS:

@@ -512,6 +512,8 @@ static size_t parse_delete(struct cursor *cur, struct token *toks, struct proto_
  * "flush_all noreply", so "flush_all 10 20" is a delay of 10. A delay of 0
  * or less means now; we report it as 0.
  */
+const char proto_flush_all_bad_delay[] = EXPTIME_ERROR;
+
 static size_t parse_flush_all(struct cursor *cur, struct token *toks, struct proto_req *req,
                               size_t consumed)
 {
@@ -522,7 +524,7 @@ static size_t parse_flush_all(struct cursor *cur, struct token *toks, struct pro
     if (n != (req->noreply ? 2u : 1u)) {
         int64_t delay;
         if (!parse_exptime(&toks[1], &delay))
-            return fail(req, EXPTIME_ERROR, consumed);
+            return fail(req, proto_flush_all_bad_delay, consumed);
         req->exptime = delay > 0 ? delay : 0;
     }
     req->cmd = PROTO_FLUSH_ALL;

@@ -280,5 +280,9 @@ bool proto_is_storage(enum proto_cmd cmd);
 bool proto_is_retrieval(enum proto_cmd cmd);
 /* The command's name as sent ("get", "set", ...). */
 const char *proto_cmd_name(enum proto_cmd cmd);
+/* flush_all's bad-delay error (memcached's "invalid exptime argument"): its
+ * own object, so that exec can answer -F's refusal first, as memcached
+ * checks -F before the arguments (issue 15). */
+extern const char proto_flush_all_bad_delay[];
 
 #endif

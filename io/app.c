@@ -300,13 +300,10 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     srv.limits.item_size_max = srv.cfg.item_size_max;
     srv.limits.item_total = store_item_total;
     srv.limits.strict_keys = srv.cfg.strict_keys;
-    /* Unsent replies a connection may hold before its reading pauses; one
-     * reply may pass it (the check is before each request), so a value of
-     * any size still goes through. 1 MiB keeps a slow reader's cost small
-     * (issue 15: a reader of 100k pipelined gets held 4 MiB of copies). */
-    srv.out_cap = srv.cfg.item_size_max;
-    if (srv.out_cap < 1024u * 1024)
-        srv.out_cap = 1024u * 1024;
+    /* Unsent replies a connection may hold before its reading pauses (issue
+     * 15, io/guard.h); one reply may pass it, so a value of any size still
+     * goes through. */
+    srv.out_cap = GUARD_CONN_OUT_CAP;
 
     /* Signals are taken synchronously by this thread; shards never see
      * them (the mask is inherited by the threads created below). */

@@ -148,6 +148,16 @@ static bool conn_shard_out_full(struct conn *conn)
 /* Input buffer memory under --conn-memory: past the shard's share the
  * request is refused with memcached's error and the connection closes
  * once it is sent. */
+static void conn_refuse_input(struct conn *conn)
+{
+    conn->closing = true;
+    conn->close_after_write = true;
+    if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
+        conn_want_flush(conn);
+    else
+        conn_close(conn, "out of memory refusing a request");
+}
+
 static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
 {
     struct shard *shard = conn->shard;
@@ -155,12 +165,7 @@ static bool conn_input_reserve(struct conn *conn, uint64_t bytes)
     uint64_t share = srv->cfg.conn_memory / srv->nshards;
     if (srv->cfg.conn_memory != 0 && shard->m.conn_input_bytes + bytes > share) {
         shard->m.conn_mem_refused++;
-        conn->closing = true;
-        conn->close_after_write = true;
-        if (sink_puts(&conn->out.sink, "SERVER_ERROR out of memory reading request\r\n"))
-            conn_want_flush(conn);
-        else
-            conn_close(conn, "out of memory refusing a request");
+        conn_refuse_input(conn);
         return false;
     }
     shard->m.conn_input_bytes += bytes;
@@ -463,8 +468,10 @@ static bool rbuf_append(struct conn *conn, const char *data, size_t len)
         if (!conn_input_reserve(conn, cap - conn->rcap))
             return false; /* past --conn-memory: answered, closing (guard.h) */
         char *rbuf = realloc(conn->rbuf, cap);
-        if (rbuf == NULL) {
+        if (rbuf == NULL) { /* issue 15: memcached's answer, then close */
             guard_input_release(conn->shard, cap - conn->rcap);
+            conn->shard->m.malloc_fails++;
+            conn_refuse_input(conn);
             return false;
         }
         conn->rbuf = rbuf;
@@ -500,11 +507,10 @@ void conn_input(struct conn *conn, const char *data, size_t len)
     if (conn->rlen == 0)
         used = conn_parse(conn, data, len);
     if (conn->fd >= 0 && !conn->close_inflight && used < len) {
-        if (!rbuf_append(conn, data + used, len - used) && !conn->close_after_write) {
-            conn->shard->m.malloc_fails++; /* (past --conn-memory it answered and is closing) */
-            conn_close(conn, "out of memory buffering input");
-        }
-        else if (used == 0)
+        /* false: refused with memcached's error (--conn-memory or a failed
+         * allocation, issue 15), and closing */
+        bool kept = rbuf_append(conn, data + used, len - used);
+        if (kept && used == 0)
             conn_parse_rbuf(conn);
         /* Held back by replies still to come from other shards (a deep
          * pipeline of forwarded writes, noreply ones too): past one

@@ -90,7 +90,7 @@ void guard_accept_ok(struct shard *shard);
 
 /*
  * The shard's cap on unsent reply bytes over all its connections: 4 times
- * the per-connection cap (srv->out_cap). True (and shard_out_yields counted)
+ * the per-connection cap (srv->out_cap), 1 MiB. True (and shard_out_yields counted)
  * when the shard is past it and `conn` has unsent output of its own: conn.c
  * then pauses the connection's reading as for its own cap, and the send of
  * that output resumes it. A connection with nothing unsent always proceeds,
@@ -99,8 +99,20 @@ void guard_accept_ok(struct shard *shard);
 #define GUARD_SHARD_OUT_CAPS 4
 
 /*
+ * The per-connection cap (srv->out_cap): unsent reply bytes a connection may
+ * hold before conn.c stops parsing and receiving its requests, whatever -I
+ * is. The check is before each request, so one reply of any size passes it
+ * (a large value is referenced, not copied); reading resumes once half has
+ * been sent. The client's pipeline then waits in the kernel's socket
+ * buffers, as on memcached, which stops reading a connection it cannot
+ * write to. It was max(1 MiB, -I): a slow reader of 100k pipelined gets
+ * held 1 MiB of reply copies and the input behind them.
+ */
+#define GUARD_CONN_OUT_CAP (256u * 1024)
+
+/*
  * The shard's cap on its cross-shard backlog (records that found their
- * channel full, xchan_backlog_bytes): 4 times the per-connection cap. Past
+ * channel full, xchan_backlog_bytes): 16 times the per-connection cap (4 MiB). Past
  * it, a connection with requests out at other shards parses nothing more
  * (xchan_backlog_yields) until one of its replies arrives and the backlog
  * is back under the cap; a connection with none out always proceeds, and
@@ -108,7 +120,7 @@ void guard_accept_ok(struct shard *shard);
  * keeps draining. What passes the cap is at most one request per
  * connection that was under it. Shard thread (conn.c).
  */
-#define GUARD_XCHAN_BACKLOG_CAPS 4
+#define GUARD_XCHAN_BACKLOG_CAPS 16
 
 /* The shard's shard_out_bytes follows each connection's out.bytes when
  * asked: before a request (guard_shard_out_full), after a send

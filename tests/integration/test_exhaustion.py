@@ -33,7 +33,12 @@ reply that was owed arrives and is right, and new clients are served.
   - connection memory: --conn-memory 16 and a dozen 3 MB uploads left
     unfinished: those past the budget get memcached's "SERVER_ERROR out of
     memory reading request" and are closed (conn_mem_refused); other
-    clients keep working; once the uploads go, large values store again.
+    clients keep working; once the uploads go, large values store again;
+    and without that budget (--conn-memory 0), under an address-space limit
+    (prlimit --as: what the warmed server maps plus 48 MiB), 3 MB uploads
+    until an allocation really fails: the same error and close, counted in
+    malloc_fails (stats and /metrics), and the server recovers the same way
+    (skipped in sanitizer builds, whose shadow memory no such limit holds).
 
 corecache only (the options and counters are its own): against memcached
 the file exits 77.
@@ -72,6 +77,17 @@ class LimitedServer(MetricsServer):
 
     def argv(self, port):
         return ["prlimit", "--nofile=%d:%d" % self.nofile, "--"] + super().argv(port)
+
+
+class AddressSpaceServer(MetricsServer):
+    """The server started under `prlimit --as=BYTES` (issue 15)."""
+
+    def __init__(self, limit, flags, **kw):
+        super().__init__(flags, **kw)
+        self.limit = limit
+
+    def argv(self, port):
+        return ["prlimit", "--as=%d" % self.limit, "--"] + super().argv(port)
 
 
 def pipeline_gets(sock, key, count):
@@ -283,7 +299,7 @@ class BacklogTest(unittest.TestCase):
             wait_until(lambda: stat(server, "shard_out_yields") > 0, 10)
             self.assertGreater(stat(server, "conn_yields"), 0)
             self.assertGreater(stat(server, "shard_out_yields"), 0)
-            # The shard caps (2 x 4 x 1 MiB) plus the replies already asked of
+            # The shard caps (2 x 4 x 256 KiB) plus the replies already asked of
             # the other shard when a connection paused; without caps this is
             # the whole 180 MB.
             held_mb = int(server.stats()["shard_out_bytes"]) / 1048576
@@ -412,6 +428,70 @@ class ConnectionMemoryTest(unittest.TestCase):
                 c.close()
             self.assertTrue(wait_until(lambda: server.stats()["conn_input_bytes"] == "0", 10))
             value = b"y" * 3000000
+            with server.conn(timeout=30) as c:
+                c.send(b"set big 0 0 %d\r\n%s\r\nget big\r\n" % (len(value), value))
+                self.assertEqual(c.recv_until(b"\r\n"), b"STORED\r\n")
+                self.assertEqual(c.recv_until(b"END\r\n"),
+                                 b"VALUE big 0 %d\r\n%s\r\nEND\r\n" % (len(value), value))
+            ok.close()
+
+    def test_issue15_allocation_fails_for_connection_memory(self):
+        # No budget of ours this time (--conn-memory 0): the kernel refuses
+        # the memory. The server runs under an address-space limit (RLIMIT_AS)
+        # of what it maps once started and warmed, plus 48 MiB; uploads of
+        # 3 MB each then grow their input buffers until an allocation fails.
+        if harness.sanitizer_build():  # a sanitizer maps terabytes of shadow
+            self.skipTest("RLIMIT_AS cannot hold a sanitizer build")
+        flags = ["-t", "2", "-I", "4m", "--conn-memory", "0"]
+        value = b"w" * 3000000
+
+        def warm(server):
+            with server.conn(timeout=30) as c:
+                c.send(b"set warm 0 0 %d\r\n%s\r\n" % (len(value), value))
+                self.assertEqual(c.recv_until(b"\r\n"), b"STORED\r\n")
+
+        with MetricsServer(flags) as server:
+            warm(server)
+            with open("/proc/%d/status" % server.pid) as f:
+                vm_kb = int([l for l in f if l.startswith("VmPeak:")][0].split()[1])
+        limit = vm_kb * 1024 + (48 << 20)
+        with AddressSpaceServer(limit, flags) as server:
+            warm(server)
+            ok = server.conn()
+            ok.send("set small 0 0 2\r\nok\r\n")
+            self.assertEqual(ok.recv_until(b"\r\n"), b"STORED\r\n")
+            uploads = []
+            for _ in range(64):  # 192 MB asked at most: far past the 48 MiB
+                c = server.conn(timeout=10)
+                uploads.append(c)
+                try:
+                    c.send(b"set up 0 0 %d\r\n" % len(value) + value[:2900000])  # then wait
+                except OSError:
+                    pass
+                # each upload held whole (a 4 MiB input buffer), or refused
+                n = len(uploads)
+                self.assertTrue(wait_until(lambda: stat(server, "malloc_fails") > 0 or
+                                           stat(server, "conn_input_bytes") >= n * (4 << 20), 30))
+                if stat(server, "malloc_fails") > 0:
+                    break
+            fails = stat(server, "malloc_fails")
+            self.assertGreater(fails, 0, "no allocation failed under RLIMIT_AS %d" % limit)
+            # the upload that found no memory: memcached's answer
+            # (try_read_network), then the close; the earlier ones wait on
+            self.assertEqual(uploads[-1].recv_until_close(timeout=30),
+                             (b"SERVER_ERROR out of memory reading request\r\n", True))
+            for c in uploads[:-1]:
+                self.assertEqual(c.recv_until_close(timeout=0.2), (b"", False))
+            self.assertEqual(stat(server, "conn_mem_refused"), 0)  # not our budget: the kernel's
+            metrics = samples(server.scrape())
+            self.assertEqual(sum(v for k, v in metrics.items() if k.startswith("corecache_malloc_fails")), fails)
+            # the other clients are untouched; with the uploads gone, the
+            # memory is back and a large value is stored again
+            ok.send("get small\r\n")
+            self.assertEqual(ok.recv_until(b"END\r\n"), b"VALUE small 0 2\r\nok\r\nEND\r\n")
+            for c in uploads:
+                c.close()
+            self.assertTrue(wait_until(lambda: server.stats()["conn_input_bytes"] == "0", 10))
             with server.conn(timeout=30) as c:
                 c.send(b"set big 0 0 %d\r\n%s\r\nget big\r\n" % (len(value), value))
                 self.assertEqual(c.recv_until(b"\r\n"), b"STORED\r\n")

@@ -157,6 +157,11 @@ class Issue12Test(unittest.TestCase):
             self.assertEqual(f.readline(), b"CLIENT_ERROR flush_all not allowed\r\n")
             s.sendall(b"get foo\r\n")
             self.assertEqual(lines_until_end(f), [b"VALUE foo 0 3\r\n", b"bar\r\n", b"END\r\n"])
+            # issue 15: -F is checked before the delay is read; noreply
+            # silences the refusal (memcached 1.6.18's order)
+            s.sendall(b"flush_all garbage\r\nflush_all 0 noreply\r\nflush_all x noreply\r\nmn\r\n")
+            self.assertEqual(f.readline(), b"CLIENT_ERROR flush_all not allowed\r\n")
+            self.assertEqual(f.readline(), b"MN\r\n")
             s.sendall(b"stats settings\r\n")
             self.assertIn(b"STAT flush_enabled no\r\n", b"".join(lines_until_end(f)))
             s.close()
@@ -168,6 +173,20 @@ class Issue12Test(unittest.TestCase):
             while len(hdr) < 24:
                 hdr += s.recv(24 - len(hdr))
             self.assertEqual(struct.unpack(">H", hdr[6:8])[0], 0x20)
+            # issue 15: the quiet flush (FLUSHQ, with a delay) is refused
+            # aloud too, with memcached's body, before the NOOP's answer
+            s.sendall(struct.pack(">BBHBBHIIQI", 0x80, 0x18, 0, 4, 0, 0, 4, 7, 0, 5) +
+                      struct.pack(">BBHBBHIIQ", 0x80, 0x0a, 0, 0, 0, 0, 0, 8, 0))
+            want = (struct.pack(">BBHBBHIIQ", 0x81, 0x18, 0, 0, 0, 0x20, 13, 7, 0) + b"Auth failure." +
+                    struct.pack(">BBHBBHIIQ", 0x81, 0x0a, 0, 0, 0, 0, 0, 8, 0))
+            want = b"Auth failure." + want  # after the first reply's body
+            got = b""
+            while len(got) < len(want):
+                chunk = s.recv(len(want) - len(got))
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(got, want)
             s.close()
 
     def test_issue12_daemonize(self):

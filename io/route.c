@@ -32,6 +32,17 @@
  * Broadcasts (flush_all, stats reset) and gathers (stats) ride on the same
  * channels, so they are ordered with the connection's earlier requests to
  * each shard.
+ *
+ * issue 17, reads served where they arrive: a get of another shard's key
+ * is usually not forwarded at all: core/peek.c reads it from the owner's
+ * memory. This file keeps what that needs: the shard's store made readable
+ * (route_setup), the write side around store changes made outside exec
+ * (flush_all here, the crawler in loop.c), the per-key-slot count of
+ * forwarded requests not yet answered (a get of such a key is forwarded
+ * behind them), the flush_all counts, the quiescent points and offline
+ * spells of QSBR (qsbr.h) that free retired index tables, and X_BUMP: a
+ * one-way record by which a shard that served a read tells the owner to
+ * count it in the item, as its own get would have.
  */
 #include "route.h"
 

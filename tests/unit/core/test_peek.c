@@ -202,8 +202,10 @@ static void owner_run(struct run *r)
 static struct run *run_owner_and_readers(unsigned nkeys, unsigned writes, size_t len_min,
                                          size_t len_span, size_t arena_size, void **arena_out)
 {
-    struct run *r = calloc(1, sizeof(*r));
+    /* struct peek_shard is cache-line aligned: so must its holder be */
+    struct run *r = aligned_alloc(64, (sizeof(*r) + 63) / 64 * 64);
     assert_non_null(r);
+    memset(r, 0, sizeof(*r));
     r->nkeys = nkeys;
     r->writes = writes;
     r->len_min = len_min;

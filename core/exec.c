@@ -127,6 +127,8 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
     uint64_t before_cas = before != NULL ? item_cas(before) : 0;
     if (kinds & PROTO_WATCH_FETCHERS) {
         logline_get_event(before, key, nkey, req->cfd, &ev);
+        if (before != NULL)
+            ev.clsid = store_item_class(ctx->env->store, before);
         ctx->watch->note(ctx->watch->state, &ev);
     }
     bool ok = ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)
@@ -135,6 +137,8 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
     if ((kinds & PROTO_WATCH_MUTATIONS) && logline_is_store(req)) {
         const struct item *after = store_peek(ctx->env->store, key, nkey, hash);
         logline_store_event(req, before, before_cas, after, key, nkey, &ev);
+        if (ev.clsid != 0 && after != NULL)
+            ev.clsid = store_item_class(ctx->env->store, after);
         ctx->watch->note(ctx->watch->state, &ev);
     }
     return ok;
@@ -191,7 +195,7 @@ static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, u
     *done = true;
     if (r == PEEK_HIT_BUMP)
         ctx->bump(ctx->router, owner, key, nkey, hash, copy.loc, copy.wseq);
-    store_count_remote_get(ctx->env->store, it != NULL);
+    store_count_remote_get(ctx->env->store, it);
     if (binary)
         return process_bin_get_reply(req, it, key, nkey, out);
     return it == NULL || peek_write_text(it, req->cmd == PROTO_GETS, out);
@@ -442,6 +446,24 @@ static bool exec_text(const struct exec_ctx *ctx, const struct proto_req *req, s
         r->action = EXEC_REFRESH_CERTS;
         r->noreply = req->noreply;
         return true;
+    case PROTO_SLABS_REASSIGN: /* issue 12: memcached 1.6.18's checks, in its order */
+        if (!ctx->slab_reassign)
+            return text_line(req, "CLIENT_ERROR slab reassignment disabled", out);
+        if (!req->slab_args_ok)
+            return text_line(req, "CLIENT_ERROR bad command line format", out);
+        if (req->slab_src == req->slab_dst)
+            return text_line(req, "SAME src and dst class are identical", out);
+        /* src -1 asks memcached to pick a class with a spare page; none
+         * has one here, so it stays -1 and is a bad class */
+        if (req->slab_src < 0 || req->slab_src > (int64_t)ctx->slab_classes || req->slab_dst < 0 ||
+            req->slab_dst > (int64_t)ctx->slab_classes)
+            return text_line(req, "BADCLASS invalid src or dst class id", out);
+        /* memcached's answer for a class owning fewer than 2 pages: here
+         * no class owns any (README, Compatibility; store.c reports
+         * total_pages 0). Memory is shared by all sizes, so the
+         * destination's items take room freed from any class without a
+         * move; slabs_moved stays 0. */
+        return text_line(req, "NOSPARE source class has no spare pages", out);
     case PROTO_WATCH: /* issue 12: the watchers are io/'s (io/watch.c) */
         if (ctx->disable_watch)
             return sink_puts(out, "CLIENT_ERROR watch commands not allowed\r\n");

@@ -164,6 +164,8 @@ struct exec_ctx {
     const struct exec_detail *detail; /* NULL: `stats detail` is not served */
     const struct exec_watch *watch; /* NULL: nobody can watch (issue 12) */
     bool disable_watch;            /* -W: watch is refused, as memcached refuses it */
+    bool slab_reassign;            /* slabs reassign answered (-o no_slab_reassign: refused) */
+    unsigned slab_classes;         /* memcached's largest class id (store_class_count) */
     uint32_t verbosity_max;        /* verbosity levels above this are capped */
 };
 

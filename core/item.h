@@ -169,8 +169,10 @@ static inline bool item_active(const struct item *it)
     return (it->iflags & ITEM_ACTIVE) != 0;
 }
 
-/* memcached's slab class id, shown by `me` (cls=). The engine has no size
- * classes: every item reports the one pseudo-class, 1 (see store.c). */
+/* A placeholder slab class id for code without the store (core/logline.c's
+ * events): the engine has no size classes, and the class memcached would
+ * use depends on -n/-f, so `me`, `watch` and the stats take the real one
+ * from store_item_class() (core/sizeclass.h). */
 static inline unsigned item_clsid(const struct item *it)
 {
     (void)it;

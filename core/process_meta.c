@@ -513,7 +513,7 @@ static bool meta_debug(const struct process_env *env, const char *key, uint32_t 
     int n = snprintf(line.buf + line.len, sizeof(line.buf) - line.len,
                      " exp=%d la=%u cas=%llu fetch=%s cls=%u size=%zu", exp,
                      (unsigned)(env->now - item_atime(it)), (unsigned long long)item_cas(it),
-                     item_fetched(it) ? "yes" : "no", item_clsid(it), item_total(it));
+                     item_fetched(it) ? "yes" : "no", store_item_class(env->store, it), item_total(it));
     if (n < 0 || (size_t)n >= sizeof(line.buf) - line.len)
         return emit_error("SERVER_ERROR output line too long", out);
     line.len += (size_t)n;

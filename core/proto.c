@@ -77,6 +77,8 @@
  */
 #include "proto.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -533,21 +535,41 @@ static size_t parse_flush_all(struct cursor *cur, struct token *toks, struct pro
 
 /*
  * slabs reassign <src> <dst> | slabs automove <0|1|2> | slabs automove
- * ratio <r> (issue 12). corecache's engine has no slab page mover, so the
- * answer is what memcached 1.6.18 answers with slab_reassign off, decided
- * here and executed as a fixed reply line (nothing runs):
- *   reassign: "CLIENT_ERROR slab reassignment disabled" (before the
- *             arguments are read, as memcached);
+ * ratio <r> (issue 12). corecache's engine has no slab page mover:
+ *   reassign: PROTO_SLABS_REASSIGN with both classes read (exec.c answers
+ *             as memcached 1.6.18, which checks slab_reassign before the
+ *             arguments);
  *   automove: "OK" for 0, 1, 2 or "ratio <number>" (it only stores the
  *             setting), "CLIENT_ERROR bad command line format" for a
  *             non-number, "ERROR" for any other number or a bare ratio;
  *   anything else: "ERROR".
  */
+/* memcached's safe_strtol: a whole token, base 10, in int32 range. */
+static bool slab_class_arg(const struct token *t, int32_t *out)
+{
+    char text[32];
+    char *end = NULL;
+    if (t->len == 0 || t->len >= sizeof(text))
+        return false;
+    memcpy(text, t->p, t->len);
+    text[t->len] = '\0';
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || end != text + t->len || v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
 static size_t parse_slabs(struct cursor *cur, struct token *toks, struct proto_req *req, size_t consumed)
 {
     size_t n = collect_tokens(cur, toks, 1, TOKENS_MAX);
-    if (n == 4 && token_is(&toks[1], LIT("reassign")))
-        return fail(req, "CLIENT_ERROR slab reassignment disabled", consumed);
+    if (n == 4 && token_is(&toks[1], LIT("reassign"))) {
+        req->cmd = PROTO_SLABS_REASSIGN;
+        req->slab_args_ok = slab_class_arg(&toks[2], &req->slab_src) &&
+                            slab_class_arg(&toks[3], &req->slab_dst);
+        return consumed;
+    }
     if (n < 3 || !token_is(&toks[1], LIT("automove")))
         return fail(req, "ERROR", consumed);
     req->noreply = last_is_noreply(toks, n);
@@ -1274,7 +1296,7 @@ const char *proto_cmd_name(enum proto_cmd cmd)
         [PROTO_VERSION] = "version",    [PROTO_VERBOSITY] = "verbosity",
         [PROTO_QUIT] = "quit",          [PROTO_SHUTDOWN] = "shutdown",
         [PROTO_REFRESH_CERTS] = "refresh_certs",
-        [PROTO_NOOP] = "noop",          [PROTO_WATCH] = "watch",
+        [PROTO_NOOP] = "noop",          [PROTO_WATCH] = "watch", [PROTO_SLABS_REASSIGN] = "slabs",
     };
     if ((unsigned)cmd >= PROTO_CMD_COUNT)
         return "unknown";

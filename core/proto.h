@@ -77,6 +77,7 @@ enum proto_cmd {
     PROTO_REFRESH_CERTS, /* reload the TLS certificate and key (io/tls.c) */
     PROTO_NOOP, /* binary NOOP: an empty success, the pipeline's fence */
     PROTO_WATCH, /* watch [kinds...]: this connection becomes a log stream */
+    PROTO_SLABS_REASSIGN, /* slabs reassign <src> <dst> (issue 12; exec.c answers) */
     PROTO_CMD_COUNT
 };
 
@@ -182,6 +183,11 @@ struct proto_req {
     uint32_t nargs; /* length of args in bytes */
     /* shutdown: "graceful" given */
     bool graceful;
+
+    /* slabs reassign: the classes, read as memcached's safe_strtol; false
+     * when either is not a number (issue 12) */
+    int32_t slab_src, slab_dst;
+    bool slab_args_ok;
 
     /* watch: the PROTO_WATCH_* kinds asked for; issue 12 */
     uint32_t watch_kinds;

@@ -81,11 +81,15 @@
  *
  * Metrics: STORE_METRIC is the store-wide table (memcached's `stats`
  * names and order, then the engine's own), STORE_CLASS_METRIC the per-class
- * one. The engine has one pseudo-class, 1, standing for all segments:
- * chunk_size is the segment size, a "page" and a "chunk" are a segment in
- * use (total_pages = used_chunks = segments in queues), free_chunks the
- * free segments; slabs_moved, slab_reassign_evictions_nomem, tailrepairs
- * and lrutail_reflocked are always 0 (there is nothing to move or repair).
+ * one. The engine has no size classes; each item is counted in the class
+ * memcached 1.6.18 would allocate it from (sizeclass.h, issue 12), so a
+ * class's items, evictions, reclaims and hits are memcached's for the
+ * same workload. chunk_size is memcached's class size, a "chunk" is an
+ * item (used_chunks = total_chunks = number, free_chunks 0), and no class
+ * owns a "page" (total_pages 0: every segment serves every size;
+ * total_malloced counts segments in use); slabs_moved,
+ * slab_reassign_evictions_nomem, tailrepairs and lrutail_reflocked are
+ * always 0 (there is nothing to move or repair).
  */
 #include "store.h"
 
@@ -96,6 +100,7 @@
 #include "item.h"
 #include "seg.h"
 #include "segidx.h"
+#include "sizeclass.h"
 
 _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 
@@ -105,7 +110,6 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 #define STORE_SMALL_PERCENT 10                /* S3-FIFO's small queue share */
 #define STORE_EVICT_KEEP_MAX 16               /* victims per allocation that may keep items */
 #define STORE_INDEX_POWER 10                  /* initial table: 1024 buckets, 8192 items */
-#define STORE_CLASS 1                         /* the one pseudo-class */
 #define STORE_KEEP_UNIT 8192                  /* one more read needed per this many bytes */
 #define STORE_GHOST_MAX 4096                  /* largest item the ghost remembers */
 #define STORE_RUN_APPEND_MAX ((size_t)1 << (SEGIDX_OFF_BITS + 3)) /* offsets a location holds */
@@ -168,12 +172,12 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
 
 /* Per-class metrics: the `stats slabs` fields, in memcached's order... */
 #define STORE_CLASS_SLABS_METRIC(ACTION)                                                      \
-    ACTION(chunk_size, GAUGE, "bytes per segment (the one class)")                           \
-    ACTION(chunks_per_page, GAUGE, "1: a segment is a page and a chunk")                     \
-    ACTION(total_pages, GAUGE, "segments in use")                                            \
-    ACTION(total_chunks, GAUGE, "segments in use")                                           \
-    ACTION(used_chunks, GAUGE, "segments in use")                                            \
-    ACTION(free_chunks, GAUGE, "free segments")                                              \
+    ACTION(chunk_size, LEVEL, "memcached's chunk size for the class (its largest item)")     \
+    ACTION(chunks_per_page, LEVEL, "items of chunk_size a 1 MiB page holds")                 \
+    ACTION(total_pages, GAUGE, "always 0: segments belong to no class")                      \
+    ACTION(total_chunks, GAUGE, "items in the class (a chunk is an item)")                   \
+    ACTION(used_chunks, GAUGE, "items in the class (a chunk is an item)")                    \
+    ACTION(free_chunks, GAUGE, "always 0: no memory is reserved for a class")                \
     ACTION(free_chunks_end, GAUGE, "always 0")                                               \
     ACTION(get_hits, COUNTER, "get and gets hits")                                           \
     ACTION(cmd_set, COUNTER, "storage commands")                                             \
@@ -193,7 +197,7 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(age_hot, LEVEL, "always 0: no HOT LRU")                                           \
     ACTION(age_warm, LEVEL, "always 0: no WARM LRU")                                         \
     ACTION(age, LEVEL, "seconds since the oldest segment in use was opened")                 \
-    ACTION(mem_requested, GAUGE, "bytes of the items stored")                                \
+    ACTION(mem_requested, GAUGE, "bytes the items take (footprint + 8-byte table entry)")   \
     ACTION(evicted, COUNTER, "live items evicted")                                           \
     ACTION(evicted_nonzero, COUNTER, "live items with an exptime evicted")                   \
     ACTION(evicted_time, LEVEL, "seconds since the last evicted item's atime")              \
@@ -254,7 +258,8 @@ struct store {
     uint64_t ghost_mask;
 
     struct store_metrics m;
-    struct store_class_metrics cm; /* the one class */
+    struct store_class_metrics cm[SIZECLASS_MAX]; /* issue 12: by memcached size class */
+    struct sizeclass sizes; /* issue 12: memcached's class table (sizeclass.h) */
     store_evict_fn evict_hook; /* issue 12: watch evictions (store_set_evict_hook) */
     void *evict_arg;
 };
@@ -350,6 +355,7 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
         goto fail;
     store->cfg = *cfg;
     store->cfg.seg_size = seg_size;
+    sizeclass_init(&store->sizes, cfg->chunk_min, cfg->growth_factor, cfg->slab_chunk_max); /* issue 12 */
     store->pin[0] = store->pin[1] = store->evicting = SEG_NONE;
     status = seg_init(&store->segs, cfg->arena, cfg->arena_size, seg_size);
     if (status != MC_OK)
@@ -515,6 +521,33 @@ static void store_hit(struct store *store, struct item *it)
 
 /* --- Link and unlink ------------------------------------------------------------- */
 
+/* issue 12: the per-class counters of the memcached size class an item of
+ * this key, value and flags counts in (sizeclass.h). */
+static struct store_class_metrics *store_cm_size(struct store *store, size_t nkey, size_t nbytes,
+                                                 uint32_t flags)
+{
+    return &store->cm[sizeclass_of(&store->sizes,
+                                   sizeclass_ntotal(nkey, nbytes, flags, store->cfg.cas_enabled))];
+}
+
+static struct store_class_metrics *store_cm(struct store *store, const struct item *it)
+{
+    return store_cm_size(store, it->nkey, it->nbytes, it->flags);
+}
+
+unsigned store_item_class(const struct store *store, const struct item *it)
+{
+    return sizeclass_of(&store->sizes,
+                        sizeclass_ntotal(it->nkey, it->nbytes, it->flags, store->cfg.cas_enabled));
+}
+
+/* issue 12: memory an item takes here, reported as its class's
+ * mem_requested: its footprint in a segment and its table entry. */
+static uint64_t store_item_mem(const struct item *it)
+{
+    return item_footprint(item_total(it)) + sizeof(uint64_t);
+}
+
 /* Counts a new live item in its segment and the store. */
 static void store_count_in(struct store *store, struct item *it)
 {
@@ -526,6 +559,9 @@ static void store_count_in(struct store *store, struct item *it)
     seg_note_exptime(store, seg_of(store, it), it->exptime);
     store->m.curr_items++;
     store->m.bytes += item_total(it);
+    struct store_class_metrics *cm = store_cm(store, it); /* issue 12 */
+    cm->number++;
+    cm->mem_requested += store_item_mem(it);
 }
 
 /* Frees a queued segment whose items are all unlinked. */
@@ -556,6 +592,9 @@ static void store_count_out(struct store *store, struct item *it)
     s->live_bytes -= item_footprint(item_total(it));
     store->m.curr_items--;
     store->m.bytes -= item_total(it);
+    struct store_class_metrics *cm = store_cm(store, it); /* issue 12 */
+    cm->number--;
+    cm->mem_requested -= store_item_mem(it);
     store_seg_maybe_free(store, id);
 }
 
@@ -623,7 +662,7 @@ static struct item *store_find(struct store *store, const char *key, size_t nkey
 
 static void store_evict_item(struct store *store, struct item *it, uint64_t hash)
 {
-    struct store_class_metrics *cm = &store->cm;
+    struct store_class_metrics *cm = store_cm(store, it);
     cm->evicted++;
     cm->evicted_time = store->now > it->atime ? store->now - it->atime : 0;
     if (it->exptime != 0)
@@ -633,7 +672,7 @@ static void store_evict_item(struct store *store, struct item *it, uint64_t hash
     if ((it->iflags & ITEM_ACTIVE) != 0)
         cm->evicted_active++;
     if (store->evict_hook != NULL) /* issue 12 */
-        store->evict_hook(store->evict_arg, it, store->now);
+        store->evict_hook(store->evict_arg, it, store_item_class(store, it), store->now);
     store_unlink(store, it, hash);
 }
 
@@ -641,11 +680,11 @@ static void store_evict_item(struct store *store, struct item *it, uint64_t hash
 static void store_reap_item(struct store *store, struct item *it, uint64_t hash, bool crawler)
 {
     if (crawler)
-        store->cm.crawler_reclaimed++;
+        store_cm(store, it)->crawler_reclaimed++;
     else
-        store->cm.reclaimed++;
+        store_cm(store, it)->reclaimed++;
     if ((it->iflags & ITEM_FETCHED) == 0 && !store_is_flushed(store, it))
-        store->cm.expired_unfetched++;
+        store_cm(store, it)->expired_unfetched++;
     store_unlink(store, it, hash);
 }
 
@@ -686,7 +725,7 @@ static unsigned store_seg_reap(struct store *store, uint32_t id, bool crawler)
     store->evicting = id;
     SEG_FOR_EACH_LINKED(store, id, it, {
         if (crawler)
-            store->cm.crawler_items_checked++;
+            store_cm(store, it)->crawler_items_checked++;
         store_reap_item(store, it, hash_key(it->data, it->nkey), crawler);
         freed++;
     });
@@ -1005,7 +1044,7 @@ static struct item *store_alloc(struct store *store, const char *key, size_t nke
     unsigned q = fp <= STORE_GHOST_MAX && store_ghost_take(store, hash) ? SEG_MAIN : SEG_SMALL;
     struct item *it = (struct item *)store_reserve(store, fp, q, seg_bucket(exptime, store->now));
     if (it == NULL) {
-        store->cm.outofmemory++;
+        store_cm_size(store, nkey, nbytes, flags)->outofmemory++;
         return NULL;
     }
     it->cas = 0;
@@ -1031,7 +1070,7 @@ const struct item *store_get(struct store *store, const char *key, size_t nkey, 
         store->m.get_misses++;
         return NULL;
     }
-    store->cm.get_hits++;
+    store_cm(store, it)->get_hits++;
     store_hit(store, it);
     return it;
 }
@@ -1051,7 +1090,7 @@ static struct item *store_touch_item(struct store *store, const char *key, size_
         store->m.touch_misses++;
         return NULL;
     }
-    store->cm.touch_hits++;
+    store_cm(store, it)->touch_hits++;
     store_hit(store, it);
     store_set_exptime(store, it, exptime);
     return it;
@@ -1160,7 +1199,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
         memcpy(it->data + nkey, m->value, m->nbytes);
     if (m->key_binary)
         it->iflags |= ITEM_KEY_BINARY;
-    store->cm.cmd_set++;
+    store_cm(store, it)->cmd_set++;
     store->pin[0] = seg_of(store, it);
 
     enum mc_status status = MC_NOT_STORED;
@@ -1173,7 +1212,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
             break;
         case STORE_CAS:
             if (cas == CAS_MATCH || cas == CAS_STALE) {
-                store->cm.cas_hits++;
+                store_cm(store, it)->cas_hits++;
                 status = MC_OK;
                 if (cas == CAS_STALE) {
                     /* memcached: the value is replaced but stays stale,
@@ -1182,7 +1221,7 @@ static enum mc_status store_store(struct store *store, const char *key, size_t n
                     it->iflags |= (uint8_t)(ITEM_STALE | (old->iflags & ITEM_TOKEN_SENT));
                 }
             } else {
-                store->cm.cas_badval++;
+                store_cm(store, old)->cas_badval++;
                 status = MC_EXISTS;
             }
             break;
@@ -1258,7 +1297,7 @@ enum mc_status store_delete(struct store *store, const char *key, size_t nkey, u
         store->m.delete_misses++;
         return MC_NOT_FOUND;
     }
-    store->cm.delete_hits++;
+    store_cm(store, it)->delete_hits++;
     store_unlink(store, it, hash);
     return MC_OK;
 }
@@ -1327,9 +1366,9 @@ static enum mc_status store_delta(struct store *store, struct item *it, uint64_t
     else
         value = delta > value ? 0 : value - delta;
     if (incr)
-        store->cm.incr_hits++;
+        store_cm(store, it)->incr_hits++;
     else
-        store->cm.decr_hits++;
+        store_cm(store, it)->decr_hits++;
 
     char digits[20];
     size_t len = metrics_u64toa(value, digits);
@@ -1426,10 +1465,10 @@ void store_meta_get_done(struct store *store, const struct item *cit, bool touch
     }
     if (touched) {
         store->m.cmd_touch++;
-        store->cm.touch_hits++;
+        store_cm(store, it)->touch_hits++;
     } else {
         store->m.cmd_get++;
-        store->cm.get_hits++;
+        store_cm(store, it)->get_hits++;
     }
     if (win)
         it->iflags |= ITEM_TOKEN_SENT;
@@ -1487,7 +1526,7 @@ enum mc_status store_mdelete(struct store *store, const char *key, size_t nkey, 
         it->cas = d->new_cas != 0 && store->cfg.cas_enabled ? d->new_cas : store_next_cas(store);
         return MC_OK;
     }
-    store->cm.delete_hits++;
+    store_cm(store, it)->delete_hits++;
     if (!d->remove_value)
         store_unlink(store, it, hash);
     return MC_OK;
@@ -1580,7 +1619,7 @@ static unsigned store_seg_crawl(struct store *store, uint32_t id, unsigned *exam
     mc_time_t exp_min = SEG_NEVER;
     store->evicting = id;
     SEG_FOR_EACH_LINKED(store, id, it, {
-        store->cm.crawler_items_checked++;
+        store_cm(store, it)->crawler_items_checked++;
         (*examined)++;
         if (store_item_dead(store, it)) {
             store_reap_item(store, it, hash_key(it->data, it->nkey), true);
@@ -1662,11 +1701,11 @@ void store_remote_hit_at(struct store *store, uint64_t loc)
         store_hit(store, it);
 }
 
-void store_count_remote_get(struct store *store, bool hit)
+void store_count_remote_get(struct store *store, const struct item *it)
 {
     store->m.cmd_get++;
-    if (hit)
-        store->cm.get_hits++;
+    if (it != NULL)
+        store_cm(store, it)->get_hits++; /* the copy's size picks the class, as the owner's would */
     else
         store->m.get_misses++;
 }
@@ -1714,7 +1753,7 @@ unsigned store_each_in_class(const struct store *store, unsigned id,
                              bool (*visit)(void *arg, const struct item *it), void *arg)
 {
     unsigned n = 0;
-    if (id != STORE_CLASS)
+    if (id < 1 || id > store->sizes.largest)
         return 0;
     const struct segs *segs = &store->segs;
     for (unsigned q = 0; q < SEG_QUEUES; q++) {
@@ -1724,7 +1763,7 @@ unsigned store_each_in_class(const struct store *store, unsigned id,
             for (size_t off = 0; off < s->write;) {
                 const struct item *it = (const struct item *)(p + off);
                 off += item_footprint(item_total(it));
-                if ((it->iflags & ITEM_LINKED) == 0)
+                if ((it->iflags & ITEM_LINKED) == 0 || store_item_class(store, it) != id)
                     continue;
                 n++;
                 if (!visit(arg, it))
@@ -1737,8 +1776,15 @@ unsigned store_each_in_class(const struct store *store, unsigned id,
 
 unsigned store_class_count(const struct store *store)
 {
-    (void)store;
-    return 1;
+    return store->sizes.largest; /* issue 12: memcached's classes 1..largest */
+}
+
+/* issue 12: every class's counters summed (the store-wide figures). */
+static void store_cm_total(const struct store *store, struct store_class_metrics *tot)
+{
+    memset(tot, 0, sizeof(*tot));
+    for (unsigned id = 1; id < SIZECLASS_MAX; id++)
+        metrics_sum(tot->v, store->cm[id].v, store_class_metric_desc, store_class_metric_count);
 }
 
 static uint32_t store_segs_used(const struct store *store)
@@ -1749,7 +1795,9 @@ static uint32_t store_segs_used(const struct store *store)
 void store_metrics(const struct store *store, uint64_t *out)
 {
     struct store_metrics m = store->m;
-    const struct store_class_metrics *cm = &store->cm;
+    struct store_class_metrics total;
+    store_cm_total(store, &total);
+    const struct store_class_metrics *cm = &total;
     const struct segs *segs = &store->segs;
     m.cmd_set += cm->cmd_set;
     m.get_hits += cm->get_hits;
@@ -1790,19 +1838,21 @@ void store_metrics(const struct store *store, uint64_t *out)
 void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
 {
     struct store_class_metrics m = {0};
-    if (id == STORE_CLASS) {
+    if (id >= 1 && id <= store->sizes.largest) {
+        /* issue 12: the items memcached would have put in class id (README,
+         * Compatibility). A chunk is an item: nothing is reserved for a class,
+         * so every chunk counted is used, and no class owns a page (all
+         * segments serve every size: total_pages 0; total_malloced counts
+         * them). */
         const struct segs *segs = &store->segs;
-        m = store->cm;
-        uint32_t used = store_segs_used(store);
-        m.chunk_size = segs->seg_size;
-        m.chunks_per_page = 1;
-        m.total_pages = used;
-        m.total_chunks = used;
-        m.used_chunks = used;
-        m.free_chunks = segs->nfree;
+        m = store->cm[id];
+        m.chunk_size = store->sizes.size[id];
+        m.chunks_per_page = sizeclass_per_page(&store->sizes, id);
+        m.used_chunks = m.number;
+        m.total_chunks = m.number;
+        m.free_chunks = 0;
         m.free_chunks_end = 0;
-        m.number = store->m.curr_items;
-        m.mem_requested = store->m.bytes;
+        m.total_pages = 0;
         mc_time_t oldest = store->now;
         for (unsigned q = 0; q < SEG_QUEUES; q++) {
             uint32_t head = segs->qhead[q];
@@ -1810,7 +1860,7 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
                 oldest = segs->seg[head].created;
         }
         m.age = store->now - oldest;
-        /* memcached's segmented-LRU view of the one pseudo-class */
+        /* memcached's segmented-LRU view of the class */
         m.number_cold = m.number;
         m.hits_to_cold = m.get_hits;
         m.direct_reclaims = m.reclaimed + m.evicted;
@@ -1821,7 +1871,8 @@ void store_class_metrics(const struct store *store, unsigned id, uint64_t *out)
 void store_reset_metrics(struct store *store)
 {
     metrics_reset(store->m.v, store_metric_desc, store_metric_count);
-    metrics_reset(store->cm.v, store_class_metric_desc, store_class_metric_count);
+    for (unsigned id = 0; id < SIZECLASS_MAX; id++)
+        metrics_reset(store->cm[id].v, store_class_metric_desc, store_class_metric_count);
 }
 
 /* --- Self-check ------------------------------------------------------------------------ */

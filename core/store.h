@@ -50,11 +50,13 @@ struct store_cfg {
     size_t item_size_max;  /* -I: largest item (header + key + value) */
     size_t seg_size;       /* bytes per segment, a multiple of 8; 0: chosen from
                             * arena_size (store.c: STORE_SEG_*) */
-    /* The slab engine's -f, -n and page size: accepted, and unused by the
-     * segment engine (no size classes); kept so configurations still load. */
+    /* The slab engine's -f, -n and slab_chunk_max: the segment engine has no
+     * size classes; it counts items in the classes memcached would build
+     * from these (sizeclass.h, issue 12). slab_page_size is unused. */
     size_t slab_page_size;
     double growth_factor;
     uint32_t chunk_min;
+    uint32_t slab_chunk_max;
     bool evictions;        /* false under -M: fail instead of evicting */
     bool cas_enabled;      /* false under -C: every CAS value is 0 */
     uint32_t cas_offset;   /* this store issues CAS values offset + k * stride, */
@@ -81,9 +83,9 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out) MC_
 void store_destroy(struct store **store);
 
 /* issue 12: called with each live item just before eviction unlinks it,
- * and the store's clock (memcached's eviction log line, `watch
+ * its class (store_item_class) and the store's clock (memcached's eviction log line, `watch
  * evictions`); NULL: none. */
-typedef void (*store_evict_fn)(void *arg, const struct item *it, mc_time_t now);
+typedef void (*store_evict_fn)(void *arg, const struct item *it, unsigned clsid, mc_time_t now);
 void store_set_evict_hook(struct store *store, store_evict_fn fn, void *arg);
 
 /* Sets the store's notion of now; call once per loop iteration. */
@@ -357,7 +359,7 @@ struct store_peek_view {
 };
 void store_peek_view(const struct store *store, struct store_peek_view *out);
 struct segidx *store_index(struct store *store);
-void store_count_remote_get(struct store *store, bool hit);
+void store_count_remote_get(struct store *store, const struct item *it); /* NULL: a miss */
 /* The owner's half of a get another shard served from this store: the read
  * counted in the item as store_get() counts it (store_hit), if the key is
  * still there and live; nothing else (no command is counted, nothing is
@@ -391,12 +393,16 @@ extern const size_t store_class_metric_items_first;
 /* Largest number of slab classes a store can report (memcached's 63 + 1). */
 #define STORE_CLASSES_MAX 64
 
-/* Number of "slab classes" reported: always 1. The segment engine has no
- * size classes; class 1 stands for all segments (store.c maps the fields). */
+/* issue 12: the memcached size class the item counts in (sizeclass.h). */
+unsigned store_item_class(const struct store *store, const struct item *it);
+/* Number of "slab classes" reported: memcached's, 1..largest, built from
+ * -n, -f and slab_chunk_max. The segment engine has no size classes; each
+ * item is counted in the class memcached would put it in (store.c maps
+ * the fields). */
 unsigned store_class_count(const struct store *store);
 
 /*
- * Calls visit(arg, it) for the linked items of class `id` (only 1 exists),
+ * Calls visit(arg, it) for the linked items of class `id` (store_item_class),
  * newest segment first, each segment's items in the order written (about
  * the order memcached's `stats cachedump` walks), until visit returns false or
  * the list ends; items are not checked for expiry (memcached shows them as

@@ -318,6 +318,8 @@ void route_setup(struct shard *shard)
         .detail = &srv->detail.hooks,
         .watch = &srv->watch.hooks, /* issue 12 */
         .disable_watch = srv->cfg.disable_watch,
+        .slab_reassign = !srv->cfg.no_slab_reassign, /* issue 12 */
+        .slab_classes = store_class_count(shard->store),
         .verbosity_max = LOG_LEVEL_MAX,
     };
     /* issue 17: with peers, gets of their keys are read from their memory

@@ -203,6 +203,7 @@ static int setup_store(struct shard *shard)
         .slab_page_size = 0,
         .growth_factor = cfg->growth_factor,
         .chunk_min = cfg->slab_min_size,
+        .slab_chunk_max = cfg->slab_chunk_max,
         .evictions = !cfg->disable_evictions,
         .cas_enabled = !cfg->disable_cas,
         .cas_offset = shard->id,

@@ -214,7 +214,7 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
 
 /*
  * stats slabs: "STAT <id>:<name> <value>" for the slab section of every
- * class that owns pages, then active_slabs and total_malloced; stats
+ * class that holds items, then active_slabs and total_malloced; stats
  * items: "STAT items:<id>:<name> <value>" for the items section of every
  * class that holds items. As memcached, empty classes are not listed.
  */
@@ -223,7 +223,9 @@ static bool render_classes(const struct stats_sum *sum, bool slabs, struct sink 
     size_t ncm = store_class_metric_count;
     size_t first = slabs ? 0 : store_class_metric_items_first;
     size_t last = slabs ? store_class_metric_items_first : ncm;
-    size_t shown = metric_index(store_class_metric_desc, ncm, slabs ? "total_pages" : "number");
+    /* issue 12: classes holding items (no class owns pages, store.c); in
+     * memcached a class with pages and one with items are the same ones */
+    size_t shown = metric_index(store_class_metric_desc, ncm, slabs ? "used_chunks" : "number");
     uint64_t active = 0;
     for (unsigned id = 1; id <= sum->nclasses && id < STORE_CLASSES_MAX; id++) {
         const uint64_t *row = sum->cls + (size_t)id * ncm;
@@ -288,7 +290,7 @@ static bool render_settings(struct shard *shard, struct sink *out)
            metrics_stat_str(out, "binding_protocol",
                             strcmp(cfg.protocol, "auto") == 0 ? "auto-negotiate" : cfg.protocol) &&
            metrics_stat_str(out, "maxconns_fast", "yes") &&
-           metrics_stat_str(out, "slab_reassign", "yes") &&
+           metrics_stat_str(out, "slab_reassign", cfg.no_slab_reassign ? "no" : "yes") &&
            render_lru_settings(out) &&
            metrics_stat_str(out, "dump_enabled", cfg.disable_dumping ? "no" : "yes") &&
            /* segment queues, not memcached's LRU segments: no TEMP LRU */

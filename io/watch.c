@@ -192,13 +192,14 @@ void watch_conn_event(struct watch *watch, int fd, const struct sockaddr_in6 *pe
     watch_note(watch, &ev);
 }
 
-void watch_evicted(void *arg, const struct item *it, mc_time_t now)
+void watch_evicted(void *arg, const struct item *it, unsigned clsid, mc_time_t now)
 {
     struct watch *watch = arg;
     if ((atomic_load_explicit(&watch->kinds, memory_order_relaxed) & PROTO_WATCH_EVICTIONS) == 0)
         return;
     struct logline_event ev;
     logline_evict_event(it, now, &ev);
+    ev.clsid = clsid; /* memcached's size class (core/sizeclass.h) */
     watch_note(watch, &ev);
 }
 

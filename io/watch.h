@@ -72,7 +72,7 @@ void watch_pump(struct watch *watch, unsigned shard, watch_deliver_fn deliver, v
 void watch_conn_event(struct watch *watch, int fd, const struct sockaddr_in6 *peer, const char *reason);
 
 /* The store's eviction hook (store_set_evict_hook): `arg` is the watch. */
-void watch_evicted(void *arg, const struct item *it, mc_time_t now);
+void watch_evicted(void *arg, const struct item *it, unsigned clsid, mc_time_t now);
 
 /* log_worker_dropped, log_worker_written, log_watcher_skipped,
  * log_watcher_sent, log_watchers, in memcached's order. */

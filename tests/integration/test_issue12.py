@@ -121,8 +121,8 @@ class Issue12Test(unittest.TestCase):
             t.close()
 
     def test_issue12_strtol_testing(self):
-        # t/strtol-testing.t, and the rest of `slabs` as memcached answers
-        # it with slab_reassign off (corecache's engine has no page mover)
+        # t/strtol-testing.t, and `slabs automove` as memcached answers it
+        # (`slabs reassign`: test_issue12_slabs.py)
         with harness.Server(["-t", "2"]) as server:
             s, f = conn(server)
             for line, want in ((b"slabs automove invalid", b"CLIENT_ERROR bad command line format"),
@@ -132,9 +132,6 @@ class Issue12Test(unittest.TestCase):
                                (b"slabs automove ratio x", b"ERROR"), (b"slabs bogus", b"ERROR")):
                 s.sendall(line + b"\r\n")
                 self.assertEqual(f.readline(), want + b"\r\n", line)
-            if not harness.is_memcached():  # memcached's default 1.6 has the mover on
-                s.sendall(b"slabs reassign 1 2\r\n")
-                self.assertEqual(f.readline(), b"CLIENT_ERROR slab reassignment disabled\r\n")
             s.sendall(b"slabs automove 1 noreply\r\nmn\r\n")
             self.assertEqual(f.readline(), b"MN\r\n")
             s.close()

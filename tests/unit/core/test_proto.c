@@ -926,13 +926,29 @@ static void test_proto_empty_and_short_lines(void **state)
     EXPECT_LINE_ERROR(parser, "GET\r\n", "ERROR", false);
     /* memcached knows these; we do not implement them */
     EXPECT_LINE_ERROR(parser, "lru_crawler metadump all\r\n", "ERROR", false);
-    /* slabs: answered as memcached answers with slab_reassign off (issue 12) */
-    EXPECT_LINE_ERROR(parser, "slabs reassign 1 2\r\n", "CLIENT_ERROR slab reassignment disabled", false);
+    /* slabs automove: answered as memcached answers (issue 12); reassign is
+     * parsed for exec.c, which answers it */
     EXPECT_LINE_ERROR(parser, "slabs automove invalid\r\n", "CLIENT_ERROR bad command line format", false);
     EXPECT_LINE_ERROR(parser, "slabs automove 2\r\n", "OK", false);
     EXPECT_LINE_ERROR(parser, "slabs automove 3\r\n", "ERROR", false);
     EXPECT_LINE_ERROR(parser, "slabs\r\n", "ERROR", false);
+    EXPECT_LINE_ERROR(parser, "slabs reassign 1 2 3\r\n", "ERROR", false);
     struct proto_req req;
+    {
+        const char *line = "slabs reassign -1 25\r\n";
+        assert_int_equal(proto_parse(parser, line, strlen(line), &req, NULL), strlen(line));
+        assert_int_equal(req.cmd, PROTO_SLABS_REASSIGN);
+        assert_true(req.slab_args_ok);
+        assert_int_equal(req.slab_src, -1);
+        assert_int_equal(req.slab_dst, 25);
+        line = "slabs reassign 1 2x\r\n"; /* memcached's safe_strtol refuses it */
+        assert_int_equal(proto_parse(parser, line, strlen(line), &req, NULL), strlen(line));
+        assert_int_equal(req.cmd, PROTO_SLABS_REASSIGN);
+        assert_false(req.slab_args_ok);
+        line = "slabs reassign 4294967297 2\r\n"; /* out of int32 range */
+        assert_int_equal(proto_parse(parser, line, strlen(line), &req, NULL), strlen(line));
+        assert_false(req.slab_args_ok);
+    }
     assert_int_equal(PARSE(parser, "", &req), 0);
     assert_int_equal(PARSE(parser, "get k", &req), 0);
     /* leading spaces are skipped */

@@ -212,6 +212,27 @@ class PeekTest(unittest.TestCase):
         for key in keys[30:]:
             self.assertEqual(conns[1].cmd(b"get %s\r\n" % key, b"END\r\n"), b"END\r\n", key)
 
+    def test_peek_per_class_hits_count_where_the_owner_would(self):
+        # values of many sizes: a get served on the other shard counts its
+        # hit in the same `stats slabs` class as the owner's get would
+        conns = [Conn(self.server.port) for _ in range(4)]
+        for i in range(100):
+            v = b"x" * (10 + i * 30)
+            self.assertEqual(conns[0].cmd(b"set sz%d 0 0 %d\r\n%s\r\n" % (i, len(v), v), b"\r\n"),
+                             b"STORED\r\n")
+        for r in range(30):
+            for i in range(100):
+                conns[(i + r) % 4].cmd(b"get sz%d\r\n" % i, b"END\r\n")
+        out = conns[0].cmd(b"stats slabs\r\n", b"END\r\n")
+        per = {}
+        for line in out.split(b"\r\n"):
+            f = line.split()
+            if len(f) == 3 and f[1].endswith(b":get_hits"):
+                per[int(f[1].split(b":")[0])] = int(f[2])
+        self.assertEqual(sum(per.values()), 3000, per)
+        # each key was read 30 times: every class's count is a multiple of 30
+        self.assertTrue(all(v % 30 == 0 for v in per.values()), per)
+
     def test_peek_binary_get_served_where_it_arrives(self):
         text = Conn(self.server.port)  # a connection speaks one protocol, chosen by its first byte
         conns = [Conn(self.server.port) for _ in range(4)]

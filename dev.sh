@@ -16,6 +16,7 @@ TEST_DEPS=(memcached libmemcached-tools openssl sasl2-bin python3 python3-pymemc
 # test_memjs installs memjs with npm: Debian's npm package, unless the nodejs
 # installed already bundles npm (NodeSource's conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || TEST_DEPS+=(npm)
+TEST_DEPS+=(mmdebstrap podman runc) # tests/deploy/test_systemd_warm.py (issue 14)
 TEST_DEPS+=(shellcheck nutcracker iproute2 systemd php-cli php-memcached libspymemcached-java
             default-jdk-headless) # tests/deploy, tests/cluster
 TEST_DEPS+=(python3-django ruby ruby-dalli ruby-activesupport golang-go golang-github-bradfitz-gomemcache-dev

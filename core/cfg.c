@@ -209,7 +209,8 @@ static const struct cfg_double_limit cfg_double_limit_table[CFG_NOPTIONS] = {
     ACTION(max_ttl, "max_ttl", NULL, NULL) \
     ACTION(enable_sasl, "auth_enabled_sasl", "yes", "no")                                        \
     ACTION(auth_file, "auth_enabled_ascii", NULL, "no") \
-    ACTION(io_backend, "io_backend", NULL, NULL) /* corecache's: the backend that runs */
+    ACTION(io_backend, "io_backend", NULL, NULL) /* corecache's: the backend that runs */ \
+    ACTION(memory_file, "memory_file", NULL, "(null)") /* issue 14: as memcached prints -e */
 
 struct cfg_setting {
     enum cfg_option_id id;
@@ -240,7 +241,6 @@ static const struct cfg_setting cfg_setting_table[] = {CFG_SETTINGS(CFG_SETTING_
     ACTION(enable_largepages, "corecache's arenas are not placed on huge pages by this flag")   \
     ACTION(maxconns_fast, "corecache's behaviour at the -c limit is fixed")                     \
     ACTION(no_maxconns_fast, "corecache's behaviour at the -c limit is fixed")                  \
-    ACTION(hashpower, "corecache's hash tables are sized per shard and grow by themselves")     \
     ACTION(no_hashexpand, "corecache's hash tables are sized per shard and grow by themselves") \
     ACTION(slab_reassign, NO_SLAB_MOVES)                                                         \
     ACTION(no_slab_reassign, NO_SLAB_MOVES)                                                      \

@@ -319,6 +319,19 @@ static const char *desc_prom_type(const struct metric_desc *desc)
 
 /* --- corecache's per-shard families ------------------------------------- */
 
+bool prom_render_server(struct sink *out, const char *prefix, const struct metric_desc *desc, size_t n,
+                        const uint64_t *values)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[128];
+        if (!prom_family_name(name, sizeof(name), prefix, &desc[i]) ||
+            !prom_family(out, name, desc_prom_type(&desc[i]), desc[i].help) ||
+            !sample_value(out, name, "", desc[i].type, values[i]))
+            return false;
+    }
+    return true;
+}
+
 bool prom_render_shards(struct sink *out, const char *prefix, const struct metric_desc *desc,
                         size_t n, const uint64_t *const *shard_values, unsigned nshards)
 {
@@ -560,7 +573,10 @@ bool prom_describe_table(struct sink *out, const char *source, const char *stat_
 {
     for (size_t i = 0; i < n; i++) {
         char name[128] = "-";
-        if (prom_prefix != NULL && prom_family_name(name, sizeof(name), prom_prefix, &desc[i]))
+        /* per-shard families are labelled; the server's own (issue 14's
+         * warm restart facts, prom_render_server) are not */
+        if (prom_prefix != NULL && prom_family_name(name, sizeof(name), prom_prefix, &desc[i]) &&
+            strcmp(source, "server") != 0)
             strncat(name, "{shard}", sizeof(name) - strlen(name) - 1);
         if (!(put_str(out, source) && sink_puts(out, "\t") && put_str(out, metrics_type_name(desc[i].type)) &&
               sink_puts(out, "\t") && put_str(out, stat_prefix) && put_str(out, desc[i].name) &&

@@ -70,6 +70,11 @@ bool prom_family(struct sink *out, const char *name, const char *type, const cha
 bool prom_render_build_info(struct sink *out, const char *name, const char *help, const char *version,
                             const char *protocol);
 
+/* For each entry of a table: its family (prom_family_name with prefix)
+ * and one unlabelled sample, values[i] (server-wide facts). */
+bool prom_render_server(struct sink *out, const char *prefix, const struct metric_desc *desc, size_t n,
+                        const uint64_t *values);
+
 /*
  * For each entry of a table: its family (prom_family_name with prefix) and
  * one sample per shard, labelled shard="<s>", from shard_values[s][i].

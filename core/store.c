@@ -137,7 +137,8 @@ _Static_assert(STORE_KEY_MAX <= UINT8_MAX, "item.nkey is one byte");
     ACTION(touch_misses, COUNTER, "touch, gat and gats keys not found")                      \
     ACTION(store_too_large, COUNTER, "storage commands refused: item above -I")              \
     ACTION(store_no_memory, COUNTER, "storage commands refused: no memory (see -M)")         \
-    ACTION(hash_power_level, LEVEL, "log2 of the hash table's bucket count (8 items each)")  \
+    ACTION(hash_power_level, LEVEL, "memcached's hash power for the index's size: log2 of "   \
+                                    "(shards * 7 items * buckets / 1.5), see store_hash_level") \
     ACTION(hash_bytes, GAUGE, "bytes of hash table buckets")                                 \
     ACTION(hash_is_expanding, GAUGE, "1 while the hash table is doubling (never: at once)")  \
     ACTION(slab_reassign_evictions_nomem, COUNTER, "always 0: segments need no page moves")  \
@@ -373,7 +374,8 @@ enum mc_status store_create(const struct store_cfg *cfg, struct store **out)
     if (store->ghost == NULL)
         goto fail;
     store->ghost_mask = slots - 1;
-    status = segidx_create(STORE_INDEX_POWER, resolve, store, &store->idx);
+    status = segidx_create(cfg->index_power != 0 ? cfg->index_power : STORE_INDEX_POWER, resolve, store,
+                           &store->idx); /* issue 14: -o hashpower */
     if (status != MC_OK)
         goto fail;
     *out = store;
@@ -1814,7 +1816,7 @@ void store_metrics(const struct store *store, uint64_t *out)
     m.reclaimed += cm->reclaimed;
     m.crawler_reclaimed += cm->crawler_reclaimed;
     m.crawler_items_checked += cm->crawler_items_checked;
-    m.hash_power_level = segidx_power(store->idx);
+    m.hash_power_level = store_hash_level(segidx_power(store->idx), store->cfg.index_shards); /* issue 14 */
     m.hash_bytes = segidx_bytes(store->idx);
     m.hash_is_expanding = 0;
     m.seg_size = segs->seg_size;
@@ -1943,6 +1945,7 @@ void store_warm_state(const struct store *store, struct store_warm *out)
         .now = store->now, .oldest_live = store->oldest_live, .flushes = store->flushes,
         .flush_epoch = store->flush_epoch, .flush_this_second = store->flush_this_second,
         .cas_issued = store->cas_issued, .items = store->m.curr_items,
+        .index_power = segidx_power(store->idx),
     };
 }
 
@@ -2092,11 +2095,16 @@ enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st
         return MC_EINVAL;
     /* an index already large enough for what was saved: no doubling and
      * rehash of millions of entries during the scan */
-    unsigned power = STORE_INDEX_POWER;
+    unsigned power = segidx_power(store->idx);
     while (power < 30 && ((uint64_t)7 << power) <= st->items)
         power++;
+    /* and at least as large as it was: what grew before the stop (for
+     * items since deleted) does not grow again (memcached restores its
+     * hash power too) */
+    if (st->index_power > power && st->index_power <= 30)
+        power = st->index_power;
     struct segidx *idx = NULL;
-    if (power > STORE_INDEX_POWER && segidx_create(power, resolve, store, &idx) == MC_OK) {
+    if (power > segidx_power(store->idx) && segidx_create(power, resolve, store, &idx) == MC_OK) {
         segidx_destroy(&store->idx);
         store->idx = idx;
     }
@@ -2146,3 +2154,26 @@ enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st
     return MC_OK;
 }
 /* --- end warm restart --- */
+
+/* --- memcached's hash power (issue 14; see store.h) ---------------------- */
+
+unsigned store_hash_level(unsigned index_power, unsigned shards)
+{
+    /* shards * 7 * 2^p * 2 / 3 items: the memcached table's 1.5-per-bucket growth point */
+    uint64_t cap = (uint64_t)(shards != 0 ? shards : 1) * 14u * ((uint64_t)1 << index_power) / 3u;
+    unsigned level = 0;
+    while (cap > 1) {
+        cap >>= 1;
+        level++;
+    }
+    return level;
+}
+
+unsigned store_index_power(unsigned hashpower, unsigned shards)
+{
+    unsigned want = hashpower != 0 ? hashpower : 16; /* memcached's HASHPOWER_DEFAULT */
+    unsigned p = SEGIDX_POWER_MIN;
+    while (p < 30 && store_hash_level(p, shards) < want)
+        p++;
+    return p;
+}

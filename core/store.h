@@ -61,6 +61,10 @@ struct store_cfg {
     bool cas_enabled;      /* false under -C: every CAS value is 0 */
     uint32_t cas_offset;   /* this store issues CAS values offset + k * stride, */
     uint32_t cas_stride;   /* k >= 1, so CAS values are unique across shards */
+    /* memcached's -o hashpower and hash_power_level (issue 14, see
+     * store_index_power below) */
+    uint32_t index_power;  /* the index's initial log2 bucket count; 0: the engine's default */
+    uint32_t index_shards; /* stores the keys are spread over (-t), for hash_power_level; 0: 1 */
 };
 
 enum store_op {
@@ -442,6 +446,8 @@ struct store_warm {
     uint8_t flush_this_second;
     uint64_t cas_issued;
     uint64_t items;         /* linked items when saved: sizes the rebuilt index */
+    uint32_t index_power;   /* the index's size when saved: restored, as memcached does */
+    uint32_t pad;
 };
 
 /* The store's scalars and its segment table (read-only; valid until the
@@ -463,6 +469,17 @@ const struct segs *store_warm_segs(const struct store *store);
 enum mc_status store_warm_adopt(struct store *store, const struct store_warm *st, mc_time_t now,
                                 const struct segs *saved, const void *table, int64_t shift,
                                 uint64_t *items, const char **why) MC_MUST_CHECK;
+
+/* memcached's hash power in corecache's index (issue 14: t/restart.t
+ * reads it across a restart). memcached's table of 2^L buckets grows past
+ * 1.5 items per bucket; a store's index of 2^p buckets holds 7 * 2^p
+ * items before it doubles. hash_power_level reports L = floor(log2(shards
+ * * 7 * 2^p / 1.5)): the memcached table that holds as many items before
+ * growing as the `shards` stores' indexes (each sized like this one).
+ * store_index_power is the inverse for -o hashpower=L (0: memcached's 16):
+ * the smallest p whose level is at least L, at most 30. Pure. */
+unsigned store_hash_level(unsigned index_power, unsigned shards);
+unsigned store_index_power(unsigned hashpower, unsigned shards);
 /* --- end warm restart --- */
 
 #endif

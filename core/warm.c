@@ -37,7 +37,7 @@
 #include "store.h"
 
 #define WARM_MAGIC 0x314d5241574343ull /* "CCWARM1" */
-#define WARM_FORMAT 1
+#define WARM_FORMAT 2
 
 struct warm_hdr {
     uint64_t magic;
@@ -132,8 +132,12 @@ void warm_save(const struct store *store, const struct warm_params *p, uint64_t 
 
 enum mc_status warm_attach(struct store *store, const struct warm_params *p, uint64_t generation,
                            int64_t clock_started, mc_time_t now, const void *buf, size_t len,
-                           uint64_t *items, char *why, size_t whylen)
+                           uint64_t *items, char *why, size_t whylen, enum warm_cold *cold)
 {
+    enum warm_cold kind_unused;
+    if (cold == NULL)
+        cold = &kind_unused;
+    *cold = WARM_COLD_DAMAGED; /* until a check says otherwise */
     const struct segs *segs = store_warm_segs(store);
     struct warm_hdr h;
     *items = 0;
@@ -155,6 +159,7 @@ enum mc_status warm_attach(struct store *store, const struct warm_params *p, uin
     h.engine[sizeof(h.engine) - 1] = '\0';
     if (strcmp(h.engine, p->engine) != 0) {
         snprintf(why, whylen, "it was saved by engine %s, this is %s", h.engine, p->engine);
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     if (h.shards != p->shards) {
@@ -162,20 +167,24 @@ enum mc_status warm_attach(struct store *store, const struct warm_params *p, uin
                  "-t differs (%u shards now, %u when saved): keys are partitioned by shard, and "
                  "corecache does not re-home them",
                  p->shards, h.shards);
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     if (h.arena_size != p->arena_size) {
         snprintf(why, whylen, "-m differs (%llu MiB per shard now, %llu MiB when saved)",
                  MIB(p->arena_size), MIB(h.arena_size));
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     if (h.item_size_max != p->item_size_max) {
         snprintf(why, whylen, "-I differs (%llu bytes now, %llu when saved)",
                  (unsigned long long)p->item_size_max, (unsigned long long)h.item_size_max);
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     if (h.cas_enabled != (uint32_t)p->cas_enabled || h.shard != p->shard) {
         snprintf(why, whylen, "-C differs (CAS %s now)", p->cas_enabled ? "on" : "off");
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     if (h.generation != generation) {
@@ -188,6 +197,7 @@ enum mc_status warm_attach(struct store *store, const struct warm_params *p, uin
     if (h.nsegs != segs->nsegs || h.segs.seg_size != segs->seg_size) {
         snprintf(why, whylen, "the segment layout differs (%u x %zu bytes now, %u x %zu saved)",
                  segs->nsegs, segs->seg_size, h.nsegs, h.segs.seg_size);
+        *cold = WARM_COLD_SETTINGS;
         return MC_EINVAL;
     }
     const struct seg *table = (const struct seg *)((const char *)buf + sizeof(h));
@@ -201,5 +211,6 @@ enum mc_status warm_attach(struct store *store, const struct warm_params *p, uin
         snprintf(why, whylen, "the saved state is inconsistent: %s", bad != NULL ? bad : "?");
         return MC_EINVAL;
     }
+    *cold = WARM_COLD_NONE;
     return MC_OK;
 }

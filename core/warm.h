@@ -32,6 +32,16 @@ struct warm_params {
     const char *engine;     /* the release that wrote the items */
 };
 
+/* Why a start did not reattach (the `warm_restart_cold` fact, io/facts.h):
+ * WARM_COLD_NONE when it did, or when there is no -e. */
+enum warm_cold {
+    WARM_COLD_NONE = 0,     /* reattached (or no memory file) */
+    WARM_COLD_NEW = 1,      /* a new memory file: nothing was saved */
+    WARM_COLD_UNCLEAN = 2,  /* the last stop did not finish its save (killed, crashed) */
+    WARM_COLD_SETTINGS = 3, /* saved under other settings or another release */
+    WARM_COLD_DAMAGED = 4,  /* the saved state or the items fail a check, or cannot be read */
+};
+
 /* Bytes of the image of `store`. */
 size_t warm_image_size(const struct store *store);
 
@@ -51,11 +61,12 @@ void warm_save(const struct store *store, const struct warm_params *p, uint64_t 
  * arena whose clock reads `now` on a clock started at `clock_started`:
  * TTLs keep their absolute end, and what expired meanwhile is dropped.
  * MC_OK with *items; else MC_EINVAL with one line in `why` saying what did
- * not match (after MC_EINVAL from the engine's part the store must be
- * destroyed; the arena is then garbage to write over).
+ * not match and, in *cold (if not NULL), which kind of refusal it was
+ * (after MC_EINVAL from the engine's part the store must be destroyed;
+ * the arena is then garbage to write over).
  */
 enum mc_status warm_attach(struct store *store, const struct warm_params *p, uint64_t generation,
                            int64_t clock_started, mc_time_t now, const void *buf, size_t len,
-                           uint64_t *items, char *why, size_t whylen) MC_MUST_CHECK;
+                           uint64_t *items, char *why, size_t whylen, enum warm_cold *cold) MC_MUST_CHECK;
 
 #endif

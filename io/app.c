@@ -358,6 +358,10 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
         fprintf(stderr, "%s\n", err);
     if (srv.cfg.lock_memory && proc_lock_memory(err, sizeof(err)) < 0)
         fprintf(stderr, "%s\n", err);
+    if (srv.cfg.memory_file != NULL && memfile_begin(&srv, err, sizeof(err)) < 0) { /* issue 14 */
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     ret = boot_start(&srv, err, sizeof(err));
     if (ret < 0) {
         fprintf(stderr, "%s\n", err);
@@ -383,6 +387,7 @@ int app_main(int argc, char **argv, const struct server_handler *handler)
     log_info(&srv, "corecache: signal %d: finishing requests in flight and exiting", sig);
     server_stop(&srv);
     unsigned failed = boot_join(&srv);
+    memfile_commit(&srv); /* issue 14: -e, once every shard saved */
     boot_teardown(&srv);
     detail_deinit(&srv.detail);
     watch_deinit(&srv.watch);

@@ -55,4 +55,7 @@ void facts_read(const struct server *srv, struct facts *out)
     out->log_watcher_skipped = log[2];
     out->log_watcher_sent = log[3];
     out->log_watchers = log[4];
+    out->warm_restart_items = atomic_load(&srv->warm.items);
+    out->warm_restart_cold = atomic_load(&srv->warm.cold);
+    out->memory_file_numa_bound = atomic_load(&srv->warm.numa_bound);
 }

@@ -47,7 +47,16 @@ struct server;
     ACTION(log_watcher_sent, COUNTER, "Log lines handed to watching connections")             \
     ACTION(log_watchers, GAUGE, "Connections watching logs (watch)")
 
-#define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION)
+/* warm restart (issue 14, io/memfile.c): what the start made of -e's file.
+ * In `stats` after the limits; on /metrics as corecache_<name>. */
+#define FACTS_WARM(ACTION)                                                                       \
+    ACTION(warm_restart_items, GAUGE, "Items the start reattached from -e's memory file")        \
+    ACTION(warm_restart_cold, GAUGE, "Why the start did not reattach: 0 it did or no -e, 1 a new " \
+                                     "file, 2 the last stop was not clean, 3 other settings or "   \
+                                     "release, 4 damaged or unreadable saved state")               \
+    ACTION(memory_file_numa_bound, GAUGE, "Shards whose -e mapping is bound to their NUMA node (mbind)")
+
+#define FACTS_METRIC(ACTION) FACTS_PROCESS(ACTION) FACTS_RUNTIME(ACTION) FACTS_LIMITS(ACTION) FACTS_WARM(ACTION)
 
 /*
  * The LRU and crawler settings that `stats settings` reports under
@@ -88,6 +97,7 @@ extern const struct metric_desc facts_desc[];
 #define FACTS_PROCESS_COUNT METRIC_COUNT(FACTS_PROCESS)
 #define FACTS_RUNTIME_COUNT METRIC_COUNT(FACTS_RUNTIME)
 #define FACTS_LIMITS_COUNT METRIC_COUNT(FACTS_LIMITS)
+#define FACTS_WARM_COUNT METRIC_COUNT(FACTS_WARM)
 
 /* Fills every fact from the process and srv (getrusage, the clock).
  * Any shard thread. */

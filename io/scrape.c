@@ -145,6 +145,8 @@ static bool render_body(struct shard *shard, const struct snapshots *snaps, stru
 
     ok = prom_render_exporter(body, tables, 4, &classes, SERVER_VERSION_STRING) &&
          prom_render_build_info(body, BUILD_INFO, BUILD_INFO_HELP, CORECACHE_VERSION, SERVER_VERSION_STRING) &&
+         prom_render_server(body, SCRAPE_PREFIX, facts_desc + FACTS_COUNT - FACTS_WARM_COUNT, /* issue 14 */
+                            FACTS_WARM_COUNT, facts.v + FACTS_COUNT - FACTS_WARM_COUNT) &&
          prom_render_shards(body, SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT, shard_rows, nshards) &&
          prom_render_shards(body, SCRAPE_PREFIX, store_metric_desc, store_metric_count, store_rows,
                             nshards) &&
@@ -256,7 +258,9 @@ bool scrape_describe(struct sink *out)
     char name[128];
     snprintf(name, sizeof(name), "%s%s{shard,le}", SCRAPE_PREFIX, hist.name);
     return sink_puts(out, "source\ttype\tSTAT name\tPrometheus family\thelp\n") &&
-           prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT) &&
+           prom_describe_table(out, "server", "", NULL, facts_desc, FACTS_COUNT - FACTS_WARM_COUNT) &&
+           prom_describe_table(out, "server", "", SCRAPE_PREFIX, facts_desc + FACTS_COUNT - FACTS_WARM_COUNT,
+                               FACTS_WARM_COUNT) && /* issue 14: corecache_warm_restart_* */
            prom_describe_table(out, "settings", "", NULL, facts_lru_desc, FACTS_LRU_COUNT) &&
            prom_describe_table(out, "shard", "", SCRAPE_PREFIX, shard_metric_desc, SHARD_METRIC_COUNT) &&
            prom_describe_table(out, "store", "", SCRAPE_PREFIX, store_metric_desc, store_metric_count) &&

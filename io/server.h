@@ -96,6 +96,15 @@ struct server {
     atomic_uint curr_conns;      /* open connections, for -c */
     atomic_uint_least64_t listen_disabled_num; /* accepts failed with EMFILE/ENFILE */
     atomic_uint accept_paused;   /* listeners waiting out an accept backoff (guard.c) */
+
+    struct { /* issue 14: -e FILE (io/memfile.c) */
+        bool committed;                 /* the last stop left FILE.meta (read before shards start) */
+        atomic_uint saved;              /* shards whose save completed at this stop */
+        atomic_uint numa_bound;         /* shards whose mapping mbind() bound to their node */
+        atomic_uint_least64_t items;    /* items the start reattached */
+        atomic_uint cold;               /* enum warm_cold: why the start did not reattach */
+        atomic_uint_least64_t unit;     /* the memory files' page size (4 KiB, or huge) */
+    } warm;
 };
 
 /* The shared channel from shard `from` to shard `to`. */

@@ -191,7 +191,7 @@ static int setup_store(struct shard *shard)
     shard->arena_size = share;
     int err = -ENOMEM;
     if (cfg->memory_file != NULL) /* issue 14: -e, a file that outlives us */
-        shard->arena = memfile_map(srv, shard->id, share, &shard->memfile, &err);
+        shard->arena = memfile_map(srv, shard->id, share, shard->node, &shard->memfile, &err);
     else
         shard->arena = place_alloc_on_node(share, shard->node);
     if (shard->arena == NULL)
@@ -208,6 +208,9 @@ static int setup_store(struct shard *shard)
         .cas_enabled = !cfg->disable_cas,
         .cas_offset = shard->id,
         .cas_stride = srv->nshards,
+        /* issue 14: memcached's -o hashpower (default 16) over all shards */
+        .index_power = store_index_power(cfg->hashpower, srv->nshards),
+        .index_shards = srv->nshards,
     };
     if (store_create(&scfg, &shard->store) != MC_OK)
         return -EINVAL;

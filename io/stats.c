@@ -209,6 +209,8 @@ static bool render_general(struct shard *shard, const struct stats_sum *sum, str
            metrics_render_stats(out, "", store_metric_desc, sum->store, malloced) &&
            metrics_render_stats(out, "", store_metric_desc + after, sum->store + after, n - after) &&
            metrics_render_stats(out, "", facts_desc + limits, facts.v + limits, FACTS_LIMITS_COUNT) &&
+           metrics_render_stats(out, "", facts_desc + limits + FACTS_LIMITS_COUNT, /* issue 14 */
+                                facts.v + limits + FACTS_LIMITS_COUNT, FACTS_WARM_COUNT) &&
            tls_render_stats(shard->srv->tls, (int64_t)facts.time, out);
 }
 

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <numa.h>
+#include <numaif.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -120,4 +121,25 @@ void place_free(void *mem, size_t size)
         numa_free(mem, rounded);
     else
         (void)munmap(mem, rounded);
+}
+
+/* A mapping made elsewhere (a file's) gets the arena's policy: MPOL_BIND
+ * to the shard's node, for the pages faulted after the call (no
+ * MPOL_MF_MOVE: pages a warm restart finds resident were placed by the
+ * same binding in the run that wrote them). On shmem and hugetlbfs the
+ * policy is the file's shared policy, so it holds for every page of the
+ * range whoever faults it. */
+int place_bind_on_node(void *mem, size_t size, int node)
+{
+    if (numa_available() < 0)
+        return -ENOSYS;
+    if (node < 0 || node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+        return -EINVAL;
+    unsigned long mask[TOPO_CPUS_MAX / (8 * sizeof(unsigned long)) + 1] = {0};
+    if ((size_t)node >= 8 * sizeof(mask))
+        return -EINVAL;
+    mask[(unsigned)node / (8 * sizeof(unsigned long))] |= 1ul << ((unsigned)node % (8 * sizeof(unsigned long)));
+    if (mbind(mem, page_round(size), MPOL_BIND, mask, 8 * sizeof(mask), 0) != 0)
+        return -errno;
+    return 0;
 }

@@ -43,4 +43,11 @@ int place_pin_self(unsigned cpu);
 void *place_alloc_on_node(size_t size, int node);
 void place_free(void *mem, size_t size);
 
+/* Binds an existing mapping (a -e memory file's, io/memfile.c) to `node`
+ * with mbind(2) MPOL_BIND, as place_alloc_on_node binds an arena: pages
+ * faulted from now on come from that node. Returns 0 or -errno: -ENOSYS
+ * where libnuma reports no NUMA, -EINVAL for a node the process may not
+ * allocate on (callers say so and keep the mapping, placed by first touch). */
+int place_bind_on_node(void *mem, size_t size, int node);
+
 #endif

@@ -871,6 +871,7 @@ static void test_cfg_settings_render_memcached_names(void **state)
         "STAT default_ttl 0\r\n",       "STAT max_ttl 0\r\n",
         "STAT auth_enabled_sasl no\r\n", "STAT auth_enabled_ascii no\r\n",
         "STAT io_backend auto\r\n", /* corecache's; io/stats.c puts the one that runs */
+        "STAT memory_file (null)\r\n", /* issue 14: memcached 1.6.18 prints -e's NULL so */
     };
     /* in memcached's order, then corecache's, and nothing else */
     const char *p = text;
@@ -895,6 +896,13 @@ static void test_cfg_settings_render_memcached_names(void **state)
     assert_true(cfg_render_settings(&f->cfg, &out.sink));
     text = test_sink_text(&out);
     assert_non_null(strstr(text, "STAT auth_enabled_sasl yes\r\nSTAT auth_enabled_ascii /etc/users\r\n"));
+    free(text);
+    /* issue 14: -e's file as given, like memcached's t/restart.t reads it */
+    assert_true(parse(f, "-e", "/dev/shm/cache", NULL));
+    test_sink_clear(&out);
+    assert_true(cfg_render_settings(&f->cfg, &out.sink));
+    text = test_sink_text(&out);
+    assert_non_null(strstr(text, "STAT memory_file /dev/shm/cache\r\n"));
     free(text);
     test_sink_fini(&out);
 }

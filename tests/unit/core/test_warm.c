@@ -35,6 +35,7 @@ struct world {
     struct warm_params params;
     void *image;
     size_t image_len;
+    enum warm_cold cold; /* the last restart's kind of refusal */
 };
 
 struct expect {
@@ -141,7 +142,7 @@ static enum mc_status restart(struct world *w, uint64_t generation, uint64_t *it
     store_destroy(&w->store);
     w->store = make(w, 70);
     enum mc_status st = warm_attach(w->store, &w->params, generation, S0 + DOWN, 70, w->image,
-                                    w->image_len, items, why, 256);
+                                    w->image_len, items, why, 256, &w->cold);
     if (st != MC_OK) {
         store_destroy(&w->store);
         w->store = make(w, 70);
@@ -157,6 +158,7 @@ static void test_warm_reattaches_every_live_item(void **state)
     uint64_t items = 0, max_cas = 0;
     char why[256] = "";
     assert_int_equal(restart(w, 5, &items, why), MC_OK);
+    assert_int_equal(w->cold, WARM_COLD_NONE);
     assert_true(store_check(w->store));
     char key[32];
     uint64_t live = 0;
@@ -221,6 +223,9 @@ static void expect_refused(struct world *w, uint64_t generation, const char *rea
     assert_int_equal(restart(w, generation, &items, why), MC_EINVAL);
     if (strstr(why, reason) == NULL)
         fail_msg("reason \"%s\" lacks \"%s\"", why, reason);
+    /* the kind behind the warm_restart_cold fact: settings, or damage */
+    bool settings = strstr(reason, "differs") != NULL || strstr(reason, "engine") != NULL;
+    assert_int_equal(w->cold, settings ? WARM_COLD_SETTINGS : WARM_COLD_DAMAGED);
     assert_null(store_peek(w->store, "key:1", 5, h("key:1")));
     assert_true(store_check(w->store));
 }
@@ -256,7 +261,7 @@ static void test_warm_refuses_damaged_image(void **state)
     uint64_t items;
     char why[256];
     assert_int_equal(warm_attach(w->store, &w->params, 3, S0, 100, w->image, 10, &items, why,
-                                 sizeof(why)),
+                                 sizeof(why), NULL),
                      MC_EINVAL);
     assert_non_null(strstr(why, "truncated"));
 }

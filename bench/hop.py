@@ -125,8 +125,8 @@ def run_bench(args, port, extra, timeout):
 
 # The server's own counters that say where a forwarded request's cost goes, per request:
 # keys sent to their owner, loop iterations (one io_uring_enter each), completions handled,
-# and wakeups of a sleeping shard (MSG_RING).
-COUNTERS = ("forwarded_out", "uring_submits", "uring_completions", "xchan_wakeups")
+# wakeups of a sleeping shard (MSG_RING), and read counts sent to owners (issue 17, X_BUMP).
+COUNTERS = ("forwarded_out", "uring_submits", "uring_completions", "xchan_wakeups", "peek_bumps_out")
 
 
 def server_stats(port):
@@ -287,11 +287,13 @@ def markdown(res, builds, args):
              "over the run divided by the requests answered; shards: the busiest thread's CPU over "
              "the least busy shard's.", "",
              "Per request (the server's `stats` over the run): keys forwarded to their owner, loop "
-             "iterations (one io_uring_enter each), completions handled, wakeups sent to a sleeping shard.",
+             "iterations (one io_uring_enter each), completions handled, wakeups sent to a sleeping shard, "
+             "and gets served from the owner's memory that the owner still had to count (issue 17's read "
+             "counts, one-way; a get served there with no count is in no column).",
              "",
              "| tool | workload | build | -t | ops/s | CPU µs/request | shards' CPU max/min "
-             "| forwarded | iterations | completions | wakeups |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| forwarded | iterations | completions | wakeups | read counts sent |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for (tool, w, name, threads), p in sorted(res.items(), key=lambda kv: (kv[0][0] != "corecache-bench",
                                                                           kv[0][1], kv[0][2], kv[0][3])):
         lines.append(f"| {tool} | {w} | {name} | {threads} | {fmt_ops(p['ops'])} | {p['cpu_us']:.2f} | {split(p)} "

@@ -31,6 +31,7 @@
 #include "hash.h"
 #include "item.h"
 #include "logline.h"
+#include "peek.h"
 #include "process_bin.h"
 #include "process_meta.h"
 #include "proto_bin.h"
@@ -145,9 +146,9 @@ static __attribute__((noinline)) bool exec_watched(const struct exec_ctx *ctx, c
 
 /* The key runs here; the detail and watch checks are one relaxed load
  * each, both off by default. */
-static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
-                                                            const struct proto_req *req, const char *key,
-                                                            uint32_t nkey, uint64_t hash, struct sink *out)
+static inline __attribute__((always_inline)) bool exec_local_run(const struct exec_ctx *ctx,
+                                                                const struct proto_req *req, const char *key,
+                                                                uint32_t nkey, uint64_t hash, struct sink *out)
 {
     if (__builtin_expect(ctx->watch != NULL &&
                              atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0, 0))
@@ -158,6 +159,48 @@ static inline __attribute__((always_inline)) bool exec_local(const struct exec_c
     return exec_run(ctx, req, key, nkey, hash, out);
 }
 
+/* issue 17: every command but get/gets runs inside this store's write
+ * side, whatever path it takes (watched, detailed or not): other shards
+ * may be reading the store (peek.c). */
+static inline __attribute__((always_inline)) bool exec_local(const struct exec_ctx *ctx,
+                                                            const struct proto_req *req, const char *key,
+                                                            uint32_t nkey, uint64_t hash, struct sink *out)
+{
+    if (ctx->peek_self != NULL && req->cmd != PROTO_GET && req->cmd != PROTO_GETS) {
+        peek_write_begin(ctx->peek_self);
+        bool ok = exec_local_run(ctx, req, key, nkey, hash, out);
+        peek_write_end(ctx->peek_self);
+        return ok;
+    }
+    return exec_local_run(ctx, req, key, nkey, hash, out);
+}
+
+/* issue 17: a text get/gets or a binary get of another shard's key, served here from its
+ * memory when peek.c can do so exactly (nothing watches or counts keys by
+ * prefix); false in *done: forward it. */
+static bool exec_peek(const struct exec_ctx *ctx, const struct proto_req *req, unsigned owner,
+                      const char *key, uint32_t nkey, uint64_t hash, struct sink *out, bool *done)
+{
+    *done = false;
+    bool binary = req->family == PROTO_FAMILY_BINARY;
+    if ((req->family != PROTO_FAMILY_TEXT && !binary) || (req->cmd != PROTO_GET && req->cmd != PROTO_GETS) ||
+        (ctx->watch != NULL && atomic_load_explicit(ctx->watch->kinds, memory_order_relaxed) != 0) ||
+        (ctx->detail != NULL && atomic_load_explicit(ctx->detail->enabled, memory_order_relaxed)))
+        return true;
+    struct peek_copy copy;
+    const struct item *it = NULL;
+    enum peek_result r = peek_lookup(ctx->peek, owner, key, nkey, hash, &copy, &it);
+    if (r == PEEK_FORWARD)
+        return true;
+    *done = true;
+    if (r == PEEK_HIT_BUMP)
+        ctx->bump(ctx->router, owner, key, nkey, hash, copy.loc, copy.wseq);
+    store_count_remote_get(ctx->env->store, it);
+    if (binary)
+        return process_bin_get_reply(req, it, key, nkey, out);
+    return it == NULL || peek_write_text(it, req->cmd == PROTO_GETS, out);
+}
+
 bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const char *key, uint32_t nkey,
               struct sink *out)
 {
@@ -165,8 +208,15 @@ bool exec_key(const struct exec_ctx *ctx, const struct proto_req *req, const cha
     uint64_t hash = ctx->ring != NULL || ctx->local == NULL ? hash_key(key, nkey) : 0;
     if (ctx->ring != NULL) {
         unsigned owner = ring_owner(ctx->ring, hash);
-        if (owner != ctx->self)
+        if (owner != ctx->self) {
+            bool done = false;
+            if (ctx->peek != NULL) {
+                bool ok = exec_peek(ctx, req, owner, key, nkey, hash, out, &done);
+                if (done)
+                    return ok;
+            }
             return ctx->forward(ctx->router, owner, req, key, nkey, hash);
+        }
     }
     return exec_local(ctx, req, key, nkey, hash, out);
 }

@@ -144,8 +144,19 @@ struct exec_watch {
     void *state;
 };
 
+struct peek_reader;
+struct peek_shard;
 struct exec_ctx {
     const struct process_env *env; /* this shard's store, clock, TTL policy */
+    /* issue 17: reads served where they arrive (core/peek.h); NULL: none.
+     * peek_self is this shard's write sequence, held around every command
+     * but get/gets; peek serves other shards' gets from their memory. */
+    struct peek_shard *peek_self;
+    const struct peek_reader *peek;
+    /* issue 17: a get served from shard `owner`'s memory that its store
+     * must still count in the item (store_remote_hit): one-way, no reply */
+    void (*bump)(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash,
+                 uint64_t loc, unsigned wseq);
     const struct ring *ring;       /* which shard owns a key; NULL: all keys are local */
     unsigned self;                 /* this shard's id in the ring */
     exec_forward_fn forward;       /* keys another shard owns (ring != NULL) */

@@ -156,6 +156,19 @@ static inline bool item_key_binary(const struct item *it)
     return (it->iflags & ITEM_KEY_BINARY) != 0;
 }
 
+/* issue 17: eviction's read count, and whether the item was hit since its
+ * atime was last refreshed (a read that would change neither, nor atime,
+ * leaves the item as it was: core/peek.c serves only those remotely). */
+static inline unsigned item_freq(const struct item *it)
+{
+    return it->freq;
+}
+
+static inline bool item_active(const struct item *it)
+{
+    return (it->iflags & ITEM_ACTIVE) != 0;
+}
+
 /* A placeholder slab class id for code without the store (core/logline.c's
  * events): the engine has no size classes, and the class memcached would
  * use depends on -n/-f, so `me`, `watch` and the stats take the real one

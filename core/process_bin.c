@@ -166,6 +166,12 @@ static bool process_arith(const struct process_env *env, const struct proto_req 
     return reply_bin(req, reply_of_arith(st), 0, out);
 }
 
+bool process_bin_get_reply(const struct proto_req *req, const struct item *it, const char *key,
+                           uint32_t nkey, struct sink *out)
+{
+    return it != NULL ? write_hit(req, it, key, nkey, true, out) : write_miss(req, key, nkey, out);
+}
+
 bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
                      uint32_t nkey, uint64_t hash, struct sink *out)
 {

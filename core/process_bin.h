@@ -23,6 +23,12 @@
  * Returns false only when the sink could not provide memory. Runs on the
  * shard that owns the store.
  */
+/* issue 17: the reply of a binary get (GET, GETQ, GETK, GETKQ) for `it`, or
+ * for a miss when NULL, written by copy; for a get served from another
+ * shard's memory (core/peek.c), whose item is a validated copy. */
+bool process_bin_get_reply(const struct proto_req *req, const struct item *it, const char *key,
+                           uint32_t nkey, struct sink *out) MC_MUST_CHECK;
+
 bool process_bin_key(const struct process_env *env, const struct proto_req *req, const char *key,
                      uint32_t nkey, uint64_t hash, struct sink *out) MC_MUST_CHECK;
 

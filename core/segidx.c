@@ -26,6 +26,19 @@
  * Invariants: `count` is the number of used entries; every used entry is in
  * one of the two candidate buckets of its key's hash; no two used entries
  * hold the same location.
+ *
+ * issue 17, shared reads: other shards read the table (core/peek.c) while
+ * the owner writes it. Every entry is stored with a relaxed atomic store
+ * (an 8-byte word is never seen torn) and the table the readers use is
+ * published through `shared`, a pointer to the whole allocation whose
+ * first word is the mask, so a reader never pairs one table with another's
+ * mask. A table replaced by growth is not freed at once: it is retired,
+ * stamped by the caller with an epoch (io/qsbr.c) and freed by
+ * segidx_reclaim() once every reader has passed a quiescent point after
+ * the stamp. Ordering between entries and item bytes is not this file's:
+ * readers validate against the owner's write sequence (peek.c).
+ *
+ *     allocation: | mask | next retired | stamp | 5 words unused | slots ... |
  */
 #include "segidx.h"
 
@@ -38,11 +51,16 @@
 #define SEGIDX_USED ((uint64_t)1 << 47)
 #define SEGIDX_LOC_MASK (SEGIDX_USED - 1)
 #define SEGIDX_POWER_MAX 30
+#define SEGIDX_HDR 8 /* words before the slots: mask, next retired, stamp (issue 17) */
+#define SEGIDX_UNSTAMPED UINT64_MAX
 
 _Static_assert(SEGIDX_SEG_BITS + SEGIDX_OFF_BITS == 47, "location fits below the used bit");
 
 struct segidx {
     uint64_t *slots; /* nbuckets * SEGIDX_SLOTS entries */
+    uint64_t *table; /* the allocation slots lie in (SEGIDX_HDR words first) */
+    uint64_t *shared; /* the table readers use: atomic, == table (issue 17) */
+    uint64_t *retired; /* tables replaced by growth, not yet freed */
     uint64_t mask;   /* nbuckets - 1 */
     unsigned power;
     uint64_t count;
@@ -72,6 +90,21 @@ static uint64_t entry(uint64_t hash, uint64_t loc)
     return ((uint64_t)tag_of(hash) << 48) | SEGIDX_USED | (loc & SEGIDX_LOC_MASK);
 }
 
+/* A zeroed table of 2^power buckets behind its header, mask set. */
+static uint64_t *table_alloc(unsigned power)
+{
+    uint64_t *t = calloc(SEGIDX_HDR + ((size_t)SEGIDX_SLOTS << power), sizeof(uint64_t));
+    if (t != NULL)
+        t[0] = ((uint64_t)1 << power) - 1;
+    return t;
+}
+
+/* Entries are written atomically: other shards read them (issue 17). */
+static void slot_store(uint64_t *slot, uint64_t e)
+{
+    __atomic_store_n(slot, e, __ATOMIC_RELAXED);
+}
+
 enum mc_status segidx_create(unsigned power, segidx_resolve_fn resolve, const void *ctx,
                              struct segidx **out)
 {
@@ -81,13 +114,15 @@ enum mc_status segidx_create(unsigned power, segidx_resolve_fn resolve, const vo
     struct segidx *idx = calloc(1, sizeof(*idx));
     if (idx == NULL)
         return MC_ENOMEM;
-    idx->slots = calloc((size_t)SEGIDX_SLOTS << power, sizeof(uint64_t));
-    if (idx->slots == NULL) {
+    idx->table = table_alloc(power);
+    if (idx->table == NULL) {
         free(idx);
         return MC_ENOMEM;
     }
+    idx->slots = idx->table + SEGIDX_HDR;
     idx->power = power;
     idx->mask = ((uint64_t)1 << power) - 1;
+    __atomic_store_n(&idx->shared, idx->table, __ATOMIC_RELEASE);
     idx->resolve = resolve;
     idx->ctx = ctx;
     *out = idx;
@@ -98,7 +133,8 @@ void segidx_destroy(struct segidx **idx)
 {
     if (*idx == NULL)
         return;
-    free((*idx)->slots);
+    free((*idx)->table);
+    segidx_reclaim(*idx, SEGIDX_UNSTAMPED);
     free(*idx);
     *idx = NULL;
 }
@@ -156,10 +192,12 @@ static uint64_t *free_slot(struct segidx *idx, uint64_t hash)
 static bool segidx_grow(struct segidx *idx)
 {
     for (unsigned power = idx->power + 1; power <= SEGIDX_POWER_MAX; power++) {
-        uint64_t *slots = calloc((size_t)SEGIDX_SLOTS << power, sizeof(uint64_t));
-        if (slots == NULL)
+        uint64_t *table = table_alloc(power);
+        if (table == NULL)
             return false;
+        uint64_t *slots = table + SEGIDX_HDR;
         struct segidx next = *idx;
+        next.table = table;
         next.slots = slots;
         next.power = power;
         next.mask = ((uint64_t)1 << power) - 1;
@@ -177,11 +215,20 @@ static bool segidx_grow(struct segidx *idx)
                 *slot = e;
         }
         if (ok) {
-            free(idx->slots);
-            *idx = next;
+            uint64_t *old = idx->table;
+            old[1] = (uint64_t)(uintptr_t)idx->retired;
+            old[2] = SEGIDX_UNSTAMPED;
+            /* field by field: `shared` is read by other shards, and is
+             * written only atomically (a struct copy would write it too) */
+            idx->retired = old; /* readers may still be in it: see segidx_reclaim */
+            idx->table = table;
+            idx->slots = next.slots;
+            idx->mask = next.mask;
+            idx->power = next.power;
+            __atomic_store_n(&idx->shared, table, __ATOMIC_RELEASE);
             return true;
         }
-        free(slots);
+        free(table);
     }
     return false;
 }
@@ -199,7 +246,7 @@ enum mc_status segidx_insert(struct segidx *idx, uint64_t hash, uint64_t loc)
         if (slot == NULL)
             return MC_ENOMEM;
     }
-    *slot = entry(hash, loc);
+    slot_store(slot, entry(hash, loc));
     idx->count++;
     return MC_OK;
 }
@@ -223,7 +270,7 @@ bool segidx_update(struct segidx *idx, uint64_t hash, uint64_t old_loc, uint64_t
     uint64_t *slot = slot_of(idx, hash, old_loc);
     if (slot == NULL)
         return false;
-    *slot = entry(hash, new_loc);
+    slot_store(slot, entry(hash, new_loc));
     return true;
 }
 
@@ -232,14 +279,16 @@ bool segidx_remove(struct segidx *idx, uint64_t hash, uint64_t loc)
     uint64_t *slot = slot_of(idx, hash, loc);
     if (slot == NULL)
         return false;
-    *slot = 0;
+    slot_store(slot, 0);
     idx->count--;
     return true;
 }
 
 void segidx_clear(struct segidx *idx)
 {
-    memset(idx->slots, 0, ((size_t)SEGIDX_SLOTS << idx->power) * sizeof(uint64_t));
+    uint64_t n = (uint64_t)SEGIDX_SLOTS << idx->power;
+    for (uint64_t i = 0; i < n; i++)
+        slot_store(&idx->slots[i], 0);
     idx->count = 0;
 }
 
@@ -256,4 +305,60 @@ unsigned segidx_power(const struct segidx *idx)
 uint64_t segidx_bytes(const struct segidx *idx)
 {
     return ((uint64_t)SEGIDX_SLOTS << idx->power) * sizeof(uint64_t);
+}
+
+/* --- issue 17: shared reads and retired tables ----------------------------- */
+
+unsigned segidx_shared_candidates(const struct segidx *idx, uint64_t hash,
+                                  uint64_t locs[SEGIDX_CANDIDATES_MAX])
+{
+    const uint64_t *t = __atomic_load_n(&idx->shared, __ATOMIC_ACQUIRE);
+    uint64_t mask = t[0];
+    const uint64_t *slots = t + SEGIDX_HDR;
+    uint64_t b1 = hash & mask;
+    uint64_t b2 = (((hash >> 20) * 0x9e3779b97f4a7c15ull) >> 32) & mask; /* bucket2() */
+    uint16_t tag = tag_of(hash);
+    unsigned n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const uint64_t *s = slots + (pass == 0 ? b1 : b2) * SEGIDX_SLOTS;
+        for (int i = 0; i < SEGIDX_SLOTS; i++) {
+            uint64_t e = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+            if ((e & SEGIDX_USED) != 0 && (uint16_t)(e >> 48) == tag)
+                locs[n++] = e & SEGIDX_LOC_MASK;
+        }
+        if (b2 == b1)
+            break;
+    }
+    return n;
+}
+
+bool segidx_has_unstamped(const struct segidx *idx)
+{
+    return idx->retired != NULL && idx->retired[2] == SEGIDX_UNSTAMPED;
+}
+
+void segidx_stamp_retired(struct segidx *idx, uint64_t stamp)
+{
+    /* newest first: stop at the first one already stamped */
+    for (uint64_t *t = idx->retired; t != NULL && t[2] == SEGIDX_UNSTAMPED;
+         t = (uint64_t *)(uintptr_t)t[1])
+        t[2] = stamp;
+}
+
+bool segidx_reclaim(struct segidx *idx, uint64_t safe)
+{
+    /* stamps grow towards the head: free the tail that is safe */
+    uint64_t **link = &idx->retired;
+    while (*link != NULL && ((*link)[2] == SEGIDX_UNSTAMPED || (*link)[2] >= safe))
+        link = (uint64_t **)(void *)&(*link)[1];
+    if (safe == SEGIDX_UNSTAMPED) /* destroy: everything */
+        link = &idx->retired;
+    uint64_t *t = *link;
+    *link = NULL;
+    while (t != NULL) {
+        uint64_t *next = (uint64_t *)(uintptr_t)t[1];
+        free(t);
+        t = next;
+    }
+    return idx->retired != NULL;
 }

@@ -60,6 +60,26 @@ bool segidx_remove(struct segidx *idx, uint64_t hash, uint64_t loc);
 /* Removes every entry (keeps the size). */
 void segidx_clear(struct segidx *idx);
 
+/*
+ * --- issue 17: reads from other shards (core/peek.c) -----------------------
+ * segidx_shared_candidates() may be called by any thread while the owner
+ * writes the table: it returns the locations of up to 16 entries whose tag
+ * matches `hash` (the keys are not compared: the caller checks them, and
+ * validates what it read against the owner's write sequence). The table it
+ * reads stays allocated until the owner reclaims it: after a growth, the
+ * owner stamps the retired table with an epoch (segidx_stamp_retired, once
+ * segidx_has_unstamped says there is one) and frees it with
+ * segidx_reclaim(idx, safe) once every reader has been quiescent at an
+ * epoch above the stamp (io/qsbr.c). The other three are the owner's.
+ */
+#define SEGIDX_CANDIDATES_MAX 16
+unsigned segidx_shared_candidates(const struct segidx *idx, uint64_t hash,
+                                  uint64_t locs[SEGIDX_CANDIDATES_MAX]);
+bool segidx_has_unstamped(const struct segidx *idx);
+void segidx_stamp_retired(struct segidx *idx, uint64_t stamp);
+/* Frees retired tables stamped below `safe`; true while some remain. */
+bool segidx_reclaim(struct segidx *idx, uint64_t safe);
+
 uint64_t segidx_count(const struct segidx *idx);
 unsigned segidx_power(const struct segidx *idx); /* log2 of the bucket count */
 uint64_t segidx_bytes(const struct segidx *idx);

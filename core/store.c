@@ -1762,6 +1762,49 @@ unsigned store_crawl(struct store *store, unsigned budget)
     return freed;
 }
 
+/* --- issue 17: reads from other shards (core/peek.c) ------------------------------- */
+
+void store_peek_view(const struct store *store, struct store_peek_view *out)
+{
+    *out = (struct store_peek_view){
+        .idx = store->idx, .arena = store->segs.base, .seg_size = store->segs.seg_size,
+        .nsegs = store->segs.nsegs, .now = &store->now, .oldest_live = &store->oldest_live,
+        .flush_this_second = &store->flush_this_second, .flush_epoch = &store->flush_epoch,
+    };
+}
+
+struct segidx *store_index(struct store *store)
+{
+    return store->idx;
+}
+
+void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_t hash)
+{
+    uint64_t loc;
+    if (!segidx_find(store->idx, key, nkey, hash, &loc))
+        return;
+    struct item *it = item_at_loc(store, loc);
+    if (!store_is_flushed(store, it) && !store_is_expired(store, it))
+        store_hit(store, it);
+}
+
+void store_remote_hit_at(struct store *store, uint64_t loc)
+{
+    struct item *it = item_at_loc(store, loc);
+    if ((it->iflags & ITEM_LINKED) != 0 && !store_is_flushed(store, it) && !store_is_expired(store, it))
+        store_hit(store, it);
+}
+
+void store_count_remote_get(struct store *store, const struct item *it)
+{
+    store->m.cmd_get++;
+    if (it != NULL)
+        store_cm(store, it)->get_hits++; /* the copy's size picks the class, as the owner's would */
+    else
+        store->m.get_misses++;
+}
+/* --- end issue 17 --- */
+
 /* --- References ---------------------------------------------------------------------- */
 
 struct store_ref store_ref_get(struct store *store, const struct item *it)

@@ -347,6 +347,38 @@ uint32_t store_seg_gen(const struct store *store, uint32_t seg);
  * item's). Lowering it frees nothing at once: allocation waits for room
  * under the limit (evicting as usual). Issue 12: cache_memlimit. */
 void store_set_limit(struct store *store, uint64_t limit, uint64_t held);
+/* --- issue 17: reads from other shards (core/peek.c owns the protocol) ---
+ * Where a reader on another thread finds this store's index, items, clock
+ * and flush state. The pointers stay valid for the store's life; what they
+ * point to is written by the owner at any time, so a reader reads it only
+ * inside peek.c's validated window. store_index() is the owner's, for
+ * reclaiming retired index tables; store_count_remote_get() counts a get
+ * another shard served from its owner's memory in this (the reader's)
+ * store, as store_get() would have counted it. */
+struct segidx;
+struct store_peek_view {
+    const struct segidx *idx;
+    const char *arena;               /* segment 0 */
+    size_t seg_size;
+    uint32_t nsegs;
+    const mc_time_t *now;
+    const mc_time_t *oldest_live;
+    const bool *flush_this_second;
+    const uint8_t *flush_epoch;
+};
+void store_peek_view(const struct store *store, struct store_peek_view *out);
+struct segidx *store_index(struct store *store);
+void store_count_remote_get(struct store *store, const struct item *it); /* NULL: a miss */
+/* The owner's half of a get another shard served from this store: the read
+ * counted in the item as store_get() counts it (store_hit), if the key is
+ * still there and live; nothing else (no command is counted, nothing is
+ * unlinked). */
+void store_remote_hit(struct store *store, const char *key, size_t nkey, uint64_t hash);
+/* The same for the item at `loc` (segidx.h), which the caller knows is
+ * still that key's: nothing was written to the store since it was read
+ * there (peek_shard.wseq unchanged). Saves the index lookup. */
+void store_remote_hit_at(struct store *store, uint64_t loc);
+/* --- end issue 17 --- */
 
 /* The segment size the store chose, and its segment count. */
 size_t store_seg_size(const struct store *store);

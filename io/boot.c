@@ -47,6 +47,12 @@ int boot_setup(struct server *srv, char *err, size_t errlen)
     srv->chans = calloc((size_t)n * n, sizeof(*srv->chans));
     if (srv->shards == NULL || srv->chans == NULL)
         goto nomem;
+    /* issue 17: shards read each other's stores (core/peek.h, qsbr.h) */
+    srv->peek = aligned_alloc(64, sizeof(*srv->peek) * n);
+    srv->qsbr = qsbr_create(n);
+    if (srv->peek == NULL || srv->qsbr == NULL)
+        goto nomem;
+    memset(srv->peek, 0, sizeof(*srv->peek) * n);
 
     /* 512 KiB keeps small-request batches flowing; records over 64 KiB
      * (a large set, a large reply) travel by pointer (xchan.c), so the
@@ -198,6 +204,9 @@ void boot_teardown(struct server *srv)
         free(srv->chans);
         srv->chans = NULL;
     }
+    free(srv->peek); /* issue 17 */
+    srv->peek = NULL;
+    qsbr_destroy(&srv->qsbr);
     ring_destroy(&srv->ring);
     tls_server_destroy(&srv->tls);
     login_destroy(&srv->login);

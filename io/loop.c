@@ -231,7 +231,9 @@ static void on_tick(struct shard *shard)
 {
     shard->timer_armed = false;
     shard_clock(shard);
-    lrucrawl_tick(shard); /* issue 12: while lru_crawler is enabled */
+    route_write_begin(shard); /* issue 17: peers may be reading the store */
+    lrucrawl_tick(shard);     /* issue 12: while lru_crawler is enabled */
+    route_write_end(shard);
     http_tick(shard);
     idle_sweep(shard); /* issue 12: -o idle_timeout */
     watchconn_pump(shard); /* issue 12: watch */
@@ -371,6 +373,7 @@ static bool loop_idle_after_stop(struct shard *shard)
 static void loop_run(struct shard *shard)
 {
     for (;;) {
+        route_quiescent(shard); /* issue 17: holds nothing of a peer's now */
         guard_check_ring(shard);
         drain_cq(shard);
         route_poll(shard);
@@ -411,6 +414,7 @@ static void loop_teardown(struct shard *shard)
             conn_destroy(shard->conns[i]);
     }
     route_drop_backlogs(shard);
+    route_teardown(shard); /* issue 17: no peer reads the store from here on */
     guard_send_pool_fini(shard);
     shard_teardown(shard);
 }

@@ -78,7 +78,9 @@ static bool crawl_collect(struct shard *shard, int kind, struct sink *out)
 {
     (void)kind;
     (void)out;
+    route_write_begin(shard); /* issue 17: the lap frees memory peers may be reading */
     (void)store_crawl_lap(shard->store);
+    route_write_end(shard);
     return true;
 }
 

@@ -32,6 +32,17 @@
  * Broadcasts (flush_all, stats reset) and gathers (stats) ride on the same
  * channels, so they are ordered with the connection's earlier requests to
  * each shard.
+ *
+ * issue 17, reads served where they arrive: a get of another shard's key
+ * is usually not forwarded at all: core/peek.c reads it from the owner's
+ * memory. This file keeps what that needs: the shard's store made readable
+ * (route_setup), the write side around store changes made outside exec
+ * (flush_all here, the crawler in loop.c), the per-key-slot count of
+ * forwarded requests not yet answered (a get of such a key is forwarded
+ * behind them), the flush_all counts, the quiescent points and offline
+ * spells of QSBR (qsbr.h) that free retired index tables, and X_BUMP: a
+ * one-way record by which a shard that served a read tells the owner to
+ * count it in the item, as its own get would have.
  */
 #include "route.h"
 
@@ -40,9 +51,11 @@
 
 #include "../core/exec.h"
 #include "../core/ring.h"
+#include "../core/segidx.h"
 #include "conn.h"
 #include "log.h"
 #include "memlimit.h"
+#include "qsbr.h"
 #include "shard.h"
 #include "uring.h"
 #include "xchan.h"
@@ -56,6 +69,15 @@ enum xtype {
     X_GATHER_REQ,
     X_GATHER_REPLY,
     X_MEMLIMIT, /* issue 12: cache_memlimit changed the limit (io/memlimit.c) */
+    X_BUMP, /* issue 17: a read served from the owner's memory, for it to count */
+};
+
+struct x_bump {
+    uint64_t hash;
+    uint64_t loc;  /* where the reader found it... */
+    uint32_t wseq; /* ...at this write sequence of the owner's */
+    uint32_t nkey;
+    /* then: key */
 };
 
 struct x_req {
@@ -72,6 +94,7 @@ struct x_reply {
     struct oseg *seg;
     uint32_t conn_index;
     uint32_t conn_gen;
+    uint32_t peek_slot; /* issue 17: the key's slot, counted down on arrival */
     /* reply bytes */
 };
 
@@ -260,7 +283,20 @@ static bool route_forward(void *router, unsigned owner, const struct proto_req *
                      req->opaque, req->nopaque))
         return false;
     shard->m.forwarded_out++;
+    if (shard->peek_pending != NULL) /* issue 17: gets of this key wait for it */
+        shard->peek_pending[peek_slot(hash)]++;
     return true;
+}
+
+/* issue 17: exec_ctx.bump: the owner counts a read served from its memory */
+static void route_bump(void *router, unsigned owner, const char *key, uint32_t nkey, uint64_t hash,
+                       uint64_t loc, unsigned wseq)
+{
+    struct shard *shard = router;
+    struct x_bump x = {.hash = hash, .loc = loc, .wseq = wseq, .nkey = nkey};
+    if (!route_send(shard, owner, X_BUMP, &x, sizeof(x), key, nkey, NULL, 0))
+        log_error(shard->srv, "shard %u: out of memory sending a read count", shard->id);
+    shard->m.peek_bumps_out++;
 }
 
 void route_setup(struct shard *shard)
@@ -288,7 +324,72 @@ void route_setup(struct shard *shard)
         .slab_classes = store_class_count(shard->store),
         .verbosity_max = LOG_LEVEL_MAX,
     };
+    /* issue 17: with peers, gets of their keys are read from their memory
+     * (core/peek.c) and this store is readable by them */
+    if (shard->exec.ring != NULL && srv->nshards > 1) {
+        shard->peek = (struct peek_reader){
+            .shards = srv->peek,
+            .nshards = srv->nshards,
+            .flush_want = calloc(srv->nshards, sizeof(uint64_t)),
+        };
+        shard->peek_pending = calloc(PEEK_SLOTS, sizeof(uint32_t));
+        shard->peek.pending = shard->peek_pending;
+        if (shard->peek.flush_want != NULL && shard->peek_pending != NULL) {
+            struct peek_shard *self = &srv->peek[shard->id];
+            store_peek_view(shard->store, &self->view);
+            atomic_store_explicit(&self->readable, true, memory_order_release);
+            shard->exec.peek_self = self;
+            shard->exec.peek = &shard->peek;
+            shard->exec.bump = route_bump;
+        }
+    }
 }
+
+/* --- issue 17: reads served where they arrive (core/peek.h) ------------- */
+
+void route_write_begin(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL)
+        peek_write_begin(shard->exec.peek_self);
+}
+
+void route_write_end(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL)
+        peek_write_end(shard->exec.peek_self);
+}
+
+void route_quiescent(struct shard *shard)
+{
+    struct qsbr *q = shard->srv->qsbr;
+    if (shard->exec.peek_self == NULL)
+        return;
+    qsbr_quiescent(q, shard->id);
+    /* index tables retired by growth: stamped now, freed once every peer
+     * has been quiescent since (core/segidx.h) */
+    struct segidx *idx = store_index(shard->store);
+    if (segidx_has_unstamped(idx))
+        segidx_stamp_retired(idx, qsbr_retire(q));
+    (void)segidx_reclaim(idx, qsbr_safe(q));
+}
+
+void route_teardown(struct shard *shard)
+{
+    if (shard->exec.peek_self != NULL) {
+        /* Peers read only while they serve connections, and every
+         * connection of every shard is closed before any loop ends
+         * (loop_idle_after_stop), so none reads this store any more. */
+        atomic_store_explicit(&shard->exec.peek_self->readable, false, memory_order_release);
+        qsbr_offline(shard->srv->qsbr, shard->id);
+        shard->exec.peek_self = NULL;
+        shard->exec.peek = NULL;
+    }
+    free(shard->peek.flush_want);
+    shard->peek.flush_want = NULL;
+    free(shard->peek_pending);
+    shard->peek_pending = NULL;
+}
+
 
 static void handle_req(struct shard *shard, unsigned from, const struct x_req *x, size_t len)
 {
@@ -312,7 +413,8 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
         bool ok = exec_reply_nomem(&req, &shard->scratch_sink);
         (void)ok; /* the scratch buffer always holds this much */
     }
-    struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen};
+    struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen,
+                            .peek_slot = peek_slot(x->hash)};
     if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
                     scratch_len(shard), NULL, 0))
         log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
@@ -330,7 +432,12 @@ static void handle_reply(struct shard *shard, const struct x_reply *x, size_t le
 static void flush_local(struct shard *shard, int64_t delay)
 {
     mc_time_t when = delay > 0 ? mc_clock_exptime(&shard->srv->clock, shard->now, delay) : shard->now;
+    route_write_begin(shard);
     store_flush(shard->store, when);
+    route_write_end(shard);
+    /* issue 17: a shard that sent this flush reads this store again only
+     * once it is applied */
+    atomic_fetch_add_explicit(&shard->srv->peek[shard->id].flushes, 1, memory_order_release);
 }
 
 void route_flush_all(struct shard *shard, int64_t delay)
@@ -338,7 +445,12 @@ void route_flush_all(struct shard *shard, int64_t delay)
     struct x_flush x = {.delay = delay};
     flush_local(shard, delay);
     for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
-        if (dst != shard->id && !route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
+        if (dst == shard->id)
+            continue;
+        if (shard->peek.flush_want != NULL) /* issue 17 */
+            shard->peek.flush_want[dst] =
+                atomic_load_explicit(&shard->srv->peek[dst].flushes, memory_order_acquire) + 1;
+        if (!route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
             log_error(shard->srv, "shard %u: out of memory broadcasting flush_all", shard->id);
     }
 }
@@ -450,8 +562,20 @@ static void route_handle(struct shard *shard, unsigned from, const struct xrec *
         handle_req(shard, from, p, rec->len);
         break;
     case X_REPLY:
+        if (shard->peek_pending != NULL) /* issue 17 */
+            shard->peek_pending[((const struct x_reply *)p)->peek_slot]--;
         handle_reply(shard, p, rec->len);
         break;
+    case X_BUMP: { /* issue 17 */
+        const struct x_bump *x = p;
+        /* nothing written since the read: the item is still where it was */
+        if (shard->exec.peek_self != NULL &&
+            x->wseq == atomic_load_explicit(&shard->exec.peek_self->wseq, memory_order_relaxed))
+            store_remote_hit_at(shard->store, x->loc);
+        else
+            store_remote_hit(shard->store, (const char *)(x + 1), x->nkey, x->hash);
+        break;
+    }
     case X_FLUSH:
         flush_local(shard, ((const struct x_flush *)p)->delay);
         break;
@@ -484,12 +608,20 @@ bool route_sleep(struct shard *shard)
         if (from != shard->id && !xchan_sleep(server_chan(srv, from, shard->id)))
             empty = false;
     }
+    if (empty && shard->exec.peek_self != NULL) { /* issue 17: blocked: quiescent */
+        qsbr_offline(shard->srv->qsbr, shard->id);
+        shard->qsbr_offline = true;
+    }
     return empty;
 }
 
 void route_awake(struct shard *shard)
 {
     struct server *srv = shard->srv;
+    if (shard->qsbr_offline) {
+        qsbr_online(srv->qsbr, shard->id);
+        shard->qsbr_offline = false;
+    }
     for (unsigned from = 0; from < srv->nshards; from++) {
         if (from != shard->id)
             xchan_awake(server_chan(srv, from, shard->id));

@@ -30,6 +30,15 @@ struct oseg;
  * the server's settings. Once, on the shard's thread, after shard_setup. */
 void route_setup(struct shard *shard);
 
+/* issue 17: reads served where they arrive (core/peek.h). Around anything
+ * that changes the store outside exec (the crawler, flush_all); at the top
+ * of each loop iteration (a quiescent point: reclaims what peers no longer
+ * read); and at the end, before the store goes (peers stop reading it). */
+void route_write_begin(struct shard *shard);
+void route_write_end(struct shard *shard);
+void route_quiescent(struct shard *shard);
+void route_teardown(struct shard *shard);
+
 /* flush_all: applies `delay` (the client's argument) on every shard. */
 void route_flush_all(struct shard *shard, int64_t delay);
 

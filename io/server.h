@@ -19,9 +19,11 @@
 #include "../core/cfg.h"
 #include "../core/clock.h"
 #include "../core/exec.h"
+#include "../core/peek.h"
 #include "../core/proto.h"
 #include "../core/ring.h"
 #include "detail.h"
+#include "qsbr.h"
 #include "watch.h"
 #include "../numa/place.h"
 
@@ -75,6 +77,8 @@ struct server {
     struct detail detail;   /* `stats detail`: per-prefix counts (detail.c) */
     struct watch watch;     /* `watch`: log streams (watch.c, issue 12) */
     bool io_epoll;          /* shards run the epoll backend, not io_uring (evring.h; app.c) */
+    struct peek_shard *peek; /* issue 17: [shard] write sequence and store view (core/peek.h) */
+    struct qsbr *qsbr;       /* issue 17: reclamation of what peers may read (qsbr.h) */
 
     /* Startup gate: shards count themselves ready, main opens the gate once
      * every started shard has its ring (so every ring_fd is known). */

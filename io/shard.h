@@ -29,6 +29,7 @@
 #include "../core/latency.h"
 #include "../core/metrics.h"
 #include "../core/exec.h"
+#include "../core/peek.h"
 #include "../core/process.h"
 #include "../core/store.h"
 #include "listen.h"
@@ -57,6 +58,7 @@
     ACTION(forwarded_out, COUNTER, "Keyed requests sent to the shard that owns the key")      \
     ACTION(forwarded_in, COUNTER, "Keyed requests served for other shards")                   \
     ACTION(xchan_wakeups, COUNTER, "Wakeups sent to other shards that said they may block")   \
+    ACTION(peek_bumps_out, COUNTER, "Gets served from another shard's memory that it still had to count (issue 17)") \
     ACTION(uring_submits, COUNTER, "io_uring_enter submissions")                              \
     ACTION(uring_completions, COUNTER, "io_uring completions handled")                        \
     ACTION(ssl_handshake_errors, COUNTER, "TLS handshakes that failed (bad certificate, protocol)") \
@@ -150,6 +152,9 @@ struct shard {
     struct process_env env;
     struct exec_ctx exec;  /* how this shard executes requests (route_setup) */
     struct conn *serving;  /* the connection whose request exec_request runs */
+    struct peek_reader peek; /* issue 17: this shard's reads of peers' stores (route.c) */
+    uint32_t *peek_pending;  /* issue 17: [peek_slot(hash)] forwarded, unanswered (route.c) */
+    bool qsbr_offline;       /* issue 17: blocked in the kernel (qsbr.h) */
     mc_time_t now;
 
     /* provided receive buffers */

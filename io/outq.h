@@ -133,6 +133,11 @@ bool outq_ref(struct outq *q, const void *data, size_t len, outq_release_fn rele
 #define OUTQ_COMPACT_MIN 4
 void outq_compact(struct outq *q);
 
+/* Lets go of the segments at the head that have nothing left to send (a
+ * noreply's filled placeholder holds no byte, and no send would ever
+ * reclaim it while later placeholders keep the connection from sending). */
+void outq_trim(struct outq *q);
+
 /* True when the head of the queue has bytes that may be sent now. */
 bool outq_ready(const struct outq *q);
 

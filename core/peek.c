@@ -75,7 +75,7 @@
 
 #include "clock.h"
 #include "item.h"
-#include "metrics.h"
+#include "process.h"
 #include "segidx.h"
 
 /* The seqlock's racy reads: not instrumented by TSan (validated by wseq). */
@@ -102,36 +102,11 @@ static PEEK_RACY void peek_read_clock(const struct store_peek_view *v, struct pe
 
 _Static_assert(ITEM_HEADER_SIZE == 28, "PEEK_WORDS_MAX (peek.h) counts a 28-byte header");
 
-/* The reply, composed from the validated copy as process.c's write_value
- * composes it from an item (by copy). */
+/* The reply, composed from the validated copy by process.c's own VALUE
+ * line writer, always copying (the copy is this shard's, not the owner's). */
 bool peek_write_text(const struct item *it, bool with_cas, struct sink *out)
 {
-    size_t nkey = item_nkey(it), nbytes = item_nbytes(it);
-    size_t max = 6 + nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + nbytes + 2;
-    char *start = sink_reserve(out, max);
-    if (start == NULL)
-        return false;
-    char *p = start;
-    memcpy(p, "VALUE ", 6);
-    p += 6;
-    memcpy(p, item_key(it), nkey);
-    p += nkey;
-    *p++ = ' ';
-    p += metrics_u64toa(item_flags(it), p);
-    *p++ = ' ';
-    p += metrics_u64toa(nbytes, p);
-    if (with_cas) {
-        *p++ = ' ';
-        p += metrics_u64toa(item_cas(it), p);
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    memcpy(p, item_value(it), nbytes);
-    p += nbytes;
-    *p++ = '\r';
-    *p++ = '\n';
-    sink_commit(out, (size_t)(p - start));
-    return true;
+    return process_write_value(NULL, it, item_key(it), item_nkey(it), with_cas, out);
 }
 
 enum peek_result peek_lookup(const struct peek_reader *r, unsigned owner, const char *key,

@@ -51,11 +51,11 @@ mc_time_t process_exptime(const struct process_env *env, int64_t exptime)
  * pin cost more than copying a small value). */
 #define PROCESS_REF_MIN 1024
 
-static bool write_value(struct store *store, const struct item *it, const char *key,
-                        uint32_t nkey, bool with_cas, struct sink *out)
+bool process_write_value(struct store *store, const struct item *it, const char *key, uint32_t nkey,
+                         bool with_cas, struct sink *out)
 {
     size_t nbytes = item_nbytes(it);
-    bool by_ref = out->ref != NULL && nbytes >= PROCESS_REF_MIN;
+    bool by_ref = store != NULL && out->ref != NULL && nbytes >= PROCESS_REF_MIN;
     size_t copied = by_ref ? 0 : nbytes; /* by reference: the header only */
     /* "VALUE " key " " flags(10) " " bytes(10) " " cas(20) "\r\n" data "\r\n" */
     size_t max = 6 + nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + copied + 2;
@@ -149,11 +149,11 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
     case PROTO_GET:
     case PROTO_GETS:
         it = store_get(env->store, key, nkey, hash);
-        return it == NULL || write_value(env->store, it, key, nkey, req->cmd == PROTO_GETS, out);
+        return it == NULL || process_write_value(env->store, it, key, nkey, req->cmd == PROTO_GETS, out);
     case PROTO_GAT:
     case PROTO_GATS:
         it = store_gat(env->store, key, nkey, hash, process_exptime(env, req->exptime));
-        return it == NULL || write_value(env->store, it, key, nkey, req->cmd == PROTO_GATS, out);
+        return it == NULL || process_write_value(env->store, it, key, nkey, req->cmd == PROTO_GATS, out);
     case PROTO_SET:
     case PROTO_ADD:
     case PROTO_REPLACE:

@@ -66,4 +66,11 @@ bool process_key(const struct process_env *env, const struct proto_req *req, con
  * commands. Any thread. */
 enum store_op process_store_op(enum proto_cmd cmd);
 
+/* Writes a get's `VALUE key flags bytes [cas]` line and the value. With a
+ * store, values of 1 KiB or more go by reference (the sink's ref hook, the
+ * item's segment pinned until the send); without one (NULL), the value is
+ * copied, as for an item that is not the store's (core/peek.c's copy). */
+bool process_write_value(struct store *store, const struct item *it, const char *key, uint32_t nkey,
+                         bool with_cas, struct sink *out);
+
 #endif

@@ -416,8 +416,18 @@ static void handle_req(struct shard *shard, unsigned from, const struct x_req *x
     struct x_reply reply = {.seg = x->seg, .conn_index = x->conn_index, .conn_gen = x->conn_gen,
                             .peek_slot = peek_slot(x->hash)};
     if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
-                    scratch_len(shard), NULL, 0))
-        log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
+                    scratch_len(shard), NULL, 0)) {
+        /* No memory for a large reply's record: the requester gets
+         * memcached's out-of-memory answer in its place (a few bytes), so
+         * its placeholder is filled and the replies after it go out. */
+        scratch_reset(shard);
+        bool ok = exec_reply_nomem(&req, &shard->scratch_sink);
+        (void)ok; /* the scratch buffer always holds this much */
+        shard->m.malloc_fails++;
+        if (!route_send(shard, from, X_REPLY, &reply, sizeof(reply), shard->scratch,
+                        scratch_len(shard), NULL, 0))
+            log_error(shard->srv, "shard %u: out of memory forwarding a reply", shard->id);
+    }
 }
 
 static void handle_reply(struct shard *shard, const struct x_reply *x, size_t len)

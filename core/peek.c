@@ -115,7 +115,8 @@ enum peek_result peek_lookup(const struct peek_reader *r, unsigned owner, const 
 {
     const struct peek_shard *o = &r->shards[owner];
     if (r->pending[peek_slot(hash)] != 0 ||
-        atomic_load_explicit(&o->flushes, memory_order_acquire) < r->flush_want[owner] ||
+        atomic_load_explicit(r->flush_issued, memory_order_acquire) >
+            atomic_load_explicit(&o->flushes, memory_order_acquire) ||
         !atomic_load_explicit(&o->readable, memory_order_acquire))
         return PEEK_FORWARD;
     unsigned s1 = atomic_load_explicit(&o->wseq, memory_order_acquire);

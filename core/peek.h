@@ -43,7 +43,9 @@ struct peek_reader {
                                 * for keys of that slot, not yet answered: while
                                 * any, a get of such a key is forwarded too, so it
                                 * runs after them in channel order */
-    uint64_t *flush_want;      /* [owner]: its `flushes` must reach this */
+    const atomic_uint_least64_t *flush_issued; /* flush_alls any shard started: an owner
+                                * whose `flushes` is behind it is read by
+                                * forwarding (after the flush in its queue) */
 };
 
 /* The owner, around anything that may change an index entry, an item a

@@ -330,11 +330,11 @@ void route_setup(struct shard *shard)
         shard->peek = (struct peek_reader){
             .shards = srv->peek,
             .nshards = srv->nshards,
-            .flush_want = calloc(srv->nshards, sizeof(uint64_t)),
+            .flush_issued = &srv->flush_issued,
         };
         shard->peek_pending = calloc(PEEK_SLOTS, sizeof(uint32_t));
         shard->peek.pending = shard->peek_pending;
-        if (shard->peek.flush_want != NULL && shard->peek_pending != NULL) {
+        if (shard->peek_pending != NULL) {
             struct peek_shard *self = &srv->peek[shard->id];
             store_peek_view(shard->store, &self->view);
             atomic_store_explicit(&self->readable, true, memory_order_release);
@@ -384,8 +384,6 @@ void route_teardown(struct shard *shard)
         shard->exec.peek_self = NULL;
         shard->exec.peek = NULL;
     }
-    free(shard->peek.flush_want);
-    shard->peek.flush_want = NULL;
     free(shard->peek_pending);
     shard->peek_pending = NULL;
 }
@@ -445,21 +443,22 @@ static void flush_local(struct shard *shard, int64_t delay)
     route_write_begin(shard);
     store_flush(shard->store, when);
     route_write_end(shard);
-    /* issue 17: a shard that sent this flush reads this store again only
-     * once it is applied */
+    /* issue 17: readers on other shards read this store again once it
+     * has applied every flush_all issued (peek_lookup) */
     atomic_fetch_add_explicit(&shard->srv->peek[shard->id].flushes, 1, memory_order_release);
 }
 
 void route_flush_all(struct shard *shard, int64_t delay)
 {
     struct x_flush x = {.delay = delay};
+    /* issue 17: before any shard applies it, so that no shard reads an
+     * owner's store directly until the owner has applied it, whichever
+     * connection asks next */
+    atomic_fetch_add_explicit(&shard->srv->flush_issued, 1, memory_order_release);
     flush_local(shard, delay);
     for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
         if (dst == shard->id)
             continue;
-        if (shard->peek.flush_want != NULL) /* issue 17 */
-            shard->peek.flush_want[dst] =
-                atomic_load_explicit(&shard->srv->peek[dst].flushes, memory_order_acquire) + 1;
         if (!route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
             log_error(shard->srv, "shard %u: out of memory broadcasting flush_all", shard->id);
     }

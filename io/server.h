@@ -78,6 +78,7 @@ struct server {
     struct watch watch;     /* `watch`: log streams (watch.c, issue 12) */
     bool io_epoll;          /* shards run the epoll backend, not io_uring (evring.h; app.c) */
     struct peek_shard *peek; /* issue 17: [shard] write sequence and store view (core/peek.h) */
+    atomic_uint_least64_t flush_issued; /* issue 17: flush_alls any shard started (core/peek.h) */
     struct qsbr *qsbr;       /* issue 17: reclamation of what peers may read (qsbr.h) */
 
     /* Startup gate: shards count themselves ready, main opens the gate once

@@ -111,9 +111,9 @@ static void *reader(void *arg)
     struct run *r = ((void **)arg)[0];
     unsigned id = (unsigned)(uintptr_t)((void **)arg)[1];
     static _Thread_local uint32_t pending[PEEK_SLOTS];
-    uint64_t flush_want = 0;
+    static atomic_uint_least64_t flush_issued; /* no flush_all in this run */
     struct peek_reader pr = {.shards = &r->owner, .nshards = 1, .pending = pending,
-                             .flush_want = &flush_want};
+                             .flush_issued = &flush_issued};
     static _Thread_local char out[8192];
     uint64_t x = 88172645463325252ull + id;
     while (!atomic_load(&r->done)) {
@@ -292,8 +292,8 @@ static void test_peek_forwards_while_its_writes_are_in_flight(void **state)
     uint64_t hash = hash_key("k", 1);
     assert_int_equal(store_set(store, STORE_SET, "k", 1, hash, 7, 0, "v", 1, 0, NULL), MC_OK);
     static uint32_t pending[PEEK_SLOTS];
-    uint64_t flush_want = 0;
-    struct peek_reader pr = {.shards = &owner, .nshards = 1, .pending = pending, .flush_want = &flush_want};
+    static atomic_uint_least64_t flush_issued;
+    struct peek_reader pr = {.shards = &owner, .nshards = 1, .pending = pending, .flush_issued = &flush_issued};
     char out[256];
     struct sink s = {.pos = out, .end = out + sizeof(out), .grow = sink_full};
     /* fresh: served, and the owner must count the read in the item; once
@@ -315,7 +315,8 @@ static void test_peek_forwards_while_its_writes_are_in_flight(void **state)
     pending[peek_slot(hash)] = 1;
     assert_int_equal(peek_get(&pr, 0, "k", 1, hash, true, &s), PEEK_FORWARD);
     pending[peek_slot(hash)] = 0;
-    flush_want = 1;
+    /* a flush_all some shard started and the owner has not applied: forwarded */
+    atomic_store(&flush_issued, 1);
     assert_int_equal(peek_get(&pr, 0, "k", 1, hash, true, &s), PEEK_FORWARD);
     atomic_store(&owner.flushes, 1);
     assert_int_equal(peek_get(&pr, 0, "absent", 6, hash_key("absent", 6), false, &s), PEEK_MISS);

@@ -19,13 +19,19 @@ it) per item, and the RSS of the idle server, which is the fixed overhead
 
     bench/rss_per_item.py [--build build] [--items 1000000] [--value 100]
                           [--threads 2] [--memory 1024] [--markdown]
+                          [--results bench/RESULTS.md]
+
+--results writes the table, with the command and the commit, as this
+script's section of RESULTS.md (benchlib.write_section).
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
 from hitratio import MEMCACHED, Server, rss_kb  # noqa: E402
 
 
@@ -47,6 +53,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory", type=int, default=1024)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--results", help="write the table as this script's section of RESULTS.md")
     args = ap.parse_args()
     corecache = os.path.join(args.build, "corecache")
     common = ["-t", str(args.threads), "-m", str(args.memory)]
@@ -84,14 +91,26 @@ def main():
                   file=sys.stderr, flush=True)
         finally:
             server.stop()
+    table = ["| server | items held | idle RSS (MB) | loaded RSS (MB) | RSS growth per item (B) | "
+             "RSS per item of the next %d (B) | server's bytes per item (B) |" % args.items,
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        table.append("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |" %
+                     (r["server"], r["items"], r["rss_idle_mb"], r["rss_mb"], r["rss_per_item"],
+                      r["marginal_per_item"], r["bytes_per_item"]))
     if args.markdown:
-        print("| server | items held | idle RSS (MB) | loaded RSS (MB) | RSS growth per item (B) | "
-              "RSS per item of the next %d (B) | server's bytes per item (B) |" % args.items)
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for r in rows:
-            print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |" %
-                  (r["server"], r["items"], r["rss_idle_mb"], r["rss_mb"], r["rss_per_item"],
-                   r["marginal_per_item"], r["bytes_per_item"]))
+        print("\n".join(table))
+    if args.results:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+        benchlib.write_section(args.results, "rss_per_item.py", "\n".join([
+            "## Memory per item (issue 11)", "",
+            "`bench/rss_per_item.py --results bench/RESULTS.md` (commit %s, %s): each server freshly "
+            "started with `-t %d -m %d`, %d keys of %d bytes loaded by pipelined noreply sets, RSS read "
+            "before and after; then as many again, whose RSS growth is memory per item alone. Target "
+            "(issue 11): at most 130 B per item." % (commit, time.strftime("%Y-%m-%d"), args.threads,
+                                                      args.memory, args.items, args.value),
+            ""] + table))
     return 0
 
 

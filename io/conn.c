@@ -429,6 +429,17 @@ static bool conn_yield(struct conn *conn, uint32_t served)
     return true;
 }
 
+/* issue 17: some shard started a flush_all this one has not applied yet
+ * (its record waits in a channel, io/route.c route_flush_all): requests
+ * wait for it, so that a get after an acknowledged flush_all sees it on
+ * every shard, served here or read from another's memory. */
+static bool conn_flush_pending(const struct shard *shard)
+{
+    const struct server *srv = shard->srv;
+    return atomic_load_explicit(&srv->flush_issued, memory_order_acquire) >
+           atomic_load_explicit(&srv->peek[shard->id].flushes, memory_order_acquire);
+}
+
 /* Parses and executes requests from buf; returns the bytes consumed. */
 static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
 {
@@ -436,6 +447,12 @@ static size_t conn_parse(struct conn *conn, const char *buf, size_t len)
     uint32_t served = 0; /* issue 12: -R, see conn_yield */
     conn->rneed = 0;
     conn->starved = false;
+    if (conn_flush_pending(conn->shard)) {
+        /* applied by route_poll later in this loop iteration; the
+         * requests run from the resume list after it */
+        conn_want_resume(conn);
+        return 0;
+    }
     while (off < len && conn_may_parse(conn)) {
         size_t need = 0;
         /* requests counted, a sample of them timed (shard.h) */

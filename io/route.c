@@ -451,10 +451,6 @@ static void flush_local(struct shard *shard, int64_t delay)
 void route_flush_all(struct shard *shard, int64_t delay)
 {
     struct x_flush x = {.delay = delay};
-    /* issue 17: before any shard applies it, so that no shard reads an
-     * owner's store directly until the owner has applied it, whichever
-     * connection asks next */
-    atomic_fetch_add_explicit(&shard->srv->flush_issued, 1, memory_order_release);
     flush_local(shard, delay);
     for (unsigned dst = 0; dst < shard->srv->nshards; dst++) {
         if (dst == shard->id)
@@ -462,6 +458,11 @@ void route_flush_all(struct shard *shard, int64_t delay)
         if (!route_send(shard, dst, X_FLUSH, &x, sizeof(x), NULL, 0, NULL, 0))
             log_error(shard->srv, "shard %u: out of memory broadcasting flush_all", shard->id);
     }
+    /* issue 17: counted once its records are on their way, and before the
+     * client hears OK: until a shard has applied every flush_all counted
+     * here, no shard reads its store directly (peek_lookup), and its own
+     * connections wait before running requests (conn.c, conn_flush_pending) */
+    atomic_fetch_add_explicit(&shard->srv->flush_issued, 1, memory_order_release);
 }
 
 static void reset_local(struct shard *shard)
